@@ -1,0 +1,117 @@
+package event
+
+import "net/netip"
+
+// Kprobe is the type-specific part of process_kprobe, process_tracepoint and
+// process_lsm events: a call that matched a tracing policy's selectors.
+type Kprobe struct {
+	// FunctionName is the hooked kernel function, syscall, LSM hook or
+	// tracepoint ("subsystem/event").
+	FunctionName string
+	// Mechanism is how the hook was attached: kprobe, kprobe.multi, fentry,
+	// fexit, fmod_ret, lsm, tracepoint, raw_tracepoint.
+	Mechanism string
+	Args      []Arg
+	// Return is set for return probes.
+	Return *Arg
+	// Action is the action taken, for example KPROBE_ACTION_POST or
+	// KPROBE_ACTION_SIGKILL.
+	Action string
+	// Monitor is set when the policy is in monitor mode: Action was not
+	// taken, it is what would have been done.
+	Monitor bool
+	// ActionNote explains the limits of the action, for example that a
+	// Sigkill on a syscall entry does not stop the call.
+	ActionNote string
+	// Errno is the error returned to the caller by an Override action.
+	Errno      int32
+	Signal     uint32
+	PolicyName string
+	Message    string
+	Tags       []string
+}
+
+func (k *Kprobe) clone() *Kprobe {
+	c := *k
+	c.Args = append([]Arg(nil), k.Args...)
+	if k.Return != nil {
+		r := *k.Return
+		c.Return = &r
+	}
+	return &c
+}
+
+// ArgKind selects which field of an Arg holds the value and names its JSON key.
+type ArgKind uint8
+
+const (
+	ArgInt ArgKind = iota + 1
+	ArgUint
+	ArgSize
+	ArgString
+	ArgBytes
+	ArgFile
+	ArgPath
+	ArgSock
+	ArgSkb
+	ArgSockaddr
+	ArgCred
+	ArgBinprm
+	ArgCapability
+	ArgCapEffective
+)
+
+var argKindKeys = [...]string{
+	ArgInt:          "int_arg",
+	ArgUint:         "uint_arg",
+	ArgSize:         "size_arg",
+	ArgString:       "string_arg",
+	ArgBytes:        "bytes_arg",
+	ArgFile:         "file_arg",
+	ArgPath:         "path_arg",
+	ArgSock:         "sock_arg",
+	ArgSkb:          "skb_arg",
+	ArgSockaddr:     "sockaddr_arg",
+	ArgCred:         "process_credentials_arg",
+	ArgBinprm:       "linux_binprm_arg",
+	ArgCapability:   "capability_arg",
+	ArgCapEffective: "cap_effective_arg",
+}
+
+// Key returns the JSON key of the argument kind, for example "file_arg".
+func (k ArgKind) Key() string {
+	if int(k) < len(argKindKeys) && argKindKeys[k] != "" {
+		return argKindKeys[k]
+	}
+	return "unknown_arg"
+}
+
+// Arg is one typed argument of a policy event.
+type Arg struct {
+	Kind  ArgKind
+	Label string
+
+	Int  int64
+	Uint uint64
+	// Str holds string values and the path of file, path and binprm args.
+	Str       string
+	Bytes     []byte
+	Truncated bool
+	// Flags are the open flags of a file, or permission bits of a path.
+	Flags uint32
+	Sock  *Sock
+	Cred  *Credentials
+}
+
+// Sock describes a socket or a socket address.
+type Sock struct {
+	Family   uint16
+	Type     uint16
+	Protocol uint16
+	State    uint8
+	Saddr    netip.Addr
+	Daddr    netip.Addr
+	Sport    uint16
+	Dport    uint16
+	Cookie   uint64
+}
