@@ -1,0 +1,140 @@
+// Package bpfsum records what the committed BPF objects were built from: a
+// hash of every file under bpf/ and the compiler and libbpf versions. A
+// package's tests compare the record with the sources, so an object that no
+// longer matches its sources fails the suite instead of shipping stale code.
+package bpfsum
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Compiler is the clang binary objects are built with.
+const Compiler = "clang-19"
+
+// Record is the content of a bpf_sources.sum file.
+type Record struct {
+	Sources string // sha256 of the bpf/ tree
+	Clang   string // first line of `clang-19 --version`
+	Libbpf  string // version of the libbpf headers
+}
+
+// HashSources hashes every regular file below dir (names and contents, in
+// lexical order).
+func HashSources(dir string) (string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ClangVersion returns the first line of the compiler's --version output.
+func ClangVersion() (string, error) {
+	out, err := exec.Command(Compiler, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", Compiler, err)
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line), nil
+}
+
+var libbpfVersion = regexp.MustCompile(`#define LIBBPF_(MAJOR|MINOR)_VERSION (\d+)`)
+
+// LibbpfVersion reads the version of the installed libbpf headers.
+func LibbpfVersion() (string, error) {
+	b, err := os.ReadFile("/usr/include/bpf/libbpf_version.h")
+	if err != nil {
+		return "", fmt.Errorf("libbpf headers: %w (install libbpf-dev)", err)
+	}
+	m := libbpfVersion.FindAllSubmatch(b, -1)
+	if len(m) != 2 {
+		return "", fmt.Errorf("libbpf_version.h: no version found")
+	}
+	return string(m[0][2]) + "." + string(m[1][2]), nil
+}
+
+// Current computes the record for the sources in dir with the installed
+// toolchain.
+func Current(dir string) (Record, error) {
+	var r Record
+	var err error
+	if r.Sources, err = HashSources(dir); err != nil {
+		return r, err
+	}
+	if r.Clang, err = ClangVersion(); err != nil {
+		return r, err
+	}
+	if r.Libbpf, err = LibbpfVersion(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// Marshal renders the record as the file content.
+func (r Record) Marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString("# What the committed BPF objects of this package were built from.\n")
+	b.WriteString("# Written by `go generate`; checked by the package's tests.\n")
+	fmt.Fprintf(&b, "sources %s\nclang %s\nlibbpf %s\n", r.Sources, r.Clang, r.Libbpf)
+	return b.Bytes()
+}
+
+// Read parses a record file.
+func Read(path string) (Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Record{}, err
+	}
+	defer f.Close()
+	var r Record
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(line, " ")
+		switch k {
+		case "sources":
+			r.Sources = v
+		case "clang":
+			r.Clang = v
+		case "libbpf":
+			r.Libbpf = v
+		default:
+			return Record{}, fmt.Errorf("%s: unknown key %q", path, k)
+		}
+	}
+	return r, sc.Err()
+}
