@@ -146,6 +146,9 @@ type Exit struct {
 type Lost struct {
 	Count  uint64
 	Reason string
+	// Sink names the sink that lost the events when the loss happened in
+	// one sink only (queue_full, sink_error); empty otherwise.
+	Sink string
 }
 
 // RateLimitInfo reports events dropped by the export rate limit.

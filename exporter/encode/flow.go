@@ -1,0 +1,218 @@
+package encode
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+var tcpFlagNames = [...]struct {
+	flag event.TCPFlags
+	name string
+}{
+	{event.TCPSYN, "SYN"}, {event.TCPACK, "ACK"}, {event.TCPFIN, "FIN"},
+	{event.TCPRST, "RST"}, {event.TCPPSH, "PSH"},
+}
+
+var flowPhaseNames = [...]string{
+	event.FlowStart:  "FLOW_START",
+	event.FlowEnd:    "FLOW_END",
+	event.FlowPacket: "FLOW_PACKET",
+}
+
+// appendFlow appends a flow body with Hubble's field names, plus the
+// process and parent that own the local socket.
+func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte {
+	f := ev.Flow
+	if f == nil {
+		f = &event.Flow{}
+	}
+	dst = append(dst, `{"time":`...)
+	dst = appendTime(dst, ev.Time)
+	dst = appendStringField(dst, "verdict", f.Verdict.String())
+	if f.DropReasonDesc != "" {
+		dst = appendStringField(dst, "drop_reason_desc", f.DropReasonDesc)
+	}
+	if f.Source.IsValid() || f.Destination.IsValid() {
+		dst = appendKey(dst, "IP")
+		dst = append(dst, '{')
+		if f.Source.IsValid() {
+			dst = appendKey(dst, "source")
+			dst = append(dst, '"')
+			dst = f.Source.AppendTo(dst)
+			dst = append(dst, '"')
+		}
+		if f.Destination.IsValid() {
+			dst = appendKey(dst, "destination")
+			dst = append(dst, '"')
+			dst = f.Destination.AppendTo(dst)
+			dst = append(dst, '"')
+		}
+		ip := f.Source
+		if !ip.IsValid() {
+			ip = f.Destination
+		}
+		if ip.Is4() || ip.Is4In6() {
+			dst = appendStringField(dst, "ipVersion", "IPv4")
+		} else {
+			dst = appendStringField(dst, "ipVersion", "IPv6")
+		}
+		dst = append(dst, '}')
+	}
+	if l4 := l4Name(f.Protocol); l4 != "" {
+		dst = appendKey(dst, "l4")
+		dst = append(dst, `{"`...)
+		dst = append(dst, l4...)
+		dst = append(dst, `":{"source_port":`...)
+		dst = strconv.AppendUint(dst, uint64(f.SourcePort), 10)
+		dst = append(dst, `,"destination_port":`...)
+		dst = strconv.AppendUint(dst, uint64(f.DestinationPort), 10)
+		if f.Protocol == event.ProtoTCP && f.TCPFlags != 0 {
+			dst = append(dst, `,"flags":{`...)
+			for _, n := range tcpFlagNames {
+				if f.TCPFlags&n.flag != 0 {
+					dst = appendBoolField(dst, n.name, true)
+				}
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, '}', '}')
+	}
+	dst = appendKey(dst, "source")
+	dst = appendEndpoint(dst, &f.SourceEndpoint)
+	dst = appendKey(dst, "destination")
+	dst = appendEndpoint(dst, &f.DestEndpoint)
+	dst = appendStringField(dst, "Type", "L3_L4")
+	dst = appendStringField(dst, "node_name", nodeName)
+	dst = appendStringField(dst, "traffic_direction", f.Direction.String())
+	dst = appendBoolField(dst, "is_reply", f.IsReply)
+	if len(f.EgressDeniedBy) > 0 {
+		dst = appendPolicies(dst, "egress_denied_by", f.EgressDeniedBy)
+	}
+	if len(f.IngressDeniedBy) > 0 {
+		dst = appendPolicies(dst, "ingress_denied_by", f.IngressDeniedBy)
+	}
+	dst = appendKey(dst, "Summary")
+	dst = append(dst, '"')
+	dst = appendSummary(dst, f)
+	dst = append(dst, '"')
+	dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
+	if len(f.PolicyNames) > 0 {
+		dst = appendStringList(dst, "policy_names", f.PolicyNames)
+	}
+	if int(f.Phase) < len(flowPhaseNames) && flowPhaseNames[f.Phase] != "" {
+		dst = appendStringField(dst, "phase", flowPhaseNames[f.Phase])
+	}
+	if f.BytesSent != 0 {
+		dst = appendUintField(dst, "bytes_sent", f.BytesSent)
+	}
+	if f.BytesReceived != 0 {
+		dst = appendUintField(dst, "bytes_received", f.BytesReceived)
+	}
+	if f.PacketsSent != 0 {
+		dst = appendUintField(dst, "packets_sent", f.PacketsSent)
+	}
+	if f.PacketsReceived != 0 {
+		dst = appendUintField(dst, "packets_received", f.PacketsReceived)
+	}
+	if f.Count > 1 {
+		dst = appendUintField(dst, "count", f.Count)
+	}
+	return append(dst, '}')
+}
+
+func l4Name(proto uint8) string {
+	switch proto {
+	case event.ProtoTCP:
+		return "TCP"
+	case event.ProtoUDP:
+		return "UDP"
+	case event.ProtoSCTP:
+		return "SCTP"
+	}
+	return ""
+}
+
+// appendSummary appends Hubble's one-line summary ("TCP Flags: SYN, ACK",
+// "UDP") without quotes; it contains no characters that need escaping.
+func appendSummary(dst []byte, f *event.Flow) []byte {
+	switch f.Protocol {
+	case event.ProtoTCP:
+		dst = append(dst, "TCP Flags:"...)
+		first := true
+		for _, n := range tcpFlagNames {
+			if f.TCPFlags&n.flag == 0 {
+				continue
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, ' ')
+			dst = append(dst, n.name...)
+			first = false
+		}
+		return dst
+	case event.ProtoUDP:
+		return append(dst, "UDP"...)
+	case event.ProtoSCTP:
+		return append(dst, "SCTP"...)
+	}
+	dst = append(dst, "IP protocol "...)
+	return strconv.AppendUint(dst, uint64(f.Protocol), 10)
+}
+
+func appendEndpoint(dst []byte, ep *event.Endpoint) []byte {
+	dst = append(dst, '{')
+	if ep.Identity != 0 {
+		dst = appendUintField(dst, "identity", uint64(ep.Identity))
+	}
+	if ep.Namespace != "" {
+		dst = appendStringField(dst, "namespace", ep.Namespace)
+	}
+	if len(ep.Labels) > 0 {
+		dst = appendStringList(dst, "labels", ep.Labels)
+	}
+	if ep.PodName != "" {
+		dst = appendStringField(dst, "pod_name", ep.PodName)
+	}
+	if len(ep.Workloads) > 0 {
+		dst = appendKey(dst, "workloads")
+		dst = append(dst, '[')
+		for i := range ep.Workloads {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"name":`...)
+			dst = AppendString(dst, ep.Workloads[i].Name)
+			dst = append(dst, `,"kind":`...)
+			dst = AppendString(dst, ep.Workloads[i].Kind)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// appendPolicies appends Hubble's policy objects; a "namespace/name"
+// reference becomes {"name":..., "namespace":...}.
+func appendPolicies(dst []byte, key string, refs []string) []byte {
+	dst = appendKey(dst, key)
+	dst = append(dst, '[')
+	for i, ref := range refs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		ns, name, ok := strings.Cut(ref, "/")
+		if !ok {
+			ns, name = "", ref
+		}
+		dst = append(dst, `{"name":`...)
+		dst = AppendString(dst, name)
+		if ns != "" {
+			dst = appendStringField(dst, "namespace", ns)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}

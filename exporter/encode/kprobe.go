@@ -1,0 +1,213 @@
+package encode
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// appendKprobe appends the body of process_kprobe, process_tracepoint and
+// process_lsm events, in Tetragon's shape plus Vigil's enforcement fields.
+func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
+	dst = append(dst, '{')
+	dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
+	k := ev.Kprobe
+	if k == nil {
+		return append(dst, '}')
+	}
+	if ev.Type == event.TypeProcessTracepoint {
+		subsys, name, ok := strings.Cut(k.FunctionName, "/")
+		if !ok {
+			subsys, name = "", k.FunctionName
+		}
+		dst = appendStringField(dst, "subsys", subsys)
+		dst = appendStringField(dst, "event", name)
+	} else {
+		dst = appendStringField(dst, "function_name", k.FunctionName)
+	}
+	if len(k.Args) > 0 {
+		dst = appendKey(dst, "args")
+		dst = append(dst, '[')
+		for i := range k.Args {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendArg(dst, &k.Args[i])
+		}
+		dst = append(dst, ']')
+	}
+	if k.Return != nil {
+		dst = appendKey(dst, "return")
+		dst = appendArg(dst, k.Return)
+	}
+	if k.Action != "" {
+		dst = appendStringField(dst, "action", k.Action)
+	}
+	if k.PolicyName != "" {
+		dst = appendStringField(dst, "policy_name", k.PolicyName)
+	}
+	if k.Message != "" {
+		dst = appendStringField(dst, "message", k.Message)
+	}
+	if len(k.Tags) > 0 {
+		dst = appendStringList(dst, "tags", k.Tags)
+	}
+	if k.Mechanism != "" {
+		dst = appendStringField(dst, "mechanism", k.Mechanism)
+	}
+	if k.Monitor {
+		dst = appendBoolField(dst, "monitor", true)
+	}
+	if k.ActionNote != "" {
+		dst = appendStringField(dst, "action_note", k.ActionNote)
+	}
+	if k.Errno != 0 {
+		dst = appendKey(dst, "errno")
+		dst = strconv.AppendInt(dst, int64(k.Errno), 10)
+	}
+	if k.Signal != 0 {
+		dst = appendKey(dst, "signal")
+		dst = append(dst, '"')
+		dst = appendSignal(dst, k.Signal)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+// appendArg appends one typed argument: {"<kind>_arg":value,"label":...}.
+func appendArg(dst []byte, a *event.Arg) []byte {
+	dst = append(dst, '{', '"')
+	dst = append(dst, a.Kind.Key()...)
+	dst = append(dst, '"', ':')
+	switch a.Kind {
+	case event.ArgInt:
+		dst = strconv.AppendInt(dst, a.Int, 10)
+	case event.ArgUint:
+		dst = strconv.AppendUint(dst, a.Uint, 10)
+	case event.ArgSize:
+		dst = append(dst, '"')
+		dst = strconv.AppendUint(dst, a.Uint, 10)
+		dst = append(dst, '"')
+	case event.ArgString:
+		dst = AppendString(dst, a.Str)
+	case event.ArgBytes:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, a.Bytes)
+		dst = append(dst, '"')
+	case event.ArgFile:
+		dst = append(dst, `{"path":`...)
+		dst = AppendString(dst, a.Str)
+		dst = append(dst, `,"flags":"`...)
+		dst = appendOpenFlags(dst, a.Flags)
+		dst = append(dst, '"', '}')
+	case event.ArgPath, event.ArgBinprm:
+		dst = append(dst, `{"path":`...)
+		dst = AppendString(dst, a.Str)
+		if a.Flags != 0 {
+			dst = append(dst, `,"permission":"`...)
+			dst = appendPermission(dst, a.Flags)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, '}')
+	case event.ArgSock, event.ArgSkb:
+		dst = appendSock(dst, a.Sock, a.Kind == event.ArgSock)
+	case event.ArgSockaddr:
+		dst = appendSockaddr(dst, a.Sock)
+	case event.ArgCred:
+		var c event.Credentials
+		if a.Cred != nil {
+			c = *a.Cred
+		}
+		dst = appendCreds(dst, &c)
+	case event.ArgCapability:
+		dst = append(dst, `{"value":`...)
+		dst = strconv.AppendInt(dst, a.Int, 10)
+		dst = append(dst, `,"name":"`...)
+		dst = append(dst, CapName(int(a.Int))...)
+		dst = append(dst, '"', '}')
+	case event.ArgCapEffective:
+		// Tetragon writes capability sets as 16 hex digits.
+		var b [16]byte
+		v := a.Uint
+		for i := 15; i >= 0; i-- {
+			b[i] = hexDigits[v&0xf]
+			v >>= 4
+		}
+		dst = append(dst, '"')
+		dst = append(dst, b[:]...)
+		dst = append(dst, '"')
+	default:
+		dst = append(dst, '{', '}')
+	}
+	if a.Truncated {
+		dst = appendBoolField(dst, "truncated", true)
+	}
+	if a.Label != "" {
+		dst = appendStringField(dst, "label", a.Label)
+	}
+	return append(dst, '}')
+}
+
+func appendSock(dst []byte, s *event.Sock, withState bool) []byte {
+	dst = append(dst, '{')
+	if s == nil {
+		return append(dst, '}')
+	}
+	dst = append(dst, `"family":"`...)
+	dst = lookup(familyNames, uint64(s.Family), "AF_", dst)
+	if withState {
+		dst = append(dst, `","type":"`...)
+		dst = lookup(sockTypeNames, uint64(s.Type), "SOCK_", dst)
+	}
+	dst = append(dst, `","protocol":"`...)
+	dst = lookup(protoNames, uint64(s.Protocol), "IPPROTO_", dst)
+	dst = append(dst, '"')
+	if s.Saddr.IsValid() {
+		dst = append(dst, `,"saddr":"`...)
+		dst = s.Saddr.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	if s.Daddr.IsValid() {
+		dst = append(dst, `,"daddr":"`...)
+		dst = s.Daddr.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	dst = appendUintField(dst, "sport", uint64(s.Sport))
+	dst = appendUintField(dst, "dport", uint64(s.Dport))
+	if withState {
+		if s.Cookie != 0 {
+			dst = appendUint64Field(dst, "cookie", s.Cookie)
+		}
+		if s.State != 0 {
+			dst = append(dst, `,"state":"`...)
+			dst = lookup(tcpStateNames, uint64(s.State), "TCP_", dst)
+			dst = append(dst, '"')
+		}
+	}
+	return append(dst, '}')
+}
+
+// appendSockaddr appends a socket address: the destination address when the
+// producer filled one (connect, sendmsg), else the source (bind).
+func appendSockaddr(dst []byte, s *event.Sock) []byte {
+	dst = append(dst, '{')
+	if s == nil {
+		return append(dst, '}')
+	}
+	addr, port := s.Daddr, s.Dport
+	if !addr.IsValid() {
+		addr, port = s.Saddr, s.Sport
+	}
+	dst = append(dst, `"family":"`...)
+	dst = lookup(familyNames, uint64(s.Family), "AF_", dst)
+	dst = append(dst, '"')
+	if addr.IsValid() {
+		dst = append(dst, `,"addr":"`...)
+		dst = addr.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	dst = appendUintField(dst, "port", uint64(port))
+	return append(dst, '}')
+}
