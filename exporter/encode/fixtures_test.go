@@ -47,7 +47,7 @@ func fixtureProcess(pod *event.Pod) *event.Process {
 		ExecID:       "bm9kZS1hOjEyMzQ1Njc4OTAxMjM0OjQyNDI=",
 		ParentExecID: "bm9kZS1hOjEyMzQ1Njc4MDAwMDAwOjQyMDA=",
 		PID:          4242, TID: 4242, UID: 1000, AUID: 4294967295,
-		Creds: event.Credentials{UID: 1000, GID: 1000, EUID: 0, EGID: 1000, SUID: 0, SGID: 1000, FSUID: 0, FSGID: 1000},
+		Creds:        event.Credentials{UID: 1000, GID: 1000, EUID: 0, EGID: 1000, SUID: 0, SGID: 1000, FSUID: 0, FSGID: 1000},
 		CWD:          "/srv/app",
 		Binary:       "/usr/bin/curl",
 		Arguments:    `-s -H "Authorization: Bearer x" https://api.example.com/v1/orders?id=42`,
@@ -130,7 +130,7 @@ func fixtures() map[string]*event.Event {
 			Errno: -1,
 		}}
 	return map[string]*event.Event{
-		"process_exec": exec,
+		"process_exec":      exec,
 		"process_exec_host": {Type: event.TypeProcessExec, Time: fixtureTime, Process: host},
 		"process_exit": {Type: event.TypeProcessExit, Time: fixtureTime, Process: proc, Parent: parent,
 			Exit: &event.Exit{Status: 0, Signal: 9}},
