@@ -1,0 +1,91 @@
+package observer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/sirupsen/logrus"
+)
+
+// Handler processes one record. The record is only valid during the call.
+type Handler func(rec []byte) error
+
+// Stats count what the observer read.
+type Stats struct {
+	Records uint64
+	// Unknown counts records whose opcode has no handler.
+	Unknown uint64
+	// Errors counts records a handler refused.
+	Errors uint64
+}
+
+// Observer dispatches ring buffer records by opcode.
+type Observer struct {
+	rd       *ringbuf.Reader
+	log      logrus.FieldLogger
+	handlers [256]Handler
+
+	records, unknown, errs atomic.Uint64
+}
+
+// New opens a reader on the ring buffer map events.
+func New(events *ebpf.Map, log logrus.FieldLogger) (*Observer, error) {
+	rd, err := ringbuf.NewReader(events)
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return &Observer{rd: rd, log: log}, nil
+}
+
+// Handle registers h for records whose first byte is op. Register every
+// handler before Run.
+func (o *Observer) Handle(op uint8, h Handler) { o.handlers[op] = h }
+
+// Stats returns the counters.
+func (o *Observer) Stats() Stats {
+	return Stats{Records: o.records.Load(), Unknown: o.unknown.Load(), Errors: o.errs.Load()}
+}
+
+// Run reads and dispatches records until ctx ends. It closes the reader.
+func (o *Observer) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { o.rd.Close() })
+	defer stop()
+	defer o.rd.Close()
+
+	var rec ringbuf.Record
+	for {
+		if err := o.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		o.Dispatch(rec.RawSample)
+	}
+}
+
+// Dispatch hands one record to its handler.
+func (o *Observer) Dispatch(b []byte) {
+	o.records.Add(1)
+	if len(b) == 0 {
+		o.unknown.Add(1)
+		return
+	}
+	h := o.handlers[b[0]]
+	if h == nil {
+		if o.unknown.Add(1) == 1 {
+			o.log.WithField("opcode", b[0]).Warn("record with an unknown opcode (counted, further ones not logged)")
+		}
+		return
+	}
+	if err := h(b); err != nil {
+		if n := o.errs.Add(1); n&(n-1) == 0 {
+			o.log.WithError(err).WithField("opcode", b[0]).Warn("record refused (counted; logged at powers of two)")
+		}
+	}
+}

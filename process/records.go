@@ -1,0 +1,228 @@
+package process
+
+import (
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/kprobes"
+)
+
+// Exec flags reported by the kernel.
+const (
+	execTruncPath  = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_PATH)
+	execErrPath    = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_PATH)
+	execTruncCWD   = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_CWD)
+	execErrCWD     = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_CWD)
+	execTruncArgs  = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_ARGS)
+	execErrArgs    = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_ARGS)
+	execUpperLayer = uint32(kprobes.ProcessExecFlagsEXEC_F_UPPER_LAYER)
+	execMemfd      = uint32(kprobes.ProcessExecFlagsEXEC_F_MEMFD)
+	execDeleted    = uint32(kprobes.ProcessExecFlagsEXEC_F_DELETED)
+	execSetuid     = uint32(kprobes.ProcessExecFlagsEXEC_F_SETUID)
+	execSetgid     = uint32(kprobes.ProcessExecFlagsEXEC_F_SETGID)
+)
+
+// ExecData splits the variable part of an exec record into binary path,
+// cwd and raw argv, clamping lengths to what the record holds.
+func ExecData(rec *kprobes.ProcessExecEvent, data []byte) (path, cwd, args []byte) {
+	take := func(n uint16) []byte {
+		k := min(int(n), len(data))
+		b := data[:k]
+		data = data[k:]
+		return b
+	}
+	path = take(rec.PathLen)
+	cwd = take(rec.CwdLen)
+	args = take(rec.ArgsLen)
+	return path, cwd, args
+}
+
+// Exec records the exec of rec.Hdr.Pid and returns the new process and its
+// parent (nil when the parent is unknown).
+func (c *Cache) Exec(rec *kprobes.ProcessExecEvent, data []byte) (proc, parent *event.Process) {
+	path, cwd, args := ExecData(rec, data)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	c.scratch, _ = appendArgs(c.scratch[:0], args)
+	formatted := c.scratch
+	need := execIDLen(c.cfg.NodeName) + len(path) + len(cwd) + len(formatted)
+	e, buf := newEntry(need)
+	a := arena{buf: buf}
+	p := &e.proc
+	p.PID = rec.Hdr.Pid
+	p.TID = rec.Hdr.Tid
+	p.Ktime = rec.Hdr.Ktime
+	p.StartTime = c.cfg.Clock.Wall(rec.Hdr.Ktime)
+	p.ExecID = a.appendExecID(c.cfg.NodeName, c.cfg.Clock.IDTime(rec.Hdr.Ktime), rec.Hdr.Pid)
+	p.Binary = a.add(path)
+	p.CWD = a.add(cwd)
+	p.Arguments = a.add(formatted)
+	p.UID = rec.Uid
+	p.AUID = rec.Auid
+	p.Creds = event.Credentials{
+		UID: rec.Uid, GID: rec.Gid, EUID: rec.Euid, EGID: rec.Egid,
+		SUID: rec.Suid, SGID: rec.Sgid, FSUID: rec.Fsuid, FSGID: rec.Fsgid,
+	}
+	p.CapPermitted = rec.CapPermitted
+	p.CapEffective = rec.CapEffective
+	p.CapInheritable = rec.CapInheritable
+	p.CgroupID = rec.CgroupId
+	p.Namespaces = c.namespaces(rec.Pidns, rec.Mntns, rec.Netns)
+	p.Flags = execFlags(rec.Flags, cwd)
+	bp := &p.BinaryProperties
+	bp.InodeNumber = rec.Ino
+	bp.InodeLinks = rec.Nlink
+	bp.UpperLayer = rec.Flags&execUpperLayer != 0
+	bp.Memfd = rec.Flags&execMemfd != 0
+	bp.Deleted = rec.Flags&execDeleted != 0
+	if rec.Flags&execSetuid != 0 {
+		e.setuid = rec.FileUid
+		bp.Setuid = &e.setuid
+	}
+	if rec.Flags&execSetgid != 0 {
+		e.setgid = rec.FileGid
+		bp.Setgid = &e.setgid
+	}
+	bp.PrivilegesRaised = rec.Euid != rec.Uid || rec.Egid != rec.Gid
+
+	e.parent = c.byPID[rec.Ppid]
+	if e.parent != nil {
+		c.stats.Hits++
+		p.ParentExecID = e.parent.proc.ExecID
+	} else {
+		c.stats.Misses++
+		p.Flags |= event.FlagNoParent
+	}
+	p.Pod = c.pod(p.CgroupID, e.parent)
+	c.insert(e, int64(rec.Hdr.Ktime))
+	return p, e.parentProc()
+}
+
+func execFlags(f uint32, cwd []byte) event.Flags {
+	out := event.FlagExecve
+	if f&execTruncPath != 0 {
+		out |= event.FlagTruncFilename
+	}
+	if f&execErrPath != 0 {
+		out |= event.FlagErrorFilename
+	}
+	if f&execTruncCWD != 0 {
+		out |= event.FlagTruncCWD
+	}
+	if f&execErrCWD != 0 {
+		out |= event.FlagErrorCWD
+	}
+	if f&execTruncArgs != 0 {
+		out |= event.FlagTruncArgs
+	}
+	if f&execErrArgs != 0 {
+		out |= event.FlagErrorArgs
+	}
+	if len(cwd) == 1 && cwd[0] == '/' {
+		out |= event.FlagRootCWD
+	}
+	return out
+}
+
+func (c *Cache) namespaces(pid, mnt, net uint32) event.Namespaces {
+	h := c.cfg.HostNS
+	return event.Namespaces{
+		PidInum: pid, MntInum: mnt, NetInum: net,
+		PidIsHost: h.PidInum != 0 && pid == h.PidInum,
+		MntIsHost: h.MntInum != 0 && mnt == h.MntInum,
+		NetIsHost: h.NetInum != 0 && net == h.NetInum,
+	}
+}
+
+func (c *Cache) pod(cgroupID uint64, parent *entry) *event.Pod {
+	if c.cfg.Pods != nil {
+		if pod := c.cfg.Pods.PodForCgroup(cgroupID); pod != nil {
+			return pod
+		}
+	}
+	if parent != nil && parent.proc.CgroupID == cgroupID {
+		return parent.proc.Pod
+	}
+	return nil
+}
+
+// Fork records a new thread group created by fork or clone. The child runs
+// its parent's binary until it execs.
+func (c *Cache) Fork(rec *kprobes.ProcessForkEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	parent := c.byPID[rec.Ppid]
+	e, buf := newEntry(execIDLen(c.cfg.NodeName))
+	a := arena{buf: buf}
+	p := &e.proc
+	if parent != nil {
+		c.stats.Hits++
+		*p = parent.proc
+		p.ParentExecID = parent.proc.ExecID
+		p.BinaryProperties.Setuid, p.BinaryProperties.Setgid = nil, nil
+		if parent.proc.BinaryProperties.Setuid != nil {
+			e.setuid = *parent.proc.BinaryProperties.Setuid
+			p.BinaryProperties.Setuid = &e.setuid
+		}
+		if parent.proc.BinaryProperties.Setgid != nil {
+			e.setgid = *parent.proc.BinaryProperties.Setgid
+			p.BinaryProperties.Setgid = &e.setgid
+		}
+		p.Flags = (parent.proc.Flags &^ (event.FlagExecve | event.FlagProcFS | event.FlagNoParent)) | event.FlagClone
+	} else {
+		c.stats.Misses++
+		p.Flags = event.FlagClone | event.FlagNoParent
+	}
+	p.PID = rec.Hdr.Pid
+	p.TID = rec.Hdr.Tid
+	p.Ktime = rec.StartKtime
+	p.StartTime = c.cfg.Clock.Wall(rec.StartKtime)
+	p.ExecID = a.appendExecID(c.cfg.NodeName, c.cfg.Clock.IDTime(rec.StartKtime), rec.Hdr.Pid)
+	e.parent = parent
+	c.insert(e, int64(rec.Hdr.Ktime))
+}
+
+// Exit records the exit of a thread group and returns the process, its
+// parent and the exit status. A process the cache never saw is returned as
+// a minimal entry with the pid only.
+func (c *Cache) Exit(rec *kprobes.ProcessExitEvent) (proc, parent *event.Process, exit event.Exit) {
+	exit = DecodeExitCode(rec.ExitCode)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	now := int64(rec.Hdr.Ktime)
+	e := c.byPID[rec.Hdr.Pid]
+	if e == nil || e.exitedAt != 0 {
+		c.stats.Misses++
+		n, buf := newEntry(execIDLen(c.cfg.NodeName))
+		a := arena{buf: buf}
+		n.proc.PID = rec.Hdr.Pid
+		n.proc.TID = rec.Hdr.Tid
+		n.proc.Ktime = rec.StartKtime
+		n.proc.StartTime = c.cfg.Clock.Wall(rec.StartKtime)
+		n.proc.ExecID = a.appendExecID(c.cfg.NodeName, c.cfg.Clock.IDTime(rec.StartKtime), rec.Hdr.Pid)
+		n.proc.Flags = event.FlagNoParent
+		c.insert(n, now)
+		e = n
+	} else {
+		c.stats.Hits++
+	}
+	e.exitedAt = max(now, 1)
+	e.exitStatus = exit
+	if !e.queued {
+		e.queued = true
+		c.exited.push(e)
+	}
+	return &e.proc, e.parentProc(), exit
+}
+
+// DecodeExitCode splits a wait(2) status into exit status and signal.
+func DecodeExitCode(code uint32) event.Exit {
+	return event.Exit{
+		Status:     (code >> 8) & 0xff,
+		Signal:     code & 0x7f,
+		CoreDumped: code&0x80 != 0,
+	}
+}
