@@ -5,10 +5,16 @@
 GO       ?= go
 CACHE    ?= $(CURDIR)/.cache
 PRIVRUN  := -run '^TestPriv'
+# Packages the host and VM tiers run, kernels the VM tier boots (each a
+# folder scripts/vm-kernels.sh fills under $(CACHE)/kernels), and how many
+# packages (so VMs) run at once.
+PKGS       ?= ./...
+VM_KERNELS ?= 6.1 6.12
+VM_P       ?= 2
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build generate lint test test-unit test-host test-vm setup run bench
+.PHONY: all build generate lint test test-unit test-host test-vm setup setup-vm test-tools run bench
 
 all: build
 
@@ -33,8 +39,28 @@ test: setup lint test-unit test-host test-vm
 test-unit:
 	$(GO) test -count=1 ./...
 
-test-host: setup
-	VIGIL_PRIVILEGED=1 $(GO) test -count=1 $(PRIVRUN) ./...
+# Privileged tests on the host kernel, summed up per run by tools/testsum.
+test-host: setup test-tools
+	VIGIL_PRIVILEGED=1 ./bin/testsum -label host -- $(GO) test -json -count=1 $(PRIVRUN) $(PKGS)
+
+# The same privileged tests inside qemu on each Debian kernel (see
+# docs/testing.md). Packages without a matching test never boot a VM. All
+# kernels run even when one fails; any failure fails the target.
+test-vm: setup-vm test-tools
+	@rc=0; for k in $(VM_KERNELS); do \
+		echo "== VM tests on $$k ($$(readlink $(CACHE)/kernels/$$k || echo $(CACHE)/kernels/$$k))"; \
+		VIGIL_PRIVILEGED=1 CGO_ENABLED=0 ./bin/testsum -label vm-$$k -- \
+			$(GO) test -json -count=1 -p $(VM_P) $(PRIVRUN) \
+			-exec "$(CURDIR)/bin/vmtest -kernel $(CACHE)/kernels/$$k" $(PKGS) || rc=1; \
+	done; exit $$rc
+
+# qemu, busybox-static and the Debian kernels the VM tier boots.
+setup-vm: setup
+	./scripts/setup-host.sh --vm
+	CACHE=$(CACHE) ./scripts/vm-kernels.sh $(VM_KERNELS)
+
+test-tools:
+	CGO_ENABLED=0 $(GO) build -o bin/ ./tools/vmtest ./tools/testsum
 
 run: setup build
 	./bin/vigil agent

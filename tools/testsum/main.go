@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("testsum", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	label := fl.String("label", "tests", "one word naming the run in the closing line")
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: testsum [-label WORD] [-- go test -json ...]  (without a command, reads go test -json from stdin)")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if *label == "" || strings.ContainsAny(*label, " \t:") {
+		fmt.Fprintf(stderr, "testsum: -label: %q must be one word without a colon\n", *label)
+		return 2
+	}
+	start := time.Now()
+	s := newSummary(stdout)
+	var cmdErr error
+	if cmdArgs := fl.Args(); len(cmdArgs) > 0 {
+		cmdErr = runCommand(cmdArgs, s, stderr)
+	} else if err := s.read(stdin); err != nil {
+		fmt.Fprintln(stderr, "testsum: read:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "testsum: %s took %s\n", *label, time.Since(start).Round(100*time.Millisecond))
+	failed := s.report(stdout, *label, cmdErr)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// runCommand runs the command with its stdout read as go test -json and its
+// stderr passed through.
+func runCommand(args []string, s *summary, stderr io.Writer) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	// Ctrl-C reaches go test through the process group; testsum stays to
+	// print what ran.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	readErr := s.read(out)
+	if err := cmd.Wait(); err != nil {
+		return err
+	}
+	return readErr
+}
+
+// event is one line of go test -json (see go doc test2json), including the
+// build events of Go 1.24 and newer.
+type event struct {
+	Action      string
+	Package     string
+	Test        string
+	Output      string
+	Elapsed     float64
+	ImportPath  string
+	FailedBuild string
+}
+
+type testKey struct{ pkg, test string }
+
+// summary accumulates a go test -json stream.
+type summary struct {
+	progress io.Writer
+
+	passed, failed, skipped int
+	testOut                 map[testKey][]string
+	pkgOut                  map[string][]string
+	buildOut                map[string][]string
+	ranTests                map[string]bool
+	pkgFailedTests          map[string]bool
+	failedTests             []testKey
+	skippedTests            []testKey
+	failedPkgs              []string
+}
+
+func newSummary(progress io.Writer) *summary {
+	return &summary{
+		progress:       progress,
+		testOut:        map[testKey][]string{},
+		pkgOut:         map[string][]string{},
+		buildOut:       map[string][]string{},
+		ranTests:       map[string]bool{},
+		pkgFailedTests: map[string]bool{},
+	}
+}
+
+func (s *summary) read(r io.Reader) error {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			s.line(line)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// line handles one line of the stream; lines that are not JSON events
+// (messages of the go command) are printed as they are.
+func (s *summary) line(line string) {
+	var e event
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &e) != nil || e.Action == "" {
+		fmt.Fprint(s.progress, line)
+		return
+	}
+	k := testKey{e.Package, e.Test}
+	switch e.Action {
+	case "build-output":
+		s.buildOut[e.ImportPath] = append(s.buildOut[e.ImportPath], e.Output)
+	case "output":
+		if e.Test != "" {
+			s.testOut[k] = append(s.testOut[k], e.Output)
+		} else {
+			s.pkgOut[e.Package] = append(s.pkgOut[e.Package], e.Output)
+		}
+	case "run":
+		s.ranTests[e.Package] = true
+	case "pass", "fail", "skip":
+		if e.Test != "" {
+			s.testDone(k, e.Action)
+			return
+		}
+		s.packageDone(e)
+	}
+}
+
+func (s *summary) testDone(k testKey, action string) {
+	switch action {
+	case "pass":
+		s.passed++
+	case "fail":
+		s.failed++
+		s.failedTests = append(s.failedTests, k)
+		s.pkgFailedTests[k.pkg] = true
+	case "skip":
+		s.skipped++
+		s.skippedTests = append(s.skippedTests, k)
+	}
+}
+
+func (s *summary) packageDone(e event) {
+	switch {
+	case e.Action == "fail":
+		fmt.Fprintf(s.progress, "FAIL %s %.1fs\n", e.Package, e.Elapsed)
+		if !s.pkgFailedTests[e.Package] {
+			// The package failed without a failing test: it did not build,
+			// its TestMain or the VM runner failed, or it timed out.
+			s.failed++
+			s.failedPkgs = append(s.failedPkgs, e.Package)
+			if e.FailedBuild != "" {
+				s.pkgOut[e.Package] = append(s.buildOut[e.FailedBuild], s.pkgOut[e.Package]...)
+			}
+		}
+	case s.ranTests[e.Package]:
+		fmt.Fprintf(s.progress, "ok   %s %.1fs\n", e.Package, e.Elapsed)
+	}
+}
+
+// report prints the failures, the skips and the closing count, and says
+// whether the run failed.
+func (s *summary) report(w io.Writer, label string, cmdErr error) bool {
+	for _, k := range s.failedTests {
+		fmt.Fprintf(w, "\n=== FAIL %s %s\n", k.pkg, k.test)
+		fmt.Fprint(w, strings.Join(s.testOut[k], ""))
+	}
+	for _, p := range s.failedPkgs {
+		fmt.Fprintf(w, "\n=== FAIL %s (the package failed outside its tests)\n", p)
+		fmt.Fprint(w, strings.Join(s.pkgOut[p], ""))
+	}
+	if len(s.skippedTests) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, k := range s.skippedTests {
+		fmt.Fprintf(w, "SKIP %s %s: %s\n", k.pkg, k.test, skipReason(s.testOut[k]))
+	}
+	failed := s.failed > 0
+	if cmdErr != nil && !failed {
+		fmt.Fprintf(w, "\ntestsum: the test command failed without a failing test: %v\n", cmdErr)
+		s.failed++
+		failed = true
+	}
+	fmt.Fprintf(w, "%s: %d passed, %d failed, %d skipped\n", label, s.passed, s.failed, s.skipped)
+	return failed
+}
+
+// skipReason is what a skipped test logged, without the framing lines.
+func skipReason(out []string) string {
+	var parts []string
+	for _, l := range out {
+		t := strings.TrimSpace(l)
+		if t == "" || strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- SKIP") {
+			continue
+		}
+		parts = append(parts, t)
+	}
+	return strings.Join(parts, " ")
+}
