@@ -38,6 +38,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	root.AddCommand(newProbeCommand(g))
+	root.AddCommand(newPolicyCommand(g))
 	return root
 }
 
