@@ -1,0 +1,85 @@
+package kprobes
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A hybrid cgroup host like ours, with an escaped space and optional fields.
+const sampleMountinfo = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+25 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu
+40 25 0:40 / /sys/fs/bpf rw,relatime shared:20 - bpf bpf rw
+41 25 0:41 / /sys/kernel/tracing rw,relatime shared:21 - tracefs tracefs rw
+42 22 0:42 / /mnt/with\040space rw - tmpfs tmpfs rw
+43 40 0:43 / /sys/fs/bpf rw master:3 tag:x - tmpfs tmpfs rw
+garbage line
+44 22 0:44 / /short rw -
+`
+
+func TestParseMountinfo(t *testing.T) {
+	got := parseMountinfo([]byte(sampleMountinfo))
+	want := mountTable{
+		{"/", "ext4"}, {"/sys", "sysfs"}, {"/sys/fs/cgroup", "tmpfs"},
+		{"/sys/fs/cgroup/unified", "cgroup2"}, {"/sys/fs/cgroup/cpu", "cgroup"},
+		{"/sys/fs/bpf", "bpf"}, {"/sys/kernel/tracing", "tracefs"},
+		{"/mnt/with space", "tmpfs"}, {"/sys/fs/bpf", "tmpfs"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(mount{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if fs := got.fsAt("/sys/fs/bpf"); fs != "tmpfs" {
+		t.Errorf("fsAt(/sys/fs/bpf) = %q, want the last mount there (tmpfs over bpf)", fs)
+	}
+	if p := got.firstOfType("cgroup2"); p != "/sys/fs/cgroup/unified" {
+		t.Errorf("firstOfType(cgroup2) = %q", p)
+	}
+	if p := got.firstOfType("debugfs"); p != "" {
+		t.Errorf("firstOfType(debugfs) = %q, want none", p)
+	}
+}
+
+func FuzzParseMountinfo(f *testing.F) {
+	f.Add([]byte(sampleMountinfo))
+	f.Add([]byte(`1 2 3 4 /a\0 - x`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, m := range parseMountinfo(b) {
+			if m.fstype == "" || strings.ContainsAny(m.fstype, " \n") {
+				t.Errorf("bad file system type %q", m.fstype)
+			}
+		}
+	})
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{
+		`/plain`:         "/plain",
+		`/a\040b`:        "/a b",
+		`/tab\011x\134y`: "/tab\tx\\y",
+		`/short\04`:      `/short\04`,
+		`/not\999octal`:  `/not\999octal`,
+		`/end\`:          `/end\`,
+		`/nl\012`:        "/nl\n",
+		`/nl\0123`:       "/nl\n3",
+	} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseLockdown(t *testing.T) {
+	for in, want := range map[string]string{
+		"none [integrity] confidentiality\n": "integrity",
+		"[none] integrity confidentiality":   "none",
+		"weird\n":                            "weird",
+	} {
+		if got := parseLockdown(in); got != want {
+			t.Errorf("parseLockdown(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
