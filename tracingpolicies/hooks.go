@@ -89,7 +89,7 @@ func (c *checker) kprobe(path string, k *KProbeSpec, lists map[string]*list, use
 		h.Kind = HookSyscall
 		n, err := syscallName(k.Call)
 		if err != nil {
-			if k.Syscall == nil && functionNameRE.MatchString(k.Call) {
+			if k.Syscall == nil && functionNameRE.MatchString(k.Call) && !strings.Contains(k.Call, "sys_") {
 				c.errorf(callPath, "%q is not a syscall name (sys_NAME), and syscall defaults to true as in Tetragon; set syscall: false to hook the kernel function %s", k.Call, k.Call)
 			} else {
 				c.errorf(callPath, "%v", err)

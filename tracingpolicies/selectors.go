@@ -213,8 +213,8 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 	case ClassInteger:
 		var n uint64
 		var err error
-		if f.Type == TypeCapability && strings.HasPrefix(v, "CAP_") {
-			n, err = parseCapability(v, false)
+		if f.Type == TypeCapability {
+			n, err = parseCapability(v, true)
 		} else {
 			size, signed := f.Type.IntSize()
 			n, err = parseInteger(v, size, signed)
