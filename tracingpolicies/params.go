@@ -292,6 +292,9 @@ func parseDecl(decl string) (param, error) {
 		return param{}, fmt.Errorf("cannot parse tracepoint field %q", decl)
 	}
 	typ := strings.TrimSpace(m[1])
+	if typ == "" {
+		return param{}, fmt.Errorf("cannot parse tracepoint field %q: no type", decl)
+	}
 	p := param{name: m[2], ctype: typ}
 	switch {
 	case strings.HasSuffix(typ, "*"):
