@@ -97,3 +97,30 @@ func TestExamplesCatchMistakes(t *testing.T) {
 		t.Errorf("an unrestricted Override on bprm_check_security must be refused, got %v", err)
 	}
 }
+
+// TestTetragonPolicies loads policies written for Tetragon, with its
+// spellings and defaults, unchanged.
+func TestTetragonPolicies(t *testing.T) {
+	files, err := manifest.YAMLFiles("testdata/tetragon")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Tetragon policies in testdata/tetragon: %v", err)
+	}
+	spec, opts := hostKernel(t)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			policies, err := ParseFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range policies {
+				if p.Doc.APIVersion != APIVersionCilium {
+					t.Errorf("%s is not a Tetragon document", file)
+				}
+				_, err := Validate(p, spec, opts)
+				for _, e := range manifest.AsErrors(file, err) {
+					t.Errorf("on this kernel: %v", e)
+				}
+			}
+		})
+	}
+}
