@@ -133,13 +133,18 @@ func (s *File) cutPartial(extra int) error {
 }
 
 // checkRotated gives a file created by a rotation the configured mode,
-// which the process umask may have narrowed.
+// which the process umask may have narrowed. It also waits for the next
+// millisecond: backups are named after the time of rotation to the
+// millisecond, and a second rotation within the same one would rename the
+// new file over the previous backup.
 func (s *File) checkRotated() {
 	if ino := inode(s.opts.Path); ino != s.ino {
 		s.ino = ino
 		if err := os.Chmod(s.opts.Path, s.opts.Perm); err != nil {
 			s.errs.error(err, "chmod of rotated file failed", 0)
 		}
+		now := time.Now()
+		time.Sleep(now.Truncate(time.Millisecond).Add(time.Millisecond).Sub(now))
 	}
 }
 
