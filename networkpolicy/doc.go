@@ -3,4 +3,14 @@
 // (source, destination, protocol, port). The datapath compiler derives kernel
 // maps from that function and the offline commands call it directly, so what
 // the tool says and what the kernel does cannot disagree.
+//
+// The pipeline is pure and needs no privileges:
+//
+//	manifests -> Load (strict decoding, validation with FILE:LINE: field paths)
+//	          -> Compile (label and CIDR identities, per-local-identity rules: the IR)
+//	          -> Engine.Decide / Engine.Check (the verdict function)
+//	          -> Engine.Flatten (the exact keys and values the BPF programs look up)
+//
+// Kernel state (loading, attaching, map updates) lives in the datapath
+// subpackage; this package must not touch the kernel.
 package networkpolicy

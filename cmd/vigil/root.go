@@ -39,6 +39,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	root.AddCommand(newProbeCommand(g))
 	root.AddCommand(newPolicyCommand(g))
+	root.AddCommand(newNetpolCommand(g))
 	return root
 }
 

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/networkpolicy"
+)
+
+// Exit statuses of vigil netpol.
+const (
+	netpolExitAllowed  = 0
+	netpolExitDenied   = 1
+	netpolExitBadInput = 2
+)
+
+func newNetpolCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "netpol",
+		Short: "Evaluate network policies offline against manifests",
+		Long: `netpol evaluates Kubernetes NetworkPolicy, CiliumNetworkPolicy and
+CiliumClusterwideNetworkPolicy documents against the pods of a set of
+manifests (Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and
+Namespaces), with the same verdict function the kernel datapath is compiled
+from.`,
+	}
+	cmd.AddCommand(newNetpolCheckCommand(g), newNetpolMatrixCommand(g))
+	return cmd
+}
+
+// netpolConfig is what the netpol commands are given.
+type netpolConfig struct {
+	Manifests []string
+	From, To  string
+	Ports     []string
+	Output    string
+}
+
+// Validate names the flag that is wrong.
+func (c *netpolConfig) Validate(check bool) error {
+	if len(c.Manifests) == 0 {
+		return errors.New("--manifests: give at least one file or directory")
+	}
+	if check {
+		if c.From == "" {
+			return errors.New("--from: give the source as NAMESPACE/POD or an IP address")
+		}
+		if c.To == "" {
+			return errors.New("--to: give the destination as NAMESPACE/POD or an IP address")
+		}
+		if len(c.Ports) != 1 {
+			return errors.New("--port: give exactly one PORT/PROTOCOL, such as 80/TCP")
+		}
+	}
+	for _, p := range c.Ports {
+		if _, _, err := networkpolicy.ParsePort(p); err != nil {
+			return fmt.Errorf("--port: %w", err)
+		}
+	}
+	switch c.Output {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--output: unknown format %q (want text or json)", c.Output)
+	}
+	return nil
+}
+
+func (c *netpolConfig) flags(cmd *cobra.Command, portUsage string, defPorts []string) {
+	cmd.Flags().StringSliceVar(&c.Manifests, "manifests", nil, "YAML file or directory of manifests and policies (repeatable)")
+	cmd.Flags().StringSliceVar(&c.Ports, "port", defPorts, portUsage)
+	cmd.Flags().StringVarP(&c.Output, "output", "o", "text", "output format: text or json")
+}
+
+// loadEngine reads the manifests and compiles them; any problem in them is
+// bad input.
+func loadEngine(log *logrus.Logger, paths []string) (*networkpolicy.Engine, error) {
+	res, err := networkpolicy.Load(paths...)
+	if err != nil {
+		return nil, &exitError{code: netpolExitBadInput, err: fmt.Errorf("invalid manifests:\n%w", err)}
+	}
+	for _, ig := range res.Ignored {
+		log.WithField("document", ig).Debug("netpol: ignoring a kind that does not affect connectivity")
+	}
+	e, err := networkpolicy.Compile(res, nil)
+	if err != nil {
+		return nil, &exitError{code: netpolExitBadInput, err: err}
+	}
+	return e, nil
+}
+
+func newNetpolCheckCommand(g *globals) *cobra.Command {
+	cfg := &netpolConfig{}
+	cmd := &cobra.Command{
+		Use:   "check --manifests PATH --from NS/POD --to NS/POD --port 80/TCP",
+		Short: "Decide one flow and name the policy and rule that decided it",
+		Long: `check prints the verdict on one flow, and for each side (egress at the source
+pod, ingress at the destination pod) the policies and rules that decided.
+Exit status: 0 allowed (or only audited), 1 denied, 2 bad input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Validate(true); err != nil {
+				return &exitError{code: netpolExitBadInput, err: err}
+			}
+			e, err := loadEngine(g.log, cfg.Manifests)
+			if err != nil {
+				return err
+			}
+			from, err := e.ParseEndpoint(cfg.From)
+			if err != nil {
+				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--from: %w", err)}
+			}
+			to, err := e.ParseEndpoint(cfg.To)
+			if err != nil {
+				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--to: %w", err)}
+			}
+			port, proto, _ := networkpolicy.ParsePort(cfg.Ports[0])
+			res := e.Check(from, to, proto, port)
+			if cfg.Output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res.Report()); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(cmd.OutOrStdout(), res.Explain())
+			}
+			if res.Verdict == networkpolicy.Deny {
+				return &exitError{code: netpolExitDenied}
+			}
+			return nil
+		},
+	}
+	cfg.flags(cmd, "destination port and protocol, such as 80/TCP or 53/UDP", nil)
+	cmd.Flags().StringVar(&cfg.From, "from", "", "source: NAMESPACE/POD (a workload's name stands for its pods) or an IP address")
+	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD or an IP address")
+	return cmd
+}
+
+// matrixReport is the JSON form of vigil netpol matrix.
+type matrixReport struct {
+	Pods  []string                   `json:"pods"`
+	Ports []string                   `json:"ports"`
+	Flows []networkpolicy.FlowReport `json:"flows"`
+}
+
+func newNetpolMatrixCommand(g *globals) *cobra.Command {
+	cfg := &netpolConfig{}
+	cmd := &cobra.Command{
+		Use:   "matrix --manifests PATH [--port 80/TCP ...]",
+		Short: "Print the connectivity of every pod pair",
+		Long: `matrix decides every flow from each pod to each other pod for each port and
+prints one table per port (rows: source, columns: destination; "." allowed,
+"X" denied, "A" audit: allowed, but an audit-mode policy would drop it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Validate(false); err != nil {
+				return &exitError{code: netpolExitBadInput, err: err}
+			}
+			e, err := loadEngine(g.log, cfg.Manifests)
+			if err != nil {
+				return err
+			}
+			pods := e.Pods()
+			rep := matrixReport{Pods: []string{}, Ports: cfg.Ports, Flows: []networkpolicy.FlowReport{}}
+			for _, p := range pods {
+				rep.Pods = append(rep.Pods, p.String())
+			}
+			results := make([][][]networkpolicy.Result, len(cfg.Ports))
+			for i, ps := range cfg.Ports {
+				port, proto, _ := networkpolicy.ParsePort(ps)
+				results[i] = make([][]networkpolicy.Result, len(pods))
+				for a, from := range pods {
+					results[i][a] = make([]networkpolicy.Result, len(pods))
+					for b, to := range pods {
+						r := e.Check(from, to, proto, port)
+						results[i][a][b] = r
+						if a != b {
+							rep.Flows = append(rep.Flows, r.Report())
+						}
+					}
+				}
+			}
+			if cfg.Output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			return printMatrix(cmd.OutOrStdout(), cfg.Ports, rep.Pods, results)
+		},
+	}
+	cfg.flags(cmd, "port and protocol to evaluate, such as 80/TCP (repeatable)", []string{"80/TCP"})
+	return cmd
+}
+
+func matrixCell(r networkpolicy.Result) string {
+	switch r.Verdict {
+	case networkpolicy.Allow:
+		return "."
+	case networkpolicy.Audit:
+		return "A"
+	}
+	return "X"
+}
+
+func printMatrix(w io.Writer, ports, pods []string, results [][][]networkpolicy.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, port := range ports {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintf(tw, "%s FROM \\ TO", port)
+		for _, p := range pods {
+			fmt.Fprintf(tw, "\t%s", p)
+		}
+		fmt.Fprintln(tw)
+		for a, from := range pods {
+			fmt.Fprint(tw, from)
+			for b := range pods {
+				cell := matrixCell(results[i][a][b])
+				if a == b {
+					cell = "-"
+				}
+				fmt.Fprintf(tw, "\t%s", cell)
+			}
+			fmt.Fprintln(tw)
+		}
+	}
+	fmt.Fprintln(tw, "\n. allowed   X denied   A audit (allowed; an audit-mode policy would drop it)   - same pod")
+	return tw.Flush()
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestNetpolCheckDeathStar(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "deathstar")
+	tests := []struct {
+		from, to, port string
+		code           int
+		want           []string
+	}{
+		{"default/tiefighter", "default/deathstar", "80/TCP", 0, []string{
+			"ALLOWED default/tiefighter -> default/deathstar 80/TCP",
+			"ingress default/deathstar: ALLOWED (allowed by rule)",
+			"CiliumNetworkPolicy default/rule1 spec.ingress[0] (" + filepath.Join(dir, "policy.yaml") + ":14)",
+		}},
+		{"default/xwing", "default/deathstar", "80/TCP", 1, []string{
+			"DENIED default/xwing -> default/deathstar 80/TCP",
+			"ingress default/deathstar: DENIED (default deny)",
+			"default deny ingress of CiliumNetworkPolicy default/rule1",
+		}},
+		{"tiefighter", "deathstar", "443", 1, []string{"DENIED default/tiefighter -> default/deathstar 443/TCP"}},
+		{"default/deathstar", "default/xwing", "80/UDP", 0, []string{"egress  default/deathstar: ALLOWED (no policy selects the pod)"}},
+	}
+	for _, tt := range tests {
+		res := runVigil(t, nil, "netpol", "check", "--manifests", dir, "--from", tt.from, "--to", tt.to, "--port", tt.port)
+		if res.Code != tt.code {
+			t.Errorf("%s -> %s %s: exit %d, want %d\nstdout: %s\nstderr: %s", tt.from, tt.to, tt.port, res.Code, tt.code, res.Stdout, res.Stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(res.Stdout, w) {
+				t.Errorf("%s -> %s: output lacks %q:\n%s", tt.from, tt.to, w, res.Stdout)
+			}
+		}
+	}
+}
+
+func TestNetpolCheckBadInput(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	src := "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {}\n  ingress:\n  - ports:\n    - port: 80\n    - port: 0\n"
+	if err := os.WriteFile(bad, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--manifests", bad, "--from", "a", "--to", "b", "--port", "80/TCP"},
+			bad + ":9: spec.ingress[0].ports[1].port: port 0 is out of range (1-65535)"},
+		{[]string{"--manifests", "../../examples/deathstar", "--from", "default/ywing", "--to", "deathstar", "--port", "80"},
+			`--from: no pod "default/ywing" in the manifests`},
+		{[]string{"--manifests", "../../examples/deathstar", "--from", "xwing", "--to", "deathstar", "--port", "80/ICMP"},
+			`--port: unknown protocol "ICMP"`},
+		{[]string{"--from", "xwing", "--to", "deathstar", "--port", "80"}, "--manifests: give at least one file or directory"},
+	}
+	for _, tt := range tests {
+		res := runVigil(t, nil, append([]string{"netpol", "check"}, tt.args...)...)
+		if res.Code != 2 || !strings.Contains(res.Stderr, tt.want) {
+			t.Errorf("vigil netpol check %v: exit %d, stderr %q; want exit 2 and %q", tt.args, res.Code, res.Stderr, tt.want)
+		}
+	}
+}
+
+func TestNetpolMatrix(t *testing.T) {
+	res := runVigil(t, nil, "netpol", "matrix", "--manifests", "../../examples/deathstar", "--port", "80/TCP")
+	if res.Code != 0 {
+		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && strings.HasPrefix(f[0], "default/") {
+			rows[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	// Columns: deathstar, tiefighter, xwing.
+	want := map[string]string{
+		"default/deathstar":  "- . .",
+		"default/tiefighter": ". - .",
+		"default/xwing":      "X . -",
+	}
+	for k, v := range want {
+		if rows[k] != v {
+			t.Errorf("row %s = %q, want %q\n%s", k, rows[k], v, res.Stdout)
+		}
+	}
+
+	res = runVigil(t, nil, "netpol", "matrix", "--manifests", "../../examples/deathstar", "--port", "80/TCP", "--output", "json")
+	var rep struct {
+		Pods  []string `json:"pods"`
+		Flows []struct {
+			From, To, Verdict string
+			Ingress           *struct {
+				Rules []struct{ Name, Path string }
+			}
+		} `json:"flows"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, res.Stdout)
+	}
+	if len(rep.Pods) != 3 || len(rep.Flows) != 6 {
+		t.Fatalf("want 3 pods and 6 flows, got %d and %d", len(rep.Pods), len(rep.Flows))
+	}
+	for _, f := range rep.Flows {
+		if f.From == "default/xwing" && f.To == "default/deathstar" {
+			if f.Verdict != "DENIED" || f.Ingress == nil || len(f.Ingress.Rules) != 1 || f.Ingress.Rules[0].Name != "rule1" {
+				t.Errorf("xwing -> deathstar = %+v", f)
+			}
+		}
+	}
+}
