@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
 
 	"github.com/vigilsec/vigil/internal/manifest"
 )
@@ -87,17 +88,57 @@ func ParseDocument(d *manifest.Document) (*Policy, error) {
 	}
 	var doc Document
 	if err := d.Decode(&doc); err != nil {
-		return nil, err
+		return nil, checkDespiteDecodeErrors(d, manifest.AsErrors(d.File, err))
 	}
-	c := &checker{doc: d}
-	p := &Policy{Doc: d, Kind: d.Kind, Name: doc.Metadata.Name, Namespace: doc.Metadata.Namespace, Mode: ModeEnforce, Spec: doc.Spec}
-	c.metadata(p, &doc.Metadata)
-	c.spec(p, &doc.Spec)
+	p, c := check(d, &doc)
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}
 	p.Warnings = c.warns
 	return p, nil
+}
+
+func check(d *manifest.Document, doc *Document) (*Policy, *checker) {
+	c := &checker{doc: d}
+	p := &Policy{Doc: d, Kind: d.Kind, Name: doc.Metadata.Name, Namespace: doc.Metadata.Namespace, Mode: ModeEnforce, Spec: doc.Spec}
+	c.metadata(p, &doc.Metadata)
+	c.spec(p, &doc.Spec)
+	return p, c
+}
+
+// checkDespiteDecodeErrors reports, besides the unknown fields that made the
+// strict decode fail, the problems of the rest of the document, so that
+// every problem is reported at once. Problems inside an object that has an
+// unknown field are left out: they are most likely the same mistake (a
+// misspelt "operator" leaves the operator missing).
+func checkDespiteDecodeErrors(d *manifest.Document, decodeErrs manifest.Errors) error {
+	var doc Document
+	if err := yaml.Unmarshal(d.Raw(), &doc); err != nil {
+		return decodeErrs // values of the wrong shape: nothing more to check
+	}
+	var broken []string
+	for _, e := range decodeErrs {
+		if !strings.Contains(e.Msg, "unknown field") {
+			return decodeErrs
+		}
+		parent := ""
+		if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
+			parent = e.Path[:i]
+		}
+		broken = append(broken, parent)
+	}
+	_, c := check(d, &doc)
+	errs := decodeErrs
+next:
+	for _, e := range c.errs {
+		for _, b := range broken {
+			if b == "" || e.Path == b || strings.HasPrefix(e.Path, b+".") || strings.HasPrefix(e.Path, b+"[") {
+				continue next
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errs
 }
 
 // checker collects the problems of one document.

@@ -26,6 +26,10 @@ func newPolicyCommand(g *globals) *cobra.Command {
 		Short: "Work with tracing policies (TracingPolicy documents)",
 		Args:  cobra.NoArgs,
 	}
+	// A bad flag is a usage error (status 2) for every subcommand.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: 2, err: err}
+	})
 	cmd.AddCommand(newPolicyValidateCommand(g))
 	return cmd
 }

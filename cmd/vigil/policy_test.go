@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+	"github.com/google/go-cmp/cmp"
+)
+
+// runPolicyCLI runs `vigil ARGS...` in process and returns what it printed on
+// stdout and the exit status run() would return.
+func runPolicyCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := newRootCommand()
+	var stdout, stderr bytes.Buffer
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := 0
+	if err != nil {
+		code = 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+	}
+	return stdout.String(), code
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: good
+spec:
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: file
+`
+
+func TestPolicyValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yaml", goodPolicy)
+	bad := writeFile(t, dir, "bad.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: bad
+spec:
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: fil
+    selectors:
+    - matchArgs:
+      - index: 1
+        operatr: Equal
+`)
+	warn := writeFile(t, dir, "warn.yaml", strings.Replace(goodPolicy, "name: good", "name: warn", 1)+"  lists: [{name: unused, values: [fd_install]}]\n")
+	dup := writeFile(t, dir, "dup.yaml", goodPolicy)
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inSub := writeFile(t, sub, "in-sub.yml", strings.Replace(goodPolicy, "name: good", "name: in-sub", 1))
+	writeFile(t, sub, "notes.txt", "not a policy")
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantOut  []string
+		wantCode int
+	}{
+		{"valid file", []string{good}, []string{good + ": 1 policy valid"}, 0},
+		{"invalid file", []string{bad}, []string{
+			bad + `:11: spec.kprobes[0].args[0].type: unknown type "fil" (did you mean "file"?)`,
+			bad + `:15: spec.kprobes[0].selectors[0].matchArgs[0].operatr: unknown field "operatr" (did you mean "operator"?)`,
+		}, 1},
+		{"warnings do not fail", []string{warn}, []string{
+			warn + `:12: warning: spec.lists[0].name: list "unused" is not used by any kprobe (call: "list:unused")`,
+			warn + ": 1 policy valid",
+		}, 0},
+		{"one bad file fails the run", []string{good, bad, inSub}, []string{
+			good + ": 1 policy valid",
+			bad + `:11: spec.kprobes[0].args[0].type: unknown type "fil" (did you mean "file"?)`,
+			bad + `:15: spec.kprobes[0].selectors[0].matchArgs[0].operatr: unknown field "operatr" (did you mean "operator"?)`,
+			inSub + ": 1 policy valid",
+		}, 1},
+		{"directory", []string{sub}, []string{inSub + ": 1 policy valid"}, 0},
+		{"same name in two files", []string{good, dup}, []string{
+			good + ": 1 policy valid",
+			dup + ": 1 policy valid",
+			dup + `:4: metadata.name: TracingPolicy "good" is defined twice (first at ` + good + `:4)`,
+		}, 1},
+		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, []string{filepath.Join(dir, "nope.yaml") + ": no such file or directory"}, 1},
+		{"no files", nil, nil, 2},
+		{"exclusive flags", []string{"--no-kernel", "--btf", "x", good}, nil, 2},
+		{"unknown flag", []string{"--bogus", good}, nil, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := runPolicyCLI(t, append([]string{"policy", "validate", "--no-kernel"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d (output %q)", code, tt.wantCode, out)
+			}
+			var got []string
+			if out != "" {
+				got = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			}
+			if diff := cmp.Diff(tt.wantOut, got); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPolicyValidateBTF validates against a kernel given as a BTF file.
+func TestPolicyValidateBTF(t *testing.T) {
+	uint := &btf.Int{Name: "unsigned int", Size: 4}
+	b, err := btf.NewBuilder([]btf.Type{&btf.Func{Name: "fd_install", Linkage: btf.GlobalFunc, Type: &btf.FuncProto{
+		Return: &btf.Void{},
+		Params: []btf.FuncParam{{Name: "fd", Type: uint}, {Name: "file", Type: &btf.Pointer{Target: &btf.Struct{Name: "file"}}}},
+	}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	vmlinux := filepath.Join(dir, "vmlinux.btf")
+	if err := os.WriteFile(vmlinux, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := writeFile(t, dir, "good.yaml", goodPolicy)
+	bad := writeFile(t, dir, "bad.yaml", strings.Replace(goodPolicy, "index: 1", "index: 0", 1))
+
+	out, code := runPolicyCLI(t, "policy", "validate", "--btf", vmlinux, good, bad)
+	want := good + ": 1 policy valid\n" +
+		bad + `:11: spec.kprobes[0].args[0].type: "file" does not fit parameter 0 of fd_install (unsigned int fd): file needs a struct file *` + "\n"
+	if code != 1 || out != want {
+		t.Errorf("got status %d and\n%s\nwant status 1 and\n%s", code, out, want)
+	}
+	if _, code := runPolicyCLI(t, "policy", "validate", "--btf", filepath.Join(dir, "missing"), good); code != 2 {
+		t.Errorf("a missing --btf file: status %d, want 2", code)
+	}
+}
+
+// TestPolicyValidateExamples checks the shipped examples with the command a
+// user runs, against this machine's kernel when it has BTF.
+func TestPolicyValidateExamples(t *testing.T) {
+	args := []string{"policy", "validate", "../../examples/tracingpolicy"}
+	if _, err := os.Stat(vmlinuxBTF); err != nil {
+		args = append(args, "--no-kernel")
+	}
+	out, code := runPolicyCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("status %d:\n%s", code, out)
+	}
+	if n := strings.Count(out, "policy valid\n"); n < 12 {
+		t.Errorf("%d valid examples, want at least 12:\n%s", n, out)
+	}
+}
+
+func TestFindTracefs(t *testing.T) {
+	dir := t.TempDir()
+	mi := writeFile(t, dir, "mountinfo", `22 1 0:21 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+40 22 0:35 / /sys/kernel/my\040tracing rw,nosuid shared:19 - tracefs tracefs rw
+`)
+	if got := findTracefs(mi); got != "/sys/kernel/my tracing" {
+		t.Errorf("findTracefs = %q, want the tracefs mount point", got)
+	}
+}
