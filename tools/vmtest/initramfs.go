@@ -226,7 +226,10 @@ hostname vmtest
 		b.WriteString(" " + shellQuote(a))
 	}
 	b.WriteString(" </dev/null >&3 2>&3\n")
-	fmt.Fprintf(&b, "echo %s\"$?\" >&3\n", shellQuote(marker(im.Token, "")))
+	// Processes the test left behind must not hold ttyS1 open: closing it
+	// last is what waits until the marker has gone out.
+	b.WriteString("rc=$?\nkill -9 -1 2>/dev/null\nsleep 0.1\n")
+	fmt.Fprintf(&b, "echo %s\"$rc\" >&3\n", shellQuote(marker(im.Token, "")))
 	b.WriteString(`exec 3>&-
 poweroff -f
 `)

@@ -96,7 +96,8 @@ func TestImageWrite(t *testing.T) {
 		"insmod '/lib/modules/vmtest/00-veth.ko'",
 		"cd " + shellQuote(pkg),
 		`env -i 'PATH=/bin' 'VIGIL_PRIVILEGED=1' 'VIGIL_NOTE=it'\''s "quoted"' '/vmtest/vigil.test' '-test.run=^TestPriv' '-test.v=test2json' </dev/null >&3 2>&3`,
-		`echo 'vigil-vmtest: cafe exit='"$?" >&3`,
+		"kill -9 -1",
+		`echo 'vigil-vmtest: cafe exit='"$rc" >&3`,
 		"poweroff -f",
 	} {
 		if !strings.Contains(init, want) {
