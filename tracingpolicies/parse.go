@@ -214,7 +214,7 @@ func (c *checker) spec(p *Policy, s *Spec) {
 	}
 
 	c.options(p, s.Options)
-	p.PodSelector = c.labelSelector("spec.podSelector", s.PodSelector, nil)
+	p.PodSelector = c.labelSelector("spec.podSelector", podLabels(s.PodSelector), nil)
 	p.ContainerSelector = c.labelSelector("spec.containerSelector", s.ContainerSelector, []string{"name", "repo"})
 
 	lists := c.lists(s.Lists)
@@ -289,6 +289,32 @@ func (c *checker) options(p *Policy, opts []OptionSpec) {
 				didYouMean(o.Name, []string{OptionPolicyMode, OptionAllowUnrestrictedEnforcement}))
 		}
 	}
+}
+
+// PodNamespaceLabel is the label a pod selector matches the pod's namespace
+// with. Tetragon and Cilium policies write it k8s:io.kubernetes.pod.namespace;
+// the parsed selector uses this key, which the agent sets on every pod.
+const PodNamespaceLabel = "io.kubernetes.pod.namespace"
+
+const tetragonPodNamespaceLabel = "k8s:" + PodNamespaceLabel
+
+// podLabels returns sel with Tetragon's pod namespace label key replaced by
+// PodNamespaceLabel.
+func podLabels(sel *metav1.LabelSelector) *metav1.LabelSelector {
+	if sel == nil {
+		return nil
+	}
+	out := sel.DeepCopy()
+	if v, ok := out.MatchLabels[tetragonPodNamespaceLabel]; ok {
+		delete(out.MatchLabels, tetragonPodNamespaceLabel)
+		out.MatchLabels[PodNamespaceLabel] = v
+	}
+	for i := range out.MatchExpressions {
+		if out.MatchExpressions[i].Key == tetragonPodNamespaceLabel {
+			out.MatchExpressions[i].Key = PodNamespaceLabel
+		}
+	}
+	return out
 }
 
 // labelSelector checks a label selector and converts it. keys, when not

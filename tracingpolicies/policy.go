@@ -64,8 +64,9 @@ type Policy struct {
 	// option.
 	AllowUnrestrictedEnforcement bool
 	// PodSelector and ContainerSelector restrict the workloads the policy
-	// applies to; nil selects everything. Container labels are "name" and
-	// "repo".
+	// applies to; nil selects everything. Pods are matched on their labels
+	// plus PodNamespaceLabel (their namespace); containers on "name" and
+	// "repo" (the image repository).
 	PodSelector       labels.Selector
 	ContainerSelector labels.Selector
 	// Hooks are the hooks the policy asks for, in document order:

@@ -21,6 +21,7 @@ spec:
   - {name: policy-mode, value: monitor}
   podSelector:
     matchLabels: {app: cart}
+    matchExpressions: [{key: "k8s:io.kubernetes.pod.namespace", operator: NotIn, values: [kube-system]}]
   containerSelector:
     matchExpressions: [{key: name, operator: In, values: [server]}]
   lists:
@@ -73,7 +74,7 @@ spec:
 	if p.Name != "resolve" || p.Namespace != "shop" || p.Kind != KindTracingPolicyNamespaced || p.Mode != ModeMonitor {
 		t.Errorf("got name %q namespace %q kind %q mode %q", p.Name, p.Namespace, p.Kind, p.Mode)
 	}
-	if got := p.PodSelector.String(); got != "app=cart" {
+	if got := p.PodSelector.String(); got != "app=cart,io.kubernetes.pod.namespace notin (kube-system)" {
 		t.Errorf("pod selector = %q", got)
 	}
 	if got := p.ContainerSelector.String(); got != "name in (server)" {
