@@ -274,3 +274,22 @@ func (s *ProcessSensor) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SeedProcess records a process that was running before the sensor loaded
+// in the kernel's process table, unless the kernel already has a fresher
+// entry for it.
+func (s *ProcessSensor) SeedProcess(pid, ppid uint32, binary string, startKtime uint64) error {
+	var e ProcessProcEntry
+	e.ExecKtime = startKtime
+	e.Ppid = ppid
+	n := min(len(binary), len(e.Bin)-1)
+	for i := 0; i < n; i++ {
+		e.Bin[i] = int8(binary[i])
+	}
+	e.BinLen = uint32(n)
+	err := s.Procs().Update(pid, e, ebpf.UpdateNoExist)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("seed process %d: %w", pid, err)
+	}
+	return nil
+}

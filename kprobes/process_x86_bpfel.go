@@ -101,10 +101,14 @@ type ProcessForkEvent struct {
 }
 
 type ProcessPathScratch struct {
-	_     structs.HostLayout
-	Off   uint32
-	Flags uint32
-	Buf   [4352]int8
+	_          structs.HostLayout
+	Off        uint32
+	Flags      uint32
+	Dentry     uint64
+	Vfsmnt     uint64
+	RootDentry uint64
+	RootMnt    uint64
+	Buf        [4352]int8
 }
 
 type ProcessProcEntry struct {
