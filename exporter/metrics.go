@@ -1,0 +1,121 @@
+package exporter
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/event"
+)
+
+// exporterMetrics are the exporter's Prometheus metrics.
+type exporterMetrics struct {
+	events        *prometheus.CounterVec   // type, policy
+	lost          *prometheus.CounterVec   // reason, sink
+	delivered     *prometheus.CounterVec   // sink
+	latency       *prometheus.HistogramVec // sink
+	subDropped    prometheus.Counter
+	subscribers   prometheus.Gauge
+	byType        [16]map[string]prometheus.Counter // cache of events by type and policy
+	registerer    prometheus.Registerer
+	registered    []prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
+	m := &exporterMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_events_total",
+			Help: "Events written to the export stream, by event type and policy.",
+		}, []string{"type", "policy"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_events_lost_total",
+			Help: "Events not delivered, by reason (ringbuf_full, queue_full, filtered, rate_limited, sink_error) and sink (empty when the event never reached a sink).",
+		}, []string{"reason", "sink"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_sink_lines_total",
+			Help: "Lines a sink's destination accepted.",
+		}, []string{"sink"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_export_sink_write_seconds",
+			Help:    "Duration of one write or request to a sink's destination.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10), // 50µs to ~13s
+		}, []string{"sink"}),
+		subDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_export_subscriber_lines_dropped_total",
+			Help: "Lines live-tail subscribers lost because they read too slowly.",
+		}),
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_export_subscribers",
+			Help: "Live-tail subscribers connected.",
+		}),
+		registerer: reg,
+	}
+	for i := range m.byType {
+		m.byType[i] = map[string]prometheus.Counter{}
+	}
+	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.subDropped, m.subscribers); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *exporterMetrics) register(cs ...prometheus.Collector) error {
+	if m.registerer == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := m.registerer.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return fmt.Errorf("exporter metrics: %w (one exporter per registry)", err)
+			}
+			return fmt.Errorf("exporter metrics: %w", err)
+		}
+		m.registered = append(m.registered, c)
+	}
+	return nil
+}
+
+// unregister removes the metrics, for an exporter that failed to start.
+func (m *exporterMetrics) unregister() {
+	if m.registerer == nil {
+		return
+	}
+	for _, c := range m.registered {
+		m.registerer.Unregister(c)
+	}
+}
+
+// countEvent counts one exported event. Called with the exporter's lock.
+func (m *exporterMetrics) countEvent(ev *event.Event) {
+	t := int(ev.Type) % len(m.byType)
+	policy := ev.PolicyName()
+	c, ok := m.byType[t][policy]
+	if !ok {
+		c = m.events.WithLabelValues(ev.Type.String(), policy)
+		m.byType[t][policy] = c
+	}
+	c.Inc()
+}
+
+// queueGauges exports the depth of each sink's queue.
+func (m *exporterMetrics) queueGauges(qs []*queue) error {
+	for _, q := range qs {
+		q := q
+		lines := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vigil_export_queue_lines",
+			Help:        "Encoded events waiting in a sink's queue.",
+			ConstLabels: prometheus.Labels{"sink": q.name},
+		}, func() float64 { return float64(q.lines.Load()) })
+		bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vigil_export_queue_bytes",
+			Help:        "Bytes of encoded events waiting in a sink's queue.",
+			ConstLabels: prometheus.Labels{"sink": q.name},
+		}, func() float64 { return float64(q.bytes.Load()) })
+		if err := m.register(lines, bytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
