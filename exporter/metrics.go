@@ -11,15 +11,15 @@ import (
 
 // exporterMetrics are the exporter's Prometheus metrics.
 type exporterMetrics struct {
-	events        *prometheus.CounterVec   // type, policy
-	lost          *prometheus.CounterVec   // reason, sink
-	delivered     *prometheus.CounterVec   // sink
-	latency       *prometheus.HistogramVec // sink
-	subDropped    prometheus.Counter
-	subscribers   prometheus.Gauge
-	byType        [16]map[string]prometheus.Counter // cache of events by type and policy
-	registerer    prometheus.Registerer
-	registered    []prometheus.Collector
+	events      *prometheus.CounterVec   // type, policy
+	lost        *prometheus.CounterVec   // reason, sink
+	delivered   *prometheus.CounterVec   // sink
+	latency     *prometheus.HistogramVec // sink
+	subDropped  prometheus.Counter
+	subscribers prometheus.Gauge
+	byType      [16]map[string]prometheus.Counter // cache of events by type and policy
+	registerer  prometheus.Registerer
+	registered  []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
