@@ -98,14 +98,14 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			a.RateLimit = d
 		}
 		switch s.RateLimitScope {
-		case "", "thread":
+		case "", "process":
 			if s.RateLimitScope != "" && s.RateLimit == "" {
 				c.errorf(path+".rateLimitScope", "rateLimitScope needs a rateLimit")
 			}
-		case "process", "global":
-			c.unsupported(path+".rateLimitScope", "the rate limit applies per thread (Tetragon's default scope, \"thread\")")
+		case "thread", "global":
+			c.unsupported(path+".rateLimitScope", "the rate limit applies per process (scope \"process\")")
 		default:
-			c.errorf(path+".rateLimitScope", "%q is not a rate limit scope (Vigil limits per thread: \"thread\")", s.RateLimitScope)
+			c.errorf(path+".rateLimitScope", "%q is not a rate limit scope (Vigil limits per process: \"process\")", s.RateLimitScope)
 		}
 	case ActionSignal:
 		if s.ArgSig == "" {

@@ -36,6 +36,9 @@ const (
 	// MaxPIDFiltersPerSelector is the number of matchPIDs entries of one
 	// selector.
 	MaxPIDFiltersPerSelector = 4
+	// MaxNamespaceFiltersPerSelector is the number of matchNamespaces
+	// entries of one selector: one per namespace kind (Tetragon: 10).
+	MaxNamespaceFiltersPerSelector = 10
 	// MaxCapabilityFiltersPerSelector is the number of matchCapabilities
 	// entries of one selector: one per capability set (Tetragon: 1).
 	MaxCapabilityFiltersPerSelector = 3

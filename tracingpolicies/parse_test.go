@@ -272,7 +272,7 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:13: spec.kprobes[0].selectors[4].matchActions[0].rateLimit: "1d" is not a rate limit: want a number of seconds, or a number followed by s, m or h (30s, 5m, 1h)`,
 			`p.yaml:14: spec.kprobes[0].selectors[5].matchActions[0].rateLimit: rate limit "0" is zero; omit rateLimit for no limit`,
 			`p.yaml:15: spec.kprobes[0].selectors[6].matchActions[0].kernelStackTrace: not supported by Vigil: stack traces are not implemented`,
-			`p.yaml:15: spec.kprobes[0].selectors[6].matchActions[0].rateLimitScope: not supported by Vigil: the rate limit applies per thread (Tetragon's default scope, "thread")`,
+			`p.yaml:15: spec.kprobes[0].selectors[6].matchActions[0].rateLimitScope: not supported by Vigil: the rate limit applies per process (scope "process")`,
 			`p.yaml:20: spec.tracepoints[0].selectors[0].matchActions[0].action: a tracepoint cannot change the result of a call; use Sigkill here, or hook an LSM hook or the syscall to Override`,
 		}},
 		{"process filters", header + `  lsmhooks:

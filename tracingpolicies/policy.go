@@ -269,8 +269,8 @@ func (k ActionKind) Enforces() bool {
 // Action is one resolved action.
 type Action struct {
 	Kind ActionKind
-	// RateLimit (Post): at most one event per period per thread; zero
-	// means no limit.
+	// RateLimit (Post): at most one event per period per process (thread
+	// group) and selector; zero means no limit.
 	RateLimit time.Duration
 	// Signal (Signal) is the signal number, 1 to 64.
 	Signal int

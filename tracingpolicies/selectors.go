@@ -346,6 +346,9 @@ func (c *checker) pidFilters(path string, specs []PIDSelector) []PIDFilter {
 const hostNS = "host_ns"
 
 func (c *checker) namespaceFilters(path string, specs []NamespaceSelector) []NamespaceFilter {
+	if len(specs) > MaxNamespaceFiltersPerSelector {
+		c.errorf(path, "%d matchNamespaces entries; a selector has at most %d", len(specs), MaxNamespaceFiltersPerSelector)
+	}
 	var out []NamespaceFilter
 	seen := map[NamespaceType]int{}
 	names := make([]string, len(NamespaceTypes))

@@ -196,7 +196,7 @@ type ActionSelector struct {
 	// ArgSig is the signal a Signal action sends: a number (9) or a name
 	// (SIGKILL, KILL). Tetragon accepts numbers only.
 	ArgSig string `json:"argSig,omitempty"`
-	// RateLimit limits Post to one event per period per thread: "30",
+	// RateLimit limits Post to one event per period per process: "30",
 	// "30s", "5m" or "1h" (a bare number is seconds).
 	RateLimit      string `json:"rateLimit,omitempty"`
 	RateLimitScope string `json:"rateLimitScope,omitempty"`
