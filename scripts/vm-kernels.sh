@@ -67,6 +67,10 @@ for s in $series; do
 		touch "$dir/$release.tmp/.complete"
 		mv "$dir/$release.tmp" "$dir/$release"
 	fi
+	old=$(readlink "$dir/$s" 2>/dev/null || true)
 	ln -sfn "$release" "$dir/$s"
+	if [ -n "$old" ] && [ "$old" != "$release" ]; then
+		rm -rf "${dir:?}/$old"
+	fi
 	echo "vm-kernels: $s -> $dir/$release" >&2
 done
