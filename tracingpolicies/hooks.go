@@ -232,6 +232,11 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 			out = append(out, Arg{Index: a.Index, Label: a.Label})
 			continue
 		}
+		if need, ok := kernelOnlyTypes[t]; ok && kind == HookSyscall {
+			c.errorf(path+".type", "%s needs a %s, and a syscall's arguments are integers and pointers to user memory; read an fd, a string or a sockaddr, or hook a kernel function that takes one", t, need)
+			out = append(out, Arg{Index: a.Index, Label: a.Label})
+			continue
+		}
 		isBuf := t == TypeCharBuf || t == TypeCharIovec
 		if a.SizeArgIndex != 0 {
 			switch {
@@ -277,6 +282,14 @@ func (c *checker) rejectArgFields(path string, a *ArgSpec) {
 	if a.BTFTypeModule != "" {
 		c.unsupported(path+".btfTypeModule", "module BTF is not implemented")
 	}
+}
+
+// kernelOnlyTypes are types that read kernel objects, which syscalls are
+// never passed, with the C type each needs.
+var kernelOnlyTypes = map[ArgType]string{
+	TypeFile: "struct file *", TypePath: "struct path *", TypeFilename: "struct filename *",
+	TypeLinuxBinprm: "struct linux_binprm *", TypeSock: "struct sock *", TypeSocket: "struct socket *",
+	TypeSkb: "struct sk_buff *", TypeCred: "struct cred *", TypeKernelCapT: "kernel_cap_t",
 }
 
 // returnArgTypes are the types a return value can be read as.

@@ -195,18 +195,18 @@ func TestValidateAgainstKernel(t *testing.T) {
 
 		{"syscalls with tracefs", header + `  kprobes:
   - call: sys_openat
-    args: [{index: 1, type: file}, {index: 4, type: int}]
+    args: [{index: 1, type: int}, {index: 4, type: int}]
   - call: sys_opnat
   - call: sys_write
-    args: [{index: 5, type: file}]
+    args: [{index: 5, type: int}]
 `, true, []string{
-			`p.yaml:8: spec.kprobes[0].args[0].type: "file" does not fit argument 1 of sys_openat (const char *filename): file needs a struct file *`,
+			`p.yaml:8: spec.kprobes[0].args[0].type: "int32" does not fit argument 1 of sys_openat (const char *filename): int32 needs an integer`,
 			`p.yaml:8: spec.kprobes[0].args[1].index: index 4 is out of range: sys_openat has 4 arguments (0: int dfd, 1: const char *filename, 2: int flags, 3: umode_t mode)`,
 			`p.yaml:9: spec.kprobes[1].call: unknown syscall "sys_opnat" on this kernel (did you mean "sys_openat"?)`,
 		}},
 		{"syscalls without tracefs", header + `  kprobes:
   - call: sys_openat
-    args: [{index: 1, type: file}]
+    args: [{index: 1, type: int}]
   - call: sys_opnat
 `, false, []string{
 			`p.yaml:9: spec.kprobes[1].call: unknown syscall "sys_opnat" on this kernel (did you mean "sys_openat"?)`,

@@ -95,6 +95,14 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:13: spec.kprobes[0].args[4].resolve: not supported by Vigil: attribute resolution through BTF is not implemented; use an argument type that reads the object`,
 			`p.yaml:14: spec.kprobes[0].args[5].index: index 6 is out of range: arguments are read from the first 6 parameters (0 to 5)`,
 		}},
+		{"kernel objects are not syscall arguments", header + `  kprobes:
+  - call: sys_openat
+    args: [{index: 0, type: file}, {index: 1, type: string}]
+    selectors:
+    - matchArgs: [{index: 0, operator: Equal, values: [/etc/passwd]}]
+`, []string{
+			`p.yaml:8: spec.kprobes[0].args[0].type: file needs a struct file *, and a syscall's arguments are integers and pointers to user memory; read an fd, a string or a sockaddr, or hook a kernel function that takes one`,
+		}},
 		{"argument options", header + `  kprobes:
   - call: sys_write
     args:
@@ -132,7 +140,8 @@ func TestParseErrors(t *testing.T) {
 		}},
 
 		{"operators", header + `  kprobes:
-  - call: sys_openat
+  - call: do_sys_openat2
+    syscall: false
     args:
     - {index: 0, type: int}
     - {index: 1, type: string}
@@ -145,11 +154,11 @@ func TestParseErrors(t *testing.T) {
       - {index: 2, operator: Equal, values: ["1"]}
       - {index: 3, operator: Equal, values: ["1"]}
 `, []string{
-			`p.yaml:14: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to a int32 argument (use Equal, NotEqual, GT, LT, Mask)`,
-			`p.yaml:15: spec.kprobes[0].selectors[0].matchArgs[1].operator: operator "InMap": not supported by Vigil; use Equal with up to 64 values`,
-			`p.yaml:16: spec.kprobes[0].selectors[0].matchArgs[2].operator: unknown operator "Equals" (did you mean "Equal"?)`,
-			`p.yaml:17: spec.kprobes[0].selectors[0].matchArgs[3].index: no entry of args reads index 2: add one (index: 2, type: ...) so the filter knows the argument's type`,
-			`p.yaml:18: spec.kprobes[0].selectors[0].matchArgs[4].operator: cred arguments cannot be filtered`,
+			`p.yaml:15: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to a int32 argument (use Equal, NotEqual, GT, LT, Mask)`,
+			`p.yaml:16: spec.kprobes[0].selectors[0].matchArgs[1].operator: operator "InMap": not supported by Vigil; use Equal with up to 64 values`,
+			`p.yaml:17: spec.kprobes[0].selectors[0].matchArgs[2].operator: unknown operator "Equals" (did you mean "Equal"?)`,
+			`p.yaml:18: spec.kprobes[0].selectors[0].matchArgs[3].index: no entry of args reads index 2: add one (index: 2, type: ...) so the filter knows the argument's type`,
+			`p.yaml:19: spec.kprobes[0].selectors[0].matchArgs[4].operator: cred arguments cannot be filtered`,
 		}},
 		{"integer values", header + `  kprobes:
   - call: sys_ptrace
