@@ -75,9 +75,12 @@ var always = []kprobes.Feature{
 	kprobes.FeatureRingbuf, kprobes.FeatureSendSignal, kprobes.FeatureBPFStats,
 }
 
+// vmFeatures work on both Debian cloud kernels. fmod_ret is limited to
+// security_* functions there: they are built without
+// CONFIG_FUNCTION_ERROR_INJECTION, so syscalls cannot be modified.
 var vmFeatures = []kprobes.Feature{
 	kprobes.FeatureKprobe, kprobes.FeatureKretprobe, kprobes.FeatureFentry, kprobes.FeatureFexit,
-	kprobes.FeatureFmodRet, kprobes.FeatureFmodRetSyscall, kprobes.FeatureLSM,
+	kprobes.FeatureFmodRet, kprobes.FeatureLSM,
 }
 
 func set(yes []kprobes.Feature, no ...kprobes.Feature) map[kprobes.Feature]bool {
@@ -113,10 +116,10 @@ func knownByRelease(rel string) (KnownKernel, bool) {
 			kprobes.FeatureFmodRetSyscall, kprobes.FeatureLSM, kprobes.FeatureOverrideReturn)}, true
 	case strings.HasPrefix(rel, "6.1.") && strings.HasSuffix(rel, "-cloud-amd64"):
 		return KnownKernel{Name: "Debian 6.1 cloud", Features: set(vmFeatures,
-			kprobes.FeatureKprobeMulti, kprobes.FeatureOverrideReturn)}, true
+			kprobes.FeatureKprobeMulti, kprobes.FeatureOverrideReturn, kprobes.FeatureFmodRetSyscall)}, true
 	case strings.HasPrefix(rel, "6.12.") && strings.HasSuffix(rel, "-cloud-amd64"):
 		return KnownKernel{Name: "Debian 6.12 cloud", Features: set(append(vmFeatures, kprobes.FeatureKprobeMulti),
-			kprobes.FeatureOverrideReturn)}, true
+			kprobes.FeatureOverrideReturn, kprobes.FeatureFmodRetSyscall)}, true
 	}
 	return KnownKernel{}, false
 }
