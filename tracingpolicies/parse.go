@@ -2,6 +2,7 @@ package tracingpolicies
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -23,6 +24,37 @@ func ParseFile(path string) ([]*Policy, error) {
 		return nil, manifest.AsErrors(path, err)
 	}
 	return parseDocuments(path, docs)
+}
+
+// ParsePath parses a policy file, or every *.yaml and *.yml file below a
+// directory, and checks that no two policies share a name. Like Parse, it
+// returns the valid policies and every problem.
+func ParsePath(path string) ([]*Policy, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, manifest.AsErrors(path, err)
+	}
+	if !fi.IsDir() {
+		return ParseFile(path)
+	}
+	files, err := manifest.YAMLFiles(path)
+	if err != nil {
+		return nil, manifest.AsErrors(path, err)
+	}
+	if len(files) == 0 {
+		return nil, manifest.Errors{{File: path, Msg: "no *.yaml or *.yml files in this directory"}}
+	}
+	var (
+		all  []*Policy
+		errs manifest.Errors
+	)
+	for _, f := range files {
+		policies, err := ParseFile(f)
+		all = append(all, policies...)
+		errs = append(errs, manifest.AsErrors(f, err)...)
+	}
+	errs = append(errs, CheckUnique(all)...)
+	return all, errs.Err()
 }
 
 // Parse parses the TracingPolicy documents of data, read from the file

@@ -2,6 +2,8 @@ package tracingpolicies
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -200,6 +202,31 @@ func TestOptInWithoutEffect(t *testing.T) {
 	want := []string{`o.yaml:7: spec.options[0]: allow-unrestricted-enforcement has no effect: no selector of this policy needs it; remove it`}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	policies, err := ParsePath(examplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(policies) < 12 {
+		t.Errorf("ParsePath(%s) = %d policies, want every example", examplesDir, len(policies))
+	}
+	dir := t.TempDir()
+	doc := header + "  lsmhooks: [{hook: file_open}]\n"
+	for _, name := range []string{"a.yaml", "b.yml"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policies, err = ParsePath(dir)
+	want := []string{filepath.Join(dir, "b.yml") + `:4: metadata.name: TracingPolicy "t" is defined twice (first at ` + filepath.Join(dir, "a.yaml") + ":4)"}
+	if diff := cmp.Diff(want, errLines(err)); diff != "" || len(policies) != 2 {
+		t.Errorf("%d policies; errors (-want +got):\n%s", len(policies), diff)
+	}
+	if _, err := ParsePath(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing path must be an error")
 	}
 }
 
