@@ -298,6 +298,20 @@ func TestParseFormat(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
+	for decl, want := range map[string]string{
+		"__data_loc char[] name":  "__data_loc char[] name",
+		"__rel_loc char[] name":   "__rel_loc char[] name",
+		"const char * filename":   "const char *filename",
+		"struct sockaddr * addr":  "struct sockaddr *addr",
+		"unsigned long args[6]":   "unsigned long args[6]",
+		"__u8 saddr[4]":           "__u8 saddr[4]",
+		"const struct cred * old": "const struct cred *old",
+	} {
+		p, err := parseDecl(decl)
+		if err != nil || p.String() != want {
+			t.Errorf("parseDecl(%q) = %q, %v; want %q", decl, p, err, want)
+		}
+	}
 	for _, bad := range []string{"no format here", "format:\n\tfield:int;\toffset:0;\tsize:4;\tsigned:1;\n", "format:\n\tgarbage\n"} {
 		if _, err := parseFormat([]byte(bad)); err == nil {
 			t.Errorf("parseFormat(%q) succeeded", bad)

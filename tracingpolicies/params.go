@@ -276,12 +276,14 @@ func parseFormat(data []byte) ([]param, error) {
 // parseDecl parses a tracefs field declaration such as "const char *
 // filename", "char comm[16]" or "__data_loc char[] name".
 func parseDecl(decl string) (param, error) {
-	if rest, ok := strings.CutPrefix(decl, "__data_loc "); ok {
-		m := declNameRE.FindStringSubmatch(rest)
-		if m == nil {
-			return param{}, fmt.Errorf("cannot parse tracepoint field %q", decl)
+	for _, loc := range []string{"__data_loc ", "__rel_loc "} {
+		if rest, ok := strings.CutPrefix(decl, loc); ok {
+			m := declNameRE.FindStringSubmatch(rest)
+			if m == nil {
+				return param{}, fmt.Errorf("cannot parse tracepoint field %q", decl)
+			}
+			return param{name: m[2], ctype: loc + m[1], kind: paramDataLoc}, nil
 		}
-		return param{name: m[2], ctype: "__data_loc " + m[1], kind: paramDataLoc}, nil
 	}
 	if m := declArrayRE.FindStringSubmatch(decl); m != nil {
 		typ := strings.TrimSpace(m[1])
