@@ -225,14 +225,25 @@ func nsInum(link string) uint32 {
 	return uint32(n)
 }
 
-// HostNamespaces returns the namespaces of PID 1 as seen through root.
+// initPidNSInode is the inode of the initial pid namespace, fixed by the
+// kernel (PROC_PID_INIT_INO).
+const initPidNSInode = 0xEFFFFFFC
+
+// HostNamespaces returns the namespaces of PID 1 as seen through root. When
+// PID 1's namespaces cannot be read (some sandboxes deny it), the initial pid
+// namespace's fixed inode stands in; the mount and network namespaces stay
+// unknown.
 func HostNamespaces(root string) event.Namespaces {
 	dir := filepath.Join(root, "1", "ns")
-	return event.Namespaces{
+	ns := event.Namespaces{
 		PidInum: nsInum(filepath.Join(dir, "pid")),
 		MntInum: nsInum(filepath.Join(dir, "mnt")),
 		NetInum: nsInum(filepath.Join(dir, "net")),
 	}
+	if ns.PidInum == 0 {
+		ns.PidInum = initPidNSInode
+	}
+	return ns
 }
 
 // AddProc inserts a process read from /proc, unless the cache already has a

@@ -45,3 +45,5 @@ func run() int {
 	fmt.Fprintln(os.Stderr, "vigil:", err)
 	return 1
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

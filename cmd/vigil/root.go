@@ -40,6 +40,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newProbeCommand(g))
 	root.AddCommand(newPolicyCommand(g))
 	root.AddCommand(newNetpolCommand(g))
+	root.AddCommand(newAgentCommand(g))
 	return root
 }
 

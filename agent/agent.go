@@ -1,0 +1,260 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/observer"
+	"github.com/vigilsec/vigil/process"
+)
+
+// Log field keys.
+const (
+	logFieldComponent = "component"
+	logFieldMechanism = "mechanism"
+	logFieldCount     = "count"
+)
+
+// Agent is one running Vigil agent. Create it with New and run it with Run.
+type Agent struct {
+	cfg   Config
+	log   *logrus.Logger
+	reg   *prometheus.Registry
+	ready atomic.Bool
+
+	exp *exporter.Exporter
+	// lostSeen is the kernel loss count already reported.
+	lostSeen uint64
+}
+
+// New checks cfg and prepares an agent. It touches neither the kernel nor
+// the network; Run does.
+func New(cfg Config, log *logrus.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Export.NodeName = cfg.NodeName
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "vigil"}))
+	reg.MustRegister(collectors.NewGoCollector())
+	exp, err := exporter.New(cfg.Export, log.WithField(logFieldComponent, "exporter"), reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp}, nil
+}
+
+// Registry is the agent's metrics registry.
+func (a *Agent) Registry() *prometheus.Registry { return a.reg }
+
+// Ready reports whether every sensor and initial policy is attached.
+func (a *Agent) Ready() bool { return a.ready.Load() }
+
+// Run loads and attaches the sensors, streams events until ctx ends, then
+// detaches everything and flushes the sinks.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	log := a.log
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+	feats, err := kprobes.Probe(nil)
+	if err != nil {
+		return err
+	}
+	cgroupRoot := feats.Kernel.Cgroup2
+
+	cache, err := process.NewCache(process.Config{
+		NodeName:   a.cfg.NodeName,
+		MaxEntries: a.cfg.ProcessCacheSize,
+		HostNS:     process.HostNamespaces(a.cfg.ProcRoot),
+	})
+	if err != nil {
+		return fmt.Errorf("--process-cache-size: %w", err)
+	}
+	a.reg.MustRegister(newCacheCollector(cache))
+
+	sensor, err := kprobes.NewProcessSensor(&kprobes.ProcessOptions{
+		RingBufferSize: uint32(a.cfg.RingBufferSize),
+		MaxProcesses:   uint32(a.cfg.ProcessCacheSize),
+		RawTracepoints: a.cfg.RawTracepoints,
+	}, feats)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sensor.Close(); cerr != nil {
+			log.WithError(cerr).Warn("detach process sensor")
+		}
+	}()
+	log.WithField(logFieldMechanism, sensor.Mechanism()).Info("process sensor attached")
+
+	filters, err := a.resolveExecFilter(cgroupRoot)
+	if err != nil {
+		return err
+	}
+	if err := sensor.SetFilters(filters); err != nil {
+		return err
+	}
+
+	obs, err := observer.New(sensor.Events(), log.WithField(logFieldComponent, "observer"))
+	if err != nil {
+		return err
+	}
+	dec := process.NewDecoder(cache, a.exp)
+	obs.Handle(kprobes.OpExec, dec.Exec)
+	obs.Handle(kprobes.OpFork, dec.Fork)
+	obs.Handle(kprobes.OpExit, dec.Exit)
+
+	// Processes that started before the sensor: their records are not in
+	// the ring buffer, /proc has them. The observer starts after the scan,
+	// so records that arrived meanwhile are applied on top of it.
+	n, err := a.scanProc(cache, sensor, cgroupRoot)
+	if err != nil {
+		return err
+	}
+	log.WithField(logFieldCount, n).Info("read running processes from /proc")
+
+	// The exporter outlives the producers so that it can flush what they
+	// sent; it stops when they have.
+	expCtx, stopExporter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopExporter()
+	expDone := make(chan error, 1)
+	go func() { expDone <- a.exp.Run(expCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return obs.Run(gctx) })
+	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	if a.cfg.MetricsAddr != "" {
+		srv, err := a.startHTTP()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+
+	a.ready.Store(true)
+	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+
+	runErr := g.Wait()
+	a.ready.Store(false)
+	// Report what the kernel could not deliver up to the end.
+	if err := a.reportLost(sensor); err != nil {
+		log.WithError(err).Warn("read lost event counters")
+	}
+	stopExporter()
+	if err := <-expDone; err != nil && !errors.Is(err, context.Canceled) {
+		runErr = errors.Join(runErr, err)
+	}
+	log.Info("agent stopped")
+	return runErr
+}
+
+func (a *Agent) resolveExecFilter(cgroupRoot string) (kprobes.Filters, error) {
+	var f kprobes.Filters
+	for _, p := range a.cfg.ExecFilter.CgroupPaths {
+		if cgroupRoot == "" {
+			return f, fmt.Errorf("--exec-filter-cgroup: no cgroup v2 hierarchy is mounted")
+		}
+		id, err := process.CgroupID(filepath.Join(cgroupRoot, p))
+		if err != nil {
+			return f, fmt.Errorf("--exec-filter-cgroup %s: %w", p, err)
+		}
+		f.CgroupIDs = append(f.CgroupIDs, id)
+	}
+	for _, ns := range a.cfg.ExecFilter.PidNamespaces {
+		if ns == "host" {
+			host := process.HostNamespaces(a.cfg.ProcRoot)
+			if host.PidInum == 0 {
+				return f, fmt.Errorf("--exec-filter-pidns host: cannot read %s/1/ns/pid", a.cfg.ProcRoot)
+			}
+			f.PidNS = append(f.PidNS, host.PidInum)
+			continue
+		}
+		v, _ := strconv.ParseUint(ns, 10, 32)
+		f.PidNS = append(f.PidNS, uint32(v))
+	}
+	f.Binaries = a.cfg.ExecFilter.Binaries
+	return f, nil
+}
+
+func (a *Agent) scanProc(cache *process.Cache, sensor *kprobes.ProcessSensor, cgroupRoot string) (int, error) {
+	recs, err := process.ReadProc(a.cfg.ProcRoot, cgroupRoot)
+	if err != nil {
+		return 0, err
+	}
+	self := uint32(os.Getpid())
+	for i := range recs {
+		r := &recs[i]
+		cache.AddProc(r)
+		if r.PID == self || r.Kernel {
+			continue
+		}
+		if err := sensor.SeedProcess(r.PID, r.PPID, r.Binary, r.StartKtime); err != nil {
+			a.log.WithError(err).Debug("seed kernel process table")
+		}
+	}
+	return len(recs), nil
+}
+
+// pollLost turns the kernel's counts of records it could not reserve into
+// loss reports, every second.
+func (a *Agent) pollLost(ctx context.Context, sensor *kprobes.ProcessSensor) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := a.reportLost(sensor); err != nil {
+				a.log.WithError(err).Warn("read lost event counters")
+			}
+		}
+	}
+}
+
+func (a *Agent) reportLost(sensor *kprobes.ProcessSensor) error {
+	lost, err := sensor.Lost()
+	if err != nil {
+		return err
+	}
+	var total uint64
+	for _, n := range lost {
+		total += n
+	}
+	if d := total - a.lostSeen; d > 0 {
+		a.lostSeen = total
+		a.exp.ReportLost("ringbuf_full", d)
+	}
+	return nil
+}
+
+var _ process.Sink = (*exporter.Exporter)(nil)
+
+// eventSink is what the agent needs of the exporter.
+type eventSink interface {
+	Export(*event.Event)
+	ReportLost(reason string, n uint64)
+}
+
+var _ eventSink = (*exporter.Exporter)(nil)

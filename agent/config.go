@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/process"
+)
+
+// Config is everything `vigil agent` can be told. Flags and the config file
+// fill it; Validate names the flag of any bad value.
+type Config struct {
+	// NodeName is reported in every event and is part of every exec id.
+	NodeName string
+	// RingBufferSize is the event ring buffer's size in bytes.
+	RingBufferSize uint64
+	// ProcessCacheSize bounds the process cache (live and recently exited
+	// processes).
+	ProcessCacheSize int
+	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
+	// disables the server.
+	MetricsAddr string
+	// SocketPath is the control socket (vigil policy list, vigil events).
+	SocketPath string
+	// ExecFilter drops exec and exit events in the kernel.
+	ExecFilter ExecFilter
+	// RawTracepoints forces the raw tracepoint fallback of the process
+	// sensor (for testing the fallback on kernels with tp_btf).
+	RawTracepoints bool
+	// ProcRoot is where /proc is mounted (tests may point elsewhere).
+	ProcRoot string
+	// Export configures the sinks and the shaping of the event stream.
+	Export exporter.Config
+}
+
+// ExecFilter selects processes whose exec and exit events are dropped in the
+// kernel, before they reach user space.
+type ExecFilter struct {
+	// CgroupPaths are cgroup v2 paths (as /proc/PID/cgroup shows them);
+	// processes directly in them are not reported.
+	CgroupPaths []string
+	// PidNamespaces are pid namespace inode numbers, or "host" for the
+	// host's.
+	PidNamespaces []string
+	// Binaries are exact executable paths.
+	Binaries []string
+}
+
+// DefaultConfig returns the configuration of `vigil agent` with no flags.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		host = n
+	}
+	return Config{
+		NodeName:         host,
+		RingBufferSize:   kprobes.DefaultRingBufferSize,
+		ProcessCacheSize: process.DefaultMaxEntries,
+		MetricsAddr:      "127.0.0.1:2112",
+		SocketPath:       "/run/vigil/vigil.sock",
+		ProcRoot:         "/proc",
+	}
+}
+
+// Validate checks every option and returns one error per problem, each
+// naming its flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("--node-name: must not be empty (the host name could not be read)"))
+	}
+	if err := kprobes.ValidateRingBufferSize(c.RingBufferSize); err != nil {
+		errs = append(errs, fmt.Errorf("--ringbuf-size: %w", err))
+	}
+	if c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22 {
+		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d)", c.ProcessCacheSize, 1<<22))
+	}
+	for _, ns := range c.ExecFilter.PidNamespaces {
+		if ns == "host" {
+			continue
+		}
+		if _, err := strconv.ParseUint(ns, 10, 32); err != nil {
+			errs = append(errs, fmt.Errorf("--exec-filter-pidns: %q is neither \"host\" nor a namespace inode number", ns))
+		}
+	}
+	for _, p := range c.ExecFilter.CgroupPaths {
+		if !strings.HasPrefix(p, "/") {
+			errs = append(errs, fmt.Errorf("--exec-filter-cgroup: %q must be an absolute cgroup path such as /system.slice/cron.service", p))
+		}
+	}
+	for _, b := range c.ExecFilter.Binaries {
+		if !strings.HasPrefix(b, "/") || len(b) > 255 {
+			errs = append(errs, fmt.Errorf("--exec-filter-binary: %q must be an absolute path of at most 255 bytes", b))
+		}
+	}
+	if err := c.Export.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {
+		errs = append(errs, fmt.Errorf("--socket: %q must be an absolute path", c.SocketPath))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseSize parses a byte size such as 8388608, 8Mi, 8M or 512Ki.
+func ParseSize(s string) (uint64, error) {
+	mult := uint64(1)
+	num := s
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a size (examples: 8388608, 8Mi, 512Ki)", s)
+	}
+	if n > (1<<63)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/agent"
+)
+
+func newAgentCommand(g *globals) *cobra.Command {
+	cfg := agent.DefaultConfig()
+	var configFile, ringbufSize string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent: watch, enforce and stream events as JSON lines",
+		Long: `agent loads Vigil's BPF programs, reports process, policy and network events
+as one JSON object per line (stdout by default) and enforces the loaded
+policies in the kernel. It needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN,
+CAP_NET_ADMIN and CAP_SYS_RESOURCE). Logs go to stderr, events never do.
+
+Every flag can also be set in a YAML file given with --config, with the flag
+name as key (export-file: /var/log/vigil/events.json); flags win.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := agent.ApplyConfigFile(configFile, cmd.Flags()); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+			}
+			size, err := agent.ParseSize(ringbufSize)
+			if err != nil {
+				return &exitError{code: 2, err: errorf("--ringbuf-size: %v", err)}
+			}
+			cfg.RingBufferSize = size
+			a, err := agent.New(cfg, g.log)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML file setting any of these flags (flag names as keys)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name reported in events (default: $NODE_NAME or the host name)")
+	f.StringVar(&ringbufSize, "ringbuf-size", "8Mi", "event ring buffer size: a power of two, multiple of the page size (e.g. 8Mi)")
+	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable)")
+	f.StringVar(&cfg.SocketPath, "socket", cfg.SocketPath, "control socket for vigil policy and vigil events (mode 0600)")
+	f.StringArrayVar(&cfg.ExecFilter.CgroupPaths, "exec-filter-cgroup", nil, "drop exec/exit events of processes in this cgroup v2 path (repeatable)")
+	f.StringArrayVar(&cfg.ExecFilter.PidNamespaces, "exec-filter-pidns", nil, `drop exec/exit events of this pid namespace: an inode number or "host" (repeatable)`)
+	f.StringArrayVar(&cfg.ExecFilter.Binaries, "exec-filter-binary", nil, "drop exec/exit events of this executable path (repeatable)")
+	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
+	f.MarkHidden("force-raw-tracepoints")
+	cfg.Export.AddFlags(f)
+	return cmd
+}
