@@ -147,6 +147,12 @@ struct ratelimit {
 
 const volatile struct np_config np_cfg = {};
 
+/* The inner map's key and value are reached through two pointers in the map
+ * definition, where clang emits only forward declarations; these unused
+ * constants give them their full BTF. */
+const volatile struct policy_key np_btf_policy_key = {};
+const volatile struct policy_value np_btf_policy_value = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -162,19 +168,17 @@ struct {
 	__uint(max_entries, 65536);
 } np_cgroups SEC(".maps");
 
-struct policy_inner {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct policy_key);
-	__type(value, struct policy_value);
-	__uint(max_entries, 16384);
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
 	__type(key, __u32);
 	__uint(max_entries, 16384);
-	__array(values, struct policy_inner);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__type(key, struct policy_key);
+		__type(value, struct policy_value);
+		__uint(max_entries, 16384);
+	});
 } np_policy SEC(".maps");
 
 struct {
@@ -354,12 +358,15 @@ static __always_inline void report(struct np_flow *f, __u64 cgid, __u32 local, _
 	stat_inc(NP_STAT_RECORDS);
 }
 
-/* decide returns 1 to let the flow through and 0 to drop it. */
+#define NP_UNMANAGED 2
+
+/* decide returns 1 to let the flow through, 0 to drop it, and NP_UNMANAGED
+ * when the socket is not in a pod's cgroup. */
 static __always_inline int decide(struct np_flow *f, __u64 cgid, int process_context)
 {
 	__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
 	if (!local)
-		return 1; /* not a pod we police */
+		return NP_UNMANAGED;
 	__u32 remote = remote_identity(f);
 	__u16 port = f->direction == NP_EGRESS ? f->remote_port : f->local_port;
 	struct policy_value *v = policy_lookup(*local, f->direction, remote, f->protocol, port);
@@ -442,9 +449,10 @@ static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, int v6, __u8 
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	if (f.protocol != IPPROTO_TCP && flow_known(cookie, &f))
 		return 1; /* a reply of an exchange the peer started */
-	if (!decide(&f, bpf_get_current_cgroup_id(), 1))
+	int ok = decide(&f, bpf_get_current_cgroup_id(), 1);
+	if (!ok)
 		return 0;
-	if (f.protocol != IPPROTO_TCP)
+	if (ok == 1 && f.protocol != IPPROTO_TCP)
 		flow_remember(cookie, &f);
 	return 1;
 }
@@ -539,18 +547,21 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 	if (!skb_flow(skb, &f, dir, &flags))
 		return 1;
 	if (f.protocol == IPPROTO_TCP) {
-		/* Only a new connection is policed; its replies and the rest of
-		 * the stream follow. */
-		if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		/* Only a new incoming connection is policed here: outgoing ones
+		 * were decided at connect(), and replies and the rest of a
+		 * stream never carry a lone SYN. */
+		if (dir == NP_EGRESS || (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 			return 1;
-		return decide(&f, bpf_skb_cgroup_id(skb), 0);
+		return decide(&f, bpf_skb_cgroup_id(skb), 0) != 0;
 	}
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	if (flow_known(cookie, &f))
 		return 1;
-	if (!decide(&f, bpf_skb_cgroup_id(skb), 0))
+	int ok = decide(&f, bpf_skb_cgroup_id(skb), 0);
+	if (!ok)
 		return 0;
-	flow_remember(cookie, &f);
+	if (ok == 1)
+		flow_remember(cookie, &f);
 	return 1;
 }
 

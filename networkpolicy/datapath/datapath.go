@@ -1,0 +1,462 @@
+package datapath
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vigilsec/vigil/networkpolicy"
+)
+
+// Defaults of Config.
+const (
+	DefaultRecordsPerSecond = 1000
+	DefaultMaxPolicyEntries = 16384
+)
+
+// Pod is a workload the agent found on the node: the pod (name, namespace,
+// labels, addresses, named ports) and the cgroups of its containers. A
+// socket is policed as the pod's when it was created in one of these
+// cgroups exactly (not a descendant).
+type Pod struct {
+	networkpolicy.Pod
+	CgroupIDs []uint64
+}
+
+// WorkloadSource lists the pods of this node. The agent provides it; tests
+// provide network namespaces and cgroups they created.
+type WorkloadSource interface {
+	Pods(ctx context.Context) ([]Pod, error)
+}
+
+// Config configures the datapath.
+type Config struct {
+	// Workloads lists the pods to police (required).
+	Workloads WorkloadSource
+	// CgroupRoot is the cgroup v2 directory the programs attach to; empty
+	// means the root of the cgroup2 mount found in /proc/self/mountinfo.
+	CgroupRoot string
+	// HostIPs are the node's addresses (the host entity).
+	HostIPs []netip.Addr
+	// RecordsPerSecond limits verdict records per CPU (0: the default;
+	// negative: unlimited). Suppressed records are counted.
+	RecordsPerSecond int
+	// MaxPolicyEntries bounds the policy map of one local identity (0: the
+	// default).
+	MaxPolicyEntries int
+}
+
+// Validate names the field that is wrong.
+func (c *Config) Validate() error {
+	if c.Workloads == nil {
+		return errors.New("datapath config: Workloads is required")
+	}
+	if c.MaxPolicyEntries < 0 {
+		return fmt.Errorf("datapath config: MaxPolicyEntries %d is negative", c.MaxPolicyEntries)
+	}
+	if c.CgroupRoot != "" {
+		if fi, err := os.Stat(c.CgroupRoot); err != nil || !fi.IsDir() {
+			return fmt.Errorf("datapath config: CgroupRoot %q is not a directory", c.CgroupRoot)
+		}
+	}
+	return nil
+}
+
+// Datapath is the loaded kernel side of network policy.
+type Datapath struct {
+	cfg   Config
+	log   logrus.FieldLogger
+	alloc *networkpolicy.Allocator
+
+	mu      sync.Mutex
+	objs    NetpolObjects
+	inner   *ebpf.MapSpec
+	links   []link.Link
+	loaded  bool
+	engine  *networkpolicy.Engine
+	policy  map[uint32]map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry
+	inners  map[uint32]*ebpf.Map
+	ipcache map[netip.Prefix]uint32
+	cgroups map[uint64]uint32
+	rules   map[uint32]networkpolicy.RuleRef
+}
+
+// New validates the configuration; Load then loads and attaches.
+func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxPolicyEntries == 0 {
+		cfg.MaxPolicyEntries = DefaultMaxPolicyEntries
+	}
+	if cfg.RecordsPerSecond == 0 {
+		cfg.RecordsPerSecond = DefaultRecordsPerSecond
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(os.Stderr)
+		log = l
+	}
+	return &Datapath{
+		cfg: cfg, log: log.WithField("component", "netpol-datapath"), alloc: networkpolicy.NewAllocator(),
+		policy:  map[uint32]map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry{},
+		inners:  map[uint32]*ebpf.Map{},
+		ipcache: map[netip.Prefix]uint32{},
+		cgroups: map[uint64]uint32{},
+		rules:   map[uint32]networkpolicy.RuleRef{},
+	}, nil
+}
+
+// Cgroup2Root returns the mount point of the cgroup v2 hierarchy.
+func Cgroup2Root() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE OPTS
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if len(fields) >= 5 && len(tail) >= 1 && tail[0] == "cgroup2" {
+			return fields[4], nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", errors.New("no cgroup2 file system is mounted (mount -t cgroup2 none /sys/fs/cgroup)")
+}
+
+// Load loads the BPF objects and attaches the programs at the cgroup root.
+// On failure everything created is removed again.
+func (d *Datapath) Load() (err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.loaded {
+		return errors.New("datapath: already loaded")
+	}
+	root := d.cfg.CgroupRoot
+	if root == "" {
+		if root, err = Cgroup2Root(); err != nil {
+			return fmt.Errorf("datapath: %w", err)
+		}
+	}
+	spec, err := LoadNetpol()
+	if err != nil {
+		return fmt.Errorf("datapath: load BPF spec: %w", err)
+	}
+	outer := spec.Maps[NetpolMapNpPolicy]
+	outer.InnerMap.MaxEntries = uint32(d.cfg.MaxPolicyEntries)
+	d.inner = outer.InnerMap.Copy()
+	rate := NetpolNpConfig{}
+	if d.cfg.RecordsPerSecond > 0 {
+		rate.RecordsPerSec = uint32(d.cfg.RecordsPerSecond)
+		rate.Burst = uint32(d.cfg.RecordsPerSecond)
+	}
+	if err := spec.Variables[NetpolVarNpCfg].Set(rate); err != nil {
+		return fmt.Errorf("datapath: set config: %w", err)
+	}
+	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("datapath: load BPF objects: %w (verifier log: %+v)", err, ve)
+		}
+		return fmt.Errorf("datapath: load BPF objects: %w (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", err)
+	}
+	defer func() {
+		if err != nil {
+			d.closeLocked()
+		}
+	}()
+	attach := []struct {
+		prog *ebpf.Program
+		at   ebpf.AttachType
+	}{
+		{d.objs.NpConnect4, ebpf.AttachCGroupInet4Connect},
+		{d.objs.NpConnect6, ebpf.AttachCGroupInet6Connect},
+		{d.objs.NpSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
+		{d.objs.NpSendmsg6, ebpf.AttachCGroupUDP6Sendmsg},
+		{d.objs.NpIngress, ebpf.AttachCGroupInetIngress},
+		{d.objs.NpEgress, ebpf.AttachCGroupInetEgress},
+	}
+	for _, a := range attach {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: a.at, Program: a.prog})
+		if err != nil {
+			return fmt.Errorf("datapath: attach %s at %s: %w", a.at, root, err)
+		}
+		d.links = append(d.links, l)
+	}
+	d.loaded = true
+	d.log.WithField("cgroup", root).Info("network policy datapath attached")
+	return nil
+}
+
+// Close detaches the programs and removes every map.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closeLocked()
+}
+
+func (d *Datapath) closeLocked() error {
+	var errs []error
+	for _, l := range d.links {
+		errs = append(errs, l.Close())
+	}
+	d.links = nil
+	for id, m := range d.inners {
+		errs = append(errs, m.Close())
+		delete(d.inners, id)
+	}
+	errs = append(errs, d.objs.Close())
+	d.objs = NetpolObjects{}
+	d.loaded = false
+	return errors.Join(errs...)
+}
+
+// Engine returns the engine of the last Apply.
+func (d *Datapath) Engine() *networkpolicy.Engine {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.engine
+}
+
+// ApplyStats counts what an Apply changed in the kernel.
+type ApplyStats struct {
+	// PolicyMapsWritten counts local identities whose policy map was
+	// (re)built and swapped in; PolicyMapsRemoved those dropped.
+	PolicyMapsWritten, PolicyMapsRemoved int
+	IPCacheUpdated, IPCacheRemoved       int
+	CgroupsUpdated, CgroupsRemoved       int
+}
+
+// Apply compiles policies and namespaces of res with the pods of the
+// workload source (res.Pods is ignored) and brings the kernel maps to the
+// result, changing only what differs. A local identity's policy map is
+// built aside and swapped in at once, and a pod's cgroups are mapped to its
+// identity only after that identity's policy is in place, so no half-written
+// state is ever visible.
+func (d *Datapath) Apply(ctx context.Context, res *networkpolicy.Resources) (ApplyStats, error) {
+	var st ApplyStats
+	pods, err := d.cfg.Workloads.Pods(ctx)
+	if err != nil {
+		return st, fmt.Errorf("datapath: list workloads: %w", err)
+	}
+	in := &networkpolicy.Resources{Namespaces: res.Namespaces, Policies: res.Policies, HostIPs: append(res.HostIPs, d.cfg.HostIPs...)}
+	for i := range pods {
+		p := pods[i].Pod
+		in.Pods = append(in.Pods, &p)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.loaded {
+		return st, errors.New("datapath: Apply before Load")
+	}
+	engine, err := networkpolicy.Compile(in, d.alloc)
+	if err != nil {
+		return st, err
+	}
+	tables := engine.Flatten()
+
+	// 1. Policy maps of new and changed identities, each built aside and
+	// swapped in.
+	for local, entries := range tables.Policy {
+		if maps.Equal(entries, d.policy[local]) {
+			continue
+		}
+		if len(entries) > d.cfg.MaxPolicyEntries {
+			return st, fmt.Errorf("datapath: identity %d needs %d policy entries, more than MaxPolicyEntries %d", local, len(entries), d.cfg.MaxPolicyEntries)
+		}
+		m, err := d.buildInner(entries)
+		if err != nil {
+			return st, fmt.Errorf("datapath: policy map of identity %d: %w", local, err)
+		}
+		if err := d.objs.NpPolicy.Put(local, m); err != nil {
+			m.Close()
+			return st, fmt.Errorf("datapath: install policy map of identity %d: %w", local, err)
+		}
+		if old := d.inners[local]; old != nil {
+			old.Close()
+		}
+		d.inners[local], d.policy[local] = m, entries
+		st.PolicyMapsWritten++
+	}
+	// 2. Address to identity.
+	for p, id := range tables.IPCache {
+		if cur, ok := d.ipcache[p]; ok && cur == id {
+			continue
+		}
+		if err := d.objs.NpIpcache.Put(ipcacheKey(p), id); err != nil {
+			return st, fmt.Errorf("datapath: ipcache %s: %w", p, err)
+		}
+		d.ipcache[p] = id
+		st.IPCacheUpdated++
+	}
+	// 3. Cgroups to local identities.
+	want := map[uint64]uint32{}
+	for _, p := range pods {
+		ep, err := engine.Pod(p.Key())
+		if err != nil {
+			return st, err
+		}
+		for _, cg := range p.CgroupIDs {
+			want[cg] = ep.Local
+		}
+	}
+	for cg, id := range want {
+		if cur, ok := d.cgroups[cg]; ok && cur == id {
+			continue
+		}
+		if err := d.objs.NpCgroups.Put(cg, id); err != nil {
+			return st, fmt.Errorf("datapath: cgroup %d: %w", cg, err)
+		}
+		d.cgroups[cg] = id
+		st.CgroupsUpdated++
+	}
+	// 4. What is gone, in reverse order.
+	for cg := range d.cgroups {
+		if _, ok := want[cg]; !ok {
+			if err := d.objs.NpCgroups.Delete(cg); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return st, fmt.Errorf("datapath: remove cgroup %d: %w", cg, err)
+			}
+			delete(d.cgroups, cg)
+			st.CgroupsRemoved++
+		}
+	}
+	for p := range d.ipcache {
+		if _, ok := tables.IPCache[p]; !ok {
+			if err := d.objs.NpIpcache.Delete(ipcacheKey(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return st, fmt.Errorf("datapath: remove ipcache %s: %w", p, err)
+			}
+			delete(d.ipcache, p)
+			st.IPCacheRemoved++
+		}
+	}
+	for local, m := range d.inners {
+		if _, ok := tables.Policy[local]; !ok {
+			if err := d.objs.NpPolicy.Delete(local); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return st, fmt.Errorf("datapath: remove policy map of identity %d: %w", local, err)
+			}
+			m.Close()
+			delete(d.inners, local)
+			delete(d.policy, local)
+			st.PolicyMapsRemoved++
+		}
+	}
+	d.engine = engine
+	d.recordRules(engine)
+	d.log.WithFields(logrus.Fields{
+		"policy_maps_written": st.PolicyMapsWritten, "policy_maps_removed": st.PolicyMapsRemoved,
+		"ipcache_updated": st.IPCacheUpdated, "ipcache_removed": st.IPCacheRemoved,
+		"cgroups_updated": st.CgroupsUpdated, "cgroups_removed": st.CgroupsRemoved,
+	}).Debug("network policy applied")
+	return st, nil
+}
+
+// recordRules remembers every rule number the kernel may report, including
+// those of earlier Applies still in flight.
+func (d *Datapath) recordRules(e *networkpolicy.Engine) {
+	for _, entries := range d.policy {
+		for _, v := range entries {
+			if r, ok := e.Rule(v.Rule); ok {
+				d.rules[v.Rule] = r
+			}
+		}
+	}
+}
+
+func (d *Datapath) buildInner(entries map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(d.inner)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]NetpolPolicyKey, 0, len(entries))
+	vals := make([]NetpolPolicyValue, 0, len(entries))
+	for k, v := range entries {
+		keys = append(keys, PolicyKey(k))
+		vals = append(vals, NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule})
+	}
+	for i := range keys {
+		if err := m.Put(&keys[i], &vals[i]); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// PolicyKey converts an engine key into the kernel's byte layout.
+func PolicyKey(k networkpolicy.PolicyKey) NetpolPolicyKey {
+	return NetpolPolicyKey{
+		Prefixlen: k.PrefixLen,
+		Remote:    hton32(k.Remote),
+		Direction: uint8(k.Direction),
+		Protocol:  uint8(k.Protocol),
+		Port:      hton16(k.Port),
+	}
+}
+
+func hton32(v uint32) uint32 {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func hton16(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// ipcacheKey stores IPv4 prefixes IPv4-mapped, over 128 bits.
+func ipcacheKey(p netip.Prefix) NetpolIpcacheKey {
+	a := p.Addr()
+	bits := p.Bits()
+	if a.Is4() {
+		bits += 96
+	}
+	return NetpolIpcacheKey{Prefixlen: uint32(bits), Addr: a.As16()}
+}
+
+// Stats are the datapath's counters, summed over CPUs.
+type Stats struct {
+	Allowed, Denied, Audited              uint64
+	Records, RecordsSuppressed, RecordsLost uint64
+}
+
+// Stats reads the counters.
+func (d *Datapath) Stats() (Stats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var st Stats
+	if !d.loaded {
+		return st, errors.New("datapath: not loaded")
+	}
+	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost}
+	for i, p := range out {
+		var per []uint64
+		if err := d.objs.NpStats.Lookup(uint32(i), &per); err != nil {
+			return st, fmt.Errorf("datapath: read stats: %w", err)
+		}
+		for _, v := range per {
+			*p += v
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,11 @@
+// Package datapath is the kernel side of network policy: it loads the cgroup
+// v2 programs of bpf/netpol.bpf.c, attaches them at the cgroup root (next to
+// any CNI), writes the maps the engine's Flatten derives (ipcache, cgroup to
+// identity, one policy map per local identity, swapped in whole), and reads
+// the verdict records of denied and audited flows.
+//
+// Lifecycle: New(cfg, log) -> Load() -> Apply(resources)... -> Close().
+// Apply is incremental and may be called whenever pods or policies change.
+// The package holds kernel state; policy semantics live in the parent
+// package and must not be reimplemented here.
+package datapath
