@@ -436,7 +436,7 @@ func ipcacheKey(p netip.Prefix) NetpolIpcacheKey {
 
 // Stats are the datapath's counters, summed over CPUs.
 type Stats struct {
-	Allowed, Denied, Audited              uint64
+	Allowed, Denied, Audited                uint64
 	Records, RecordsSuppressed, RecordsLost uint64
 }
 
