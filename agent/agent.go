@@ -21,6 +21,7 @@ import (
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/tracingsensor"
 )
 
 // Log field keys.
@@ -38,6 +39,8 @@ type Agent struct {
 	ready atomic.Bool
 
 	exp *exporter.Exporter
+	ts  *tracingsensor.Sensor
+	pm  *policyManager
 	// lostSeen is the kernel loss count already reported.
 	lostSeen uint64
 }
@@ -120,6 +123,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	obs.Handle(kprobes.OpFork, dec.Fork)
 	obs.Handle(kprobes.OpExit, dec.Exit)
 
+	gen, err := kprobes.NewGenericSensor(sensor, feats)
+	if err != nil {
+		return err
+	}
+	defer gen.Close()
+	a.ts = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot},
+		gen, sensor, cache, a.exp, log.WithField(logFieldComponent, "tracing"))
+	defer a.ts.Close()
+	obs.Handle(kprobes.OpGeneric, a.ts.HandleRecord)
+	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
+
 	// Processes that started before the sensor: their records are not in
 	// the ring buffer, /proc has them. The observer starts after the scan,
 	// so records that arrived meanwhile are applied on top of it.
@@ -128,6 +142,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	log.WithField(logFieldCount, n).Info("read running processes from /proc")
+
+	// Policies load after /proc is read, so that follow bits reach running
+	// processes. A policy that fails is reported and the others still load.
+	if !a.cfg.NoDefaultPolicies {
+		if err := a.pm.loadEmbedded(DefaultPolicies); err != nil {
+			log.WithError(err).Warn("some embedded default policies did not load")
+		}
+	}
+	for _, p := range a.cfg.Policies {
+		if err := a.pm.loadPath(p); err != nil {
+			log.WithError(err).Warn("some policies did not load")
+		}
+	}
 
 	// The exporter outlives the producers so that it can flush what they
 	// sent; it stops when they have.
@@ -139,6 +166,21 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return obs.Run(gctx) })
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	if len(a.cfg.Policies) > 0 {
+		g.Go(func() error { return a.pm.watch(gctx, a.cfg.Policies) })
+	}
+	if a.cfg.SocketPath != "" {
+		ctl, err := a.serveControl()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			<-gctx.Done()
+			ctl.Close()
+			os.Remove(a.cfg.SocketPath)
+			return nil
+		})
+	}
 	if a.cfg.MetricsAddr != "" {
 		srv, err := a.startHTTP()
 		if err != nil {

@@ -36,6 +36,11 @@ type Config struct {
 	ProcRoot string
 	// Export configures the sinks and the shaping of the event stream.
 	Export exporter.Config
+	// Policies are tracing policy files or directories, watched for
+	// changes.
+	Policies []string
+	// NoDefaultPolicies turns the embedded default policies off.
+	NoDefaultPolicies bool
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the

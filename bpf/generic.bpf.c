@@ -354,6 +354,8 @@ static __always_inline void skb_info(struct gen_sock_arg *s, struct sk_buff *skb
 	}
 }
 
+/* sockaddr_info reads a struct sockaddr: its address and port are reported
+ * as the source, the one address such an argument holds. */
 static __always_inline void sockaddr_info(struct gen_sock_arg *s, const void *addr, bool user)
 {
 	__u16 family = 0;
@@ -366,16 +368,16 @@ static __always_inline void sockaddr_info(struct gen_sock_arg *s, const void *ad
 
 		if (read_mem(&in, sizeof(in), addr, user) < 0)
 			return;
-		s->daddr[10] = s->daddr[11] = 0xff;
-		__builtin_memcpy(&s->daddr[12], &in.sin_addr.s_addr, 4);
-		s->dport = bpf_ntohs(in.sin_port);
+		s->saddr[10] = s->saddr[11] = 0xff;
+		__builtin_memcpy(&s->saddr[12], &in.sin_addr.s_addr, 4);
+		s->sport = bpf_ntohs(in.sin_port);
 	} else if (family == AF_INET6) {
 		struct sockaddr_in6 in6;
 
 		if (read_mem(&in6, sizeof(in6), addr, user) < 0)
 			return;
-		__builtin_memcpy(s->daddr, &in6.sin6_addr, 16);
-		s->dport = bpf_ntohs(in6.sin6_port);
+		__builtin_memcpy(s->saddr, &in6.sin6_addr, 16);
+		s->sport = bpf_ntohs(in6.sin6_port);
 	}
 }
 

@@ -131,6 +131,15 @@ struct {
 	__type(value, __u8);
 } filter_binary_paths SEC(".maps");
 
+/* Executables whose processes, and their descendants, carry follow bits
+ * (tracing policies' matchBinaries with followChildren). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct binary_key);
+	__type(value, __u64);
+} follow_binaries SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -248,12 +257,22 @@ static __always_inline void update_proc(struct task_struct *task, struct exec_re
 {
 	__u32 zero = 0;
 	struct proc_entry *p = bpf_map_lookup_elem(&proc_scratch, &zero);
-	struct proc_entry *parent;
+	struct proc_entry *old;
 	struct exec_event *e = &r->ev;
 	__u32 n = e->path_len;
+	__u64 mask = 0, *follow;
 
 	if (!p)
 		return;
+	/* Follow bits survive the exec: a followed process stays followed. */
+	old = bpf_map_lookup_elem(&procs, &e->hdr.pid);
+	if (old) {
+		mask = old->follow_mask;
+	} else {
+		old = bpf_map_lookup_elem(&procs, &e->ppid);
+		if (old)
+			mask = old->follow_mask;
+	}
 	__builtin_memset(p, 0, sizeof(*p));
 	p->exec_ktime = e->hdr.ktime;
 	p->flags = pflags;
@@ -262,9 +281,10 @@ static __always_inline void update_proc(struct task_struct *task, struct exec_re
 		n = BINARY_MAX - 1;
 	p->bin_len = n;
 	bpf_probe_read_kernel(p->bin, n & (BINARY_MAX - 1), r->data);
-	parent = bpf_map_lookup_elem(&procs, &e->ppid);
-	if (parent)
-		p->follow_mask = parent->follow_mask;
+	follow = bpf_map_lookup_elem(&follow_binaries, p->bin);
+	if (follow)
+		mask |= *follow;
+	p->follow_mask = mask;
 	bpf_map_update_elem(&procs, &e->hdr.pid, p, BPF_ANY);
 }
 

@@ -123,14 +123,20 @@ func (g *GenericSensor) Close() error {
 	return nil
 }
 
+// HookTarget is one function (or LSM hook, or tracepoint) of a hook, with
+// the id its configuration is stored under.
+type HookTarget struct {
+	ID uint32
+	// Name is a kernel function name (HookKernelFunction), a syscall name
+	// without prefix (HookSyscall), an LSM hook name (HookLSM) or
+	// "subsystem/event" (HookTracepoint).
+	Name string
+}
+
 // HookRequest is one hook to attach, as the policy compiler resolved it.
 type HookRequest struct {
-	ID   uint32
-	Kind HookKind
-	// Targets are kernel function names (HookKernelFunction), syscall
-	// names without prefix (HookSyscall), one LSM hook name (HookLSM) or
-	// one "subsystem/event" (HookTracepoint).
-	Targets []string
+	Kind    HookKind
+	Targets []HookTarget
 	// Return asks for the call to be reported at its return.
 	Return bool
 	// Override asks for the ability to change the call's result.
@@ -194,20 +200,20 @@ func (g *GenericSensor) Plan(req *HookRequest) (Mechanism, uint32, error) {
 		case req.Override && f.Has(FeatureFmodRet):
 			return MechFmodRet, 0, nil
 		case req.Override:
-			return "", 0, cannot("LSM hook %s: Override needs BPF LSM or fmod_ret, and this kernel has neither (%s)", req.Targets[0], lsmReason(f))
+			return "", 0, cannot("LSM hook %s: Override needs BPF LSM or fmod_ret, and this kernel has neither (%s)", req.Targets[0].Name, lsmReason(f))
 		case f.Has(FeatureFentry):
 			return MechFentry, 0, nil
 		case f.Has(FeatureKprobe):
 			return MechKprobe, 0, nil
 		}
-		return "", 0, cannot("LSM hook %s: %s, and the kernel has neither fentry nor kprobes", req.Targets[0], lsmReason(f))
+		return "", 0, cannot("LSM hook %s: %s, and the kernel has neither fentry nor kprobes", req.Targets[0].Name, lsmReason(f))
 	case HookKernelFunction, HookSyscall:
 		if req.Kind == HookSyscall {
 			flags |= uint32(GenericGenHookFlagsGEN_HOOK_SYSCALL)
 		}
-		what := "kernel function " + strings.Join(req.Targets, ", ")
+		what := "kernel function " + req.names()
 		if req.Kind == HookSyscall {
-			what = "syscall " + strings.Join(req.Targets, ", ")
+			what = "syscall " + req.names()
 		}
 		if req.Override {
 			fmodOK := f.Has(FeatureFmodRet)
@@ -222,7 +228,7 @@ func (g *GenericSensor) Plan(req *HookRequest) (Mechanism, uint32, error) {
 			}
 			hint := "use an LSM hook instead"
 			if req.Kind == HookSyscall {
-				hint = lsmSuggestion(req.Targets)
+				hint = lsmSuggestion(req.names())
 			}
 			return "", 0, cannot("%s: Override needs fmod_ret or bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) and this kernel has neither; %s", what, hint)
 		}
@@ -246,10 +252,10 @@ func (g *GenericSensor) Plan(req *HookRequest) (Mechanism, uint32, error) {
 		return "", 0, cannot("%s: this kernel has no kprobes and refuses fentry programs (kernel functions need one of them; syscalls and tracepoints do not)", what)
 	case HookTracepoint:
 		if req.Override {
-			return "", 0, cannot("tracepoint %s: a tracepoint cannot change the result of a call; use Sigkill or an LSM hook", req.Targets[0])
+			return "", 0, cannot("tracepoint %s: a tracepoint cannot change the result of a call; use Sigkill or an LSM hook", req.Targets[0].Name)
 		}
 		if !f.Has(FeatureTracepoint) {
-			return "", 0, cannot("tracepoint %s: %s", req.Targets[0], f.Results[FeatureTracepoint].Error)
+			return "", 0, cannot("tracepoint %s: %s", req.Targets[0].Name, f.Results[FeatureTracepoint].Error)
 		}
 		return MechTracepoint, flags | uint32(GenericGenHookFlagsGEN_HOOK_TRACEPOINT), nil
 	}
@@ -263,9 +269,17 @@ func (g *GenericSensor) wrapFlag(req *HookRequest) uint32 {
 	return 0
 }
 
+func (r *HookRequest) names() string {
+	names := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		names[i] = t.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // lsmSuggestion names LSM hooks that serve the same purpose as syscalls.
-func lsmSuggestion(syscalls []string) string {
-	for _, s := range syscalls {
+func lsmSuggestion(syscalls string) string {
+	for _, s := range strings.Split(syscalls, ", ") {
 		switch s {
 		case "open", "openat", "openat2", "creat":
 			return "use the LSM hook file_open instead of sys_" + s
@@ -306,7 +320,11 @@ func (g *GenericSensor) Attach(req *HookRequest) (_ *Attachment, err error) {
 	}()
 	switch mech {
 	case MechLSM:
-		err = g.attachBTF(a, req, "generic_lsm", ebpf.AttachLSMMac, req.Targets[0])
+		for _, t := range req.Targets {
+			if err = g.attachBTF(a, t.ID, "generic_lsm", ebpf.AttachLSMMac, t.Name); err != nil {
+				break
+			}
+		}
 	case MechFentry, MechFexit, MechFmodRet:
 		prog, at := "generic_fentry", ebpf.AttachTraceFEntry
 		if mech == MechFexit {
@@ -315,7 +333,7 @@ func (g *GenericSensor) Attach(req *HookRequest) (_ *Attachment, err error) {
 			prog, at = "generic_fmod_ret", ebpf.AttachModifyReturn
 		}
 		for _, t := range req.Targets {
-			if err = g.attachBTF(a, req, prog, at, symbolFor(req, t)); err != nil {
+			if err = g.attachBTF(a, t.ID, prog, at, symbolFor(req, t.Name)); err != nil {
 				break
 			}
 		}
@@ -323,11 +341,11 @@ func (g *GenericSensor) Attach(req *HookRequest) (_ *Attachment, err error) {
 		err = g.attachKprobeMulti(a, req)
 	case MechKprobe:
 		for _, t := range req.Targets {
-			if err = g.attachKprobe(a, req, symbolFor(req, t), false); err != nil {
+			if err = g.attachKprobe(a, t.ID, symbolFor(req, t.Name), false); err != nil {
 				break
 			}
 			if req.Return {
-				if err = g.attachKprobe(a, req, symbolFor(req, t), true); err != nil {
+				if err = g.attachKprobe(a, t.ID, symbolFor(req, t.Name), true); err != nil {
 					break
 				}
 			}
@@ -384,6 +402,10 @@ func (g *GenericSensor) loadOne(name string, hookID, nparams uint32, fix func(*e
 	repl := make(map[string]*ebpf.Map, len(g.maps))
 	for n, m := range g.maps {
 		repl[n] = m
+		// Maps shared with the process sensor are sized by its options.
+		if ms := spec.Maps[n]; ms != nil {
+			ms.MaxEntries = m.MaxEntries()
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
@@ -416,7 +438,7 @@ func (g *GenericSensor) funcParams(symbol string) (uint32, error) {
 	return uint32(len(proto.Params)), nil
 }
 
-func (g *GenericSensor) attachBTF(a *Attachment, req *HookRequest, prog string, at ebpf.AttachType, target string) error {
+func (g *GenericSensor) attachBTF(a *Attachment, id uint32, prog string, at ebpf.AttachType, target string) error {
 	fnName := target
 	if at == ebpf.AttachLSMMac {
 		fnName = "bpf_lsm_" + target
@@ -425,7 +447,7 @@ func (g *GenericSensor) attachBTF(a *Attachment, req *HookRequest, prog string, 
 	if err != nil {
 		return err
 	}
-	p, err := g.loadOne(prog, req.ID, n, func(ps *ebpf.ProgramSpec) {
+	p, err := g.loadOne(prog, id, n, func(ps *ebpf.ProgramSpec) {
 		ps.AttachTo = target
 		ps.AttachType = at
 	})
@@ -446,12 +468,12 @@ func (g *GenericSensor) attachBTF(a *Attachment, req *HookRequest, prog string, 
 	return nil
 }
 
-func (g *GenericSensor) attachKprobe(a *Attachment, req *HookRequest, symbol string, ret bool) error {
+func (g *GenericSensor) attachKprobe(a *Attachment, id uint32, symbol string, ret bool) error {
 	name := "generic_kprobe"
 	if ret {
 		name = "generic_kretprobe"
 	}
-	p, err := g.loadOne(name, req.ID, 0, nil)
+	p, err := g.loadOne(name, id, 0, nil)
 	if err != nil {
 		return fmt.Errorf("load kprobe program for %s: %w", symbol, err)
 	}
@@ -470,7 +492,7 @@ func (g *GenericSensor) attachKprobe(a *Attachment, req *HookRequest, symbol str
 }
 
 func (g *GenericSensor) attachKprobeMulti(a *Attachment, req *HookRequest) error {
-	p, err := g.loadOne("generic_kprobe_multi", req.ID, 0, nil)
+	p, err := g.loadOne("generic_kprobe_multi", 0, 0, nil)
 	if err != nil {
 		return fmt.Errorf("load kprobe.multi program: %w", err)
 	}
@@ -478,8 +500,8 @@ func (g *GenericSensor) attachKprobeMulti(a *Attachment, req *HookRequest) error
 	syms := make([]string, len(req.Targets))
 	cookies := make([]uint64, len(req.Targets))
 	for i, t := range req.Targets {
-		syms[i] = symbolFor(req, t)
-		cookies[i] = uint64(req.ID)
+		syms[i] = symbolFor(req, t.Name)
+		cookies[i] = uint64(t.ID)
 	}
 	l, err := link.KprobeMulti(p, link.KprobeMultiOptions{Symbols: syms, Cookies: cookies})
 	if err != nil {
@@ -491,19 +513,19 @@ func (g *GenericSensor) attachKprobeMulti(a *Attachment, req *HookRequest) error
 
 func (g *GenericSensor) attachTracepoints(a *Attachment, req *HookRequest) error {
 	for _, t := range req.Targets {
-		group, event := "syscalls", "sys_enter_"+t
+		group, event := "syscalls", "sys_enter_"+t.Name
 		if req.Kind == HookTracepoint {
 			var ok bool
-			group, event, ok = strings.Cut(t, "/")
+			group, event, ok = strings.Cut(t.Name, "/")
 			if !ok {
-				return fmt.Errorf("tracepoint %q: want subsystem/event", t)
+				return fmt.Errorf("tracepoint %q: want subsystem/event", t.Name)
 			}
 		}
-		if err := g.attachTracepoint(a, req, "generic_tracepoint", group, event); err != nil {
+		if err := g.attachTracepoint(a, t.ID, "generic_tracepoint", group, event); err != nil {
 			return err
 		}
 		if req.Kind == HookSyscall && req.Return {
-			if err := g.attachTracepoint(a, req, "generic_tracepoint_exit", "syscalls", "sys_exit_"+t); err != nil {
+			if err := g.attachTracepoint(a, t.ID, "generic_tracepoint_exit", "syscalls", "sys_exit_"+t.Name); err != nil {
 				return err
 			}
 		}
@@ -511,13 +533,19 @@ func (g *GenericSensor) attachTracepoints(a *Attachment, req *HookRequest) error
 	return nil
 }
 
-func (g *GenericSensor) attachTracepoint(a *Attachment, req *HookRequest, prog, group, event string) error {
-	p, err := g.loadOne(prog, req.ID, 0, nil)
+func (g *GenericSensor) attachTracepoint(a *Attachment, id uint32, prog, group, event string) error {
+	p, err := g.loadOne(prog, id, 0, nil)
 	if err != nil {
 		return fmt.Errorf("load tracepoint program for %s/%s: %w", group, event, err)
 	}
 	a.progs = append(a.progs, p)
 	l, err := link.Tracepoint(group, event, p, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		if group == "syscalls" {
+			return cannot("this kernel has no tracepoint %s/%s: the syscall is not built into it (for example init_module without module support)", group, event)
+		}
+		return cannot("this kernel has no tracepoint %s/%s", group, event)
+	}
 	if err != nil {
 		return fmt.Errorf("attach tracepoint %s/%s: %w", group, event, err)
 	}

@@ -346,7 +346,7 @@ type GenericGenSelector struct {
 	Args           [6]GenericGenArgFilter
 	Bins           [2]GenericGenBinFilter
 	Pids           [4]GenericGenPidFilter
-	Ns             [4]GenericGenNsFilter
+	Ns             [10]GenericGenNsFilter
 	Caps           [3]GenericGenCapFilter
 }
 

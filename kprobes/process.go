@@ -293,3 +293,69 @@ func (s *ProcessSensor) SeedProcess(pid, ppid uint32, binary string, startKtime 
 	}
 	return nil
 }
+
+// BinaryKey is the key of an executable path in the process sensor's maps.
+func BinaryKey(path string) ProcessBinaryKey {
+	var k ProcessBinaryKey
+	n := min(len(path), len(k.Path)-1)
+	for i := 0; i < n; i++ {
+		k.Path[i] = int8(path[i])
+	}
+	return k
+}
+
+// FollowBinaries is the table of executables whose processes (and their
+// descendants) get follow bits at exec.
+func (s *ProcessSensor) FollowBinaries() *ebpf.Map { return s.coll.Maps["follow_binaries"] }
+
+// UpdateFollowMasks walks the kernel's process table, parents before
+// children, and lets update say which follow bits to add to and clear from
+// each process, given the process's binary and its parent's new mask.
+func (s *ProcessSensor) UpdateFollowMasks(update func(pid, ppid uint32, binary string, parentMask uint64) (add, clear uint64)) error {
+	m := s.Procs()
+	type proc struct {
+		pid uint32
+		e   ProcessProcEntry
+	}
+	var all []proc
+	var pid uint32
+	var e ProcessProcEntry
+	it := m.Iterate()
+	for it.Next(&pid, &e) {
+		all = append(all, proc{pid, e})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read process table: %w", err)
+	}
+	byPID := make(map[uint32]int, len(all))
+	for i, p := range all {
+		byPID[p.pid] = i
+	}
+	done := make([]bool, len(all))
+	var visit func(i int, depth int)
+	visit = func(i, depth int) {
+		if done[i] {
+			return
+		}
+		p := &all[i]
+		var parentMask uint64
+		if j, ok := byPID[p.e.Ppid]; ok && j != i && depth < 64 {
+			visit(j, depth+1)
+			parentMask = all[j].e.FollowMask
+		}
+		bin := make([]byte, 0, p.e.BinLen)
+		for k := uint32(0); k < p.e.BinLen && k < uint32(len(p.e.Bin)); k++ {
+			bin = append(bin, byte(p.e.Bin[k]))
+		}
+		add, clear := update(p.pid, p.e.Ppid, string(bin), parentMask)
+		p.e.FollowMask = (p.e.FollowMask | add) &^ clear
+		done[i] = true
+	}
+	for i := range all {
+		visit(i, 0)
+		if err := m.Update(all[i].pid, all[i].e, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("update process %d: %w", all[i].pid, err)
+		}
+	}
+	return nil
+}

@@ -149,6 +149,7 @@ const (
 	ProcessMapFilterBinaryPaths = "filter_binary_paths"
 	ProcessMapFilterCgroupIds   = "filter_cgroup_ids"
 	ProcessMapFilterPidnsIds    = "filter_pidns_ids"
+	ProcessMapFollowBinaries    = "follow_binaries"
 	ProcessMapLostCounters      = "lost_counters"
 	ProcessMapPathScratchMap    = "path_scratch_map"
 	ProcessMapProcScratch       = "proc_scratch"
@@ -227,6 +228,7 @@ type ProcessMapSpecs struct {
 	FilterBinaryPaths *ebpf.MapSpec `ebpf:"filter_binary_paths"`
 	FilterCgroupIds   *ebpf.MapSpec `ebpf:"filter_cgroup_ids"`
 	FilterPidnsIds    *ebpf.MapSpec `ebpf:"filter_pidns_ids"`
+	FollowBinaries    *ebpf.MapSpec `ebpf:"follow_binaries"`
 	LostCounters      *ebpf.MapSpec `ebpf:"lost_counters"`
 	PathScratchMap    *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	ProcScratch       *ebpf.MapSpec `ebpf:"proc_scratch"`
@@ -271,6 +273,7 @@ type ProcessMaps struct {
 	FilterBinaryPaths *ebpf.Map `ebpf:"filter_binary_paths"`
 	FilterCgroupIds   *ebpf.Map `ebpf:"filter_cgroup_ids"`
 	FilterPidnsIds    *ebpf.Map `ebpf:"filter_pidns_ids"`
+	FollowBinaries    *ebpf.Map `ebpf:"follow_binaries"`
 	LostCounters      *ebpf.Map `ebpf:"lost_counters"`
 	PathScratchMap    *ebpf.Map `ebpf:"path_scratch_map"`
 	ProcScratch       *ebpf.Map `ebpf:"proc_scratch"`
@@ -285,6 +288,7 @@ func (m *ProcessMaps) Close() error {
 		m.FilterBinaryPaths,
 		m.FilterCgroupIds,
 		m.FilterPidnsIds,
+		m.FollowBinaries,
 		m.LostCounters,
 		m.PathScratchMap,
 		m.ProcScratch,

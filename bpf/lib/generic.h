@@ -15,7 +15,7 @@
 #define GEN_MAX_ARG_FILTERS 6 /* 5 matchArgs and 1 matchReturnArgs */
 #define GEN_MAX_BIN_FILTERS 2
 #define GEN_MAX_PID_FILTERS 4
-#define GEN_MAX_NS_FILTERS 4
+#define GEN_MAX_NS_FILTERS 10
 #define GEN_MAX_CAP_FILTERS 3
 #define GEN_STR_MAX 252 /* bytes of a string compared in a set */
 #define GEN_ARG_RETURN 0xff

@@ -48,6 +48,8 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringArrayVar(&cfg.ExecFilter.CgroupPaths, "exec-filter-cgroup", nil, "drop exec/exit events of processes in this cgroup v2 path (repeatable)")
 	f.StringArrayVar(&cfg.ExecFilter.PidNamespaces, "exec-filter-pidns", nil, `drop exec/exit events of this pid namespace: an inode number or "host" (repeatable)`)
 	f.StringArrayVar(&cfg.ExecFilter.Binaries, "exec-filter-binary", nil, "drop exec/exit events of this executable path (repeatable)")
+	f.StringArrayVar(&cfg.Policies, "policy", nil, "tracing policy file or directory to load and watch for changes (repeatable)")
+	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)

@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/exporter/filter"
+	"github.com/vigilsec/vigil/tracingpolicies"
+	"github.com/vigilsec/vigil/tracingsensor"
+)
+
+// The control socket speaks HTTP over a unix socket (mode 0600, so only
+// root, or the agent's user, can use it):
+//
+//	GET /v1/policies                     the loaded and failed policies (PolicyStatus list)
+//	PUT /v1/policies/mode?name=N&mode=M  switch a policy to enforce or monitor
+//	GET /v1/events?format=json|text      a live tail of the event stream,
+//	    &allow=LINE&deny=LINE&color=1    with the export filters' syntax
+const (
+	pathPolicies   = "/v1/policies"
+	pathPolicyMode = "/v1/policies/mode"
+	pathEvents     = "/v1/events"
+)
+
+// PolicyStatus is one entry of `vigil policy list`.
+type PolicyStatus struct {
+	Name      string                     `json:"name"`
+	Namespace string                     `json:"namespace,omitempty"`
+	Source    string                     `json:"source"`
+	State     string                     `json:"state"`
+	Mode      string                     `json:"mode,omitempty"`
+	Hooks     []tracingsensor.HookStatus `json:"hooks,omitempty"`
+	Events    uint64                     `json:"events"`
+	Error     string                     `json:"error,omitempty"`
+	LoadedAt  *time.Time                 `json:"loaded_at,omitempty"`
+}
+
+func (a *Agent) policyStatuses() []PolicyStatus {
+	var out []PolicyStatus
+	if a.ts != nil {
+		for _, p := range a.ts.Policies() {
+			t := p.LoadedAt
+			out = append(out, PolicyStatus{
+				Name: p.Name, Namespace: p.Namespace, Source: p.Source, State: string(tracingsensor.StateLoaded),
+				Mode: string(p.Mode()), Hooks: p.Hooks(), Events: p.Events(), LoadedAt: &t,
+			})
+		}
+	}
+	if a.pm != nil {
+		for key, f := range a.pm.failures() {
+			st := PolicyStatus{Name: key, Source: f.Source, State: string(tracingsensor.StateError), Error: f.Err.Error()}
+			// A policy that failed to update may still run its previous
+			// version: say both.
+			for i := range out {
+				if tracingsensor.Key(out[i].Namespace, out[i].Name) == key {
+					out[i].Error = "update failed, previous version running: " + f.Err.Error()
+					st.Name = ""
+				}
+			}
+			if st.Name != "" {
+				out = append(out, st)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// serveControl listens on the control socket.
+func (a *Agent) serveControl() (*http.Server, error) {
+	path := a.cfg.SocketPath
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("--socket %s: %w", path, err)
+	}
+	// A socket left by an agent that died is removed; a live one is not.
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("--socket %s: another agent is listening there", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--socket %s: %w", path, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathPolicies, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.policyStatuses())
+	})
+	mux.HandleFunc("PUT "+pathPolicyMode, a.handleMode)
+	mux.HandleFunc("GET "+pathEvents, a.handleEvents)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.WithError(err).Error("control socket stopped")
+		}
+	}()
+	return srv, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+type controlError struct {
+	Error string `json:"error"`
+}
+
+func (a *Agent) handleMode(w http.ResponseWriter, r *http.Request) {
+	name, mode := r.URL.Query().Get("name"), tracingpolicies.Mode(r.URL.Query().Get("mode"))
+	if mode != tracingpolicies.ModeEnforce && mode != tracingpolicies.ModeMonitor {
+		writeJSON(w, http.StatusBadRequest, controlError{fmt.Sprintf("unknown mode %q: want enforce or monitor", mode)})
+		return
+	}
+	if a.ts == nil || a.ts.Get(name) == nil {
+		writeJSON(w, http.StatusNotFound, controlError{fmt.Sprintf("no loaded policy named %q (see vigil policy list)", name)})
+		return
+	}
+	if err := a.ts.SetMode(name, mode); err != nil {
+		writeJSON(w, http.StatusInternalServerError, controlError{err.Error()})
+		return
+	}
+	a.log.WithFields(map[string]any{"policy": name, "mode": mode}).Info("policy mode changed")
+	writeJSON(w, http.StatusOK, map[string]string{"name": name, "mode": string(mode)})
+}
+
+func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := exporter.SubscribeOptions{Color: q.Get("color") == "1"}
+	switch q.Get("format") {
+	case "", "json":
+	case "text":
+		opts.Format = exporter.FormatText
+	default:
+		writeJSON(w, http.StatusBadRequest, controlError{fmt.Sprintf("unknown format %q: want json or text", q.Get("format"))})
+		return
+	}
+	var err error
+	if allow := q["allow"]; len(allow) > 0 {
+		if opts.Allow, err = filter.Parse("--allow", joinLines(allow)); err != nil {
+			writeJSON(w, http.StatusBadRequest, controlError{err.Error()})
+			return
+		}
+	}
+	if deny := q["deny"]; len(deny) > 0 {
+		if opts.Deny, err = filter.Parse("--deny", joinLines(deny)); err != nil {
+			writeJSON(w, http.StatusBadRequest, controlError{err.Error()})
+			return
+		}
+	}
+	sub := a.exp.Subscribe(opts)
+	defer sub.Cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case line, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+			// Write what is queued, then flush once.
+			for more := true; more; {
+				select {
+				case l, ok := <-sub.C:
+					if !ok {
+						return
+					}
+					if _, err := w.Write(l); err != nil {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	}
+}
+
+func joinLines(lines []string) string {
+	out := ""
+	for _, l := range lines {
+		out += l + "\n"
+	}
+	return out
+}

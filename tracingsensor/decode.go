@@ -1,0 +1,319 @@
+package tracingsensor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/tracingpolicies"
+)
+
+// hookInfo is what one hook id means, for decoding its records.
+type hookInfo struct {
+	policy    *Policy
+	hook      *tracingpolicies.Hook
+	target    string
+	function  string
+	evType    event.Type
+	mechanism kprobes.Mechanism
+	// entryOnly is set when the hook runs before the call and cannot stop
+	// it: a signal arrives only after the call completed.
+	entryOnly bool
+	unloaded  atomic.Bool
+}
+
+func newHookInfo(p *Policy, h *tracingpolicies.CompiledHook, t kprobes.HookTarget, mech kprobes.Mechanism) *hookInfo {
+	info := &hookInfo{policy: p, hook: h.Source, target: t.Name, mechanism: mech}
+	switch h.Source.Kind {
+	case tracingpolicies.HookKprobe:
+		info.evType, info.function = event.TypeProcessKprobe, t.Name
+	case tracingpolicies.HookSyscall:
+		info.evType, info.function = event.TypeProcessKprobe, kprobes.SyscallSymbol(t.Name)
+	case tracingpolicies.HookLSM:
+		info.evType, info.function = event.TypeProcessLSM, t.Name
+	case tracingpolicies.HookTracepoint:
+		info.evType, info.function = event.TypeProcessTracepoint, t.Name
+	}
+	switch mech {
+	case kprobes.MechKprobe, kprobes.MechKprobeMulti, kprobes.MechFentry, kprobes.MechTracepoint:
+		info.entryOnly = !h.Source.Return
+	}
+	return info
+}
+
+// decoder turns policy records into events. It reuses its values; one
+// goroutine (the observer's) uses it.
+type decoder struct {
+	s    *Sensor
+	ev   event.Event
+	kp   event.Kprobe
+	args []event.Arg
+	ret  event.Arg
+}
+
+var genEventSize = int(unsafe.Sizeof(kprobes.GenEvent{}))
+
+// HandleRecord decodes one policy record and exports its event.
+func (s *Sensor) HandleRecord(rec []byte) error {
+	return s.dec.handle(rec)
+}
+
+func (d *decoder) handle(rec []byte) error {
+	if len(rec) < genEventSize {
+		return fmt.Errorf("policy record is %d bytes, want at least %d", len(rec), genEventSize)
+	}
+	r := (*kprobes.GenEvent)(unsafe.Pointer(&rec[0]))
+	data := rec[genEventSize:]
+	info := (*d.s.hooks.Load())[r.HookId]
+	if info == nil {
+		d.s.unknown.Add(1)
+		return fmt.Errorf("policy record for unknown hook %d", r.HookId)
+	}
+	info.policy.events.Add(1)
+
+	proc, parent := d.s.cache.Get(r.Hdr.Pid)
+	if proc == nil {
+		proc = &event.Process{PID: r.Hdr.Pid, TID: r.Hdr.Tid, Flags: event.FlagNoParent}
+	}
+	d.kp = event.Kprobe{
+		FunctionName: info.function,
+		Mechanism:    string(info.mechanism),
+		PolicyName:   info.policy.Name,
+		Message:      info.hook.Message,
+		Tags:         info.hook.Tags,
+	}
+	d.decodeArgs(r, data, info)
+	d.kp.Args = d.args
+	if r.Flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_RETURN) != 0 {
+		d.ret = event.Arg{Kind: event.ArgInt, Int: r.Ret}
+		if ra := info.hook.ReturnArg; ra != nil && ra.Type != "" {
+			d.ret = intArg(ra.Type, uint64(r.Ret), "")
+		}
+		d.kp.Return = &d.ret
+	}
+	d.action(r, info)
+
+	d.ev = event.Event{
+		Type:    info.evType,
+		Time:    d.s.cache.Clock().Wall(r.Hdr.Ktime),
+		Process: proc,
+		Parent:  parent,
+		Kprobe:  &d.kp,
+	}
+	d.s.sink.Export(&d.ev)
+	return nil
+}
+
+func (d *decoder) action(r *kprobes.GenEvent, info *hookInfo) {
+	act := r.Action
+	flags := r.Flags
+	const (
+		sigkill  = uint32(kprobes.GenericGenActionGEN_ACT_SIGKILL)
+		signal   = uint32(kprobes.GenericGenActionGEN_ACT_SIGNAL)
+		override = uint32(kprobes.GenericGenActionGEN_ACT_OVERRIDE)
+	)
+	switch {
+	case act&override != 0:
+		d.kp.Action = "KPROBE_ACTION_OVERRIDE"
+		d.kp.Errno = r.Errno
+	case act&sigkill != 0:
+		d.kp.Action = "KPROBE_ACTION_SIGKILL"
+	case act&signal != 0:
+		d.kp.Action = "KPROBE_ACTION_SIGNAL"
+	default:
+		d.kp.Action = "KPROBE_ACTION_POST"
+		return
+	}
+	d.kp.Signal = r.Signal
+	switch {
+	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_MONITOR) != 0:
+		d.kp.Monitor = true
+		d.kp.ActionNote = "monitor mode: the action was not taken"
+	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_PROTECTED) != 0:
+		d.kp.ActionNote = "not taken: the process is protected (the agent, PID 1 or a kernel thread); name it in matchPIDs or matchBinaries to act on it"
+	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_ACTION_FAILED) != 0:
+		d.kp.ActionNote = "the kernel refused to send the signal"
+	case act&override == 0 && info.entryOnly:
+		d.kp.ActionNote = "the signal is delivered after the call: the call itself was not stopped (use Override on an LSM hook to deny it)"
+	}
+}
+
+func (d *decoder) decodeArgs(r *kprobes.GenEvent, data []byte, info *hookInfo) {
+	d.args = d.args[:0]
+	n := min(int(r.Nargs), len(info.hook.Args), len(r.ArgOff))
+	for i := 0; i < n; i++ {
+		spec := info.hook.Args[i]
+		off, l := int(r.ArgOff[i]), int(r.ArgLen[i])
+		if off > len(data) {
+			off = len(data)
+		}
+		b := data[off:min(off+l, len(data))]
+		a := decodeArg(spec.Type, b, spec.Label)
+		if r.ArgState[i]&uint8(kprobes.GenericGenArgStateGEN_ARGS_TRUNCATED) != 0 {
+			a.Truncated = true
+		}
+		d.args = append(d.args, a)
+	}
+}
+
+func intArg(t tracingpolicies.ArgType, v uint64, label string) event.Arg {
+	size, signed := t.IntSize()
+	switch size {
+	case 1:
+		v &= 0xff
+		if signed {
+			v = uint64(int64(int8(v)))
+		}
+	case 2:
+		v &= 0xffff
+		if signed {
+			v = uint64(int64(int16(v)))
+		}
+	case 4:
+		v &= 0xffffffff
+		if signed {
+			v = uint64(int64(int32(v)))
+		}
+	}
+	switch {
+	case t == tracingpolicies.TypeSizeT:
+		return event.Arg{Kind: event.ArgSize, Uint: v, Label: label}
+	case t == tracingpolicies.TypeCapability:
+		return event.Arg{Kind: event.ArgCapability, Int: int64(v), Label: label}
+	case signed:
+		return event.Arg{Kind: event.ArgInt, Int: int64(v), Label: label}
+	}
+	return event.Arg{Kind: event.ArgUint, Uint: v, Label: label}
+}
+
+func u64(b []byte) uint64 {
+	if len(b) < 8 {
+		var tmp [8]byte
+		copy(tmp[:], b)
+		return binary.LittleEndian.Uint64(tmp[:])
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+
+// decodeArg turns the bytes the kernel wrote for one argument into an Arg.
+func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
+	switch t {
+	case tracingpolicies.TypeString, tracingpolicies.TypeFilename:
+		return event.Arg{Kind: event.ArgString, Str: string(b), Label: label}
+	case tracingpolicies.TypeCharBuf, tracingpolicies.TypeCharIovec:
+		return event.Arg{Kind: event.ArgBytes, Bytes: append([]byte(nil), b...), Label: label}
+	case tracingpolicies.TypeFd, tracingpolicies.TypeFile, tracingpolicies.TypePath, tracingpolicies.TypeLinuxBinprm:
+		a := event.Arg{Kind: event.ArgFile, Label: label}
+		if t == tracingpolicies.TypePath {
+			a.Kind = event.ArgPath
+		} else if t == tracingpolicies.TypeLinuxBinprm {
+			a.Kind = event.ArgBinprm
+		}
+		const hdr = int(unsafe.Sizeof(kprobes.GenFileArg{}))
+		if len(b) >= hdr {
+			fa := (*kprobes.GenFileArg)(unsafe.Pointer(&b[0]))
+			a.Flags = fa.Flags
+			if t == tracingpolicies.TypePath {
+				a.Flags = fa.Mode
+			}
+			a.Str = string(b[hdr:])
+		}
+		return a
+	case tracingpolicies.TypeSock, tracingpolicies.TypeSocket, tracingpolicies.TypeSkb, tracingpolicies.TypeSockaddr:
+		kind := event.ArgSock
+		switch t {
+		case tracingpolicies.TypeSkb:
+			kind = event.ArgSkb
+		case tracingpolicies.TypeSockaddr:
+			kind = event.ArgSockaddr
+		}
+		a := event.Arg{Kind: kind, Label: label}
+		if len(b) >= int(unsafe.Sizeof(kprobes.GenSockArg{})) {
+			sa := (*kprobes.GenSockArg)(unsafe.Pointer(&b[0]))
+			a.Sock = &event.Sock{
+				Family: sa.Family, Type: sa.Type, Protocol: sa.Protocol, State: sa.State,
+				Sport: sa.Sport, Dport: sa.Dport, Cookie: sa.Cookie,
+				Saddr: sockAddr(sa.Family, sa.Saddr), Daddr: sockAddr(sa.Family, sa.Daddr),
+			}
+		}
+		return a
+	case tracingpolicies.TypeCred:
+		a := event.Arg{Kind: event.ArgCred, Label: label}
+		if len(b) >= int(unsafe.Sizeof(kprobes.GenCredArg{})) {
+			c := (*kprobes.GenCredArg)(unsafe.Pointer(&b[0]))
+			a.Cred = &event.Credentials{UID: c.Uid, GID: c.Gid, EUID: c.Euid, EGID: c.Egid,
+				SUID: c.Suid, SGID: c.Sgid, FSUID: c.Fsuid, FSGID: c.Fsgid}
+			a.Uint = c.CapEffective
+		}
+		return a
+	case tracingpolicies.TypeKernelCapT:
+		return event.Arg{Kind: event.ArgCapEffective, Uint: u64(b), Label: label}
+	}
+	return intArg(t, u64(b), label)
+}
+
+// sockAddr turns a 16-byte address (IPv4 v4-mapped) into an address; the
+// zero address of an unset field stays invalid.
+func sockAddr(family uint16, a [16]uint8) netip.Addr {
+	if a == [16]uint8{} {
+		return netip.Addr{}
+	}
+	addr := netip.AddrFrom16(a)
+	if family == 2 || addr.Is4In6() {
+		return addr.Unmap()
+	}
+	return addr
+}
+
+var nsFiles = map[tracingpolicies.NamespaceType]string{
+	tracingpolicies.NSUts: "uts", tracingpolicies.NSIpc: "ipc", tracingpolicies.NSMnt: "mnt",
+	tracingpolicies.NSPid: "pid", tracingpolicies.NSPidForChildren: "pid_for_children",
+	tracingpolicies.NSNet: "net", tracingpolicies.NSTime: "time",
+	tracingpolicies.NSTimeForChildren: "time_for_children", tracingpolicies.NSCgroup: "cgroup",
+	tracingpolicies.NSUser: "user",
+}
+
+// initNSInodes are the fixed inodes of the initial namespaces, used when
+// PID 1's namespaces cannot be read.
+var initNSInodes = map[tracingpolicies.NamespaceType]uint32{
+	tracingpolicies.NSIpc: 0xEFFFFFFF, tracingpolicies.NSUts: 0xEFFFFFFE, tracingpolicies.NSUser: 0xEFFFFFFD,
+	tracingpolicies.NSPid: 0xEFFFFFFC, tracingpolicies.NSPidForChildren: 0xEFFFFFFC,
+	tracingpolicies.NSCgroup: 0xEFFFFFFB, tracingpolicies.NSTime: 0xEFFFFFFA, tracingpolicies.NSTimeForChildren: 0xEFFFFFFA,
+}
+
+func hostNamespace(procRoot string, ns tracingpolicies.NamespaceType) (uint32, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	link, err := os.Readlink(filepath.Join(procRoot, "1", "ns", nsFiles[ns]))
+	if err != nil {
+		if v, ok := initNSInodes[ns]; ok {
+			return v, nil
+		}
+		return 0, fmt.Errorf("read the host's %s namespace: %w", ns, err)
+	}
+	i, j := strings.IndexByte(link, '['), strings.IndexByte(link, ']')
+	if i < 0 || j < i {
+		return 0, fmt.Errorf("unexpected namespace link %q", link)
+	}
+	v, err := strconv.ParseUint(link[i+1:j], 10, 32)
+	return uint32(v), err
+}
+
+func ebpfPossibleCPUs() int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return 1
+	}
+	return n
+}

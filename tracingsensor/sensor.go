@@ -1,0 +1,468 @@
+// Package tracingsensor runs tracing policies: it writes compiled policies
+// into the generic sensor's maps, attaches their hooks, keeps what every
+// loaded hook means, and turns the kernel's policy records into
+// process_kprobe, process_tracepoint and process_lsm events.
+//
+// Loading is all or nothing: a policy that fails at any step leaves no map
+// entry, program or id behind, and a replacement is fully attached before
+// the version it replaces is detached.
+package tracingsensor
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/tracingpolicies"
+)
+
+// Sensor loads tracing policies and decodes their records.
+type Sensor struct {
+	gen   *kprobes.GenericSensor
+	procs *kprobes.ProcessSensor
+	cache *process.Cache
+	sink  process.Sink
+	log   logrus.FieldLogger
+	kinfo *tracingpolicies.KernelInfo
+
+	mu       sync.Mutex // serialises Load, Unload, SetMode
+	ids      *allocator
+	policies map[string]*Policy
+
+	// hooks maps hook ids to what they mean. Copy on write: the decoder
+	// reads it without locking.
+	hooks atomic.Pointer[map[uint32]*hookInfo]
+
+	dec decoder
+	// unknown counts records whose hook id is not registered.
+	unknown atomic.Uint64
+}
+
+// Config configures a Sensor.
+type Config struct {
+	// Tracefs is where tracefs is mounted (for tracepoint formats).
+	Tracefs string
+	// ProcRoot is where /proc is mounted (for host namespaces).
+	ProcRoot string
+}
+
+// New returns a sensor that attaches through gen, tracks follow bits in the
+// process sensor's table, and sends events to sink.
+func New(cfg Config, gen *kprobes.GenericSensor, procs *kprobes.ProcessSensor, cache *process.Cache, sink process.Sink, log logrus.FieldLogger) *Sensor {
+	s := &Sensor{
+		gen: gen, procs: procs, cache: cache, sink: sink, log: log,
+		ids:      newAllocator(),
+		policies: map[string]*Policy{},
+	}
+	s.kinfo = &tracingpolicies.KernelInfo{
+		TracepointFields: func(sub, ev string) ([]kprobes.TracepointField, error) {
+			return kprobes.TracepointFormat(cfg.Tracefs, sub, ev)
+		},
+		HostNamespace: func(ns tracingpolicies.NamespaceType) (uint32, error) {
+			return hostNamespace(cfg.ProcRoot, ns)
+		},
+	}
+	empty := map[uint32]*hookInfo{}
+	s.hooks.Store(&empty)
+	s.dec.s = s
+	return s
+}
+
+// State is a loaded policy's state as `vigil policy list` shows it.
+type State string
+
+const (
+	StateLoaded State = "loaded"
+	StateError  State = "error"
+)
+
+// Policy is one loaded policy.
+type Policy struct {
+	Name      string
+	Namespace string
+	// Source is the file (or "embedded:NAME") the policy came from.
+	Source   string
+	LoadedAt time.Time
+
+	compiled    *tracingpolicies.Compiled
+	attachments []*kprobes.Attachment
+	hookIDs     []uint32
+	mode        atomic.Value // tracingpolicies.Mode
+	events      atomic.Uint64
+	sensor      *Sensor
+}
+
+// Key identifies a policy: namespace/name, or name for cluster-wide ones.
+func Key(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}
+
+// Key returns the policy's key.
+func (p *Policy) Key() string { return Key(p.Namespace, p.Name) }
+
+// Mode returns the policy's current mode.
+func (p *Policy) Mode() tracingpolicies.Mode { return p.mode.Load().(tracingpolicies.Mode) }
+
+// Events returns how many events the policy produced.
+func (p *Policy) Events() uint64 { return p.events.Load() }
+
+// Spec returns the policy as parsed.
+func (p *Policy) Spec() *tracingpolicies.Policy { return p.compiled.Policy }
+
+// HookStatus describes one attached hook of a policy.
+type HookStatus struct {
+	Kind      string            `json:"kind"`
+	Target    string            `json:"target"`
+	Mechanism kprobes.Mechanism `json:"mechanism"`
+	Matched   uint64            `json:"matched"`
+	Limited   uint64            `json:"rate_limited"`
+}
+
+// Hooks returns the policy's hooks with their mechanisms and counters.
+func (p *Policy) Hooks() []HookStatus {
+	infos := *p.sensor.hooks.Load()
+	var out []HookStatus
+	for _, id := range p.hookIDs {
+		h := infos[id]
+		if h == nil {
+			continue
+		}
+		st := HookStatus{Kind: string(h.hook.Kind), Target: h.target, Mechanism: h.mechanism}
+		var per []kprobes.GenHookStats
+		if err := p.sensor.gen.Map("gen_stats").Lookup(id, &per); err == nil {
+			for _, c := range per {
+				st.Matched += c.Matched
+				st.Limited += c.RateLimited
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Policies returns the loaded policies sorted by key.
+func (s *Sensor) Policies() []*Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Policy, 0, len(s.policies))
+	for _, p := range s.policies {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+// Get returns the loaded policy with the given key.
+func (s *Sensor) Get(key string) *Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.policies[key]
+}
+
+// Load compiles, writes and attaches a policy. A policy with the same key
+// must not be loaded (use Replace). On failure nothing of the policy stays
+// in the kernel.
+func (s *Sensor) Load(tp *tracingpolicies.Policy, source string) (*Policy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := Key(tp.Namespace, tp.Name)
+	if old, ok := s.policies[key]; ok {
+		return nil, fmt.Errorf("policy %s is already loaded from %s", key, old.Source)
+	}
+	p, err := s.load(tp, source)
+	if err != nil {
+		return nil, err
+	}
+	s.policies[key] = p
+	return p, nil
+}
+
+// Replace loads tp and then unloads the loaded policy with the same key, so
+// that there is no moment without the policy. When tp fails to load, the
+// old version keeps running and the error is returned.
+func (s *Sensor) Replace(tp *tracingpolicies.Policy, source string) (*Policy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := Key(tp.Namespace, tp.Name)
+	p, err := s.load(tp, source)
+	if err != nil {
+		return nil, err
+	}
+	if old, ok := s.policies[key]; ok {
+		s.unload(old)
+	}
+	s.policies[key] = p
+	return p, nil
+}
+
+// Unload detaches a policy and removes everything it wrote.
+func (s *Sensor) Unload(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.policies[key]
+	if !ok {
+		return fmt.Errorf("policy %s is not loaded", key)
+	}
+	s.unload(p)
+	delete(s.policies, key)
+	return nil
+}
+
+// Close unloads every policy.
+func (s *Sensor) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.policies {
+		s.unload(p)
+		delete(s.policies, k)
+	}
+	return nil
+}
+
+// SetMode switches a loaded policy between enforce and monitor, live: the
+// programs read the mode on every call.
+func (s *Sensor) SetMode(key string, mode tracingpolicies.Mode) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.policies[key]
+	if !ok {
+		return fmt.Errorf("policy %s is not loaded", key)
+	}
+	st := p.compiled.State
+	switch mode {
+	case tracingpolicies.ModeEnforce:
+		st.Mode = uint8(kprobes.GenericGenPolicyModeGEN_MODE_ENFORCE)
+	case tracingpolicies.ModeMonitor:
+		st.Mode = uint8(kprobes.GenericGenPolicyModeGEN_MODE_MONITOR)
+	default:
+		return fmt.Errorf("unknown mode %q (want enforce or monitor)", mode)
+	}
+	if err := s.gen.Map("gen_policies").Put(p.compiled.PolicyID, st); err != nil {
+		return fmt.Errorf("set mode of %s: %w", key, err)
+	}
+	p.compiled.State = st
+	p.mode.Store(mode)
+	return nil
+}
+
+// rollback collects the undo steps of a load in progress.
+type rollback []func()
+
+func (r *rollback) add(f func()) { *r = append(*r, f) }
+
+func (r rollback) run() {
+	for i := len(r) - 1; i >= 0; i-- {
+		r[i]()
+	}
+}
+
+func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err error) {
+	var undo rollback
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+
+	pid, err := s.ids.policyID()
+	if err != nil {
+		return nil, err
+	}
+	undo.add(func() { s.ids.freePolicy(pid) })
+	ids := &compileIDs{a: s.ids}
+	undo.add(ids.release)
+
+	c, err := tracingpolicies.Compile(tp, pid, ids, s.kinfo)
+	if err != nil {
+		return nil, err
+	}
+
+	m := s.gen.Map
+	if err := putAll(m("gen_int_sets"), c.IntSets, &undo); err != nil {
+		return nil, fmt.Errorf("write value sets: %w", err)
+	}
+	if err := putAll(m("gen_str_sets"), c.StrSets, &undo); err != nil {
+		return nil, fmt.Errorf("write string sets: %w", err)
+	}
+	if err := putAll(m("gen_addr_sets"), c.AddrSets, &undo); err != nil {
+		return nil, fmt.Errorf("write address sets: %w", err)
+	}
+	if err := putAll(m("gen_port_sets"), c.PortSets, &undo); err != nil {
+		return nil, fmt.Errorf("write port sets: %w", err)
+	}
+	if err := m("gen_policies").Put(pid, c.State); err != nil {
+		return nil, fmt.Errorf("write policy state: %w", err)
+	}
+	undo.add(func() { m("gen_policies").Put(pid, kprobes.GenPolicy{}) })
+
+	p := &Policy{Name: tp.Name, Namespace: tp.Namespace, Source: source, LoadedAt: time.Now(), compiled: c, sensor: s}
+	p.mode.Store(tp.Mode)
+	infos := map[uint32]*hookInfo{}
+
+	for _, h := range c.Hooks {
+		mech, flags, err := s.gen.Plan(&h.Request)
+		if err != nil {
+			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
+		}
+		for i, t := range h.Request.Targets {
+			for si, sel := range h.Selectors {
+				key := t.ID*kprobes.GenMaxSelectors + uint32(si)
+				if err := m("gen_selectors").Put(key, sel); err != nil {
+					return nil, fmt.Errorf("write selector: %w", err)
+				}
+			}
+			cfg := h.Configs[i]
+			cfg.Flags |= flags
+			if err := m("gen_hooks").Put(t.ID, cfg); err != nil {
+				return nil, fmt.Errorf("write hook: %w", err)
+			}
+			id := t.ID
+			undo.add(func() { m("gen_hooks").Put(id, kprobes.GenHook{}) })
+			infos[t.ID] = newHookInfo(p, h, t, mech)
+			p.hookIDs = append(p.hookIDs, t.ID)
+		}
+		a, err := s.gen.Attach(&h.Request)
+		if err != nil {
+			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
+		}
+		undo.add(func() { a.Close() })
+		p.attachments = append(p.attachments, a)
+	}
+
+	if err := s.applyFollow(c, true); err != nil {
+		return nil, err
+	}
+	s.register(infos)
+	return p, nil
+}
+
+// putAll inserts every key of a set with value 1, and registers their
+// removal.
+func putAll[K any](m *ebpf.Map, keys []K, undo *rollback) error {
+	one := uint8(1)
+	for i := range keys {
+		if err := m.Put(keys[i], one); err != nil {
+			return err
+		}
+		k := keys[i]
+		undo.add(func() { m.Delete(k) })
+	}
+	return nil
+}
+
+func deleteAll[K any](m *ebpf.Map, keys []K) {
+	for i := range keys {
+		m.Delete(keys[i])
+	}
+}
+
+func (s *Sensor) unload(p *Policy) {
+	// Detach first: from here on the kernel produces no record for it.
+	for _, a := range p.attachments {
+		if err := a.Close(); err != nil {
+			s.log.WithError(err).WithField("policy", p.Key()).Warn("detach hook")
+		}
+	}
+	c := p.compiled
+	m := s.gen.Map
+	for _, id := range p.hookIDs {
+		m("gen_hooks").Put(id, kprobes.GenHook{})
+		for si := uint32(0); si < kprobes.GenMaxSelectors; si++ {
+			m("gen_selectors").Put(id*kprobes.GenMaxSelectors+si, kprobes.GenSelector{})
+		}
+		m("gen_stats").Put(id, make([]kprobes.GenHookStats, ebpfPossibleCPUs()))
+		s.ids.freeHook(id)
+	}
+	deleteAll(m("gen_int_sets"), c.IntSets)
+	deleteAll(m("gen_str_sets"), c.StrSets)
+	deleteAll(m("gen_addr_sets"), c.AddrSets)
+	deleteAll(m("gen_port_sets"), c.PortSets)
+	m("gen_policies").Put(c.PolicyID, kprobes.GenPolicy{})
+	s.ids.freePolicy(c.PolicyID)
+	if err := s.applyFollow(c, false); err != nil {
+		s.log.WithError(err).WithField("policy", p.Key()).Warn("clear follow bits")
+	}
+	for _, b := range c.FollowBits {
+		s.ids.freeFollowBit(b)
+	}
+	// Hook infos stay registered while their ids are in quarantine, so
+	// that records still in the ring buffer decode.
+	for _, id := range p.hookIDs {
+		if h := (*s.hooks.Load())[id]; h != nil {
+			h.unloaded.Store(true)
+		}
+	}
+}
+
+func (s *Sensor) register(add map[uint32]*hookInfo) {
+	cur := *s.hooks.Load()
+	next := make(map[uint32]*hookInfo, len(cur)+len(add))
+	for k, v := range cur {
+		next[k] = v
+	}
+	for k, v := range add {
+		next[k] = v
+	}
+	s.hooks.Store(&next)
+}
+
+// applyFollow sets (or clears) the follow bits of a policy: for the
+// binaries it follows, in the process sensor's table of followed binaries
+// and on running processes that run them or descend from one; for the pids
+// it follows, on those processes and their descendants.
+func (s *Sensor) applyFollow(c *tracingpolicies.Compiled, set bool) error {
+	if len(c.FollowBinaries) == 0 && len(c.FollowPIDs) == 0 {
+		return nil
+	}
+	fb := s.procs.FollowBinaries()
+	for path, bits := range c.FollowBinaries {
+		key := kprobes.BinaryKey(path)
+		var cur uint64
+		fb.Lookup(key, &cur)
+		if set {
+			cur |= bits
+		} else {
+			cur &^= bits
+		}
+		var err error
+		if cur == 0 {
+			err = fb.Delete(key)
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				err = nil
+			}
+		} else {
+			err = fb.Put(key, cur)
+		}
+		if err != nil {
+			return fmt.Errorf("followed binaries: %w", err)
+		}
+	}
+	// Running processes: a process gets the bits of its binary and of its
+	// pid, and inherits its parent's.
+	var all uint64
+	for _, b := range c.FollowBits {
+		all |= 1 << b
+	}
+	return s.procs.UpdateFollowMasks(func(pid, ppid uint32, binary string, parentMask uint64) (uint64, uint64) {
+		if !set {
+			return 0, all
+		}
+		add := c.FollowBinaries[binary] | c.FollowPIDs[pid] | (parentMask & all)
+		return add, 0
+	})
+}
+
+// Unknown returns how many records named a hook id that is not registered.
+func (s *Sensor) Unknown() uint64 { return s.unknown.Load() }
+
