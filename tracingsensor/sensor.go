@@ -465,4 +465,3 @@ func (s *Sensor) applyFollow(c *tracingpolicies.Compiled, set bool) error {
 
 // Unknown returns how many records named a hook id that is not registered.
 func (s *Sensor) Unknown() uint64 { return s.unknown.Load() }
-
