@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
+	"github.com/vigilsec/vigil/kprobes"
+)
+
+// envAsDemo makes the test binary act as the demo program, so that the
+// script can run without a Go toolchain (as in the VM test tier).
+const envAsDemo = "VIGIL_DEATHSTAR_AS_DEMO"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envAsDemo) == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestPrivDeathStarDemo runs the demo script: the tiefighter (org=empire)
+// lands, the xwing (org=alliance) is dropped, and the drop is reported with
+// the policy that made it.
+func TestPrivDeathStarDemo(t *testing.T) {
+	kerneltest.Require(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupConnect4)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupSKB)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "../demo.sh")
+	cmd.Env = append(os.Environ(), envAsDemo+"=1", "DEMO_BIN="+self)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo.sh: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"enforcing CiliumNetworkPolicy default/rule1",
+		"tiefighter: Ship landed",
+		"xwing: landing failed: no answer (dropped)",
+		"DENIED ingress default/xwing -> default/deathstar 80/TCP by default deny ingress of CiliumNetworkPolicy default/rule1",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "DENIED ingress default/tiefighter") {
+		t.Errorf("the tiefighter was dropped:\n%s", out)
+	}
+}
