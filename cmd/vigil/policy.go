@@ -31,6 +31,8 @@ func newPolicyCommand(g *globals) *cobra.Command {
 		return &exitError{code: 2, err: err}
 	})
 	cmd.AddCommand(newPolicyValidateCommand(g))
+	cmd.AddCommand(newPolicyListCommand(g))
+	cmd.AddCommand(newPolicyModeCommand(g))
 	return cmd
 }
 

@@ -41,6 +41,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newPolicyCommand(g))
 	root.AddCommand(newNetpolCommand(g))
 	root.AddCommand(newAgentCommand(g))
+	root.AddCommand(newEventsCommand(g))
 	return root
 }
 

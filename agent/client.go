@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+)
+
+// Client talks to a running agent over its control socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the agent listening on socket.
+func NewClient(socket string) *Client {
+	return &Client{socket: socket, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	u := "http://vigil" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("no agent is listening on %s (is `vigil agent` running? --socket sets another path)", c.socket)
+		case errors.Is(err, os.ErrPermission):
+			return nil, fmt.Errorf("%s: permission denied (the socket is mode 0600: run as root)", c.socket)
+		}
+		return nil, fmt.Errorf("connect to the agent on %s: %w", c.socket, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var ce controlError
+		if json.NewDecoder(resp.Body).Decode(&ce) == nil && ce.Error != "" {
+			return nil, errors.New(ce.Error)
+		}
+		return nil, fmt.Errorf("agent answered %s", resp.Status)
+	}
+	return resp, nil
+}
+
+// Policies returns the agent's loaded and failed policies.
+func (c *Client) Policies(ctx context.Context) ([]PolicyStatus, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathPolicies, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []PolicyStatus
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read policy list: %w", err)
+	}
+	return out, nil
+}
+
+// SetMode switches a loaded policy to enforce or monitor.
+func (c *Client) SetMode(ctx context.Context, name, mode string) error {
+	resp, err := c.do(ctx, http.MethodPut, pathPolicyMode, url.Values{"name": {name}, "mode": {mode}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// EventsOptions select the live tail.
+type EventsOptions struct {
+	// Text asks for one-line summaries instead of JSON.
+	Text  bool
+	Color bool
+	// Allow and Deny are filter lines (JSON objects), as in the export
+	// allow and deny lists.
+	Allow, Deny []string
+}
+
+// Events streams the agent's events to w until ctx ends or the agent stops.
+func (c *Client) Events(ctx context.Context, opts EventsOptions, w io.Writer) error {
+	q := url.Values{}
+	if opts.Text {
+		q.Set("format", "text")
+	}
+	if opts.Color {
+		q.Set("color", "1")
+	}
+	q["allow"] = opts.Allow
+	q["deny"] = opts.Deny
+	resp, err := c.do(ctx, http.MethodGet, pathEvents, q)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	return errors.New("the agent closed the event stream")
+}
