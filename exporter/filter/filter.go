@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -22,7 +23,19 @@ import (
 // key, the values are alternatives.
 type List struct {
 	filters []*filter
+	// verdicts remembers, per (process, parent), which filters' process
+	// keys match: the exit, policy and flow events of a process then cost
+	// one lookup, and only the event keys (event_set, policy_names) are
+	// checked per event. Used for lists of up to 64 filters.
+	verdicts []verdict
 }
+
+type verdict struct {
+	proc, parent *event.Process
+	mask         uint64
+}
+
+const verdictCacheSize = 1024
 
 // Len returns the number of filters in the list; nil and empty lists have 0.
 func (l *List) Len() int {
@@ -34,15 +47,43 @@ func (l *List) Len() int {
 
 // Match reports whether ev matches any filter of the list.
 func (l *List) Match(ev *event.Event) bool {
-	if l == nil {
+	if l == nil || len(l.filters) == 0 {
 		return false
 	}
-	for _, f := range l.filters {
-		if f.match(ev) {
+	proc, parent := subjects(ev)
+	if l.verdicts == nil || proc == nil {
+		for _, f := range l.filters {
+			if f.matchEvent(ev) && f.matchProcess(proc, parent) {
+				return true
+			}
+		}
+		return false
+	}
+	v := &l.verdicts[(uint64(uintptr(unsafe.Pointer(proc)))*0x9E3779B97F4A7C15)>>54]
+	if v.proc != proc || v.parent != parent {
+		var mask uint64
+		for i, f := range l.filters {
+			if f.matchProcess(proc, parent) {
+				mask |= 1 << i
+			}
+		}
+		v.proc, v.parent, v.mask = proc, parent, mask
+	}
+	for i, f := range l.filters {
+		if v.mask&(1<<i) != 0 && f.matchEvent(ev) {
 			return true
 		}
 	}
 	return false
+}
+
+// subjects returns the process and parent an event is about.
+func subjects(ev *event.Event) (proc, parent *event.Process) {
+	proc, parent = ev.Process, ev.Parent
+	if proc == nil && ev.Alert != nil && ev.Alert.Event != nil {
+		proc, parent = ev.Alert.Event.Process, ev.Alert.Event.Parent
+	}
+	return proc, parent
 }
 
 // Set is an allow list and a deny list, applied the way Tetragon does: an
@@ -130,6 +171,9 @@ func Parse(source, text string) (*List, error) {
 			return nil, &Error{Source: source, Line: n + 1, Err: err}
 		}
 		l.filters = append(l.filters, f)
+	}
+	if len(l.filters) > 0 && len(l.filters) <= 64 {
+		l.verdicts = make([]verdict, verdictCacheSize)
 	}
 	return l, nil
 }
@@ -255,14 +299,20 @@ func parseEventSet(key string, list []string) (uint64, error) {
 	return set, nil
 }
 
-func (f *filter) match(ev *event.Event) bool {
+// matchEvent checks the keys that depend on the event itself.
+func (f *filter) matchEvent(ev *event.Event) bool {
 	if f.types != 0 && f.types&(1<<ev.Type) == 0 {
 		return false
 	}
-	proc, parent := ev.Process, ev.Parent
-	if proc == nil && ev.Alert != nil && ev.Alert.Event != nil {
-		proc, parent = ev.Alert.Event.Process, ev.Alert.Event.Parent
+	if f.policies != nil && !matchPolicies(f.policies, ev) {
+		return false
 	}
+	return true
+}
+
+// matchProcess checks the keys that depend only on the process and its
+// parent, which are immutable: the answer can be remembered.
+func (f *filter) matchProcess(proc, parent *event.Process) bool {
 	var pod *event.Pod
 	if proc != nil {
 		pod = proc.Pod
@@ -298,9 +348,6 @@ func (f *filter) match(ev *event.Event) bool {
 		return false
 	}
 	if f.pids != nil && (proc == nil || !slices.Contains(f.pids, proc.PID)) {
-		return false
-	}
-	if f.policies != nil && !matchPolicies(f.policies, ev) {
 		return false
 	}
 	return true

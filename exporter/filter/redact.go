@@ -28,6 +28,12 @@ type redactRule struct {
 	// literal is text every match contains; arguments without it are
 	// skipped without running the regular expression.
 	literal string
+	// prefix is text every match starts with, and anchored the pattern
+	// anchored at the start: matches are then found by looking for prefix
+	// and trying anchored there, which is several times faster than an
+	// unanchored search with submatches.
+	prefix   string
+	anchored *regexp.Regexp
 }
 
 // NewRedactor compiles patterns; source names them in errors, for example
@@ -43,7 +49,12 @@ func NewRedactor(source string, patterns []string) (*Redactor, error) {
 		if re.NumSubexp() == 0 {
 			return nil, &Error{Source: field, Err: fmt.Errorf("pattern %q has no capture group; put what to hide in (...)", p)}
 		}
-		r.rules = append(r.rules, redactRule{re: re, literal: requiredLiteral(p)})
+		rule := redactRule{re: re, literal: requiredLiteral(p)}
+		if prefix, _ := re.LiteralPrefix(); prefix != "" {
+			rule.prefix = prefix
+			rule.anchored = regexp.MustCompile(`^(?:` + p + `)`)
+		}
+		r.rules = append(r.rules, rule)
 	}
 	return r, nil
 }
@@ -62,9 +73,8 @@ func (r *Redactor) Redact(args string) string {
 	if r == nil || len(args) == 0 {
 		return args
 	}
-	p := unsafe.StringData(args)
-	e := &r.cache[(uint64(uintptr(unsafe.Pointer(p)))*0x9E3779B97F4A7C15)>>56]
-	if len(e.in) == len(args) && unsafe.StringData(e.in) == p {
+	e := &r.cache[slotOf(args, len(r.cache))]
+	if len(e.in) == len(args) && (unsafe.StringData(e.in) == unsafe.StringData(args) || e.in == args) {
 		return e.out
 	}
 	out := args
@@ -79,7 +89,12 @@ func (rule *redactRule) apply(s string) string {
 	if rule.literal != "" && !strings.Contains(s, rule.literal) {
 		return s
 	}
-	matches := rule.re.FindAllStringSubmatchIndex(s, -1)
+	var matches [][]int
+	if rule.anchored != nil {
+		matches = rule.findAnchored(s)
+	} else {
+		matches = rule.re.FindAllStringSubmatchIndex(s, -1)
+	}
 	if matches == nil {
 		return s
 	}
@@ -102,6 +117,33 @@ func (rule *redactRule) apply(s string) string {
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+// findAnchored finds what FindAllStringSubmatchIndex finds, for a pattern
+// whose matches all start with prefix: the leftmost match starts at the
+// first occurrence of prefix where the anchored pattern matches.
+func (rule *redactRule) findAnchored(s string) [][]int {
+	var out [][]int
+	for pos := 0; pos < len(s); {
+		i := strings.Index(s[pos:], rule.prefix)
+		if i < 0 {
+			break
+		}
+		start := pos + i
+		m := rule.anchored.FindStringSubmatchIndex(s[start:])
+		if m == nil {
+			pos = start + 1
+			continue
+		}
+		for j := range m {
+			if m[j] >= 0 {
+				m[j] += start
+			}
+		}
+		out = append(out, m)
+		pos = m[1] // non-empty: the match holds the prefix
+	}
+	return out
 }
 
 // requiredLiteral returns a case-sensitive substring every match of pattern

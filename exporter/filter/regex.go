@@ -1,16 +1,25 @@
 package filter
 
 import (
+	"hash/maphash"
 	"regexp"
 	"unsafe"
 )
 
 // regexCacheSize is the number of remembered results per pattern.
-const regexCacheSize = 64
+const regexCacheSize = 256
 
-// matcher is a compiled RE2 pattern with a small cache of results for the
-// strings it saw last. Go strings are immutable, and the cache holds the
-// string it keyed on, so equal data pointer and length mean equal content.
+var seed = maphash.MakeSeed()
+
+// slotOf returns the cache slot of s: by content, since the same binary
+// paths and command lines come back in many processes.
+func slotOf(s string, size int) int {
+	return int(maphash.String(seed, s) & uint64(size-1))
+}
+
+// matcher is a compiled RE2 pattern with a cache of results for strings it
+// saw: checked first by identity (the same process object again), then by
+// content.
 type matcher struct {
 	re    *regexp.Regexp
 	cache [regexCacheSize]struct {
@@ -31,9 +40,8 @@ func (m *matcher) match(s string) bool {
 	if len(s) == 0 {
 		return m.re.MatchString(s)
 	}
-	p := unsafe.StringData(s)
-	e := &m.cache[(uint64(uintptr(unsafe.Pointer(p)))*0x9E3779B97F4A7C15)>>58]
-	if len(e.s) == len(s) && unsafe.StringData(e.s) == p {
+	e := &m.cache[slotOf(s, regexCacheSize)]
+	if len(e.s) == len(s) && (unsafe.StringData(e.s) == unsafe.StringData(s) || e.s == s) {
 		return e.ok
 	}
 	ok := m.re.MatchString(s)

@@ -1,0 +1,227 @@
+package exporter
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/exporter/encode"
+	"github.com/vigilsec/vigil/exporter/filter"
+)
+
+// benchStream builds a realistic exec/exit stream: n short-lived processes
+// in 8 pods, started by 64 long-lived shells, each exiting 50 events after
+// its exec. Every process object is new at its exec, as on a busy node.
+func benchStream(n int) []*event.Event { return benchStreamArgs(n, false) }
+
+// benchStreamArgs is benchStream; with unique, every command line differs
+// (a request id is appended), the worst case for caches keyed by content.
+func benchStreamArgs(n int, unique bool) []*event.Event {
+	const caps = 0xa80425fb // a container runtime's default set
+	pods := make([]*event.Pod, 8)
+	for i := range pods {
+		pods[i] = &event.Pod{Namespace: []string{"shop", "db"}[i%2], Name: fmt.Sprintf("web-7c9f8d-x2x4%d", i),
+			UID:          "0c9b4f6e-4d0f-4b55-9c1f-0f4b1c0de001",
+			Labels:       []event.Label{{Key: "app", Value: "web"}, {Key: "pod-template-hash", Value: "7c9f8d"}},
+			Workload:     "web", WorkloadKind: "Deployment",
+			Container: event.Container{ID: "containerd://3f1e2d4c5b6a79880123456789abcdef0123456789abcdef", Name: "web",
+				ImageName: "registry.example.com/shop/web:1.4.2", StartTime: t0.Add(-time.Hour)}}
+	}
+	mk := func(pid uint32, binary, args string, pod *event.Pod, parent string) *event.Process {
+		return &event.Process{ExecID: fmt.Sprintf("bm9kZS1hOjEyMzQ1Njc4OTAxMjM0OjQy%06d", pid), ParentExecID: parent,
+			PID: pid, TID: pid, UID: 1000, AUID: 4294967295, CWD: "/srv/app", Binary: binary, Arguments: args,
+			Flags: event.FlagExecve | event.FlagClone, StartTime: t0, CapPermitted: caps, CapEffective: caps,
+			Creds:      event.Credentials{UID: 1000, GID: 1000, EUID: 1000, EGID: 1000, SUID: 1000, SGID: 1000, FSUID: 1000, FSGID: 1000},
+			Namespaces: event.Namespaces{PidInum: 4026532801, MntInum: 4026532799, NetInum: 4026532803},
+			CgroupID:   10542, Pod: pod}
+	}
+	parents := make([]*event.Process, 64)
+	for i := range parents {
+		parents[i] = mk(uint32(4000+i), "/bin/sh", `-c "curl -s https://api.example.com/v1/orders"`, pods[i%len(pods)], "init")
+	}
+	binaries := []string{"/usr/bin/curl", "/usr/bin/psql", "/bin/cat", "/usr/bin/python3"}
+	args := []string{`-s -H "Authorization: Bearer abc" https://api.example.com/v1/orders?id=42`,
+		"-h db --password=hunter2 -U app", "/etc/hosts", "-m http.server 8080"}
+	var out []*event.Event
+	procs := make([]*event.Process, n)
+	for i := 0; i < n; i++ {
+		parent := parents[i%len(parents)]
+		// Own copies, as the process cache holds strings decoded per process:
+		// caches keyed by string identity must not hit across processes.
+		a := strings.Clone(args[i%len(args)])
+		if unique {
+			a += fmt.Sprintf(" --request-id=%d", i)
+		}
+		p := mk(uint32(10000+i), strings.Clone(binaries[i%len(binaries)]), a, parent.Pod, parent.ExecID)
+		procs[i] = p
+		out = append(out, &event.Event{Type: event.TypeProcessExec, Time: t0, Process: p, Parent: parent})
+		if j := i - 50; j >= 0 {
+			out = append(out, &event.Event{Type: event.TypeProcessExit, Time: t0, Process: procs[j],
+				Parent: parents[j%len(parents)], Exit: &event.Exit{}})
+		}
+	}
+	return out
+}
+
+// runBench exports b.N events from the stream to the configured sinks and
+// waits for Run to flush them, so the rate includes delivery.
+func runBench(b *testing.B, cfg Config, delivered func() int64) {
+	evs := benchStream(20000)
+	cfg.NodeName = "node-a"
+	cfg.LostEventsInterval = Duration(time.Hour)
+	cfg.FlushTimeout = Duration(time.Minute)
+	e, err := New(cfg, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		e.Export(evs[n%len(evs)])
+		n++
+	}
+	for delivered != nil && delivered() < int64(n) && time.Since(start) < 5*time.Minute {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lost := e.Lost(ReasonQueueFull) + e.Lost(ReasonSinkError)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(lost), "lost")
+	if lost > 0 {
+		b.Errorf("%d of %d events lost", lost, n)
+	}
+}
+
+// BenchmarkExportFile exports to a file that rotates every 64 MiB.
+//
+//	go test ./exporter -run '^$' -bench ExportFile -cpu 1 -benchtime 2000000x
+func BenchmarkExportFile(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Stdout = false
+	cfg.File = filepath.Join(b.TempDir(), "events.log")
+	cfg.FileMaxSizeMB = 64
+	cfg.FileMaxBackups = 2
+	cfg.QueueMB = 64
+	runBench(b, cfg, nil)
+}
+
+// BenchmarkExportWebhook exports to a local HTTP receiver that decompresses
+// and counts the lines; batches of 1 MiB, gzip.
+//
+//	go test ./exporter -run '^$' -bench ExportWebhook -benchtime 1000000x
+func BenchmarkExportWebhook(b *testing.B) {
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(nil, 1<<20)
+		var n int64
+		for sc.Scan() {
+			n++
+		}
+		io.Copy(io.Discard, zr)
+		got.Add(n)
+	}))
+	defer srv.Close()
+	cfg := DefaultConfig()
+	cfg.Stdout = false
+	cfg.Webhook = srv.URL
+	cfg.WebhookSpoolDir = b.TempDir()
+	cfg.QueueMB = 64
+	runBench(b, cfg, got.Load)
+}
+
+// BenchmarkShaping measures the cost of allow/deny filters and redaction
+// against plain encoding, and reports it as a percentage of the encode
+// cost. Every event passes the filters (so both sides encode the same
+// events) and half the processes have a secret to redact. Each iteration
+// builds two identical blocks of fresh events, encodes one plainly and
+// filters and encodes the other with redaction; which block is built last
+// (and so is warmer in the CPU caches) alternates. ns/op is per block pair.
+// "unique-commands" makes every command line different, the worst case for
+// the caches keyed by content.
+//
+//	go test ./exporter -run '^$' -bench Shaping -cpu 1
+func BenchmarkShaping(b *testing.B) {
+	b.Run("repeating-commands", func(b *testing.B) { benchShaping(b, false) })
+	b.Run("unique-commands", func(b *testing.B) { benchShaping(b, true) })
+}
+
+func benchShaping(b *testing.B, unique bool) {
+	allow, err := filter.Parse("allow", `{"namespace":["shop","db"]}`+"\n"+`{"namespace":[""],"binary_regex":["^/usr/sbin/"]}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deny, err := filter.Parse("deny", `{"binary_regex":["^/bin/(ls|dd)$"]}`+"\n"+`{"labels":["app=noise"]}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	red, err := filter.NewRedactor("redact", []string{`(?:--password)(?:\s+|=)(\S+)`, `Bearer (\S+)`})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := &filter.Set{Allow: allow, Deny: deny}
+	plain := encode.NewEncoder(nil)
+	shaped := encode.NewEncoder(&encode.Options{Redact: red.Redact})
+	buf := make([]byte, 0, 64<<10)
+	const block = 4000
+	var plainTime, shapedTime time.Duration
+	var events, round int
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		var a, c []*event.Event
+		if round%2 == 0 {
+			a = benchStreamArgs(block, unique)
+			c = benchStreamArgs(block, unique)
+		} else {
+			c = benchStreamArgs(block, unique)
+			a = benchStreamArgs(block, unique)
+		}
+		round++
+		runtime.GC() // no collection pending while measuring
+		b.StartTimer()
+		start := time.Now()
+		for _, ev := range a {
+			buf = plain.AppendJSON(buf[:0], ev, "node-a")
+		}
+		mid := time.Now()
+		for _, ev := range c {
+			if !set.Pass(ev) {
+				b.Fatal("the filters must pass every event of this stream")
+			}
+			buf = shaped.AppendJSON(buf[:0], ev, "node-a")
+		}
+		plainTime += mid.Sub(start)
+		shapedTime += time.Since(mid)
+		events += len(a)
+	}
+	b.ReportMetric(float64(plainTime.Nanoseconds())/float64(events), "encode-ns/event")
+	b.ReportMetric(float64(shapedTime.Nanoseconds())/float64(events), "shaped-ns/event")
+	b.ReportMetric(100*float64(shapedTime-plainTime)/float64(plainTime), "shaping-%")
+}
