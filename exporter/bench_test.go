@@ -32,9 +32,9 @@ func benchStreamArgs(n int, unique bool) []*event.Event {
 	pods := make([]*event.Pod, 8)
 	for i := range pods {
 		pods[i] = &event.Pod{Namespace: []string{"shop", "db"}[i%2], Name: fmt.Sprintf("web-7c9f8d-x2x4%d", i),
-			UID:          "0c9b4f6e-4d0f-4b55-9c1f-0f4b1c0de001",
-			Labels:       []event.Label{{Key: "app", Value: "web"}, {Key: "pod-template-hash", Value: "7c9f8d"}},
-			Workload:     "web", WorkloadKind: "Deployment",
+			UID:      "0c9b4f6e-4d0f-4b55-9c1f-0f4b1c0de001",
+			Labels:   []event.Label{{Key: "app", Value: "web"}, {Key: "pod-template-hash", Value: "7c9f8d"}},
+			Workload: "web", WorkloadKind: "Deployment",
 			Container: event.Container{ID: "containerd://3f1e2d4c5b6a79880123456789abcdef0123456789abcdef", Name: "web",
 				ImageName: "registry.example.com/shop/web:1.4.2", StartTime: t0.Add(-time.Hour)}}
 	}
