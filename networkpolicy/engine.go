@@ -66,6 +66,40 @@ type dirPolicy struct {
 	// select the identity in this direction.
 	isolating []isolation
 	rules     []*irRule
+	// The rules again, indexed: those naming each remote identity and
+	// those selecting every remote, each in rule number order.
+	byRemote map[uint32][]*irRule
+	anyPeer  []*irRule
+}
+
+// index fills byRemote and anyPeer from rules (sorted by number).
+func (dp *dirPolicy) index() {
+	dp.byRemote = map[uint32][]*irRule{}
+	dp.anyPeer = nil
+	for _, r := range dp.rules {
+		if r.any {
+			dp.anyPeer = append(dp.anyPeer, r)
+			continue
+		}
+		for id := range r.remotes {
+			dp.byRemote[id] = append(dp.byRemote[id], r)
+		}
+	}
+}
+
+// candidates calls fn with the rules that can match remote, in rule number
+// order.
+func (dp *dirPolicy) candidates(remote uint32, fn func(*irRule)) {
+	a, b := dp.byRemote[remote], dp.anyPeer
+	for len(a) > 0 || len(b) > 0 {
+		if len(b) == 0 || (len(a) > 0 && a[0].id <= b[0].id) {
+			fn(a[0])
+			a = a[1:]
+		} else {
+			fn(b[0])
+			b = b[1:]
+		}
+	}
 }
 
 type isolation struct {
@@ -334,6 +368,7 @@ func Compile(res *Resources, alloc *Allocator) (*Engine, error) {
 		for d := range lp.dirs {
 			sort.SliceStable(lp.dirs[d].rules, func(i, j int) bool { return lp.dirs[d].rules[i].id < lp.dirs[d].rules[j].id })
 			sort.Slice(lp.dirs[d].isolating, func(i, j int) bool { return lp.dirs[d].isolating[i].id < lp.dirs[d].isolating[j].id })
+			lp.dirs[d].index()
 		}
 		e.local[ep.Local] = lp
 	}

@@ -84,11 +84,11 @@ func (e *Engine) Decide(local uint32, dir Direction, remote uint32, proto Protoc
 
 func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, port uint16, withAudit bool) Decision {
 	var ids []uint32
-	for _, r := range dp.rules {
+	dp.candidates(remote, func(r *irRule) {
 		if r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, remote, proto, port) {
 			ids = appendID(ids, r.id)
 		}
-	}
+	})
 	if len(ids) > 0 {
 		return Decision{Verdict: Deny, Reason: ReasonDeniedByRule, Rules: ids}
 	}
@@ -98,11 +98,11 @@ func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, 
 			iso = append(iso, is.id)
 		}
 	}
-	for _, r := range dp.rules {
+	dp.candidates(remote, func(r *irRule) {
 		if !r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, remote, proto, port) {
 			ids = appendID(ids, r.id)
 		}
-	}
+	})
 	if len(ids) > 0 {
 		return Decision{Verdict: Allow, Reason: ReasonAllowedByRule, Rules: ids}
 	}

@@ -90,6 +90,9 @@ type Datapath struct {
 	ipcache map[netip.Prefix]uint32
 	cgroups map[uint64]uint32
 	rules   map[uint32]networkpolicy.RuleRef
+	// podIPs are the addresses of the pod owning each cgroup, to name the
+	// local address of records made before the socket had one.
+	podIPs map[uint64][]netip.Addr
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -115,6 +118,7 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 		ipcache: map[netip.Prefix]uint32{},
 		cgroups: map[uint64]uint32{},
 		rules:   map[uint32]networkpolicy.RuleRef{},
+		podIPs:  map[uint64][]netip.Addr{},
 	}, nil
 }
 
@@ -310,6 +314,7 @@ func (d *Datapath) Apply(ctx context.Context, res *networkpolicy.Resources) (App
 	}
 	// 3. Cgroups to local identities.
 	want := map[uint64]uint32{}
+	podIPs := map[uint64][]netip.Addr{}
 	for _, p := range pods {
 		ep, err := engine.Pod(p.Key())
 		if err != nil {
@@ -317,8 +322,10 @@ func (d *Datapath) Apply(ctx context.Context, res *networkpolicy.Resources) (App
 		}
 		for _, cg := range p.CgroupIDs {
 			want[cg] = ep.Local
+			podIPs[cg] = p.IPs
 		}
 	}
+	d.podIPs = podIPs
 	for cg, id := range want {
 		if cur, ok := d.cgroups[cg]; ok && cur == id {
 			continue

@@ -52,7 +52,7 @@ func (s *source) set(res *networkpolicy.Resources, eps map[string]*testpods.Endp
 	}
 }
 
-func requireDatapath(t *testing.T) string {
+func requireDatapath(t testing.TB) string {
 	t.Helper()
 	kerneltest.Require(t)
 	for _, f := range []kprobes.Feature{kprobes.FeatureCgroupConnect4, kprobes.FeatureCgroupSendmsg4, kprobes.FeatureCgroupSKB, kprobes.FeatureRingbuf} {
@@ -105,7 +105,7 @@ func (r *records) take() []datapath.Record {
 	return out
 }
 
-func newDatapath(t *testing.T, root string, src datapath.WorkloadSource) *datapath.Datapath {
+func newDatapath(t testing.TB, root string, src datapath.WorkloadSource) *datapath.Datapath {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)

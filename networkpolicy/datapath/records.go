@@ -109,6 +109,19 @@ func (r *RecordReader) Read() (Record, error) {
 	}
 	r.d.mu.Lock()
 	rec.Rule = r.d.rules[rec.RuleID]
+	// connect() and sendmsg() decide before the socket has a local address.
+	local, remote := &rec.Source, rec.Destination
+	if rec.Direction == networkpolicy.Ingress {
+		local, remote = &rec.Destination, rec.Source
+	}
+	if !local.Addr().IsValid() || local.Addr().IsUnspecified() {
+		for _, ip := range r.d.podIPs[rec.CgroupID] {
+			if ip.Is4() == remote.Addr().Is4() {
+				*local = netip.AddrPortFrom(ip, local.Port())
+				break
+			}
+		}
+	}
 	r.d.mu.Unlock()
 	return rec, nil
 }

@@ -275,20 +275,27 @@ func bench(args []string) string {
 	}
 	n, _ := strconv.Atoi(args[1])
 	family, sa := sockaddr(ap)
-	fds := make([]int, n)
-	for i := range fds {
-		if fds[i], err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return errorTag + ": " + err.Error()
-		}
-	}
 	var last error
-	start := time.Now()
-	for _, fd := range fds {
-		last = unix.Connect(fd, sa)
-	}
-	el := time.Since(start)
-	for _, fd := range fds {
-		unix.Close(fd)
+	var el time.Duration
+	fds := make([]int, 0, 512)
+	for done := 0; done < n; {
+		fds = fds[:0]
+		for ; len(fds) < cap(fds) && done+len(fds) < n; {
+			fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return errorTag + ": " + err.Error()
+			}
+			fds = append(fds, fd)
+		}
+		start := time.Now()
+		for _, fd := range fds {
+			last = unix.Connect(fd, sa)
+		}
+		el += time.Since(start)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		done += len(fds)
 	}
 	return fmt.Sprintf("%d %s", el.Nanoseconds()/int64(max(n, 1)), classify(last))
 }

@@ -259,6 +259,9 @@ func (e *Endpoint) Probe(proto string, addr netip.AddrPort, timeout time.Duratio
 	return e.do(fmt.Sprintf("probe %s %s %d", proto, addr, timeout.Milliseconds()))
 }
 
+// PID is the helper process's pid (the pod's "container process").
+func (e *Endpoint) PID() int { return e.cmd.Process.Pid }
+
 // Command runs a helper command and returns its reply (for benchmarks).
 func (e *Endpoint) Command(cmd string) string { return e.do(cmd) }
 
