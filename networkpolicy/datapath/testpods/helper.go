@@ -280,7 +280,7 @@ func bench(args []string) string {
 	fds := make([]int, 0, 512)
 	for done := 0; done < n; {
 		fds = fds[:0]
-		for ; len(fds) < cap(fds) && done+len(fds) < n; {
+		for len(fds) < cap(fds) && done+len(fds) < n {
 			fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return errorTag + ": " + err.Error()
