@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -75,15 +76,21 @@ func benchStreamArgs(n int, unique bool) []*event.Event {
 }
 
 // runBench exports b.N events from the stream to the configured sinks and
-// waits for Run to flush them, so the rate includes delivery.
-func runBench(b *testing.B, cfg Config, delivered func() int64) {
-	evs := benchStream(20000)
+// waits for Run to flush them, so the rate includes delivery. It measures
+// the sustained rate: when a sink's queue is half full the producer waits,
+// as a real producer would be limited by the slowest sink it must not
+// overrun. The mean line size is reported as B/event.
+func runBench(b *testing.B, cfg Config, evs []*event.Event, delivered func() int64) {
 	cfg.NodeName = "node-a"
 	cfg.LostEventsInterval = Duration(time.Hour)
 	cfg.FlushTimeout = Duration(time.Minute)
 	e, err := New(cfg, nil, nil)
 	if err != nil {
 		b.Fatal(err)
+	}
+	var bytes int64
+	for _, ev := range evs {
+		bytes += int64(len(AppendJSON(nil, ev, "node-a")) + 1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -92,9 +99,18 @@ func runBench(b *testing.B, cfg Config, delivered func() int64) {
 	b.ResetTimer()
 	start := time.Now()
 	n := 0
+	half := int64(cfg.QueueMB) << 19
 	for b.Loop() {
-		e.Export(evs[n%len(evs)])
+		ev := evs[n%len(evs)]
+		e.Export(ev)
 		n++
+		if n%256 == 0 {
+			for _, q := range e.queues {
+				for q.bytes.Load() > half {
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+		}
 	}
 	for delivered != nil && delivered() < int64(n) && time.Since(start) < 5*time.Minute {
 		time.Sleep(time.Millisecond)
@@ -107,23 +123,69 @@ func runBench(b *testing.B, cfg Config, delivered func() int64) {
 	b.StopTimer()
 	lost := e.Lost(ReasonQueueFull) + e.Lost(ReasonSinkError)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(bytes)/float64(len(evs)), "B/event")
 	b.ReportMetric(float64(lost), "lost")
 	if lost > 0 {
 		b.Errorf("%d of %d events lost", lost, n)
 	}
 }
 
-// BenchmarkExportFile exports to a file that rotates every 64 MiB.
+// BenchmarkExportFile exports to a file that rotates every 64 MiB, keeping
+// two backups. "pods" are container processes with full pod metadata
+// (about 2.5 KB per exec line), "host" host processes (about 1 KB). The
+// directory is $VIGIL_BENCH_DIR, else a temporary directory.
 //
-//	go test ./exporter -run '^$' -bench ExportFile -cpu 1 -benchtime 2000000x
+//	go test ./exporter -run '^$' -bench ExportFile -cpu 1 -benchtime 1000000x
 func BenchmarkExportFile(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.Stdout = false
-	cfg.File = filepath.Join(b.TempDir(), "events.log")
-	cfg.FileMaxSizeMB = 64
-	cfg.FileMaxBackups = 2
-	cfg.QueueMB = 64
-	runBench(b, cfg, nil)
+	for _, tc := range []struct {
+		name string
+		evs  []*event.Event
+	}{
+		{"pods", benchStream(20000)},
+		{"host", hostStream(20000)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := os.Getenv("VIGIL_BENCH_DIR")
+			if dir == "" {
+				dir = b.TempDir()
+			} else {
+				var err error
+				if dir, err = os.MkdirTemp(dir, "vigil-bench-"); err != nil {
+					b.Fatal(err)
+				}
+				defer os.RemoveAll(dir)
+			}
+			cfg := DefaultConfig()
+			cfg.Stdout = false
+			cfg.File = filepath.Join(dir, "events.log")
+			cfg.FileMaxSizeMB = 64
+			cfg.FileMaxBackups = 2
+			cfg.QueueMB = 64
+			runBench(b, cfg, tc.evs, nil)
+		})
+	}
+}
+
+// hostStream is benchStream without pods: host processes.
+func hostStream(n int) []*event.Event {
+	evs := benchStream(n)
+	seen := map[*event.Process]*event.Process{}
+	strip := func(p *event.Process) *event.Process {
+		if p == nil {
+			return nil
+		}
+		if c, ok := seen[p]; ok {
+			return c
+		}
+		c := *p
+		c.Pod = nil
+		seen[p] = &c
+		return &c
+	}
+	for _, ev := range evs {
+		ev.Process, ev.Parent = strip(ev.Process), strip(ev.Parent)
+	}
+	return evs
 }
 
 // BenchmarkExportWebhook exports to a local HTTP receiver that decompresses
@@ -153,7 +215,7 @@ func BenchmarkExportWebhook(b *testing.B) {
 	cfg.Webhook = srv.URL
 	cfg.WebhookSpoolDir = b.TempDir()
 	cfg.QueueMB = 64
-	runBench(b, cfg, got.Load)
+	runBench(b, cfg, benchStream(20000), got.Load)
 }
 
 // BenchmarkShaping measures the cost of allow/deny filters and redaction

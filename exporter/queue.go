@@ -119,7 +119,7 @@ func (q *queue) release(c *chunk) {
 		return // grown by a huge line: let it go
 	}
 	q.mu.Lock()
-	if len(q.free) < 8 {
+	if len(q.free) < len(q.ring) { // never more than the queue may hold
 		q.free = append(q.free, c)
 	}
 	q.mu.Unlock()

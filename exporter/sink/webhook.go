@@ -60,6 +60,11 @@ type Webhook struct {
 	gz     *gzip.Writer
 	body   bytes.Buffer
 	sender sync.WaitGroup
+	// reqCtx bounds requests in flight. It ends only when Close's deadline
+	// passes, so that stopping Run does not abort a request the receiver may
+	// already have taken (which would deliver that batch twice).
+	reqCtx    context.Context
+	cancelReq context.CancelFunc
 }
 
 var _ Sink = (*Webhook)(nil)
@@ -93,7 +98,10 @@ func NewWebhook(opts WebhookOptions, hooks Hooks) (*Webhook, error) {
 	transport.TLSClientConfig = opts.TLS
 	transport.MaxIdleConnsPerHost = 2
 	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	reqCtx, cancelReq := context.WithCancel(context.Background())
 	return &Webhook{
+		reqCtx:    reqCtx,
+		cancelReq: cancelReq,
 		opts:   opts,
 		client: &http.Client{Transport: transport, Timeout: opts.Timeout},
 		hooks:  hooks,
@@ -181,11 +189,15 @@ func (s *Webhook) deliver(ctx context.Context) {
 }
 
 // post sends one batch, retrying until it is delivered, refused for good
-// (true in both cases: the batch leaves the spool) or ctx ends (false).
+// (true in both cases: the batch leaves the spool) or ctx ends between
+// attempts (false). A request in flight is not aborted by ctx.
 func (s *Webhook) post(ctx context.Context, rec spool.Record) bool {
 	wait := 200 * time.Millisecond
 	for {
-		status, retryAfter, err := s.send(ctx, rec.Data)
+		if ctx.Err() != nil {
+			return false
+		}
+		status, retryAfter, err := s.send(s.reqCtx, rec.Data)
 		switch {
 		case err == nil && status/100 == 2:
 			s.hooks.delivered(rec.Count)
@@ -260,13 +272,24 @@ func (s *Webhook) send(ctx context.Context, data []byte) (status int, retryAfter
 }
 
 // Close implements Sink: it spools the open batch, lets the sender deliver
-// until ctx ends, then closes the spool. Batches still waiting stay on disk
-// for the next start; without a spool directory they are counted lost.
+// until ctx ends, then closes the spool. Batches still waiting are written
+// to the spool directory for the next start; without one they are counted
+// lost.
 func (s *Webhook) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closeBatch()
 	s.mu.Unlock()
-	s.sender.Wait() // the sender stops with Run's context
+	closed := make(chan struct{})
+	defer close(closed)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.cancelReq()
+		case <-closed:
+		}
+	}()
+	defer s.cancelReq()
+	s.sender.Wait() // the sender stops with Run's context, after its request
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -279,10 +302,14 @@ func (s *Webhook) Close(ctx context.Context) error {
 		}
 	}()
 	<-done
-	st := s.spool.Stats()
-	if s.opts.SpoolDir == "" && st.Lines > 0 {
-		s.hooks.lost(ReasonSinkError, int(st.Lines))
-		s.errs.error(errors.New("receiver unreachable at shutdown"), "webhook batches lost", int(st.Lines))
+	lost, err := s.spool.Close()
+	if lost > 0 {
+		s.hooks.lost(ReasonSinkError, int(lost))
+		cause := errors.New("receiver unreachable at shutdown and no spool directory")
+		if err != nil {
+			cause = err
+		}
+		s.errs.error(cause, "webhook batches lost", int(lost))
 	}
-	return s.spool.Close()
+	return err
 }

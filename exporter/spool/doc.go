@@ -4,9 +4,12 @@
 // reached. Delivery is at least once: a record being delivered when the
 // agent stops is delivered again after the restart.
 //
-// Every record is written to disk as it is pushed; the newest records also
-// stay in memory while the memory bound allows, so a spool that keeps up is
-// never read back. One consumer reads records in push order with Next and
-// removes them with Commit; the position is kept in a cursor file. Files
-// are only ever created inside the spool directory.
+// Records stay in memory while the memory bound allows; once it is full,
+// new records go to disk until the backlog there is delivered, so a spool
+// that keeps up never touches the disk. Close writes the records held in
+// memory to disk in front of the others, so a restart resumes in order; a
+// crash loses the records that were only in memory. One consumer reads
+// records in push order with Next and removes them with Commit; the disk
+// position is kept in a cursor file. Files are only ever created inside the
+// spool directory.
 package spool

@@ -99,6 +99,10 @@ type Spool struct {
 
 const cursorName = "cursor"
 
+// firstSeq numbers the first segment of a new spool; lower numbers are
+// left for the segments Close writes in front of it.
+const firstSeq = 1 << 32
+
 // Open returns a spool. With dir empty it keeps records in memory only;
 // otherwise it creates dir (0700) if needed and resumes any records a
 // previous run left there.
@@ -161,7 +165,7 @@ func (s *Spool) load() error {
 		s.segs = append(s.segs, seg)
 	}
 	if len(s.segs) == 0 {
-		if err := s.newSegment(1); err != nil {
+		if err := s.newSegment(firstSeq); err != nil {
 			return err
 		}
 		s.rOff = int64(len(magic))
@@ -177,6 +181,12 @@ func (s *Spool) load() error {
 		s.records += s.segs[i].records
 	}
 	s.diskOnly = s.records
+	if s.records == 0 && (len(s.segs) > 1 || s.segs[0].size > int64(len(magic))) {
+		if err := s.resetSegments(); err != nil {
+			return err
+		}
+		s.writeCursor()
+	}
 	if s.records > 0 {
 		s.signal()
 	}
@@ -289,24 +299,19 @@ func (s *Spool) Push(data []byte, count int) error {
 		return ErrClosed
 	}
 	size := int64(headerSize + len(data))
-	inMem := s.diskOnly == 0 && s.memBytes+int64(len(data)) <= s.opts.MemoryBytes
-	if s.dir == "" {
-		if !inMem {
-			return ErrFull
-		}
+	// Memory while nothing waits on disk (memory holds the older records);
+	// once memory is full, disk until the disk backlog is delivered.
+	if s.diskOnly == 0 && s.memBytes+int64(len(data)) <= s.opts.MemoryBytes {
+		s.mem = append(s.mem, append(s.getBuf(len(data)), data...))
+		s.memCount = append(s.memCount, count)
+		s.memBytes += int64(len(data))
 	} else {
-		if s.diskBytes+size > s.opts.DiskBytes {
+		if s.dir == "" || s.diskBytes+size > s.opts.DiskBytes {
 			return ErrFull
 		}
 		if err := s.write(data, count); err != nil {
 			return err
 		}
-	}
-	if inMem {
-		s.mem = append(s.mem, append(s.getBuf(len(data)), data...))
-		s.memCount = append(s.memCount, count)
-		s.memBytes += int64(len(data))
-	} else {
 		s.diskOnly++
 	}
 	s.records++
@@ -469,28 +474,50 @@ func (s *Spool) Commit() {
 	if s.head == nil {
 		return
 	}
-	if s.headMem {
+	s.records--
+	s.lines -= int64(s.head.Count)
+	wasMem := s.headMem
+	s.head = nil
+	if wasMem {
 		s.putBuf(s.mem[0])
 		s.mem[0] = nil
 		s.mem = s.mem[1:]
 		s.memCount = s.memCount[1:]
 		s.memBytes -= s.headSize - headerSize
-	} else {
-		s.diskOnly--
-	}
-	s.records--
-	s.lines -= int64(s.head.Count)
-	s.head = nil
-	if s.dir == "" {
 		return
 	}
+	s.diskOnly--
 	s.rOff += s.headSize
 	s.diskBytes -= s.headSize
 	s.segs[0].consumed++
 	if s.rOff >= s.segs[0].size && len(s.segs) > 1 {
 		s.dropReadSegment()
 	}
+	if s.diskOnly == 0 {
+		// Backlog delivered: start the next spill in a fresh segment, so
+		// that disk records always start at the first segment's start
+		// while memory holds records (see Close).
+		if err := s.resetSegments(); err != nil {
+			s.corrupt++ // the files stay; the next Open cleans up
+		}
+	}
 	s.writeCursor()
+}
+
+// resetSegments removes every (delivered) segment and starts a new one.
+func (s *Spool) resetSegments() error {
+	next := s.segs[len(s.segs)-1].seq + 1
+	s.closeFiles()
+	for _, seg := range s.segs {
+		os.Remove(filepath.Join(s.dir, segName(seg.seq)))
+	}
+	s.segs = nil
+	s.diskBytes = 0
+	if err := s.newSegment(next); err != nil {
+		return err
+	}
+	s.rOff = int64(len(magic))
+	return nil
 }
 
 func (s *Spool) writeCursor() {
@@ -508,23 +535,71 @@ func (s *Spool) Stats() Stats {
 	return Stats{Records: s.records, Lines: s.lines, MemoryBytes: s.memBytes, DiskBytes: s.diskBytes, Corrupt: s.corrupt}
 }
 
-// Close closes the files. Records on disk stay for the next Open; without a
-// directory the pending records are gone, and Stats before Close tells how
-// many.
-func (s *Spool) Close() error {
+// Close writes the records held in memory to disk, in front of those
+// already there, and closes the files: the next Open resumes with all of
+// them. It returns the number of lines it could not keep (all pending ones
+// without a directory).
+func (s *Spool) Close() (lostLines int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil
+		return 0, nil
 	}
 	s.closed = true
-	var err error
+	defer s.signal()
+	if s.dir == "" {
+		s.closeFiles()
+		return s.lines, nil
+	}
+	if len(s.mem) > 0 {
+		if err := s.persistMemory(); err != nil {
+			var lost int64
+			for _, c := range s.memCount {
+				lost += int64(c)
+			}
+			s.closeFiles()
+			return lost, err
+		}
+	}
 	if s.w != nil {
 		err = s.w.Sync()
 	}
 	s.closeFiles()
-	s.signal()
-	return err
+	return 0, err
+}
+
+// persistMemory writes the memory records to a new segment numbered before
+// the first one and points the cursor at it. While memory holds records the
+// reader has not started on the disk ones, which begin at the first
+// segment's start (see Commit), so the order is kept.
+func (s *Spool) persistMemory() error {
+	seq := s.segs[0].seq - 1
+	path := filepath.Join(s.dir, segName(seq))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: keep memory records: %w", err)
+	}
+	buf := []byte(magic)
+	for i, data := range s.mem {
+		hdr := make([]byte, headerSize)
+		putHeader(hdr, data, s.memCount[i])
+		buf = append(append(buf, hdr...), data...)
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("spool: keep memory records: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("spool: keep memory records: %w", err)
+	}
+	f.Close()
+	s.segs = append([]segment{{seq: seq, size: int64(len(buf)), records: len(s.mem)}}, s.segs...)
+	s.rOff = int64(len(magic))
+	s.writeCursor()
+	return nil
 }
 
 func (s *Spool) closeFiles() {

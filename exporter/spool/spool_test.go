@@ -127,8 +127,8 @@ func TestResumeAfterRestart(t *testing.T) {
 	if _, err := s.Next(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	if lost, err := s.Close(); err != nil || lost != 0 {
+		t.Fatalf("Close: %d lines lost, %v", lost, err)
 	}
 	if _, err := s.Next(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Next after Close: %v, want ErrClosed", err)
@@ -158,9 +158,9 @@ func TestDamagedTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	s.Close() // writes the records held in memory to a segment
 	// A crash in the middle of the last write leaves half a record.
-	path := filepath.Join(dir, segName(1))
+	path := firstSegment(t, dir)
 	info, _ := os.Stat(path)
 	if err := os.Truncate(path, info.Size()-20); err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func TestFlippedByteIsSkipped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, segName(1)), os.O_RDWR, 0)
+	f, err := os.OpenFile(firstSegment(t, dir), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +214,78 @@ func TestFlippedByteIsSkipped(t *testing.T) {
 		t.Errorf("corrupt = %d, want 2 (the damaged record and the rest of its segment)", st.Corrupt)
 	}
 	s.Close()
+}
+
+// firstSegment returns the path of the oldest segment file in dir.
+func firstSegment(t *testing.T, dir string) string {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no segment file")
+	}
+	return segs[0] // names sort by number
+}
+
+// TestSpillTwiceThenRestart: a backlog spills to disk and is delivered,
+// memory fills and spills again, then the agent stops with records both in
+// memory and on disk. The next run gets all of them, in order, once.
+func TestSpillTwiceThenRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{MemoryBytes: 1000, SegmentBytes: 1500}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := s.Push(rec(i), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	take := func(n int) []string {
+		var out []string
+		for i := 0; i < n; i++ {
+			r, err := s.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(r.Data))
+			s.Commit()
+		}
+		return out
+	}
+	push(0, 40) // memory, then disk
+	got := take(40)
+	if st := s.Stats(); st.DiskBytes != 0 || st.Records != 0 {
+		t.Fatalf("after delivering the backlog: %+v", st)
+	}
+	push(40, 80) // memory again, then a second spill
+	got = append(got, take(3)...)
+	if st := s.Stats(); st.MemoryBytes == 0 || st.DiskBytes == 0 {
+		t.Fatalf("want records in memory and on disk: %+v", st)
+	}
+	if lost, err := s.Close(); err != nil || lost != 0 {
+		t.Fatalf("Close: %d lost, %v", lost, err)
+	}
+	s, err = Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got = append(got, drain(t, s)...)
+	if diff := cmp.Diff(want(0, 80), got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestMemoryOnlyCloseCountsLost(t *testing.T) {
+	s, _ := Open("", Options{})
+	s.Push(rec(0), 3)
+	s.Push(rec(1), 4)
+	if lost, err := s.Close(); lost != 7 || err != nil {
+		t.Errorf("Close = %d, %v; want 7 lines lost", lost, err)
+	}
 }
 
 func TestDiskBound(t *testing.T) {
