@@ -102,12 +102,12 @@ func NewWebhook(opts WebhookOptions, hooks Hooks) (*Webhook, error) {
 	return &Webhook{
 		reqCtx:    reqCtx,
 		cancelReq: cancelReq,
-		opts:   opts,
-		client: &http.Client{Transport: transport, Timeout: opts.Timeout},
-		hooks:  hooks,
-		errs:   newErrorLog(hooks.Log, "webhook"),
-		spool:  sp,
-		gz:     gz,
+		opts:      opts,
+		client:    &http.Client{Transport: transport, Timeout: opts.Timeout},
+		hooks:     hooks,
+		errs:      newErrorLog(hooks.Log, "webhook"),
+		spool:     sp,
+		gz:        gz,
 	}, nil
 }
 
