@@ -11,7 +11,6 @@ import (
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
 	"github.com/vigilsec/vigil/networkpolicy/conntest"
-	"github.com/vigilsec/vigil/networkpolicy/datapath"
 	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
 )
 
@@ -21,7 +20,7 @@ import (
 // 10,000 rules over 1,000 identities. connect_ns/op is measured inside the
 // pod around the connect() calls alone.
 func BenchmarkPrivConnect(b *testing.B) {
-	root := requireDatapath(b)
+	root := testpods.Require(b)
 	target := netip.MustParseAddrPort("198.18.0.5:1000") // pod p4: allowed by rule 4
 	run := func(b *testing.B, client *testpods.Endpoint) {
 		b.Helper()
@@ -49,9 +48,9 @@ func BenchmarkPrivConnect(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			src := &source{}
-			src.set(res, map[string]*testpods.Endpoint{"bench/client": client})
-			d := newDatapath(b, root, src)
+			src := &testpods.Workloads{}
+			src.Set(res, map[string]*testpods.Endpoint{"bench/client": client})
+			d := testpods.NewDatapath(b, root, src, -1)
 			if _, err := d.Apply(context.Background(), res); err != nil {
 				b.Fatal(err)
 			}
@@ -59,7 +58,6 @@ func BenchmarkPrivConnect(b *testing.B) {
 			ep, _ := e.Pod("bench/client")
 			b.ReportMetric(float64(len(e.FlattenLocal(ep.Local))), "policy_entries")
 			run(b, client)
-			var _ datapath.Stats
 		})
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/networkpolicy"
 	"github.com/vigilsec/vigil/networkpolicy/datapath"
@@ -19,14 +17,14 @@ import (
 type pair struct {
 	d      *datapath.Datapath
 	a, b   *testpods.Endpoint
-	recs   *records
+	recs   *testpods.Recorder
 	aAddrs []netip.Addr
 }
 
 // twoPods makes x/a (app=server) and x/b (app=client) with the policies of
 // testdata/records.yaml.
 func twoPods(t *testing.T, ipsA, ipsB []netip.Addr, rate int) *pair {
-	root := requireDatapath(t)
+	root := testpods.Require(t)
 	cl := testpods.New(t, root)
 	a := cl.Add("x/a", ipsA, true)
 	b := cl.Add("x/b", ipsB, true)
@@ -38,18 +36,9 @@ func twoPods(t *testing.T, ipsA, ipsB []netip.Addr, rate int) *pair {
 		{Namespace: "x", Name: "a", Labels: map[string]string{"app": "server"}, ServiceAccount: "default", IPs: ipsA},
 		{Namespace: "x", Name: "b", Labels: map[string]string{"app": "client"}, ServiceAccount: "default", IPs: ipsB},
 	}}
-	src := &source{}
-	src.set(res, map[string]*testpods.Endpoint{"x/a": a, "x/b": b})
-	log := logrus.New()
-	log.SetLevel(logrus.WarnLevel)
-	d, err := datapath.New(datapath.Config{Workloads: src, CgroupRoot: root, RecordsPerSecond: rate}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Load(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	src := &testpods.Workloads{}
+	src.Set(res, map[string]*testpods.Endpoint{"x/a": a, "x/b": b})
+	d := testpods.NewDatapath(t, root, src, rate)
 	if _, err := d.Apply(context.Background(), res); err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +50,14 @@ func twoPods(t *testing.T, ipsA, ipsB []netip.Addr, rate int) *pair {
 			t.Fatalf("listen %s %d: %s", l.proto, l.port, r)
 		}
 	}
-	return &pair{d: d, a: a, b: b, recs: collect(t, d), aAddrs: ipsA}
+	return &pair{d: d, a: a, b: b, recs: testpods.Record(t, d), aAddrs: ipsA}
 }
 
-func waitRecords(r *records, n int) []datapath.Record {
+func waitRecords(r *testpods.Recorder, n int) []datapath.Record {
 	var all []datapath.Record
 	for i := 0; i < 50 && len(all) < n; i++ {
 		time.Sleep(20 * time.Millisecond)
-		all = append(all, r.take()...)
+		all = append(all, r.Take()...)
 	}
 	return all
 }

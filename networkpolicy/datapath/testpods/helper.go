@@ -36,6 +36,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 		switch verb {
 		case "hello":
 			reply(id, "ok")
+		case "bridge", "veth", "up", "addr", "route":
+			reply(id, netConfig(verb, args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
@@ -298,4 +300,41 @@ func bench(args []string) string {
 		done += len(fds)
 	}
 	return fmt.Sprintf("%d %s", el.Nanoseconds()/int64(max(n, 1)), classify(last))
+}
+
+// netConfig runs one rtnetlink command in the helper's namespace.
+func netConfig(verb string, args []string) string {
+	c, err := dialNetlink()
+	if err != nil {
+		return errorTag + ": " + err.Error()
+	}
+	defer c.Close()
+	switch {
+	case verb == "bridge" && len(args) == 1:
+		err = c.linkBridge(args[0])
+	case verb == "veth" && len(args) == 3:
+		pid, perr := strconv.Atoi(args[2])
+		if perr != nil {
+			return errorTag + ": " + perr.Error()
+		}
+		err = c.linkVeth(args[0], args[1], pid)
+	case verb == "up" && len(args) == 1:
+		err = c.linkUp(args[0], "")
+	case verb == "up" && len(args) == 2:
+		err = c.linkUp(args[0], args[1])
+	case verb == "addr" && len(args) == 2:
+		ip, perr := netip.ParseAddr(args[1])
+		if perr != nil {
+			return errorTag + ": " + perr.Error()
+		}
+		err = c.addrAdd(args[0], ip)
+	case verb == "route" && len(args) == 2:
+		err = c.routeDefault(args[0], args[1] == "6")
+	default:
+		return errorTag + ": bad " + verb + " command"
+	}
+	if err != nil {
+		return errorTag + ": " + verb + " " + strings.Join(args, " ") + ": " + err.Error()
+	}
+	return "ok"
 }

@@ -1,9 +1,13 @@
 // Package testpods builds pods for privileged network policy tests: each
 // pod is a network namespace with a veth pair on a test bridge (itself in a
 // namespace of its own, so nothing touches the host's network) and, for
-// pods the datapath polices, a cgroup of its own. A helper process (the
-// test binary, re-executed inside the namespace and cgroup) listens and
-// probes with real TCP, UDP and SCTP sockets.
+// pods the datapath polices, a cgroup of its own. Each namespace is owned by
+// a helper process (the test binary, re-executed into a new network
+// namespace and the pod's cgroup) that configures its side of the network
+// over rtnetlink and listens and probes with real TCP, UDP and SCTP
+// sockets. Nothing outside the Go binary is needed, so the same tests run
+// on the host and in the busybox-only test VMs; when the helpers exit their
+// namespaces vanish.
 //
 // Test binaries using it call RunHelperIfRequested first in TestMain.
 package testpods
@@ -42,8 +46,7 @@ const (
 // Cluster is a test bridge and the endpoints attached to it.
 type Cluster struct {
 	t       testing.TB
-	prefix  string
-	fabric  string
+	fabric  *Endpoint
 	cgroot  string
 	mu      sync.Mutex
 	n       int
@@ -55,9 +58,7 @@ type Cluster struct {
 type Endpoint struct {
 	Name     string
 	IPs      []netip.Addr
-	netns    string
 	CgroupID uint64
-	cgdir    string
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	mu       sync.Mutex
@@ -65,34 +66,37 @@ type Endpoint struct {
 	waiting  map[int]chan string
 }
 
-func run(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // New creates the bridge. cgroupRoot is the cgroup v2 directory under which
 // pod cgroups are made. Everything is removed when the test ends.
 func New(t testing.TB, cgroupRoot string) *Cluster {
-	c := &Cluster{t: t, prefix: fmt.Sprintf("vnp%d", os.Getpid()%100000)}
-	c.fabric = c.prefix + "f"
-	run(t, "ip", "netns", "add", c.fabric)
-	c.cleanup = append(c.cleanup, func() { exec.Command("ip", "netns", "del", c.fabric).Run() })
-	run(t, "ip", "-n", c.fabric, "link", "add", "br0", "type", "bridge")
-	run(t, "ip", "-n", c.fabric, "link", "set", "br0", "up")
+	c := &Cluster{t: t}
+	t.Cleanup(c.Close)
 	c.cgroot = filepath.Join(cgroupRoot, "vigil-testpods-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(c.cgroot, 0o755); err != nil {
-		c.Close()
 		t.Fatalf("create cgroup: %v", err)
 	}
-	c.cleanup = append(c.cleanup, func() { os.Remove(c.cgroot) })
-	t.Cleanup(c.Close)
+	c.cleanup = append(c.cleanup, func() { removeCgroup(c.cgroot) })
+	c.fabric = c.start(t, "fabric", -1)
+	c.must(c.fabric, "bridge br0")
+	c.must(c.fabric, "up br0")
 	return c
 }
 
-// Close stops every helper and removes namespaces and cgroups.
+func removeCgroup(dir string) {
+	for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) must(e *Endpoint, cmd string) {
+	c.t.Helper()
+	if r := e.do(cmd); r != "ok" {
+		c.t.Fatalf("%s: %s: %s", e.Name, cmd, r)
+	}
+}
+
+// Close stops every helper, which removes the namespaces, and removes the
+// cgroups.
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -106,6 +110,43 @@ func (c *Cluster) Close() {
 	c.cleanup = nil
 }
 
+// start runs a helper in a new network namespace, in the cgroup cgfd when
+// it is not negative.
+func (c *Cluster) start(t testing.TB, name string, cgfd int) *Endpoint {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Endpoint{Name: name, waiting: map[int]chan string{}}
+	e.cmd = exec.Command(exe, "-test.run=^$")
+	e.cmd.Env = append(os.Environ(), envHelper+"=1")
+	e.cmd.Stderr = os.Stderr
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	if cgfd >= 0 {
+		e.cmd.SysProcAttr.UseCgroupFD = true
+		e.cmd.SysProcAttr.CgroupFD = cgfd
+	}
+	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := e.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatalf("start helper %s: %v", name, err)
+	}
+	go e.readReplies(stdout)
+	c.mu.Lock()
+	c.eps = append(c.eps, e)
+	c.mu.Unlock()
+	if r := e.do("hello"); r != "ok" {
+		t.Fatalf("helper of %s: %s", name, r)
+	}
+	return e
+}
+
 // Add creates an endpoint with the given addresses; with cgroup set it
 // gets a cgroup of its own (a pod), otherwise its helper stays in the
 // test's cgroup (an address outside the cluster).
@@ -116,75 +157,40 @@ func (c *Cluster) Add(name string, ips []netip.Addr, cgroup bool) *Endpoint {
 	c.n++
 	n := c.n
 	c.mu.Unlock()
-	e := &Endpoint{Name: name, IPs: ips, netns: fmt.Sprintf("%se%d", c.prefix, n), waiting: map[int]chan string{}}
-	run(t, "ip", "netns", "add", e.netns)
-	c.mu.Lock()
-	c.cleanup = append(c.cleanup, func() { exec.Command("ip", "netns", "del", e.netns).Run() })
-	c.mu.Unlock()
-	veth := fmt.Sprintf("v%d", n)
-	run(t, "ip", "-n", c.fabric, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", e.netns)
-	run(t, "ip", "-n", c.fabric, "link", "set", veth, "master", "br0", "up")
-	run(t, "ip", "-n", e.netns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", e.netns, "link", "set", "eth0", "up")
-	for _, ip := range ips {
-		if ip.Is4() {
-			run(t, "ip", "-n", e.netns, "addr", "add", ip.String()+"/32", "dev", "eth0")
-		} else {
-			run(t, "ip", "-n", e.netns, "addr", "add", ip.String()+"/128", "dev", "eth0", "nodad")
-		}
-	}
-	run(t, "ip", "-n", e.netns, "route", "add", "default", "dev", "eth0")
-	run(t, "ip", "-n", e.netns, "-6", "route", "add", "default", "dev", "eth0")
-
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cmd = exec.Command("nsenter", "--net=/run/netns/"+e.netns, "--", exe, "-test.run=^$")
-	e.cmd.Env = append(os.Environ(), envHelper+"=1")
-	e.cmd.Stderr = os.Stderr
+	cgfd := -1
+	var cgid uint64
 	if cgroup {
-		e.cgdir = filepath.Join(c.cgroot, fmt.Sprintf("pod%d", n))
-		if err := os.Mkdir(e.cgdir, 0o755); err != nil {
+		dir := filepath.Join(c.cgroot, fmt.Sprintf("pod%d", n))
+		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatalf("create cgroup: %v", err)
 		}
+		c.mu.Lock()
+		c.cleanup = append(c.cleanup, func() { removeCgroup(dir) })
+		c.mu.Unlock()
 		var st unix.Stat_t
-		if err := unix.Stat(e.cgdir, &st); err != nil {
+		if err := unix.Stat(dir, &st); err != nil {
 			t.Fatal(err)
 		}
-		e.CgroupID = st.Ino
-		fd, err := unix.Open(e.cgdir, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+		cgid = st.Ino
+		fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer unix.Close(fd)
-		e.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
-		dir := e.cgdir
-		c.mu.Lock()
-		c.cleanup = append(c.cleanup, func() {
-			for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
-		c.mu.Unlock()
+		cgfd = fd
 	}
-	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+	e := c.start(t, name, cgfd)
+	e.IPs, e.CgroupID = ips, cgid
+	veth := fmt.Sprintf("v%d", n)
+	c.must(c.fabric, fmt.Sprintf("veth %s eth0 %d", veth, e.PID()))
+	c.must(c.fabric, fmt.Sprintf("up %s br0", veth))
+	c.must(e, "up lo")
+	c.must(e, "up eth0")
+	for _, ip := range ips {
+		c.must(e, "addr eth0 "+ip.String())
 	}
-	stdout, err := e.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("start helper in %s: %v", e.netns, err)
-	}
-	go e.readReplies(stdout)
-	c.mu.Lock()
-	c.eps = append(c.eps, e)
-	c.mu.Unlock()
-	if r := e.do("hello"); r != "ok" {
-		t.Fatalf("helper of %s: %s", name, r)
-	}
+	c.must(e, "route eth0 4")
+	c.must(e, "route eth0 6")
 	return e
 }
 
