@@ -134,7 +134,9 @@ func (s *Webhook) closeBatch() {
 	if len(s.batch) == 0 {
 		return
 	}
-	if err := s.spool.Push(s.batch, s.count); err != nil {
+	err := s.spool.Give(s.batch, s.count)
+	s.batch = s.spool.Buffer(s.opts.BatchBytes + 64<<10)
+	if err != nil {
 		reason := ReasonSinkError
 		if errors.Is(err, spool.ErrFull) {
 			reason = ReasonQueueFull
@@ -142,7 +144,7 @@ func (s *Webhook) closeBatch() {
 		s.hooks.lost(reason, s.count)
 		s.errs.error(err, "webhook spool refused a batch, lines lost", s.count)
 	}
-	s.batch, s.count = s.batch[:0], 0
+	s.count = 0
 }
 
 // Spooled returns the batches and lines waiting for delivery.

@@ -283,10 +283,29 @@ func (s *Spool) signal() {
 	}
 }
 
+// Give is Push without the copy: the spool takes data and hands the buffer
+// back through Buffer once the record is delivered. The caller must not use
+// data after the call, whatever the result.
+func (s *Spool) Give(data []byte, count int) error {
+	return s.push(data, count, true)
+}
+
+// Buffer returns an empty buffer of at least n bytes' capacity, reusing
+// those of delivered records.
+func (s *Spool) Buffer(n int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getBuf(n)
+}
+
 // Push appends a copy of data, holding count lines. It returns ErrFull when
 // the memory bound (without a directory) or the disk bound is reached, and
 // the write error when the disk refuses the record.
 func (s *Spool) Push(data []byte, count int) error {
+	return s.push(data, count, false)
+}
+
+func (s *Spool) push(data []byte, count int, owned bool) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -302,7 +321,10 @@ func (s *Spool) Push(data []byte, count int) error {
 	// Memory while nothing waits on disk (memory holds the older records);
 	// once memory is full, disk until the disk backlog is delivered.
 	if s.diskOnly == 0 && s.memBytes+int64(len(data)) <= s.opts.MemoryBytes {
-		s.mem = append(s.mem, append(s.getBuf(len(data)), data...))
+		if !owned {
+			data = append(s.getBuf(len(data)), data...)
+		}
+		s.mem = append(s.mem, data)
 		s.memCount = append(s.memCount, count)
 		s.memBytes += int64(len(data))
 	} else {
@@ -313,6 +335,9 @@ func (s *Spool) Push(data []byte, count int) error {
 			return err
 		}
 		s.diskOnly++
+		if owned {
+			s.putBuf(data)
+		}
 	}
 	s.records++
 	s.lines += int64(count)
