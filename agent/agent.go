@@ -62,6 +62,12 @@ func New(cfg Config, log *logrus.Logger) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp}, nil
 }
 
+// Subscribe starts a live tail of the agent's event stream (see
+// exporter.Exporter.Subscribe).
+func (a *Agent) Subscribe(opts exporter.SubscribeOptions) *exporter.Subscription {
+	return a.exp.Subscribe(opts)
+}
+
 // Registry is the agent's metrics registry.
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 

@@ -69,6 +69,7 @@ func DefaultConfig() Config {
 		MetricsAddr:      "127.0.0.1:2112",
 		SocketPath:       "/run/vigil/vigil.sock",
 		ProcRoot:         "/proc",
+		Export:           exporter.DefaultConfig(),
 	}
 }
 
