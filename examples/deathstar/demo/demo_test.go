@@ -28,6 +28,14 @@ func TestPrivDeathStarDemo(t *testing.T) {
 	kerneltest.Require(t)
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupConnect4)
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupSKB)
+	// The script is for people: it uses iproute2 and util-linux's nsenter,
+	// which the busybox test VMs lack.
+	if err := exec.Command("ip", "netns", "list").Run(); err != nil {
+		t.Skipf("demo.sh needs iproute2 with netns support: %v", err)
+	}
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skipf("demo.sh needs nsenter: %v", err)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
