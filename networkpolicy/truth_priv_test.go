@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,15 +38,40 @@ func protoName(p networkpolicy.Protocol) string {
 // the way the datapath promises (EPERM at once when the source's egress
 // policy denies, a timeout when the destination drops), and each denied or
 // audited flow must be reported with the rule the engine names.
+//
+// One cluster and one datapath serve every table: endpoints are made as
+// tables first need them and kept, and each step of each table is one
+// incremental Apply, so the tables also exercise updates between unrelated
+// states.
 func TestPrivTruthTables(t *testing.T) {
 	root := testpods.Require(t)
 	files, err := conntest.Files(filepath.Join("testdata", "truth"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) { runTable(t, root, f) })
+	env := &tableEnv{
+		cl:        testpods.New(t, root),
+		src:       &testpods.Workloads{},
+		eps:       map[string]*testpods.Endpoint{},
+		byIP:      map[netip.Addr]*testpods.Endpoint{},
+		listening: map[string]string{},
 	}
+	env.d = testpods.NewDatapath(t, root, env.src, -1)
+	env.recs = testpods.Record(t, env.d)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) { runTable(t, env, f) })
+	}
+}
+
+// tableEnv is what the tables share.
+type tableEnv struct {
+	cl        *testpods.Cluster
+	d         *datapath.Datapath
+	src       *testpods.Workloads
+	recs      *testpods.Recorder
+	eps       map[string]*testpods.Endpoint // pods by namespace/name
+	byIP      map[netip.Addr]*testpods.Endpoint
+	listening map[string]string
 }
 
 type expectation struct {
@@ -57,7 +83,7 @@ type expectation struct {
 	record   *datapath.Record // the record the kernel must send, if any
 }
 
-func runTable(t *testing.T, root, file string) {
+func runTable(t *testing.T, env *tableEnv, file string) {
 	s, err := conntest.Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -65,9 +91,7 @@ func runTable(t *testing.T, root, file string) {
 	if s.OfflineOnly != "" {
 		t.Skip(s.OfflineOnly)
 	}
-	cl := testpods.New(t, root)
-	eps := map[string]*testpods.Endpoint{}
-	byIP := map[netip.Addr]*testpods.Endpoint{}
+	cl, eps, byIP, listening, src, d, recs := env.cl, env.eps, env.byIP, env.listening, env.src, env.d, env.recs
 	// Pods of every step (a relabelled pod keeps its namespace and cgroup).
 	for i := range s.Steps {
 		res, err := s.Resources(i)
@@ -75,7 +99,10 @@ func runTable(t *testing.T, root, file string) {
 			t.Fatal(err)
 		}
 		for _, p := range res.Pods {
-			if eps[p.Key()] != nil {
+			if ep := eps[p.Key()]; ep != nil {
+				if !slices.Equal(ep.IPs, p.IPs) {
+					t.Fatalf("pod %s has addresses %v here and %v in another table", p.Key(), p.IPs, ep.IPs)
+				}
 				continue
 			}
 			if len(p.IPs) == 0 {
@@ -100,11 +127,8 @@ func runTable(t *testing.T, root, file string) {
 		}
 		return ep, ep.IPs[0]
 	}
-	listening := map[string]string{}
-	src := &testpods.Workloads{}
-	d := testpods.NewDatapath(t, root, src, -1)
-	recs := testpods.Record(t, d)
 	ctx := context.Background()
+	recs.Take()
 	for i, step := range s.Steps {
 		res, err := s.Resources(i)
 		if err != nil {
