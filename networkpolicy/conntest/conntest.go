@@ -1,8 +1,3 @@
-// Package conntest reads connectivity truth tables: YAML files holding
-// namespaces, pods and policies plus one vigil.dev/v1alpha1
-// ConnectivityTest document listing flows and the verdict each must get.
-// The same tables drive the offline engine's unit tests and the datapath's
-// privileged tests, so both are held to one expectation.
 package conntest
 
 import (
@@ -45,16 +40,16 @@ type stepSpec struct {
 }
 
 type caseSpec struct {
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Port   string `json:"port"`
-	Expect string `json:"expect"`
+	From   string                   `json:"from"`
+	To     string                   `json:"to"`
+	Port   networkpolicy.PortString `json:"port"`
+	Expect string                   `json:"expect"`
 }
 
 type matrixSpec struct {
-	Port   string     `json:"port"`
-	Expect string     `json:"expect"`
-	Except []caseSpec `json:"except"`
+	Port   networkpolicy.PortString `json:"port"`
+	Expect string                   `json:"expect"`
+	Except []caseSpec               `json:"except"`
 }
 
 // Suite is one truth table.
@@ -214,7 +209,7 @@ func parseCase(td *manifest.Document, path string, c caseSpec, defExpect string)
 		return cs, td.Errorf(path, "from and to are required")
 	}
 	var err error
-	if cs.Port, cs.Protocol, err = ParsePort(c.Port); err != nil {
+	if cs.Port, cs.Protocol, err = ParsePort(string(c.Port)); err != nil {
 		return cs, td.Errorf(path+".port", "%v", err)
 	}
 	exp := c.Expect
@@ -228,7 +223,7 @@ func parseCase(td *manifest.Document, path string, c caseSpec, defExpect string)
 }
 
 func expandMatrix(td *manifest.Document, path string, m matrixSpec, pods []*networkpolicy.Pod) ([]Case, error) {
-	port, proto, err := ParsePort(m.Port)
+	port, proto, err := ParsePort(string(m.Port))
 	if err != nil {
 		return nil, td.Errorf(path+".port", "%v", err)
 	}

@@ -263,8 +263,13 @@ func (d *Datapath) Apply(ctx context.Context, res *networkpolicy.Resources) (App
 		return st, fmt.Errorf("datapath: list workloads: %w", err)
 	}
 	in := &networkpolicy.Resources{Namespaces: res.Namespaces, Policies: res.Policies, HostIPs: append(res.HostIPs, d.cfg.HostIPs...)}
+	seen := map[string]bool{}
 	for i := range pods {
 		p := pods[i].Pod
+		if seen[p.Key()] {
+			return st, fmt.Errorf("datapath: the workload source lists pod %s twice", p.Key())
+		}
+		seen[p.Key()] = true
 		in.Pods = append(in.Pods, &p)
 	}
 	d.mu.Lock()
