@@ -4,4 +4,11 @@
 //
 // It is the only place where events become JSON. It must never block the
 // kernel-to-sink path on a slow sink: each sink has its own bounded queue.
+//
+// Lifecycle: New opens the sinks, Run drives them until its context ends and
+// then flushes; Export may be called before Run (lines wait in the bounded
+// queues) and from several goroutines. Subpackages: encode (JSON and the
+// one-line text format), filter (allow/deny lists, field masks, redaction),
+// sink (destinations), spool (the webhook's disk-backed queue), metrics
+// (the agent's own Prometheus metrics).
 package exporter
