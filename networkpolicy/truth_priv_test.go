@@ -192,7 +192,7 @@ func runTable(t *testing.T, env *tableEnv, file string) {
 			exps = append(exps, x)
 		}
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 48)
+		sem := make(chan struct{}, 16)
 		got := make([]string, len(exps))
 		for j, x := range exps {
 			wg.Add(1)
@@ -200,9 +200,14 @@ func runTable(t *testing.T, env *tableEnv, file string) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				// A timeout where none is expected may be a slow machine (the
+				// VM tier emulates its CPU): ask again, with more patience.
 				r := x.from.Probe(x.probe, x.addr, 300*time.Millisecond)
-				if r == testpods.Timeout && x.want[0] == testpods.Allowed {
-					r = x.from.Probe(x.probe, x.addr, 3*time.Second) // a slow first exchange is not a drop
+				for _, wait := range []time.Duration{3 * time.Second, 10 * time.Second} {
+					if r != testpods.Timeout || x.want[0] == testpods.Timeout {
+						break
+					}
+					r = x.from.Probe(x.probe, x.addr, wait)
 				}
 				got[j] = r
 			}()
