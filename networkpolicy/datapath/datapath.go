@@ -234,6 +234,40 @@ func (d *Datapath) closeLocked() error {
 	return errors.Join(errs...)
 }
 
+// ObjectIDs returns the kernel ids of the loaded programs and maps (inner
+// policy maps included), for diagnostics and leak checks.
+func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var progs []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{d.objs.NpConnect4, d.objs.NpConnect6, d.objs.NpSendmsg4, d.objs.NpSendmsg6, d.objs.NpIngress, d.objs.NpEgress} {
+		if p == nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				progs = append(progs, id)
+			}
+		}
+	}
+	var maps []ebpf.MapID
+	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats}
+	for _, m := range d.inners {
+		all = append(all, m)
+	}
+	for _, m := range all {
+		if m == nil {
+			continue
+		}
+		if info, err := m.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				maps = append(maps, id)
+			}
+		}
+	}
+	return progs, maps
+}
+
 // Engine returns the engine of the last Apply.
 func (d *Datapath) Engine() *networkpolicy.Engine {
 	d.mu.Lock()

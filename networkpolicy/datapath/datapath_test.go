@@ -2,11 +2,14 @@ package datapath_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/vigilsec/vigil/networkpolicy"
 	"github.com/vigilsec/vigil/networkpolicy/datapath"
@@ -88,4 +91,50 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || err.Error() != `datapath config: CgroupRoot "/nonexistent" is not a directory` {
 		t.Errorf("New with a bad cgroup root: %v", err)
 	}
+}
+
+// TestPrivCloseLeavesNothing checks that Close detaches every program and
+// frees every map, inner policy maps included.
+func TestPrivCloseLeavesNothing(t *testing.T) {
+	root := testpods.Require(t)
+	pol, err := networkpolicy.Load(filepath.Join("testdata", "deny-from-b.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol.Pods = []*networkpolicy.Pod{{Namespace: "x", Name: "a", Labels: map[string]string{"app": "server"}}}
+	src := &testpods.Workloads{}
+	src.Set(pol, nil)
+	d := testpods.NewDatapath(t, root, src, -1)
+	if _, err := d.Apply(context.Background(), pol); err != nil {
+		t.Fatal(err)
+	}
+	progs, maps := d.ObjectIDs()
+	if len(progs) != 6 || len(maps) != 8 {
+		t.Fatalf("loaded %d programs and %d maps, want 6 and 8 (7 and one policy map)", len(progs), len(maps))
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel frees maps after the programs using them, asynchronously.
+	var left []string
+	for i := 0; i < 100; i++ {
+		left = left[:0]
+		for _, id := range progs {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				left = append(left, fmt.Sprintf("program %d", id))
+			}
+		}
+		for _, id := range maps {
+			if m, err := ebpf.NewMapFromID(id); err == nil {
+				m.Close()
+				left = append(left, fmt.Sprintf("map %d", id))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("after Close: %v remain", left)
 }
