@@ -53,6 +53,7 @@ func (e ev) String() string {
 // exports collected.
 type harness struct {
 	t      *testing.T
+	socket string
 	agent  *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
@@ -97,7 +98,7 @@ func startAgent(t *testing.T, mutate func(*agent.Config)) *harness {
 		t.Fatalf("agent.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, agent: a, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, socket: cfg.SocketPath, agent: a, cancel: cancel, done: make(chan error, 1)}
 	h.cond = sync.NewCond(&h.mu)
 	go func() { h.done <- a.Run(ctx) }()
 

@@ -18,6 +18,7 @@
 #define GEN_IOVEC_MAX 8
 
 #define PF_KTHREAD 0x00200000
+#define MAX_ERRNO 4095
 #define AF_INET 2
 #define AF_INET6 10
 
@@ -757,6 +758,9 @@ __noinline int gen_str_lookup(__u64 set, __u64 source, __u64 off, __u64 len, __u
 
 		if (!rec)
 			return 0;
+		/* Keep the offset from being added before the null check, which
+		 * verifiers before 6.13 refuse. */
+		barrier_var(rec);
 		src = &rec->data[off & GEN_DATA_MASK];
 	}
 	k->set_id = set;
@@ -1443,11 +1447,20 @@ int generic_kretprobe_multi(struct pt_regs *ctx)
 }
 
 /* BTF-typed programs: parameters come from the context array, whose size
- * the loader sets in nparams (dead branches are pruned by the verifier). */
+ * the loader sets in nparams (dead branches are pruned by the verifier).
+ * CTX_ARG loads one slot at a constant offset: verifiers refuse loads
+ * through a context pointer the compiler has moved. */
+#define CTX_ARG(ctx, n)                                                                  \
+	({                                                                               \
+		__u64 __v;                                                               \
+		asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(__v) : "r"(ctx), "i"((n) * 8)); \
+		__v;                                                                     \
+	})
+
 static __always_inline void params_from_ctx(struct gen_state *st, __u64 *ctx, __u32 flags)
 {
 	if (flags & GEN_HOOK_WRAPPED_REGS) {
-		struct pt_regs *regs = (struct pt_regs *)ctx[0];
+		struct pt_regs *regs = (struct pt_regs *)CTX_ARG(ctx, 0);
 
 		st->param[0] = BPF_CORE_READ(regs, di);
 		st->param[1] = BPF_CORE_READ(regs, si);
@@ -1458,36 +1471,37 @@ static __always_inline void params_from_ctx(struct gen_state *st, __u64 *ctx, __
 		return;
 	}
 	if (nparams > 0)
-		st->param[0] = ctx[0];
+		st->param[0] = CTX_ARG(ctx, 0);
 	if (nparams > 1)
-		st->param[1] = ctx[1];
+		st->param[1] = CTX_ARG(ctx, 1);
 	if (nparams > 2)
-		st->param[2] = ctx[2];
+		st->param[2] = CTX_ARG(ctx, 2);
 	if (nparams > 3)
-		st->param[3] = ctx[3];
+		st->param[3] = CTX_ARG(ctx, 3);
 	if (nparams > 4)
-		st->param[4] = ctx[4];
+		st->param[4] = CTX_ARG(ctx, 4);
 	if (nparams > 5)
-		st->param[5] = ctx[5];
+		st->param[5] = CTX_ARG(ctx, 5);
 }
 
+/* ctx_return reads the return value, which follows the parameters. */
 static __always_inline __s64 ctx_return(__u64 *ctx)
 {
 	switch (nparams) {
 	case 0:
-		return ctx[0];
+		return CTX_ARG(ctx, 0);
 	case 1:
-		return ctx[1];
+		return CTX_ARG(ctx, 1);
 	case 2:
-		return ctx[2];
+		return CTX_ARG(ctx, 2);
 	case 3:
-		return ctx[3];
+		return CTX_ARG(ctx, 3);
 	case 4:
-		return ctx[4];
+		return CTX_ARG(ctx, 4);
 	case 5:
-		return ctx[5];
+		return CTX_ARG(ctx, 5);
 	case 6:
-		return ctx[6];
+		return CTX_ARG(ctx, 6);
 	}
 	return 0;
 }
@@ -1536,15 +1550,22 @@ int generic_fmod_ret(__u64 *ctx)
 	return btf_entry(ctx, true);
 }
 
+/* Returns a 64-bit value: verifiers check the whole register against the
+ * LSM range [-MAX_ERRNO, 0], and an int would be zero-extended. */
 SEC("lsm")
-int generic_lsm(__u64 *ctx)
+__s64 generic_lsm(__u64 *ctx)
 {
 	__s64 prev = ctx_return(ctx);
+	__s64 ret;
 
-	/* Another LSM already denied the call. */
-	if (prev != 0)
+	/* Another LSM already denied the call. LSM programs must return 0 or
+	 * a negative errno: the verifier checks the range. */
+	if (prev < 0 && prev >= -MAX_ERRNO)
 		return prev;
-	return btf_entry(ctx, true);
+	ret = btf_entry(ctx, true);
+	if (ret < -MAX_ERRNO || ret > 0)
+		ret = -1; /* EPERM: an Override's errno is validated, this cannot happen */
+	return ret;
 }
 
 /* Tracepoints: syscalls/sys_enter_* carry the six arguments at offset 16,

@@ -206,7 +206,7 @@ func (g *GenericSensor) Plan(req *HookRequest) (Mechanism, uint32, error) {
 		case f.Has(FeatureKprobe):
 			return MechKprobe, 0, nil
 		}
-		return "", 0, cannot("LSM hook %s: %s, and the kernel has neither fentry nor kprobes", req.Targets[0].Name, lsmReason(f))
+		return "", 0, cannot("LSM hook %s: %s, and this kernel has neither fentry nor kprobes", req.Targets[0].Name, lsmReason(f))
 	case HookKernelFunction, HookSyscall:
 		if req.Kind == HookSyscall {
 			flags |= uint32(GenericGenHookFlagsGEN_HOOK_SYSCALL)

@@ -1,0 +1,11 @@
+// Package examples embeds the example policies, so that tests load them on
+// every kernel, inside the VM tier's initramfs too, where the source tree
+// is not.
+package examples
+
+import "embed"
+
+// TracingPolicies holds tracingpolicy/*.yaml.
+//
+//go:embed tracingpolicy/*.yaml
+var TracingPolicies embed.FS
