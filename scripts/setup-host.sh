@@ -7,7 +7,7 @@
 #   scripts/setup-host.sh --vm       also what the VM test tier needs
 set -eu
 
-want="clang-19 llvm-19 libbpf-dev bpftool iproute2"
+want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static"
 if [ "${1:-}" = "--vm" ]; then
 	want="$want qemu-system-x86 busybox-static xz-utils cpio zstd"
 fi
