@@ -101,7 +101,7 @@ func buildImages(busybox, out string) error {
 		index.Manifests = append(index.Manifests, descriptor{
 			MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: md, Size: ms,
 			Annotations: map[string]string{
-				"io.containerd.image.name":         img.ref,
+				"io.containerd.image.name":          img.ref,
 				"org.opencontainers.image.ref.name": img.tag,
 			},
 			Platform: &platform{Architecture: "amd64", OS: "linux"},

@@ -12,8 +12,8 @@ import (
 // Pod describes a pod as the kubelet would hand it to the runtime.
 type Pod struct {
 	Name, Namespace, UID string
-	Labels              map[string]string
-	Annotations         map[string]string
+	Labels               map[string]string
+	Annotations          map[string]string
 	// Network gives the pod its own network namespace on the test bridge
 	// (and so an address); otherwise it uses the host's network.
 	Network bool
@@ -175,5 +175,3 @@ func verbosePID(info string) (int, bool) {
 	}
 	return v.Pid, true
 }
-
-
