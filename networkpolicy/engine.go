@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 )
 
 // RuleRef names the policy rule behind a decision. ID is the number the
@@ -295,6 +296,7 @@ func Compile(res *Resources, alloc *Allocator) (*Engine, error) {
 		rem  map[uint32]bool
 	}
 	var all []compiled
+	idx := newIdentityIndex(e.identities)
 	defaultIDs := map[*Policy][3]uint32{}
 	for _, pol := range res.Policies {
 		var ids [3]uint32
@@ -311,11 +313,10 @@ func Compile(res *Resources, alloc *Allocator) (*Engine, error) {
 				c := compiled{pol: pol, sec: sec, rule: r, id: id}
 				if !r.AnyPeer {
 					c.rem = map[uint32]bool{}
-					for rid, ident := range e.identities {
-						for _, peer := range r.Peers {
-							if peerMatches(&peer, ident) {
+					for _, peer := range r.Peers {
+						for _, rid := range idx.candidates(&peer) {
+							if !c.rem[rid] && peerMatches(&peer, e.identities[rid]) {
 								c.rem[rid] = true
-								break
 							}
 						}
 					}
@@ -482,4 +483,55 @@ func peerMatches(p *Peer, ident *Identity) bool {
 // prefixWithin reports whether inner is inside outer.
 func prefixWithin(inner, outer netip.Prefix) bool {
 	return inner.Addr().Is4() == outer.Addr().Is4() && inner.Bits() >= outer.Bits() && outer.Contains(inner.Addr())
+}
+
+// identityIndex finds the identities a peer may select without trying every
+// one: pod identities by label (per label view), and the others.
+type identityIndex struct {
+	all     []uint32
+	pods    []uint32
+	byLabel [2]map[string][]uint32 // LabelView -> "key=value" -> identities
+}
+
+func newIdentityIndex(ids map[uint32]*Identity) *identityIndex {
+	x := &identityIndex{byLabel: [2]map[string][]uint32{{}, {}}}
+	for id := range ids {
+		x.all = append(x.all, id)
+	}
+	sort.Slice(x.all, func(i, j int) bool { return x.all[i] < x.all[j] })
+	for _, id := range x.all {
+		ident := ids[id]
+		if ident.Kind != KindPod {
+			continue
+		}
+		x.pods = append(x.pods, id)
+		for view, set := range []labels.Set{ViewPod: ident.Labels, ViewCilium: ident.ciliumLabels} {
+			for k, v := range set {
+				x.byLabel[view][k+"="+v] = append(x.byLabel[view][k+"="+v], id)
+			}
+		}
+	}
+	return x
+}
+
+// candidates returns a superset of the identities peer selects.
+func (x *identityIndex) candidates(p *Peer) []uint32 {
+	if p.Kind != PeerPods {
+		return x.all
+	}
+	if p.Pods == nil || p.Pods.sel == nil {
+		return nil
+	}
+	reqs, _ := p.Pods.sel.Requirements()
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			var out []uint32
+			for _, v := range r.ValuesUnsorted() {
+				out = append(out, x.byLabel[p.Pods.View][r.Key()+"="+v]...)
+			}
+			return out
+		}
+	}
+	return x.pods
 }

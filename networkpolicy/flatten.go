@@ -187,7 +187,8 @@ func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
 type valueFn func(p Protocol, port uint16) PolicyEntry
 
 // portBounds returns, per port protocol, the sorted starts of the port
-// intervals on which no rule changes its mind (0 first, 65536 last).
+// intervals on which no rule that can match remote (nil: the wildcard)
+// changes its mind (0 first, 65536 last).
 func portBounds(dp *dirPolicy, remote *Identity) map[Protocol][]int {
 	sets := map[Protocol]map[int]bool{}
 	for _, p := range portProtocols {
@@ -201,7 +202,9 @@ func portBounds(dp *dirPolicy, remote *Identity) map[Protocol][]int {
 			}
 		}
 	}
-	for _, r := range dp.rules {
+	// Only the rules that can match the remote identity (for the wildcard:
+	// the rules matching every peer) shape its decision.
+	visit := func(r *irRule) {
 		for _, pm := range r.ports {
 			add(pm)
 		}
@@ -212,6 +215,13 @@ func portBounds(dp *dirPolicy, remote *Identity) map[Protocol][]int {
 				}
 			}
 		}
+	}
+	if remote == nil {
+		for _, r := range dp.anyPeer {
+			visit(r)
+		}
+	} else {
+		dp.candidates(remote.ID, visit)
 	}
 	out := map[Protocol][]int{}
 	for p, s := range sets {
