@@ -215,8 +215,11 @@ func Compile(res *Resources, alloc *Allocator) (*Engine, error) {
 	e.identities[IdentityHost] = &Identity{ID: IdentityHost, Kind: KindReserved}
 	e.identities[IdentityWorldIPv4] = &Identity{ID: IdentityWorldIPv4, Kind: KindReserved, Prefix: worldV4}
 	e.identities[IdentityWorldIPv6] = &Identity{ID: IdentityWorldIPv6, Kind: KindReserved, Prefix: worldV6}
+	e.identities[IdentityLocalhost] = &Identity{ID: IdentityLocalhost, Kind: KindReserved}
 	e.ipcache[worldV4] = IdentityWorldIPv4
 	e.ipcache[worldV6] = IdentityWorldIPv6
+	e.ipcache[loopbackV4] = IdentityLocalhost
+	e.ipcache[loopbackV6] = IdentityLocalhost
 	delete(cidrs, worldV4)
 	delete(cidrs, worldV6)
 	cidrList := make([]netip.Prefix, 0, len(cidrs))

@@ -157,7 +157,8 @@ func (e *Engine) FlattenLocal(local uint32) map[PolicyKey]PolicyEntry {
 // selector, CIDR or named port): only they can decide differently from the
 // wildcard.
 func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
-	set := map[uint32]bool{}
+	// Loopback traffic is allowed whatever the wildcard decides.
+	set := map[uint32]bool{IdentityLocalhost: true}
 	for _, r := range dp.rules {
 		for id := range r.remotes {
 			set[id] = true

@@ -223,7 +223,9 @@ func checkAgreement(t testing.TB, e *Engine, r *rand.Rand, queries int, src stri
 	}
 	for i := 0; i < queries/10; i++ {
 		var ip netip.Addr
-		switch r.IntN(3) {
+		switch r.IntN(4) {
+		case 3:
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, byte(r.IntN(256))})
 		case 0:
 			ip = netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(2)), byte(r.IntN(256))})
 		case 1:

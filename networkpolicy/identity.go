@@ -22,14 +22,19 @@ const (
 	IdentityWorldIPv4 uint32 = 2
 	// IdentityWorldIPv6 is every IPv6 address no pod or policy CIDR covers.
 	IdentityWorldIPv6 uint32 = 3
+	// IdentityLocalhost is the loopback addresses (127.0.0.0/8, ::1):
+	// traffic of a pod with itself, which policy never restricts.
+	IdentityLocalhost uint32 = 4
 
 	firstLabelIdentity uint32 = 256
 	firstCIDRIdentity  uint32 = 1 << 24
 )
 
 var (
-	worldV4 = netip.MustParsePrefix("0.0.0.0/0")
-	worldV6 = netip.MustParsePrefix("::/0")
+	worldV4    = netip.MustParsePrefix("0.0.0.0/0")
+	worldV6    = netip.MustParsePrefix("::/0")
+	loopbackV4 = netip.MustParsePrefix("127.0.0.0/8")
+	loopbackV6 = netip.MustParsePrefix("::1/128")
 )
 
 // IdentityKind tells what an identity stands for.
@@ -77,6 +82,8 @@ func (id *Identity) String() string {
 			return "reserved:world-ipv4"
 		case IdentityWorldIPv6:
 			return "reserved:world-ipv6"
+		case IdentityLocalhost:
+			return "reserved:localhost"
 		}
 	case KindCIDR:
 		return "cidr:" + id.Prefix.String()

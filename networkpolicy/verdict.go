@@ -20,6 +20,9 @@ const (
 	ReasonDeniedByRule Reason = 3
 	// ReasonDefaultDeny: policies select the pod and no rule allows.
 	ReasonDefaultDeny Reason = 4
+	// ReasonLoopback: traffic over the loopback addresses stays within the
+	// pod and is never policed.
+	ReasonLoopback Reason = 5
 )
 
 func (r Reason) String() string {
@@ -32,6 +35,8 @@ func (r Reason) String() string {
 		return "denied by rule"
 	case ReasonDefaultDeny:
 		return "default deny"
+	case ReasonLoopback:
+		return "loopback traffic is not policed"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -69,6 +74,12 @@ func (e *Engine) Decide(local uint32, dir Direction, remote uint32, proto Protoc
 		return Decision{Verdict: Allow, Reason: ReasonNoPolicy}
 	}
 	dp := &lp.dirs[dir]
+	if len(dp.rules) == 0 && len(dp.isolating) == 0 {
+		return Decision{Verdict: Allow, Reason: ReasonNoPolicy}
+	}
+	if remote == IdentityLocalhost {
+		return Decision{Verdict: Allow, Reason: ReasonLoopback}
+	}
 	remoteIdent := e.identities[remote]
 	enf := dp.eval(remoteIdent, remote, proto, port, false)
 	if enf.Verdict == Deny {

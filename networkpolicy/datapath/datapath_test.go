@@ -138,3 +138,52 @@ func TestPrivCloseLeavesNothing(t *testing.T) {
 	}
 	t.Errorf("after Close: %v remain", left)
 }
+
+// TestPrivLoopbackNotPoliced checks that a pod isolated both ways still
+// talks to itself over 127.0.0.1 and ::1, while its own address is policed.
+func TestPrivLoopbackNotPoliced(t *testing.T) {
+	root := testpods.Require(t)
+	cl := testpods.New(t, root)
+	ip := netip.MustParseAddr("198.18.0.11")
+	a := cl.Add("x/a", []netip.Addr{ip}, true)
+	docs := `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: x}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+`
+	path := filepath.Join(t.TempDir(), "deny.yaml")
+	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := networkpolicy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Pods = []*networkpolicy.Pod{{Namespace: "x", Name: "a", IPs: []netip.Addr{ip}}}
+	src := &testpods.Workloads{}
+	src.Set(res, map[string]*testpods.Endpoint{"x/a": a})
+	d := testpods.NewDatapath(t, root, src, -1)
+	if _, err := d.Apply(context.Background(), res); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"tcp", "udp"} {
+		if r := a.Listen(l, 80); r != "ok" {
+			t.Fatal(r)
+		}
+	}
+	for _, c := range []struct {
+		probe, addr, want string
+	}{
+		{"tcp", "127.0.0.1:80", testpods.Allowed},
+		{"udp", "127.0.0.1:80", testpods.Allowed},
+		{"tcp", "[::1]:80", testpods.Allowed},
+		{"udp-connect", "[::1]:80", testpods.Allowed},
+		{"tcp", "198.18.0.11:80", testpods.EPERM},
+	} {
+		if got := a.Probe(c.probe, netip.MustParseAddrPort(c.addr), 2*time.Second); got != c.want {
+			t.Errorf("%s %s: %s, want %s", c.probe, c.addr, got, c.want)
+		}
+	}
+}
