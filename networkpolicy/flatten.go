@@ -157,8 +157,9 @@ func (e *Engine) FlattenLocal(local uint32) map[PolicyKey]PolicyEntry {
 // selector, CIDR or named port): only they can decide differently from the
 // wildcard.
 func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
-	// Loopback traffic is allowed whatever the wildcard decides.
-	set := map[uint32]bool{IdentityLocalhost: true}
+	// Loopback traffic, and the node's connections to its pods, are
+	// allowed whatever the wildcard decides.
+	set := map[uint32]bool{IdentityLocalhost: true, IdentityHost: true}
 	for _, r := range dp.rules {
 		for id := range r.remotes {
 			set[id] = true

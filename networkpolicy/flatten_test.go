@@ -179,6 +179,7 @@ func compileRandom(t testing.TB, r *rand.Rand) (*Engine, string) {
 	if err != nil {
 		t.Fatalf("generated manifests must be valid: %v\n%s", err, src)
 	}
+	res.HostIPs = []netip.Addr{netip.MustParseAddr("198.18.1.254")}
 	e, err := Compile(res, nil)
 	if err != nil {
 		t.Fatal(err)

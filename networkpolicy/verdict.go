@@ -23,6 +23,9 @@ const (
 	// ReasonLoopback: traffic over the loopback addresses stays within the
 	// pod and is never policed.
 	ReasonLoopback Reason = 5
+	// ReasonFromNode: the pod's node may always connect to it (kubelet
+	// probes), as Kubernetes and Cilium specify.
+	ReasonFromNode Reason = 6
 )
 
 func (r Reason) String() string {
@@ -37,6 +40,8 @@ func (r Reason) String() string {
 		return "default deny"
 	case ReasonLoopback:
 		return "loopback traffic is not policed"
+	case ReasonFromNode:
+		return "the node may always reach its pods"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -79,6 +84,9 @@ func (e *Engine) Decide(local uint32, dir Direction, remote uint32, proto Protoc
 	}
 	if remote == IdentityLocalhost {
 		return Decision{Verdict: Allow, Reason: ReasonLoopback}
+	}
+	if remote == IdentityHost && dir == Ingress {
+		return Decision{Verdict: Allow, Reason: ReasonFromNode}
 	}
 	remoteIdent := e.identities[remote]
 	enf := dp.eval(remoteIdent, remote, proto, port, false)

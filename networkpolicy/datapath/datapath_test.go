@@ -139,13 +139,15 @@ func TestPrivCloseLeavesNothing(t *testing.T) {
 	t.Errorf("after Close: %v remain", left)
 }
 
-// TestPrivLoopbackNotPoliced checks that a pod isolated both ways still
-// talks to itself over 127.0.0.1 and ::1, while its own address is policed.
-func TestPrivLoopbackNotPoliced(t *testing.T) {
+// TestPrivLoopbackAndNode checks that a pod isolated both ways still talks
+// to itself over 127.0.0.1 and ::1 and is reachable from its node, while
+// its own pod address and its egress to the node are policed.
+func TestPrivLoopbackAndNode(t *testing.T) {
 	root := testpods.Require(t)
 	cl := testpods.New(t, root)
-	ip := netip.MustParseAddr("198.18.0.11")
+	ip, nodeIP := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.254")
 	a := cl.Add("x/a", []netip.Addr{ip}, true)
+	node := cl.Add("node", []netip.Addr{nodeIP}, false)
 	docs := `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-all, namespace: x}
@@ -162,6 +164,7 @@ spec:
 		t.Fatal(err)
 	}
 	res.Pods = []*networkpolicy.Pod{{Namespace: "x", Name: "a", IPs: []netip.Addr{ip}}}
+	res.HostIPs = []netip.Addr{nodeIP}
 	src := &testpods.Workloads{}
 	src.Set(res, map[string]*testpods.Endpoint{"x/a": a})
 	d := testpods.NewDatapath(t, root, src, -1)
@@ -172,6 +175,20 @@ spec:
 		if r := a.Listen(l, 80); r != "ok" {
 			t.Fatal(r)
 		}
+		if r := node.Listen(l, 80); r != "ok" {
+			t.Fatal(r)
+		}
+	}
+	for _, c := range []struct {
+		probe string
+		want  string
+	}{{"tcp", testpods.Allowed}, {"udp", testpods.Allowed}} {
+		if got := node.Probe(c.probe, netip.AddrPortFrom(ip, 80), 2*time.Second); got != c.want {
+			t.Errorf("node -> pod %s: %s, want %s", c.probe, got, c.want)
+		}
+	}
+	if got := a.Probe("tcp", netip.AddrPortFrom(nodeIP, 80), 2*time.Second); got != testpods.EPERM {
+		t.Errorf("pod -> node tcp: %s, want %s (egress is policed)", got, testpods.EPERM)
 	}
 	for _, c := range []struct {
 		probe, addr, want string
