@@ -1,0 +1,53 @@
+package kube
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// InCluster reports whether the process runs in a Kubernetes pod with a
+// service account: the in-cluster configuration can work.
+func InCluster() bool {
+	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return false
+	}
+	_, err := os.Stat(tokenFile)
+	return err == nil
+}
+
+// NewClient returns a clientset from kubeconfig, or from the in-cluster
+// configuration when kubeconfig is empty.
+func NewClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		}
+	} else {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			if errors.Is(err, rest.ErrNotInCluster) {
+				return nil, fmt.Errorf("%w (give --kubeconfig, or --kubernetes=off outside a cluster)", err)
+			}
+			return nil, fmt.Errorf("in-cluster configuration: %w", err)
+		}
+	}
+	cfg.UserAgent = "vigil-agent"
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 20, 40
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,251 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/vigilsec/vigil/identity/source"
+)
+
+// Options configure a Source.
+type Options struct {
+	// NodeName selects the pods to watch (spec.nodeName); required.
+	NodeName string
+	// Resync is the informers' resync period (0: none).
+	Resync time.Duration
+	// Timeout bounds each GET made to resolve an owner (default 5 s).
+	Timeout time.Duration
+}
+
+// Source reports the pods of one node from the Kubernetes API.
+type Source struct {
+	name   string
+	client kubernetes.Interface
+	opts   Options
+
+	pods       listersv1.PodLister
+	namespaces listersv1.NamespaceLister
+	queue      workqueue.TypedInterface[string]
+
+	ownerMu sync.Mutex
+	owners  map[string]owner // kind/namespace/name -> resolved owner
+}
+
+type owner struct{ name, kind string }
+
+var _ source.Source = (*Source)(nil)
+
+// NewSource returns a source reading through client.
+func NewSource(name string, client kubernetes.Interface, opts Options) *Source {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	return &Source{name: name, client: client, opts: opts, owners: map[string]owner{}}
+}
+
+// Name implements source.Source.
+func (s *Source) Name() string { return s.name }
+
+// Queue keys: a pod (p/namespace/name) or a namespace (n/name).
+func podKey(ns, name string) string { return "p/" + ns + "/" + name }
+func nsKey(name string) string      { return "n/" + name }
+
+// Run implements source.Source.
+func (s *Source) Run(ctx context.Context, sink source.Sink) error {
+	if s.opts.NodeName == "" {
+		return fmt.Errorf("kubernetes source: no node name (set --node-name or $NODE_NAME)")
+	}
+	s.queue = workqueue.NewTyped[string]()
+	defer s.queue.ShutDown()
+
+	podFactory := informers.NewSharedInformerFactoryWithOptions(s.client, s.opts.Resync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.opts.NodeName).String()
+		}))
+	nsFactory := informers.NewSharedInformerFactory(s.client, s.opts.Resync)
+	podInf := podFactory.Core().V1().Pods()
+	nsInf := nsFactory.Core().V1().Namespaces()
+	s.pods, s.namespaces = podInf.Lister(), nsInf.Lister()
+
+	onWatchError := func(op string) cache.WatchErrorHandlerWithContext {
+		return func(_ context.Context, _ *cache.Reflector, err error) { sink.Failed(s.name, op, err) }
+	}
+	if err := podInf.Informer().SetWatchErrorHandlerWithContext(onWatchError("watch pods")); err != nil {
+		return err
+	}
+	if err := nsInf.Informer().SetWatchErrorHandlerWithContext(onWatchError("watch namespaces")); err != nil {
+		return err
+	}
+	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.enqueuePod(o) },
+		UpdateFunc: func(_, o any) { s.enqueuePod(o) },
+		DeleteFunc: func(o any) { s.enqueuePod(o) },
+	})
+	nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.enqueueNamespace(o) },
+		UpdateFunc: func(_, o any) { s.enqueueNamespace(o) },
+	})
+	podFactory.Start(ctx.Done())
+	nsFactory.Start(ctx.Done())
+	defer podFactory.Shutdown()
+	defer nsFactory.Shutdown()
+
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nsInf.Informer().HasSynced) {
+		return nil // ctx ended
+	}
+	// Everything queued so far is in the first full state.
+	sink.Replace(s.name, s.all(ctx))
+	sink.Synced(s.name)
+	sink.Recovered(s.name)
+
+	go func() {
+		<-ctx.Done()
+		s.queue.ShutDown()
+	}()
+	for {
+		key, quit := s.queue.Get()
+		if quit {
+			return nil
+		}
+		s.handle(ctx, sink, key)
+		s.queue.Done(key)
+	}
+}
+
+func (s *Source) enqueuePod(o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if p, ok := o.(*corev1.Pod); ok {
+		s.queue.Add(podKey(p.Namespace, p.Name))
+	}
+}
+
+func (s *Source) enqueueNamespace(o any) {
+	if n, ok := o.(*corev1.Namespace); ok {
+		s.queue.Add(nsKey(n.Name))
+	}
+}
+
+// all converts every pod of the node.
+func (s *Source) all(ctx context.Context) []source.Pod {
+	pods, _ := s.pods.List(everything())
+	out := make([]source.Pod, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, s.convert(ctx, p))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (s *Source) handle(ctx context.Context, sink source.Sink, key string) {
+	if ns, ok := strings.CutPrefix(key, "n/"); ok {
+		pods, _ := s.pods.Pods(ns).List(everything())
+		for _, p := range pods {
+			sink.Upsert(s.name, s.convert(ctx, p))
+		}
+		return
+	}
+	rest := strings.TrimPrefix(key, "p/")
+	ns, name, _ := strings.Cut(rest, "/")
+	p, err := s.pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		sink.Delete(s.name, rest)
+		return
+	}
+	if err != nil {
+		return
+	}
+	sink.Upsert(s.name, s.convert(ctx, p))
+}
+
+// convert turns a pod into the source's record. The key is namespace/name,
+// so that a deletion (which only tells the name) finds it.
+func (s *Source) convert(ctx context.Context, p *corev1.Pod) source.Pod {
+	out := source.Pod{
+		Key: p.Namespace + "/" + p.Name,
+		UID: string(p.UID), Name: p.Name, Namespace: p.Namespace,
+		Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName,
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	if ns, err := s.namespaces.Get(p.Namespace); err == nil {
+		out.NamespaceLabels = ns.Labels
+		if out.NamespaceLabels == nil {
+			out.NamespaceLabels = map[string]string{}
+		}
+	}
+	o := s.owner(ctx, p)
+	out.Workload, out.WorkloadKind = o.name, o.kind
+	if !p.Spec.HostNetwork {
+		for _, ip := range p.Status.PodIPs {
+			if a, err := netip.ParseAddr(ip.IP); err == nil {
+				out.IPs = append(out.IPs, a.Unmap())
+			}
+		}
+		if len(out.IPs) == 0 && p.Status.PodIP != "" {
+			if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+				out.IPs = append(out.IPs, a.Unmap())
+			}
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == "" {
+				continue
+			}
+			proto := string(port.Protocol)
+			if proto == "" {
+				proto = "TCP"
+			}
+			out.Ports = append(out.Ports, source.Port{Name: port.Name, Protocol: proto, Port: uint16(port.ContainerPort)})
+		}
+	}
+	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for _, cs := range list {
+			id := containerID(cs.ContainerID)
+			if id == "" {
+				continue
+			}
+			out.Containers = append(out.Containers, source.Container{
+				ID: id, Name: cs.Name, ImageName: cs.Image, ImageID: cs.ImageID, StartTime: startedAt(cs.State),
+			})
+		}
+	}
+	return out
+}
+
+// containerID strips the runtime scheme of a status's container id
+// ("containerd://<id>", "cri-o://<id>", "docker://<id>").
+func containerID(s string) string {
+	if _, id, ok := strings.Cut(s, "://"); ok {
+		return id
+	}
+	return s
+}
+
+func startedAt(st corev1.ContainerState) time.Time {
+	switch {
+	case st.Running != nil:
+		return st.Running.StartedAt.UTC()
+	case st.Terminated != nil:
+		return st.Terminated.StartedAt.UTC()
+	}
+	return time.Time{}
+}
