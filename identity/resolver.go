@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -371,7 +373,24 @@ func (r *Resolver) rebuild() {
 	r.view, r.podCache = buildView(r.state, r.podCache)
 	r.mu.Unlock()
 	r.metrics.pods.Set(float64(len(r.view.pods)))
+	r.dropRemoved()
 	r.publish()
+}
+
+// dropRemoved forgets the cgroups of containers the sources no longer
+// report when the cgroup is gone too: a removed container's entries go
+// now, not at the next walk.
+func (r *Resolver) dropRemoved() {
+	old := *r.hot.Load()
+	for id, e := range r.paths {
+		c := e.info.ContainerID
+		if c == "" || old[id].pod == nil || r.view.byContainer[c] != nil || r.view.bySandbox[c] != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(r.cgroupRoot, e.path)); errors.Is(err, fs.ErrNotExist) {
+			delete(r.paths, id)
+		}
+	}
 }
 
 // publish resolves every indexed cgroup against the current view, swaps the

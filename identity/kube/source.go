@@ -147,7 +147,9 @@ func (s *Source) all(ctx context.Context) []source.Pod {
 	pods, _ := s.pods.List(everything())
 	out := make([]source.Pod, 0, len(pods))
 	for _, p := range pods {
-		out = append(out, s.convert(ctx, p))
+		if s.ours(p) {
+			out = append(out, s.convert(ctx, p))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
@@ -157,14 +159,16 @@ func (s *Source) handle(ctx context.Context, sink source.Sink, key string) {
 	if ns, ok := strings.CutPrefix(key, "n/"); ok {
 		pods, _ := s.pods.Pods(ns).List(everything())
 		for _, p := range pods {
-			sink.Upsert(s.name, s.convert(ctx, p))
+			if s.ours(p) {
+				sink.Upsert(s.name, s.convert(ctx, p))
+			}
 		}
 		return
 	}
 	rest := strings.TrimPrefix(key, "p/")
 	ns, name, _ := strings.Cut(rest, "/")
 	p, err := s.pods.Pods(ns).Get(name)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || (err == nil && !s.ours(p)) {
 		sink.Delete(s.name, rest)
 		return
 	}
@@ -173,6 +177,10 @@ func (s *Source) handle(ctx context.Context, sink source.Sink, key string) {
 	}
 	sink.Upsert(s.name, s.convert(ctx, p))
 }
+
+// ours tells whether a pod runs on this node. The field selector already
+// says so to the API server; this holds for clients that ignore it.
+func (s *Source) ours(p *corev1.Pod) bool { return p.Spec.NodeName == s.opts.NodeName }
 
 // convert turns a pod into the source's record. The key is namespace/name,
 // so that a deletion (which only tells the name) finds it.
