@@ -83,6 +83,9 @@ type Resolver struct {
 	results    chan lookupResult
 	lastRescan time.Time
 	walkErr    error
+	// deferred are misses waiting for the next allowed walk at retry.
+	deferred map[uint64]bool
+	retry    <-chan time.Time
 }
 
 // cgEntry is one indexed cgroup.
@@ -156,7 +159,7 @@ func NewWithSources(cfg Config, cgroupRoot string, log logrus.FieldLogger, reg p
 		paths: map[uint64]cgEntry{}, checked: map[string]time.Time{}, gone: map[uint64]time.Time{}, asked: map[uint64]bool{},
 		podCache: map[string]*event.Pod{}, notFound: map[string]time.Time{}, inflight: map[string]bool{},
 		lookupQ: make(chan string, 1024), results: make(chan lookupResult, 64),
-		view: &view{},
+		view: &view{}, deferred: map[uint64]bool{},
 	}
 	empty := map[uint64]slot{}
 	r.hot.Store(&empty)
@@ -277,6 +280,11 @@ func (r *Resolver) Run(ctx context.Context) error {
 			}
 		case res := <-r.results:
 			r.handleLookup(res)
+		case <-r.retry:
+			r.retry = nil
+			r.rescan()
+			r.settleDeferred()
+			r.publish()
 		case <-periodic.C:
 			r.rescan()
 			r.rebuild()
@@ -510,7 +518,7 @@ func (r *Resolver) handleMisses(first uint64) {
 		if _, ok := cur[id]; ok {
 			continue
 		}
-		if _, ok := r.paths[id]; ok {
+		if _, ok := r.paths[id]; ok || r.deferred[id] {
 			continue
 		}
 		r.asked[id] = true
@@ -529,24 +537,39 @@ func (r *Resolver) handleMisses(first uint64) {
 			unresolved = append(unresolved, id)
 		}
 	}
-	if len(unresolved) > 0 {
-		if time.Since(r.lastRescan) >= minRescan {
-			r.rescan()
-		}
-		now := time.Now()
-		for _, id := range unresolved {
-			if e, ok := r.paths[id]; ok {
-				r.countMiss(id, e)
-			} else {
-				r.gone[id] = now
-				r.metrics.misses.WithLabelValues("gone").Inc()
+	for _, id := range unresolved {
+		r.deferred[id] = true
+	}
+	if len(r.deferred) > 0 {
+		if wait := minRescan - time.Since(r.lastRescan); wait > 0 {
+			// Walks are rate-limited: these ids wait for the next one.
+			if r.retry == nil {
+				r.retry = time.After(wait)
 			}
+		} else {
+			r.rescan()
+			r.settleDeferred()
+			added = true
 		}
-		added = true
 	}
 	if added {
 		r.publish()
 	}
+}
+
+// settleDeferred classifies the misses that waited for a walk: found, or
+// gone.
+func (r *Resolver) settleDeferred() {
+	now := time.Now()
+	for id := range r.deferred {
+		if e, ok := r.paths[id]; ok {
+			r.countMiss(id, e)
+		} else {
+			r.gone[id] = now
+			r.metrics.misses.WithLabelValues("gone").Inc()
+		}
+	}
+	clear(r.deferred)
 }
 
 func (r *Resolver) pathOf(id uint64) (string, error) {
