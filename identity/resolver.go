@@ -746,3 +746,5 @@ func (s *sink) Recovered(name string) {
 		s.r.log.WithField(fieldSource, name).Info("metadata source works again")
 	}
 }
+
+func cgEntryOf(p string) cgEntry { return cgEntry{path: p, info: cgroup.Parse(p)} }
