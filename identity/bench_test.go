@@ -33,7 +33,7 @@ func syntheticPods(n int) (cri, kube []source.Pod, paths map[uint64]string) {
 		kube = append(kube, source.Pod{Key: ns + "/" + name, UID: uid, Name: name, Namespace: ns, Labels: lbl,
 			NamespaceLabels: map[string]string{"team": ns}, Workload: fmt.Sprintf("app-%d", i), WorkloadKind: "Deployment",
 			ServiceAccount: "default",
-			Containers: []source.Container{{ID: c1, Name: "app"}, {ID: c2, Name: "sidecar"}}})
+			Containers:     []source.Container{{ID: c1, Name: "app"}, {ID: c2, Name: "sidecar"}}})
 		pod := "/kubepods/burstable/pod" + uid
 		for _, p := range []string{pod, pod + "/" + sb, pod + "/" + c1, pod + "/" + c2} {
 			paths[id] = p
