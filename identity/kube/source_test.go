@@ -1,0 +1,277 @@
+package kube
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/vigilsec/vigil/identity/source"
+)
+
+// The Kubernetes side is tested with client-go's fake clientset: there is
+// no API server here. The fake ignores field selectors, so the source's own
+// node check is what keeps other nodes' pods out.
+
+const node = "node-1"
+
+func ctrl(kind, name string) []metav1.OwnerReference {
+	t := true
+	return []metav1.OwnerReference{{Kind: kind, Name: name, Controller: &t, UID: types.UID(name + "-uid")}}
+}
+
+func pod(ns, name, uid string, owners []metav1.OwnerReference, mod ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid), Labels: map[string]string{"app": name}, OwnerReferences: owners},
+		Spec:       corev1.PodSpec{NodeName: node, ServiceAccountName: "sa-" + name},
+	}
+	for _, m := range mod {
+		m(p)
+	}
+	return p
+}
+
+type kubeSink struct {
+	mu     sync.Mutex
+	pods   map[string]source.Pod
+	synced bool
+	fails  []string
+	ch     chan struct{}
+}
+
+func (s *kubeSink) poke() {
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+func (s *kubeSink) Replace(_ string, pods []source.Pod) {
+	s.mu.Lock()
+	s.pods = map[string]source.Pod{}
+	for _, p := range pods {
+		s.pods[p.Key] = p
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+func (s *kubeSink) Upsert(_ string, p source.Pod) {
+	s.mu.Lock()
+	s.pods[p.Key] = p
+	s.mu.Unlock()
+	s.poke()
+}
+func (s *kubeSink) Delete(_ string, k string) {
+	s.mu.Lock()
+	delete(s.pods, k)
+	s.mu.Unlock()
+	s.poke()
+}
+func (s *kubeSink) Synced(string) {
+	s.mu.Lock()
+	s.synced = true
+	s.mu.Unlock()
+	s.poke()
+}
+func (s *kubeSink) Failed(_, op string, err error) {
+	s.mu.Lock()
+	s.fails = append(s.fails, op+": "+err.Error())
+	s.mu.Unlock()
+	s.poke()
+}
+func (s *kubeSink) Recovered(string) {}
+
+func (s *kubeSink) wait(t *testing.T, what string, cond func(map[string]source.Pod) bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		ok := s.synced && cond(s.pods)
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-s.ch:
+		case <-deadline:
+			t.Fatalf("waiting for %s: %v", what, s.pods)
+		}
+	}
+}
+
+func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, *kubeSink) {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	s := NewSource("kubernetes", client, Options{NodeName: node})
+	sink := &kubeSink{ch: make(chan struct{}, 100)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return client, sink
+}
+
+// TestOwners resolves each kind of owner to the workload users name.
+func TestOwners(t *testing.T) {
+	objs := []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "shop"}}},
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-7d4b9c8f6d", OwnerReferences: ctrl("Deployment", "web")}},
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "bare-rs"}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "report-29000000", OwnerReferences: ctrl("CronJob", "report")}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "migrate"}},
+		pod("shop", "web-7d4b9c8f6d-x2x4k", "u1", ctrl("ReplicaSet", "web-7d4b9c8f6d")),
+		pod("shop", "bare-rs-abcde", "u2", ctrl("ReplicaSet", "bare-rs")),
+		pod("shop", "report-29000000-q7k2p", "u3", ctrl("Job", "report-29000000")),
+		pod("shop", "migrate-8x7k2", "u4", ctrl("Job", "migrate")),
+		pod("shop", "db-0", "u5", ctrl("StatefulSet", "db")),
+		pod("shop", "agent-k2x9p", "u6", ctrl("DaemonSet", "agent")),
+		pod("shop", "debug", "u7", nil),
+		// The ReplicaSet cannot be read: the pod-template-hash naming
+		// still gives the Deployment.
+		pod("shop", "api-5f6d7c8b9a-zz9zz", "u8", ctrl("ReplicaSet", "api-5f6d7c8b9a"), func(p *corev1.Pod) {
+			p.Labels["pod-template-hash"] = "5f6d7c8b9a"
+		}),
+		pod("shop", "elsewhere", "u9", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-2" }),
+	}
+	_, sink := start(t, objs...)
+	sink.wait(t, "8 pods", func(m map[string]source.Pod) bool { return len(m) == 8 })
+	want := map[string][2]string{
+		"web-7d4b9c8f6d-x2x4k":  {"web", "Deployment"},
+		"bare-rs-abcde":         {"bare-rs", "ReplicaSet"},
+		"report-29000000-q7k2p": {"report", "CronJob"},
+		"migrate-8x7k2":         {"migrate", "Job"},
+		"db-0":                  {"db", "StatefulSet"},
+		"agent-k2x9p":           {"agent", "DaemonSet"},
+		"debug":                 {"debug", "Pod"},
+		"api-5f6d7c8b9a-zz9zz":  {"api", "Deployment"},
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	got := map[string][2]string{}
+	for _, p := range sink.pods {
+		got[p.Name] = [2]string{p.Workload, p.WorkloadKind}
+		if p.NamespaceLabels["team"] != "shop" {
+			t.Errorf("%s: namespace labels %v", p.Name, p.NamespaceLabels)
+		}
+		if p.ServiceAccount != "sa-"+p.Name {
+			t.Errorf("%s: service account %q", p.Name, p.ServiceAccount)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("workloads (-want +got):\n%s", diff)
+	}
+}
+
+// TestPodDetails: addresses, ports and containers (scheme stripped), and
+// updates: a new label, a namespace's labels, a deletion.
+func TestPodDetails(t *testing.T) {
+	started := metav1.NewTime(time.Unix(1700000000, 0))
+	p := pod("shop", "web-0", "u1", ctrl("StatefulSet", "web"), func(p *corev1.Pod) {
+		p.Spec.Containers = []corev1.Container{{Name: "nginx", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 9090}, {Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP}}}}
+		p.Status.PodIPs = []corev1.PodIP{{IP: "10.1.2.3"}, {IP: "fd00::3"}}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{
+			{Name: "nginx", ContainerID: "containerd://" + "ab12", Image: "docker.io/library/nginx:1.27", ImageID: "docker.io/library/nginx@sha256:1111",
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}},
+			{Name: "waiting", Image: "x"},
+		}
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "init", ContainerID: "cri-o://cd34", Image: "busybox",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: started}}}}
+	})
+	hostNet := pod("shop", "host", "u2", nil, func(p *corev1.Pod) {
+		p.Spec.HostNetwork = true
+		p.Status.PodIPs = []corev1.PodIP{{IP: "192.0.2.1"}}
+	})
+	client, sink := start(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, p, hostNet)
+	sink.wait(t, "two pods", func(m map[string]source.Pod) bool { return len(m) == 2 })
+	sink.mu.Lock()
+	got := sink.pods["shop/web-0"]
+	host := sink.pods["shop/host"]
+	sink.mu.Unlock()
+	want := source.Pod{
+		Key: "shop/web-0", UID: "u1", Name: "web-0", Namespace: "shop",
+		Labels: map[string]string{"app": "web-0"}, NamespaceLabels: map[string]string{},
+		Workload: "web", WorkloadKind: "StatefulSet", ServiceAccount: "sa-web-0",
+		IPs:   []netip.Addr{netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("fd00::3")},
+		Ports: []source.Port{{Name: "http", Protocol: "TCP", Port: 8080}, {Name: "dns", Protocol: "UDP", Port: 53}},
+		Containers: []source.Container{
+			{ID: "cd34", Name: "init", ImageName: "busybox", StartTime: started.UTC()},
+			{ID: "ab12", Name: "nginx", ImageName: "docker.io/library/nginx:1.27", ImageID: "docker.io/library/nginx@sha256:1111", StartTime: started.UTC()},
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("pod (-want +got):\n%s", diff)
+	}
+	if len(host.IPs) != 0 {
+		t.Errorf("host-network pod has pod addresses %v", host.IPs)
+	}
+
+	ctx := context.Background()
+	p2 := p.DeepCopy()
+	p2.Labels["version"] = "2"
+	if _, err := client.CoreV1().Pods("shop").Update(ctx, p2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sink.wait(t, "the new label", func(m map[string]source.Pod) bool { return m["shop/web-0"].Labels["version"] == "2" })
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"env": "prod"}}}
+	if _, err := client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sink.wait(t, "namespace labels on every pod", func(m map[string]source.Pod) bool {
+		return m["shop/web-0"].NamespaceLabels["env"] == "prod" && m["shop/host"].NamespaceLabels["env"] == "prod"
+	})
+
+	if err := client.CoreV1().Pods("shop").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sink.wait(t, "the deletion", func(m map[string]source.Pod) bool { _, ok := m["shop/web-0"]; return !ok })
+
+	// A pod moved to another node (as the fake ignores field selectors,
+	// it still arrives) is not ours.
+	other := pod("shop", "other", "u3", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-2" })
+	if _, err := client.CoreV1().Pods("shop").Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	sink.mu.Lock()
+	keys := make([]string, 0, len(sink.pods))
+	for k := range sink.pods {
+		keys = append(keys, k)
+	}
+	sink.mu.Unlock()
+	sort.Strings(keys)
+	if diff := cmp.Diff([]string{"shop/host"}, keys); diff != "" {
+		t.Errorf("pods after deletion and another node's pod (-want +got):\n%s", diff)
+	}
+}
+
+func TestNoNodeName(t *testing.T) {
+	s := NewSource("kubernetes", fake.NewClientset(), Options{})
+	if err := s.Run(context.Background(), &kubeSink{}); err == nil {
+		t.Error("Run without a node name succeeded")
+	}
+}
+
+func TestContainerID(t *testing.T) {
+	for in, want := range map[string]string{"containerd://abc": "abc", "cri-o://def": "def", "docker://123": "123", "": "", "plain": "plain"} {
+		if got := containerID(in); got != want {
+			t.Errorf("containerID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
