@@ -24,28 +24,87 @@ const Compiler = "clang-19"
 
 // Record is the content of a bpf_sources.sum file.
 type Record struct {
-	Sources string // sha256 of the bpf/ tree
+	// Files are the C files the package's objects are built from,
+	// relative to the source directory; empty means the whole tree.
+	Files   []string
+	Sources string // sha256 of the files and every header they include
 	Clang   string // first line of `clang-19 --version`
 	Libbpf  string // version of the libbpf headers
 }
 
-// HashSources hashes every regular file below dir (names and contents, in
-// lexical order).
-func HashSources(dir string) (string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+var includeRE = regexp.MustCompile(`(?m)^\s*#\s*include\s+"([^"]+)"`)
+
+// Dependencies returns the given C files (relative to dir) and every file
+// they include with quotes, found next to the including file, in dir or in
+// dir/include, as the build's -I flags do. With no files, it returns every
+// regular file below dir.
+func Dependencies(dir string, files []string) ([]string, error) {
+	if len(files) == 0 {
+		var all []string
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				all = append(all, p)
+			}
+			return nil
+		})
+		sort.Strings(all)
+		return all, err
+	}
+	seen := map[string]bool{}
+	var visit func(path string) error
+	visit = func(path string) error {
+		path = filepath.Clean(path)
+		if seen[path] {
+			return nil
+		}
+		seen[path] = true
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
+		for _, m := range includeRE.FindAllSubmatch(b, -1) {
+			name := string(m[1])
+			found := false
+			for _, base := range []string{filepath.Dir(path), dir, filepath.Join(dir, "include")} {
+				cand := filepath.Join(base, name)
+				if _, err := os.Stat(cand); err == nil {
+					if err := visit(cand); err != nil {
+						return err
+					}
+					found = true
+					break
+				}
+			}
+			if !found {
+				return fmt.Errorf("%s includes %q, which is not under %s", path, name, dir)
+			}
 		}
 		return nil
-	})
+	}
+	for _, f := range files {
+		if err := visit(filepath.Join(dir, f)); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// HashSources hashes the given C files below dir and everything they
+// include (names relative to dir and contents, in lexical order); with no
+// files, every file below dir.
+func HashSources(dir string, files ...string) (string, error) {
+	files, err := Dependencies(dir, files)
 	if err != nil {
 		return "", err
 	}
-	sort.Strings(files)
 	h := sha256.New()
 	for _, f := range files {
 		rel, _ := filepath.Rel(dir, f)
@@ -84,12 +143,12 @@ func LibbpfVersion() (string, error) {
 	return string(m[0][2]) + "." + string(m[1][2]), nil
 }
 
-// Current computes the record for the sources in dir with the installed
-// toolchain.
-func Current(dir string) (Record, error) {
-	var r Record
+// Current computes the record for the given C files in dir with the
+// installed toolchain.
+func Current(dir string, files ...string) (Record, error) {
+	r := Record{Files: files}
 	var err error
-	if r.Sources, err = HashSources(dir); err != nil {
+	if r.Sources, err = HashSources(dir, files...); err != nil {
 		return r, err
 	}
 	if r.Clang, err = ClangVersion(); err != nil {
@@ -106,6 +165,9 @@ func (r Record) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString("# What the committed BPF objects of this package were built from.\n")
 	b.WriteString("# Written by `go generate`; checked by the package's tests.\n")
+	if len(r.Files) > 0 {
+		fmt.Fprintf(&b, "files %s\n", strings.Join(r.Files, " "))
+	}
 	fmt.Fprintf(&b, "sources %s\nclang %s\nlibbpf %s\n", r.Sources, r.Clang, r.Libbpf)
 	return b.Bytes()
 }
@@ -126,6 +188,8 @@ func Read(path string) (Record, error) {
 		}
 		k, v, _ := strings.Cut(line, " ")
 		switch k {
+		case "files":
+			r.Files = strings.Fields(v)
 		case "sources":
 			r.Sources = v
 		case "clang":

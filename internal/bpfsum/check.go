@@ -21,12 +21,12 @@ func CheckPackage(t *testing.T, srcDir, genFile string) {
 	if err != nil {
 		t.Fatalf("read bpf_sources.sum: %v (run `make generate`)", err)
 	}
-	hash, err := HashSources(srcDir)
+	hash, err := HashSources(srcDir, rec.Files...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if hash != rec.Sources {
-		t.Fatalf("BPF sources under %s changed since this package's objects were generated (recorded %s, now %s): run `make generate` and commit the result", srcDir, rec.Sources, hash)
+		t.Fatalf("BPF sources of this package (%v under %s, and what they include) changed since its objects were generated (recorded %s, now %s): run `make generate` and commit the result", rec.Files, srcDir, rec.Sources, hash)
 	}
 
 	clang, err := ClangVersion()

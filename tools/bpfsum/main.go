@@ -15,7 +15,9 @@ func main() {
 	src := flag.String("src", "../bpf", "directory holding the BPF sources")
 	out := flag.String("out", "bpf_sources.sum", "file to write")
 	flag.Parse()
-	r, err := bpfsum.Current(*src)
+	// The arguments are the package's C files, relative to -src; what they
+	// include is found and hashed with them.
+	r, err := bpfsum.Current(*src, flag.Args()...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bpfsum:", err)
 		os.Exit(1)
