@@ -285,4 +285,3 @@ func TestPrivPolicyModeOption(t *testing.T) {
 		t.Error("killed although the policy is in monitor mode")
 	}
 }
-
