@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,6 +116,9 @@ func New(cfg Config, cgroupRoot string, log logrus.FieldLogger, reg prometheus.R
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = discard()
+	}
 	srcs, err := buildSources(&cfg, log)
 	if err != nil {
 		return nil, err
@@ -147,9 +151,7 @@ func NewWithSources(cfg Config, cgroupRoot string, log logrus.FieldLogger, reg p
 		return nil, fmt.Errorf("identity: register metrics: %w", err)
 	}
 	if log == nil {
-		l := logrus.New()
-		l.SetLevel(logrus.PanicLevel)
-		log = l
+		log = discard()
 	}
 	r := &Resolver{
 		cfg: cfg, cgroupRoot: cgroupRoot, log: log.WithField("component", "identity"),
@@ -748,3 +750,9 @@ func (s *sink) Recovered(name string) {
 }
 
 func cgEntryOf(p string) cgEntry { return cgEntry{path: p, info: cgroup.Parse(p)} }
+
+func discard() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
