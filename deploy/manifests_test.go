@@ -322,8 +322,8 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	type instr struct {
-		line       int
-		cmd, args  string
+		line      int
+		cmd, args string
 	}
 	var ins []instr
 	sc := bufio.NewScanner(bytes.NewReader(data))

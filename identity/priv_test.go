@@ -323,7 +323,10 @@ func TestPrivWorkloadFile(t *testing.T) {
 		}
 	})
 	start := func(cg string) int {
-		c := exec.Command("sleep", "600")
+		// The test binary itself sleeps (TestHelperSleep): no sleep(1)
+		// needed in the VM tier.
+		c := exec.Command(os.Args[0], "-test.run=^TestHelperSleep$")
+		c.Env = append(os.Environ(), helperSleepEnv+"=1")
 		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -394,4 +397,15 @@ func labels(kv ...string) []event.Label {
 		out = append(out, event.Label{Key: kv[i], Value: kv[i+1]})
 	}
 	return out
+}
+
+const helperSleepEnv = "VIGIL_IDENTITY_HELPER_SLEEP"
+
+// TestHelperSleep is a process for the tests to place in cgroups; it does
+// nothing unless started by them.
+func TestHelperSleep(t *testing.T) {
+	if os.Getenv(helperSleepEnv) != "1" {
+		t.Skip("helper process of TestPrivWorkloadFile")
+	}
+	time.Sleep(10 * time.Minute)
 }
