@@ -52,7 +52,7 @@ var (
 func Available() string {
 	for _, b := range []string{ContainerdBin, CtrBin, RuncBin, "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Sprintf("%s not found (install containerd and runc: scripts/setup-host.sh)", b)
+			return fmt.Sprintf("%s not in PATH: no container runtime here (the VM tier's initramfs has none; on the host, scripts/setup-host.sh installs containerd and runc)", b)
 		}
 	}
 	if _, err := os.Stat(BusyboxBin); err != nil {
