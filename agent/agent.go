@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
@@ -139,6 +140,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer a.ts.Close()
 	obs.Handle(kprobes.OpGeneric, a.ts.HandleRecord)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
+
+	report, _ := kprobes.ParseFlowReport(a.cfg.Flows)
+	if report != kprobes.FlowReportOff {
+		fs, err := kprobes.NewFlowSensor(sensor, cgroupRoot, report)
+		if err != nil {
+			return fmt.Errorf("flow sensor: %w", err)
+		}
+		defer fs.Close()
+		obs.Handle(kprobes.OpFlow, flows.NewDecoder(cache, a.exp, nil).Handle)
+		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
+	}
 
 	// Processes that started before the sensor: their records are not in
 	// the ring buffer, /proc has them. The observer starts after the scan,

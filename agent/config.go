@@ -41,6 +41,9 @@ type Config struct {
 	Policies []string
 	// NoDefaultPolicies turns the embedded default policies off.
 	NoDefaultPolicies bool
+	// Flows says which moments of a connection are reported: off, start
+	// or start-end.
+	Flows string
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		SocketPath:       "/run/vigil/vigil.sock",
 		ProcRoot:         "/proc",
 		Export:           exporter.DefaultConfig(),
+		Flows:            "start",
 	}
 }
 
@@ -103,6 +107,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(b, "/") || len(b) > 255 {
 			errs = append(errs, fmt.Errorf("--exec-filter-binary: %q must be an absolute path of at most 255 bytes", b))
 		}
+	}
+	if _, err := kprobes.ParseFlowReport(c.Flows); err != nil {
+		errs = append(errs, fmt.Errorf("--flows: %w", err))
 	}
 	if err := c.Export.Validate(); err != nil {
 		errs = append(errs, err)

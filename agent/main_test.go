@@ -3,6 +3,8 @@ package agent_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -59,6 +61,36 @@ func helperMain(op string, args []string) int {
 		}
 	case "unshare-user":
 		err = syscall.Unshare(syscall.CLONE_NEWUSER)
+	case "tcp-serve-once":
+		// Accept one connection on arg(0) (an address), read what comes,
+		// answer "ok" and close.
+		var ln net.Listener
+		ln, err = net.Listen("tcp", arg(0))
+		if err == nil {
+			var c net.Conn
+			c, err = ln.Accept()
+			if err == nil {
+				io.Copy(io.Discard, io.LimitReader(c, 5))
+				c.Write([]byte("ok"))
+				c.Close()
+			}
+			ln.Close()
+		}
+	case "tcp-send":
+		var c net.Conn
+		c, err = net.Dial("tcp", arg(0))
+		if err == nil {
+			c.Write([]byte("hello"))
+			io.ReadAll(c)
+			c.Close()
+		}
+	case "udp-send":
+		var c net.Conn
+		c, err = net.Dial("udp", arg(0))
+		if err == nil {
+			_, err = c.Write([]byte("ping"))
+			c.Close()
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper operation %q\n", op)
 		return 2

@@ -50,6 +50,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringArrayVar(&cfg.ExecFilter.Binaries, "exec-filter-binary", nil, "drop exec/exit events of this executable path (repeatable)")
 	f.StringArrayVar(&cfg.Policies, "policy", nil, "tracing policy file or directory to load and watch for changes (repeatable)")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
+	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)
