@@ -258,7 +258,9 @@ func TestUnchangedPodKeepsPointer(t *testing.T) {
 	if before == nil {
 		t.Fatal("no pod")
 	}
+	h.changes.mu.Lock()
 	n := len(h.changes.seen)
+	h.changes.mu.Unlock()
 	sink.Replace(SourceCRI, []source.Pod{criPod()})
 	// A second, different change tells when the first was processed.
 	other := criPod()
