@@ -72,16 +72,10 @@ type CompiledHook struct {
 	Enforces bool
 }
 
-// Limits of the compiled form beyond those of the language.
-const (
-	// MaxEqualLen is the longest string an Equal (or In) value may be: the
-	// set key holds GenStrMax bytes including a terminating NUL.
-	MaxEqualLen = kprobes.GenStrMax - 1
-	// MaxPrefixLen is the longest Prefix value.
-	MaxPrefixLen = kprobes.GenStrMax
-	// MaxPostfixLen is the longest Postfix value (the kernel compares the
-	// last MaxPostfixLen bytes).
-	MaxPostfixLen = 128
+// The language's string limits must fit the kernel's set keys.
+var (
+	_ = [1]struct{}{}[MaxEqualValueLen+1-kprobes.GenStrMax]
+	_ = [1]struct{}{}[MaxPrefixValueLen-kprobes.GenStrMax]
 )
 
 var argTypeCodes = map[ArgType]kprobes.GenArgType{
@@ -505,20 +499,20 @@ func StrKey(setID uint32, value string, op kprobes.GenOp) (kprobes.GenStrKey, er
 	k := kprobes.GenStrKey{SetId: setID}
 	switch op {
 	case kprobes.GenericGenOpGEN_OP_STR_EQ:
-		if len(value) > MaxEqualLen {
-			return k, fmt.Errorf("%q is %d bytes long; Equal and In compare at most %d", value, len(value), MaxEqualLen)
+		if len(value) > MaxEqualValueLen {
+			return k, fmt.Errorf("%q is %d bytes long; Equal and In compare at most %d", value, len(value), MaxEqualValueLen)
 		}
 		copy(k.Data[:], value)
 		k.Prefixlen = uint32(32 + (len(value)+1)*8)
 	case kprobes.GenericGenOpGEN_OP_STR_PREFIX:
-		if len(value) > MaxPrefixLen {
-			return k, fmt.Errorf("%q is %d bytes long; Prefix compares at most %d", value, len(value), MaxPrefixLen)
+		if len(value) > MaxPrefixValueLen {
+			return k, fmt.Errorf("%q is %d bytes long; Prefix compares at most %d", value, len(value), MaxPrefixValueLen)
 		}
 		copy(k.Data[:], value)
 		k.Prefixlen = uint32(32 + len(value)*8)
 	case kprobes.GenericGenOpGEN_OP_STR_POSTFIX:
-		if len(value) > MaxPostfixLen {
-			return k, fmt.Errorf("%q is %d bytes long; Postfix compares at most %d", value, len(value), MaxPostfixLen)
+		if len(value) > MaxPostfixValueLen {
+			return k, fmt.Errorf("%q is %d bytes long; Postfix compares at most %d", value, len(value), MaxPostfixValueLen)
 		}
 		for i := 0; i < len(value); i++ {
 			k.Data[i] = value[len(value)-1-i]

@@ -23,13 +23,17 @@ const (
 	// matchCapabilities entry (Tetragon: 4 for most, unlimited for
 	// strings kept in maps).
 	MaxValuesPerFilter = 64
-	// MaxStringValueLen is the length in bytes of a string value compared
-	// with Equal, Prefix, Postfix and their negations (Tetragon: 256 for
-	// Prefix, 128 for Postfix).
-	MaxStringValueLen = 256
-	// MaxBinaryPathLen is the length in bytes of a matchBinaries value
-	// (Tetragon: 255).
-	MaxBinaryPathLen = 256
+	// MaxEqualValueLen is the length in bytes of a string compared with
+	// Equal or NotEqual, and of a matchBinaries In or NotIn path: the kernel
+	// keeps set keys of 252 bytes, a terminating NUL included (Tetragon:
+	// 255 for binaries).
+	MaxEqualValueLen = 251
+	// MaxPrefixValueLen is the length in bytes of a Prefix or NotPrefix
+	// value (Tetragon: 256).
+	MaxPrefixValueLen = 252
+	// MaxPostfixValueLen is the length in bytes of a Postfix or NotPostfix
+	// value: the kernel compares the last 128 bytes (Tetragon: 128).
+	MaxPostfixValueLen = 128
 	// MaxBinaryFiltersPerSelector is the number of matchBinaries entries
 	// of one selector (Tetragon: 1).
 	MaxBinaryFiltersPerSelector = 2
@@ -73,3 +77,25 @@ const (
 // MaxRateLimit is the longest rateLimit of a Post action: the period is kept
 // in milliseconds in 32 bits.
 const MaxRateLimit = time.Duration(math.MaxUint32) * time.Millisecond
+
+// maxValueLen returns the longest string value a string operator accepts.
+func maxValueLen(op Operator) int {
+	switch op {
+	case OpPrefix, OpNotPrefix:
+		return MaxPrefixValueLen
+	case OpPostfix, OpNotPostfix:
+		return MaxPostfixValueLen
+	}
+	return MaxEqualValueLen
+}
+
+// maxBinaryLen returns the longest path a matchBinaries operator accepts.
+func maxBinaryLen(op BinaryOperator) int {
+	switch op {
+	case BinPrefix, BinNotPrefix:
+		return MaxPrefixValueLen
+	case BinPostfix, BinNotPostfix:
+		return MaxPostfixValueLen
+	}
+	return MaxEqualValueLen
+}

@@ -219,12 +219,12 @@ func TestParseErrors(t *testing.T) {
     - matchArgs:
       - {index: 0, operator: Equal, values: ["", etc/passwd, "/etc/a\0b"]}
       - {index: 0, operator: Postfix, values: [passwd]}
-      - {index: 0, operator: Prefix, values: ["/` + strings.Repeat("a", MaxStringValueLen) + `"]}
+      - {index: 0, operator: Prefix, values: ["/` + strings.Repeat("a", MaxPrefixValueLen) + `"]}
 `, []string{
 			`p.yaml:12: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: empty value`,
 			`p.yaml:12: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: "etc/passwd" is not an absolute path: file arguments are reported as full paths, so it can never match (use Postfix to match the end of a path)`,
 			`p.yaml:12: spec.kprobes[0].selectors[0].matchArgs[0].values[2]: the value contains a NUL byte`,
-			`p.yaml:14: spec.kprobes[0].selectors[0].matchArgs[2].values[0]: value is 257 bytes long; at most 256`,
+			`p.yaml:14: spec.kprobes[0].selectors[0].matchArgs[2].values[0]: value is 253 bytes long; Prefix compares at most 252`,
 		}},
 		{"capability and signal values", header + `  kprobes:
   - call: cap_capable
@@ -302,7 +302,7 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:9: spec.lsmhooks[0].selectors[0].matchBinaries: 3 matchBinaries entries; a selector has at most 2`,
 			`p.yaml:10: spec.lsmhooks[0].selectors[0].matchBinaries[0].values[0]: "bash" is not an absolute path: matchBinaries compares the executable's full path (use Postfix to match its end)`,
 			`p.yaml:10: spec.lsmhooks[0].selectors[0].matchBinaries[0].values[2]: "/bin/bash" is listed twice`,
-			`p.yaml:11: spec.lsmhooks[0].selectors[0].matchBinaries[1].followChildren: followChildren works with In and NotIn only, not Prefix`,
+			`p.yaml:11: spec.lsmhooks[0].selectors[0].matchBinaries[1].followChildren: followChildren works with In only, not Prefix`,
 			`p.yaml:12: spec.lsmhooks[0].selectors[0].matchBinaries[2].operator: "Equal" is not a matchBinaries operator (want In, NotIn, Prefix, NotPrefix, Postfix or NotPostfix)`,
 			`p.yaml:14: spec.lsmhooks[0].selectors[1].matchPIDs[0].values: missing: at least one value`,
 			`p.yaml:15: spec.lsmhooks[0].selectors[1].matchPIDs[1].operator: "Is" is not an operator here (want In or NotIn) (did you mean "In"?)`,

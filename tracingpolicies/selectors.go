@@ -251,8 +251,8 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 		case strings.ContainsRune(s, 0):
 			c.errorf(path, "the value contains a NUL byte")
 			return
-		case len(s) > MaxStringValueLen:
-			c.errorf(path, "value is %d bytes long; at most %d", len(s), MaxStringValueLen)
+		case len(s) > maxValueLen(f.Op):
+			c.errorf(path, "value is %d bytes long; %s compares at most %d", len(s), f.Op, maxValueLen(f.Op))
 			return
 		}
 		if absolutePathType(f.Type) && !strings.HasPrefix(s, "/") && f.Op != OpPostfix && f.Op != OpNotPostfix {
@@ -287,8 +287,8 @@ func (c *checker) binaryFilters(path string, specs []BinarySelector) []BinaryFil
 			}
 			continue
 		}
-		if b.FollowChildren && op != BinIn && op != BinNotIn {
-			c.errorf(p+".followChildren", "followChildren works with In and NotIn only, not %s", op)
+		if b.FollowChildren && op != BinIn {
+			c.errorf(p+".followChildren", "followChildren works with In only, not %s", op)
 		}
 		if !c.valueCount(p+".values", len(b.Values)) {
 			continue
@@ -301,8 +301,8 @@ func (c *checker) binaryFilters(path string, specs []BinarySelector) []BinaryFil
 				c.errorf(vp, "empty value")
 			case strings.ContainsRune(v, 0):
 				c.errorf(vp, "the value contains a NUL byte")
-			case len(v) > MaxBinaryPathLen:
-				c.errorf(vp, "binary path is %d bytes long; at most %d", len(v), MaxBinaryPathLen)
+			case len(v) > maxBinaryLen(op):
+				c.errorf(vp, "binary path is %d bytes long; %s compares at most %d", len(v), op, maxBinaryLen(op))
 			case op != BinPostfix && op != BinNotPostfix && !strings.HasPrefix(v, "/"):
 				c.errorf(vp, "%q is not an absolute path: matchBinaries compares the executable's full path (use Postfix to match its end)", v)
 			case seen[v]:
