@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
+	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
@@ -88,15 +89,25 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	cgroupRoot := feats.Kernel.Cgroup2
 
+	a.cfg.Identity.NodeName = a.cfg.NodeName
+	ids, err := identity.New(a.cfg.Identity, cgroupRoot, log.WithField(logFieldComponent, "identity"), a.reg)
+	if err != nil {
+		return err
+	}
 	cache, err := process.NewCache(process.Config{
 		NodeName:   a.cfg.NodeName,
 		MaxEntries: a.cfg.ProcessCacheSize,
 		HostNS:     process.HostNamespaces(a.cfg.ProcRoot),
+		Pods:       podLookup{ids},
 	})
 	if err != nil {
 		return fmt.Errorf("--process-cache-size: %w", err)
 	}
 	a.reg.MustRegister(newCacheCollector(cache))
+	// Every producer exports through the holder, which delays the events of
+	// a container whose metadata is still on its way.
+	sink := newHolder(a.exp, ids, cache, a.cfg.Identity.HoldTimeout, a.cfg.Identity.HoldMax, a.reg)
+	eps := &endpoints{}
 
 	sensor, err := kprobes.NewProcessSensor(&kprobes.ProcessOptions{
 		RingBufferSize: uint32(a.cfg.RingBufferSize),
@@ -125,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	dec := process.NewDecoder(cache, a.exp)
+	dec := process.NewDecoder(cache, sink)
 	obs.Handle(kprobes.OpExec, dec.Exec)
 	obs.Handle(kprobes.OpFork, dec.Fork)
 	obs.Handle(kprobes.OpExit, dec.Exit)
@@ -136,7 +147,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer gen.Close()
 	a.ts = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot},
-		gen, sensor, cache, a.exp, log.WithField(logFieldComponent, "tracing"))
+		gen, sensor, cache, sink, log.WithField(logFieldComponent, "tracing"))
 	defer a.ts.Close()
 	obs.Handle(kprobes.OpGeneric, a.ts.HandleRecord)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
@@ -148,7 +159,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("flow sensor: %w", err)
 		}
 		defer fs.Close()
-		obs.Handle(kprobes.OpFlow, flows.NewDecoder(cache, a.exp, nil).Handle)
+		obs.Handle(kprobes.OpFlow, flows.NewDecoder(cache, sink, eps).Handle)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
 	}
 
@@ -160,6 +171,39 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	log.WithField(logFieldCount, n).Info("read running processes from /proc")
+
+	// Identity: follow pods as they come and go; the first state is waited
+	// for (bounded) so that processes read from /proc and policies scoped
+	// to pods start with it.
+	ids.OnChange(func(cg uint64, pod *event.Pod) {
+		cache.SetPod(cg, pod)
+		sink.release(cg, pod)
+		eps.refresh(ids)
+		if err := a.ts.RefreshScopes(); err != nil {
+			log.WithError(err).Warn("update policy scopes")
+		}
+	})
+	idCtx, stopIdentity := context.WithCancel(ctx)
+	defer stopIdentity()
+	idDone := make(chan error, 1)
+	go func() { idDone <- ids.Run(idCtx) }()
+	defer func() { stopIdentity(); <-idDone }()
+	select {
+	case <-ids.Synced():
+	case <-ctx.Done():
+		return nil
+	}
+	eps.refresh(ids)
+	for _, w := range ids.Workloads() {
+		for _, cg := range w.CgroupIDs {
+			if pod, _ := ids.PodForCgroup(cg); pod != nil {
+				cache.SetPod(cg, pod)
+			}
+		}
+	}
+	if err := a.ts.SetScoper(scoper(ids)); err != nil {
+		log.WithError(err).Warn("policy scopes")
+	}
 
 	// Policies load after /proc is read, so that follow bits reach running
 	// processes. A policy that fails is reported and the others still load.
@@ -184,6 +228,21 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return obs.Run(gctx) })
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	g.Go(func() error {
+		if a.cfg.Identity.HoldTimeout <= 0 {
+			return nil
+		}
+		t := time.NewTicker(max(a.cfg.Identity.HoldTimeout/4, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case now := <-t.C:
+				sink.expire(now)
+			}
+		}
+	})
 	if len(a.cfg.Policies) > 0 {
 		g.Go(func() error { return a.pm.watch(gctx, a.cfg.Policies) })
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	// Flows says which moments of a connection are reported: off, start
 	// or start-end.
 	Flows string
+	// Identity configures where pod and container metadata come from.
+	Identity identity.Config
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		ProcRoot:         "/proc",
 		Export:           exporter.DefaultConfig(),
 		Flows:            "start",
+		Identity:         identity.DefaultConfig(),
 	}
 }
 
@@ -110,6 +114,10 @@ func (c *Config) Validate() error {
 	}
 	if _, err := kprobes.ParseFlowReport(c.Flows); err != nil {
 		errs = append(errs, fmt.Errorf("--flows: %w", err))
+	}
+	c.Identity.NodeName = c.NodeName
+	if err := c.Identity.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Export.Validate(); err != nil {
 		errs = append(errs, err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/identity/cgroup"
-	"github.com/vigilsec/vigil/identity/internal/containerdtest"
+	"github.com/vigilsec/vigil/internal/containerdtest"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 

@@ -217,3 +217,49 @@ func (f *fifo) pop() (*entry, bool) {
 	f.size--
 	return e, true
 }
+
+// SetPod attaches pod (nil: none) to every cached process of a cgroup whose
+// pod differs, for the metadata that arrives after its processes started.
+// Entries are replaced, never changed: published values stay immutable. It
+// returns how many processes changed.
+func (c *Cache) SetPod(cgroupID uint64, pod *event.Pod) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	replaced := map[*entry]*entry{}
+	for pid, e := range c.byPID {
+		if e.proc.CgroupID != cgroupID || e.proc.Pod == pod {
+			continue
+		}
+		n := &entry{proc: e.proc, parent: e.parent, exitedAt: e.exitedAt, exitStatus: e.exitStatus, setuid: e.setuid, setgid: e.setgid}
+		n.proc.Pod = pod
+		if e.proc.BinaryProperties.Setuid != nil {
+			n.proc.BinaryProperties.Setuid = &n.setuid
+		}
+		if e.proc.BinaryProperties.Setgid != nil {
+			n.proc.BinaryProperties.Setgid = &n.setgid
+		}
+		if e.queued {
+			// The exited queue keeps the old entry; it still expires it,
+			// and drop() compares by pointer, so hand the slot over.
+			n.queued = false
+			n.exitedAt = e.exitedAt
+		}
+		c.byPID[pid] = n
+		replaced[e] = n
+	}
+	if len(replaced) == 0 {
+		return 0
+	}
+	for _, e := range c.byPID {
+		if n, ok := replaced[e.parent]; ok {
+			e.parent = n
+		}
+	}
+	for old, n := range replaced {
+		if old.queued && n.exitedAt != 0 {
+			n.queued = true
+			c.exited.push(n)
+		}
+	}
+	return len(replaced)
+}

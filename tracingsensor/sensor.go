@@ -33,9 +33,10 @@ type Sensor struct {
 	log   logrus.FieldLogger
 	kinfo *tracingpolicies.KernelInfo
 
-	mu       sync.Mutex // serialises Load, Unload, SetMode
+	mu       sync.Mutex // serialises Load, Unload, SetMode, scopes
 	ids      *allocator
 	policies map[string]*Policy
+	scoper   Scoper
 
 	// hooks maps hook ids to what they mean. Copy on write: the decoder
 	// reads it without locking.
@@ -98,6 +99,8 @@ type Policy struct {
 	mode        atomic.Value // tracingpolicies.Mode
 	events      atomic.Uint64
 	sensor      *Sensor
+	// scope is the set of cgroups written for a scoped policy.
+	scope map[uint64]bool
 }
 
 // Key identifies a policy: namespace/name, or name for cluster-wide ones.
@@ -309,6 +312,11 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 	p := &Policy{Name: tp.Name, Namespace: tp.Namespace, Source: source, LoadedAt: time.Now(), compiled: c, sensor: s}
 	p.mode.Store(tp.Mode)
 	infos := map[uint32]*hookInfo{}
+	// A scoped policy knows its cgroups before its programs run.
+	if err := s.applyScope(p); err != nil {
+		return nil, fmt.Errorf("write policy scope: %w", err)
+	}
+	undo.add(func() { s.clearScope(p) })
 
 	for _, h := range c.Hooks {
 		mech, flags, err := s.gen.Plan(&h.Request)
@@ -388,6 +396,7 @@ func (s *Sensor) unload(p *Policy) {
 	deleteAll(m("gen_str_sets"), c.StrSets)
 	deleteAll(m("gen_addr_sets"), c.AddrSets)
 	deleteAll(m("gen_port_sets"), c.PortSets)
+	s.clearScope(p)
 	m("gen_policies").Put(c.PolicyID, kprobes.GenPolicy{})
 	s.ids.freePolicy(c.PolicyID)
 	if err := s.applyFollow(c, false); err != nil {
@@ -465,3 +474,69 @@ func (s *Sensor) applyFollow(c *tracingpolicies.Compiled, set bool) error {
 
 // Unknown returns how many records named a hook id that is not registered.
 func (s *Sensor) Unknown() uint64 { return s.unknown.Load() }
+
+// Scoper returns the cgroups a scoped policy (podSelector,
+// containerSelector, or a TracingPolicyNamespaced) applies to.
+type Scoper func(p *tracingpolicies.Policy) []uint64
+
+// SetScoper sets how scoped policies find their cgroups, and applies it to
+// the loaded ones.
+func (s *Sensor) SetScoper(f Scoper) error {
+	s.mu.Lock()
+	s.scoper = f
+	s.mu.Unlock()
+	return s.RefreshScopes()
+}
+
+// RefreshScopes brings the cgroup sets of every scoped policy up to date,
+// after pods came or went. A call from a pod outside a policy's scope costs
+// the program one map lookup and is not reported.
+func (s *Sensor) RefreshScopes() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, p := range s.policies {
+		if err := s.applyScope(p); err != nil {
+			errs = append(errs, fmt.Errorf("policy %s: %w", p.Key(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyScope writes the difference between a policy's current and wanted
+// cgroup sets. Callers hold mu.
+func (s *Sensor) applyScope(p *Policy) error {
+	if p.compiled.State.Scoped == 0 || s.scoper == nil {
+		return nil
+	}
+	want := map[uint64]bool{}
+	for _, id := range s.scoper(p.compiled.Policy) {
+		want[id] = true
+	}
+	m := s.gen.Map("gen_policy_cgroups")
+	one := uint8(1)
+	for id := range want {
+		if p.scope[id] {
+			continue
+		}
+		if err := m.Put(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id}, one); err != nil {
+			return err
+		}
+	}
+	for id := range p.scope {
+		if !want[id] {
+			m.Delete(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
+		}
+	}
+	p.scope = want
+	return nil
+}
+
+// clearScope removes a policy's cgroup set. Callers hold mu.
+func (s *Sensor) clearScope(p *Policy) {
+	m := s.gen.Map("gen_policy_cgroups")
+	for id := range p.scope {
+		m.Delete(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
+	}
+	p.scope = nil
+}

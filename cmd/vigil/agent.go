@@ -54,5 +54,6 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)
+	cfg.Identity.AddFlags(f)
 	return cmd
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/identity/internal/containerdtest"
+	"github.com/vigilsec/vigil/internal/containerdtest"
 	"github.com/vigilsec/vigil/identity/source"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
