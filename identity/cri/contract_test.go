@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/internal/containerdtest"
 	"github.com/vigilsec/vigil/identity/source"
+	"github.com/vigilsec/vigil/internal/containerdtest"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
