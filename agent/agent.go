@@ -175,10 +175,21 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// Identity: follow pods as they come and go; the first state is waited
 	// for (bounded) so that processes read from /proc and policies scoped
 	// to pods start with it.
+	var np *netpolManager
+	if len(a.cfg.NetworkPolicies) > 0 {
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, sink, eps, log.WithField(logFieldComponent, "netpol"))
+		if err != nil {
+			return fmt.Errorf("network policy: %w", err)
+		}
+		defer np.close()
+	}
 	ids.OnChange(func(cg uint64, pod *event.Pod) {
 		cache.SetPod(cg, pod)
 		sink.release(cg, pod)
 		eps.refresh(ids)
+		if np != nil {
+			np.changed()
+		}
 		if err := a.ts.RefreshScopes(); err != nil {
 			log.WithError(err).Warn("update policy scopes")
 		}
@@ -204,6 +215,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.ts.SetScoper(scoper(ids)); err != nil {
 		log.WithError(err).Warn("policy scopes")
 	}
+	if np != nil {
+		if err := np.apply(ctx); err != nil {
+			log.WithError(err).Warn("some network policies are not in force")
+		}
+	}
 
 	// Policies load after /proc is read, so that follow bits reach running
 	// processes. A policy that fails is reported and the others still load.
@@ -228,6 +244,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return obs.Run(gctx) })
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	if np != nil {
+		g.Go(func() error { return np.run(gctx) })
+		g.Go(func() error { return np.records(gctx) })
+	}
 	g.Go(func() error {
 		if a.cfg.Identity.HoldTimeout <= 0 {
 			return nil

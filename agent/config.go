@@ -47,6 +47,10 @@ type Config struct {
 	Flows string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
+	// NetworkPolicies are files or directories of NetworkPolicy and
+	// CiliumNetworkPolicy documents to enforce (and watch); none leaves
+	// the network policy datapath unloaded.
+	NetworkPolicies []string
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the

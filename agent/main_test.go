@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
 )
 
 // The test binary doubles as a small helper program, so that tests can make
@@ -21,6 +23,7 @@ import (
 //
 // It prints "errno=N" (0 on success) and exits 0.
 func TestMain(m *testing.M) {
+	testpods.RunHelperIfRequested()
 	if op := os.Getenv("VIGIL_TEST_HELPER"); op != "" {
 		os.Exit(helperMain(op, os.Args[1:]))
 	}

@@ -55,5 +55,6 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)
 	cfg.Identity.AddFlags(f)
+	f.StringArrayVar(&cfg.NetworkPolicies, "network-policy", nil, "NetworkPolicy / CiliumNetworkPolicy file or directory to enforce and watch (repeatable)")
 	return cmd
 }

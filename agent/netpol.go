@@ -1,0 +1,218 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/flows"
+	"github.com/vigilsec/vigil/identity"
+	"github.com/vigilsec/vigil/internal/manifest"
+	"github.com/vigilsec/vigil/networkpolicy"
+	"github.com/vigilsec/vigil/networkpolicy/datapath"
+	"github.com/vigilsec/vigil/process"
+)
+
+// netpolManager enforces network policies from files on the node's pods:
+// it loads the datapath, applies the policies with the pods the identity
+// resolver knows whenever either changes, and turns the datapath's verdict
+// records into flow events.
+type netpolManager struct {
+	dp    *datapath.Datapath
+	paths []string
+	ids   *identity.Resolver
+	cache *process.Cache
+	sink  process.Sink
+	eps   *endpoints
+	log   logrus.FieldLogger
+	kick  chan struct{}
+}
+
+// workloadPods lists the identity resolver's pods for the datapath.
+type workloadPods struct{ r *identity.Resolver }
+
+func (w workloadPods) Pods(context.Context) ([]datapath.Pod, error) {
+	var out []datapath.Pod
+	for _, wl := range w.r.Workloads() {
+		if wl.Pod == nil {
+			continue
+		}
+		p := networkpolicy.Pod{
+			Namespace: wl.Pod.Namespace, Name: wl.Pod.Name, ServiceAccount: wl.ServiceAccount,
+			Labels: map[string]string{}, IPs: wl.IPs,
+		}
+		for _, l := range wl.Pod.Labels {
+			p.Labels[l.Key] = l.Value
+		}
+		for _, port := range wl.Ports {
+			proto := networkpolicy.ProtoTCP
+			switch strings.ToUpper(port.Protocol) {
+			case "UDP":
+				proto = networkpolicy.ProtoUDP
+			case "SCTP":
+				proto = networkpolicy.ProtoSCTP
+			}
+			p.Ports = append(p.Ports, networkpolicy.ContainerPort{Name: port.Name, Protocol: proto, Port: port.Port})
+		}
+		out = append(out, datapath.Pod{Pod: p, CgroupIDs: wl.CgroupIDs})
+	}
+	return out, nil
+}
+
+func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *endpoints, log logrus.FieldLogger) (*netpolManager, error) {
+	dp, err := datapath.New(datapath.Config{
+		Workloads:  workloadPods{ids},
+		CgroupRoot: cgroupRoot,
+		HostIPs:    hostIPs(),
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := dp.Load(); err != nil {
+		return nil, err
+	}
+	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, kick: make(chan struct{}, 1)}, nil
+}
+
+func hostIPs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+// apply loads the policy files and brings the kernel to them and the
+// current pods. A file that does not parse leaves the policies in force.
+func (m *netpolManager) apply(ctx context.Context) error {
+	res, err := networkpolicy.Load(m.paths...)
+	if err != nil {
+		m.log.WithError(err).Error("network policy files refused; the policies in force stay")
+		return err
+	}
+	// Namespace labels the pods' sources know, unless a file declares the
+	// namespace.
+	declared := map[string]bool{}
+	for _, ns := range res.Namespaces {
+		declared[ns.Name] = true
+	}
+	for _, w := range m.ids.Workloads() {
+		if w.Pod == nil || declared[w.Pod.Namespace] {
+			continue
+		}
+		declared[w.Pod.Namespace] = true
+		res.Namespaces = append(res.Namespaces, &networkpolicy.Namespace{Name: w.Pod.Namespace, Labels: w.NamespaceLabels})
+	}
+	st, err := m.dp.Apply(ctx, res)
+	if err != nil {
+		m.log.WithError(err).Error("apply network policies")
+		return err
+	}
+	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten, "ipcache_updated": st.IPCacheUpdated}).Debug("network policies applied")
+	return nil
+}
+
+// changed asks for a new apply soon (pods came or went).
+func (m *netpolManager) changed() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run applies changes (debounced) until ctx ends.
+func (m *netpolManager) run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch network policies: %w", err)
+	}
+	defer w.Close()
+	for _, p := range m.paths {
+		abs, _ := filepath.Abs(p)
+		if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+			abs = filepath.Dir(abs)
+		}
+		if err := w.Add(abs); err != nil {
+			m.log.WithError(err).WithField("path", abs).Warn("cannot watch network policies")
+		}
+	}
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-w.Events:
+			if manifest.IsYAMLFile(ev.Name) {
+				timer = time.After(200 * time.Millisecond)
+			}
+		case <-w.Errors:
+		case <-m.kick:
+			timer = time.After(50 * time.Millisecond)
+		case <-timer:
+			timer = nil
+			m.apply(ctx)
+		}
+	}
+}
+
+// records turns verdict records (drops and audits) into flow events.
+func (m *netpolManager) records(ctx context.Context) error {
+	rd, err := m.dp.Records()
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { rd.Close() })
+	defer stop()
+	var ev event.Event
+	for {
+		r, err := rd.Read()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			m.log.WithError(err).Debug("network policy record")
+			continue
+		}
+		f := r.Flow()
+		ev = event.Event{Type: event.TypeFlow, Time: m.cache.Clock().Wall(r.KtimeNS), Flow: f}
+		if r.TGID != 0 {
+			ev.Process, ev.Parent = m.cache.Get(r.TGID)
+		}
+		local, remote := &f.SourceEndpoint, &f.DestEndpoint
+		remoteAddr := f.Destination
+		if f.Direction == event.DirectionIngress {
+			local, remote = remote, local
+			remoteAddr = f.Source
+		}
+		var pod *event.Pod
+		if ev.Process != nil {
+			pod = ev.Process.Pod
+		} else if p, _ := m.ids.PodForCgroup(r.CgroupID); p != nil {
+			pod = p
+		}
+		lid, rid := local.Identity, remote.Identity
+		flows.FillFromPod(local, pod)
+		m.eps.Remote(remoteAddr, remote)
+		local.Identity, remote.Identity = lid, rid
+		m.sink.Export(&ev)
+	}
+}
+
+func (m *netpolManager) close() error { return m.dp.Close() }
+

@@ -1,0 +1,108 @@
+package agent_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
+)
+
+// Network policy through the agent: pods are network namespaces in
+// cgroups that a Workload file names; a NetworkPolicy lets only org=empire
+// reach the deathstar on TCP 80, and an egress policy keeps the xwing from
+// it. The tiefighter lands; the xwing's connect fails at once with EPERM and
+// its flow event names the xwing's process and the policy; a third pod's
+// packets are dropped at the deathstar, whose flow event names the policy.
+func TestPrivNetworkPolicyThroughAgent(t *testing.T) {
+	root := testpods.Require(t)
+	c := testpods.New(t, root)
+	star := netip.MustParseAddr("10.210.0.10")
+	ds := c.Add("deathstar", []netip.Addr{star}, true)
+	tie := c.Add("tiefighter", []netip.Addr{netip.MustParseAddr("10.210.0.11")}, true)
+	xw := c.Add("xwing", []netip.Addr{netip.MustParseAddr("10.210.0.12")}, true)
+	probe := c.Add("probe", []netip.Addr{netip.MustParseAddr("10.210.0.13")}, true)
+	cgBase := "/" + filepath.Join(fmt.Sprintf("vigil-testpods-%d", os.Getpid()))
+	workload := func(name, labels string, n int, ip string) string {
+		return fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: %s, namespace: default, labels: {%s}}
+spec: {cgroupPath: %s/pod%d, ips: [%s]}
+`, name, labels, cgBase, n, ip)
+	}
+	wl := writePolicy(t, t.TempDir(), "workloads.yaml", strings.Join([]string{
+		workload("deathstar", "org: empire, class: deathstar", 1, "10.210.0.10"),
+		workload("tiefighter", "org: empire", 2, "10.210.0.11"),
+		workload("xwing", "org: alliance", 3, "10.210.0.12"),
+		workload("probe", "org: neutral", 4, "10.210.0.13"),
+	}, "---\n"))
+	pol := writePolicy(t, t.TempDir(), "np.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deathstar-empire-only, namespace: default}
+spec:
+  podSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {org: empire}}}]
+    ports: [{protocol: TCP, port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: alliance-egress, namespace: default}
+spec:
+  podSelector: {matchLabels: {org: alliance}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.210.0.10/32]}}]
+`)
+	h := startAgent(t, func(cfg *agent.Config) {
+		cfg.NetworkPolicies = []string{pol}
+		cfg.Identity.WorkloadFiles = []string{wl}
+		cfg.Identity.CRIEndpoints = []string{"none"}
+		cfg.Identity.Kubernetes = "off"
+	})
+	if r := ds.Listen("tcp", 80); r != "" && r != "ok" {
+		t.Fatalf("listen: %s", r)
+	}
+	target := netip.AddrPortFrom(star, 80)
+	// The policy is applied once the pods are known: retry the allowed
+	// probe until it lands.
+	deadline := time.Now().Add(timeout())
+	for {
+		if r := tie.Probe("tcp", target, time.Second); r == testpods.Allowed {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("tiefighter: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) && xw.Probe("tcp", target, time.Second) != testpods.EPERM {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := xw.Probe("tcp", target, time.Second); r != testpods.EPERM {
+		t.Errorf("xwing: %s, want eperm", r)
+	}
+	if r := probe.Probe("tcp", target, 500*time.Millisecond); r != testpods.Timeout {
+		t.Errorf("probe pod: %s, want timeout (dropped at the deathstar)", r)
+	}
+
+	eg := h.waitFor("xwing's dropped flow", func(e ev) bool {
+		return e.str("flow.verdict") == "DROPPED" && e.str("flow.traffic_direction") == "EGRESS" &&
+			int(e.num("flow.process.pid")) == xw.PID()
+	})
+	if !strings.Contains(fmt.Sprint(eg.get("flow.egress_denied_by")), "alliance-egress") || eg.str("flow.source.pod_name") != "xwing" ||
+		eg.str("flow.destination.pod_name") != "deathstar" {
+		t.Errorf("xwing's flow: %s", eg)
+	}
+	in := h.waitFor("dropped ingress at the deathstar", func(e ev) bool {
+		return e.str("flow.verdict") == "DROPPED" && e.str("flow.traffic_direction") == "INGRESS" && e.str("flow.IP.source") == "10.210.0.13"
+	})
+	if !strings.Contains(fmt.Sprint(in.get("flow.ingress_denied_by")), "deathstar-empire-only") || in.str("flow.destination.pod_name") != "deathstar" ||
+		in.str("flow.source.pod_name") != "probe" {
+		t.Errorf("ingress drop: %s", in)
+	}
+}
