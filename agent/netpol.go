@@ -215,4 +215,3 @@ func (m *netpolManager) records(ctx context.Context) error {
 }
 
 func (m *netpolManager) close() error { return m.dp.Close() }
-
