@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sirupsen/logrus"
@@ -103,7 +105,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--process-cache-size: %w", err)
 	}
-	a.reg.MustRegister(newCacheCollector(cache))
+	a.reg.MustRegister(newCacheCollector(cache), newPolicyCollector(a), newBPFCollector())
+	if a.cfg.BPFStats {
+		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+		if err != nil {
+			log.WithError(err).Warn("--bpf-stats: cannot enable the kernel's BPF statistics")
+		} else {
+			defer stats.Close()
+		}
+	}
 	// Every producer exports through the holder, which delays the events of
 	// a container whose metadata is still on its way.
 	sink := newHolder(a.exp, ids, cache, a.cfg.Identity.HoldTimeout, a.cfg.Identity.HoldMax, a.reg)

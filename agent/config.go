@@ -47,6 +47,9 @@ type Config struct {
 	Flows string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
+	// BPFStats turns the kernel's BPF run-time statistics on while the
+	// agent runs (it adds two clock reads to every program run).
+	BPFStats bool
 	// NetworkPolicies are files or directories of NetworkPolicy and
 	// CiliumNetworkPolicy documents to enforce (and watch); none leaves
 	// the network policy datapath unloaded.

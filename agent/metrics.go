@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,4 +73,111 @@ func (a *Agent) startHTTP() (*http.Server, error) {
 	}()
 	a.log.WithField("addr", ln.Addr().String()).Info("serving metrics and health")
 	return srv, nil
+}
+
+// policyCollector exports the tracing policies by state and their events.
+type policyCollector struct {
+	a             *Agent
+	state, events *prometheus.Desc
+}
+
+func newPolicyCollector(a *Agent) prometheus.Collector {
+	return &policyCollector{
+		a:      a,
+		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error).", []string{"state"}, nil),
+		events: prometheus.NewDesc("vigil_tracing_policy_events_total", "Events produced by each loaded tracing policy.", []string{"policy"}, nil),
+	}
+}
+
+func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.events
+}
+
+func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{"loaded": 0, "error": 0}
+	for _, p := range c.a.policyStatuses() {
+		counts[p.State]++
+		if p.State == "loaded" {
+			name := p.Name
+			if p.Namespace != "" {
+				name = p.Namespace + "/" + p.Name
+			}
+			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(p.Events), name)
+		}
+	}
+	for s, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, float64(n), s)
+	}
+}
+
+// bpfCollector exports the run count and run time of the agent's BPF
+// programs from the kernel's statistics (--bpf-stats turns them on).
+type bpfCollector struct {
+	runs, ns *prometheus.Desc
+}
+
+// agentProgramPrefixes are the names of the agent's programs, as the kernel
+// truncates them (15 characters).
+var agentProgramPrefixes = []string{"generic_", "tp_btf_", "raw_tp_", "flow_", "np_"}
+
+func newBPFCollector() prometheus.Collector {
+	return &bpfCollector{
+		runs: prometheus.NewDesc("vigil_bpf_program_runs_total", "Runs of the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
+		ns:   prometheus.NewDesc("vigil_bpf_program_run_seconds_total", "Time spent in the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
+	}
+}
+
+func (c *bpfCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.runs
+	ch <- c.ns
+}
+
+func (c *bpfCollector) Collect(ch chan<- prometheus.Metric) {
+	type sum struct {
+		runs uint64
+		ns   time.Duration
+	}
+	sums := map[string]*sum{}
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			break
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		if err != nil || !hasAnyPrefix(info.Name, agentProgramPrefixes) {
+			p.Close()
+			continue
+		}
+		st, err := p.Stats()
+		p.Close()
+		if err != nil {
+			continue
+		}
+		s := sums[info.Name]
+		if s == nil {
+			s = &sum{}
+			sums[info.Name] = s
+		}
+		s.runs += st.RunCount
+		s.ns += st.Runtime
+	}
+	for name, s := range sums {
+		ch <- prometheus.MustNewConstMetric(c.runs, prometheus.CounterValue, float64(s.runs), name)
+		ch <- prometheus.MustNewConstMetric(c.ns, prometheus.CounterValue, s.ns.Seconds(), name)
+	}
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name reported in events (default: $NODE_NAME or the host name)")
 	f.StringVar(&ringbufSize, "ringbuf-size", "8Mi", "event ring buffer size: a power of two, multiple of the page size (e.g. 8Mi)")
 	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache")
+	f.BoolVar(&cfg.BPFStats, "bpf-stats", false, "collect BPF program run counts and times (vigil_bpf_program_*); costs about two clock reads per program run")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable)")
 	f.StringVar(&cfg.SocketPath, "socket", cfg.SocketPath, "control socket for vigil policy and vigil events (mode 0600)")
 	f.StringArrayVar(&cfg.ExecFilter.CgroupPaths, "exec-filter-cgroup", nil, "drop exec/exit events of processes in this cgroup v2 path (repeatable)")
