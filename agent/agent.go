@@ -22,6 +22,7 @@ import (
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/identity"
+	"github.com/vigilsec/vigil/k8spolicies"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
@@ -185,8 +186,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// Identity: follow pods as they come and go; the first state is waited
 	// for (bounded) so that processes read from /proc and policies scoped
 	// to pods start with it.
+	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
-	if len(a.cfg.NetworkPolicies) > 0 {
+	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
 		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, sink, eps, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
@@ -254,6 +256,16 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return obs.Run(gctx) })
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	if kubePolicies {
+		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubernetes policies: %w", err)
+		}
+		h := &clusterPolicies{pm: a.pm, np: np, tracing: a.cfg.KubernetesTracingPolicies}
+		g.Go(func() error {
+			return k8spolicies.Run(gctx, client, h, log.WithField(logFieldComponent, "k8s-policies"))
+		})
+	}
 	if np != nil {
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
@@ -407,3 +419,29 @@ type eventSink interface {
 }
 
 var _ eventSink = (*exporter.Exporter)(nil)
+
+// clusterPolicies hands policy objects from the cluster to the tracing
+// policy manager and the network policy datapath.
+type clusterPolicies struct {
+	pm      *policyManager
+	np      *netpolManager
+	tracing bool
+}
+
+func (c *clusterPolicies) Apply(f k8spolicies.Family, source string, data []byte) {
+	switch {
+	case f == k8spolicies.Tracing && c.tracing:
+		c.pm.applySource(source, data)
+	case f == k8spolicies.Network && c.np != nil:
+		c.np.setDoc(source, data)
+	}
+}
+
+func (c *clusterPolicies) Remove(f k8spolicies.Family, source string) {
+	switch {
+	case f == k8spolicies.Tracing && c.tracing:
+		c.pm.removeSource(source)
+	case f == k8spolicies.Network && c.np != nil:
+		c.np.setDoc(source, nil)
+	}
+}

@@ -47,6 +47,12 @@ type Config struct {
 	Flows string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
+	// KubernetesTracingPolicies follows TracingPolicy objects in the
+	// cluster (when the Kubernetes API is used).
+	KubernetesTracingPolicies bool
+	// KubernetesNetworkPolicies enforces the cluster's NetworkPolicy and
+	// CiliumNetworkPolicy objects (when the Kubernetes API is used).
+	KubernetesNetworkPolicies bool
 	// BPFStats turns the kernel's BPF run-time statistics on while the
 	// agent runs (it adds two clock reads to every program run).
 	BPFStats bool
@@ -84,7 +90,9 @@ func DefaultConfig() Config {
 		ProcRoot:         "/proc",
 		Export:           exporter.DefaultConfig(),
 		Flows:            "start",
-		Identity:         identity.DefaultConfig(),
+
+		KubernetesTracingPolicies: true,
+		Identity:                  identity.DefaultConfig(),
 	}
 }
 

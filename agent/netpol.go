@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -36,6 +37,43 @@ type netpolManager struct {
 	eps   *endpoints
 	log   logrus.FieldLogger
 	kick  chan struct{}
+
+	// docs are policy documents from the cluster, by source.
+	mu   sync.Mutex
+	docs map[string][]byte
+}
+
+// setDoc adds, replaces or (data nil) removes a policy document from the
+// cluster, and asks for a new apply.
+func (m *netpolManager) setDoc(source string, data []byte) {
+	m.mu.Lock()
+	if data == nil {
+		delete(m.docs, source)
+	} else {
+		m.docs[source] = data
+	}
+	m.mu.Unlock()
+	m.changed()
+}
+
+// clusterResources parses the documents from the cluster; one that does not
+// parse is left out and logged.
+func (m *netpolManager) clusterResources() *networkpolicy.Resources {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := &networkpolicy.Resources{}
+	for src, data := range m.docs {
+		docs, err := manifest.Split(src, data)
+		if err == nil {
+			var res *networkpolicy.Resources
+			if res, err = networkpolicy.Parse(docs); err == nil {
+				out.Policies = append(out.Policies, res.Policies...)
+				continue
+			}
+		}
+		m.log.WithError(err).WithField("source", src).Warn("network policy from the cluster refused")
+	}
+	return out
 }
 
 // workloadPods lists the identity resolver's pods for the datapath.
@@ -81,7 +119,8 @@ func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver,
 	if err := dp.Load(); err != nil {
 		return nil, err
 	}
-	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, kick: make(chan struct{}, 1)}, nil
+	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log,
+		kick: make(chan struct{}, 1), docs: map[string][]byte{}}, nil
 }
 
 func hostIPs() []netip.Addr {
@@ -101,11 +140,15 @@ func hostIPs() []netip.Addr {
 // apply loads the policy files and brings the kernel to them and the
 // current pods. A file that does not parse leaves the policies in force.
 func (m *netpolManager) apply(ctx context.Context) error {
-	res, err := networkpolicy.Load(m.paths...)
-	if err != nil {
-		m.log.WithError(err).Error("network policy files refused; the policies in force stay")
-		return err
+	res := &networkpolicy.Resources{}
+	if len(m.paths) > 0 {
+		var err error
+		if res, err = networkpolicy.Load(m.paths...); err != nil {
+			m.log.WithError(err).Error("network policy files refused; the policies in force stay")
+			return err
+		}
 	}
+	res.Policies = append(res.Policies, m.clusterResources().Policies...)
 	// Namespace labels the pods' sources know, unless a file declares the
 	// namespace.
 	declared := map[string]bool{}

@@ -39,8 +39,7 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 		out = append(out, cri.NewSource(name, c, cri.Options{PollInterval: cfg.CRIPollInterval, Timeout: cfg.CRITimeout}))
 	}
 
-	useKube := cfg.Kubernetes == KubernetesOn ||
-		(cfg.Kubernetes == KubernetesAuto && (cfg.Kubeconfig != "" || kube.InCluster()))
+	useKube := cfg.KubernetesEnabled()
 	if useKube {
 		client, err := kube.NewClient(cfg.Kubeconfig)
 		if err != nil {
@@ -55,4 +54,10 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 		out = append(out, workloadfile.NewSource(SourceWorkloads, cfg.WorkloadFiles))
 	}
 	return out, nil
+}
+
+// KubernetesEnabled says whether the Kubernetes API is used: on, or auto in
+// a cluster or with a kubeconfig.
+func (c *Config) KubernetesEnabled() bool {
+	return c.Kubernetes == KubernetesOn || (c.Kubernetes == KubernetesAuto && (c.Kubeconfig != "" || kube.InCluster()))
 }

@@ -25,6 +25,20 @@ func InCluster() bool {
 // NewClient returns a clientset from kubeconfig, or from the in-cluster
 // configuration when kubeconfig is empty.
 func NewClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := RestConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// RestConfig returns the client configuration from kubeconfig, or the
+// in-cluster one when kubeconfig is empty.
+func RestConfig(kubeconfig string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -45,9 +59,5 @@ func NewClient(kubeconfig string) (kubernetes.Interface, error) {
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 20, 40
 	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
+	return cfg, nil
 }
