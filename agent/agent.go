@@ -46,6 +46,9 @@ type Agent struct {
 	exp *exporter.Exporter
 	ts  *tracingsensor.Sensor
 	pm  *policyManager
+	np  *netpolManager
+	// npLostSeen is the datapath's record loss count already reported.
+	npLostSeen uint64
 	// lostSeen is the kernel loss count already reported.
 	lostSeen uint64
 }
@@ -255,6 +258,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return obs.Run(gctx) })
+	a.np = np
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
@@ -406,6 +410,12 @@ func (a *Agent) reportLost(sensor *kprobes.ProcessSensor) error {
 	if d := total - a.lostSeen; d > 0 {
 		a.lostSeen = total
 		a.exp.ReportLost("ringbuf_full", d)
+	}
+	if a.np != nil {
+		if n := a.np.lostRecords(); n > a.npLostSeen {
+			a.exp.ReportLost("ringbuf_full", n-a.npLostSeen)
+			a.npLostSeen = n
+		}
 	}
 	return nil
 }

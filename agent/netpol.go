@@ -258,3 +258,13 @@ func (m *netpolManager) records(ctx context.Context) error {
 }
 
 func (m *netpolManager) close() error { return m.dp.Close() }
+
+// lostRecords returns how many verdict records the kernel could not write
+// to the datapath's ring buffer since load.
+func (m *netpolManager) lostRecords() uint64 {
+	st, err := m.dp.Stats()
+	if err != nil {
+		return 0
+	}
+	return st.RecordsLost
+}
