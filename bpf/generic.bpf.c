@@ -1378,17 +1378,22 @@ static __always_inline int gen_return(struct gen_state *st, __s64 ret)
 	return gen_finish(st, mask, false);
 }
 
+/* params_from_user_regs reads the six syscall arguments from the user
+ * registers a syscall wrapper (__x64_sys_*) receives: the fourth is in r10. */
+static __always_inline void params_from_user_regs(struct gen_state *st, struct pt_regs *regs)
+{
+	st->param[0] = BPF_CORE_READ(regs, di);
+	st->param[1] = BPF_CORE_READ(regs, si);
+	st->param[2] = BPF_CORE_READ(regs, dx);
+	st->param[3] = BPF_CORE_READ(regs, r10);
+	st->param[4] = BPF_CORE_READ(regs, r8);
+	st->param[5] = BPF_CORE_READ(regs, r9);
+}
+
 static __always_inline void params_from_regs(struct gen_state *st, struct pt_regs *ctx, __u32 flags)
 {
 	if (flags & GEN_HOOK_WRAPPED_REGS) {
-		struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
-
-		st->param[0] = BPF_CORE_READ(regs, di);
-		st->param[1] = BPF_CORE_READ(regs, si);
-		st->param[2] = BPF_CORE_READ(regs, dx);
-		st->param[3] = BPF_CORE_READ(regs, r10);
-		st->param[4] = BPF_CORE_READ(regs, r8);
-		st->param[5] = BPF_CORE_READ(regs, r9);
+		params_from_user_regs(st, (struct pt_regs *)PT_REGS_PARM1(ctx));
 	} else {
 		st->param[0] = PT_REGS_PARM1(ctx);
 		st->param[1] = PT_REGS_PARM2(ctx);
@@ -1460,14 +1465,7 @@ int generic_kretprobe_multi(struct pt_regs *ctx)
 static __always_inline void params_from_ctx(struct gen_state *st, __u64 *ctx, __u32 flags)
 {
 	if (flags & GEN_HOOK_WRAPPED_REGS) {
-		struct pt_regs *regs = (struct pt_regs *)CTX_ARG(ctx, 0);
-
-		st->param[0] = BPF_CORE_READ(regs, di);
-		st->param[1] = BPF_CORE_READ(regs, si);
-		st->param[2] = BPF_CORE_READ(regs, dx);
-		st->param[3] = BPF_CORE_READ(regs, r10);
-		st->param[4] = BPF_CORE_READ(regs, r8);
-		st->param[5] = BPF_CORE_READ(regs, r9);
+		params_from_user_regs(st, (struct pt_regs *)CTX_ARG(ctx, 0));
 		return;
 	}
 	if (nparams > 0)
