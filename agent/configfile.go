@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/vigilsec/vigil/internal/manifest"
 	yamlv3 "go.yaml.in/yaml/v3"
 )
 
@@ -73,10 +75,8 @@ func suggestFlag(fs *pflag.FlagSet, key string) string {
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
-	for _, n := range names {
-		if strings.EqualFold(strings.ReplaceAll(n, "-", ""), strings.ReplaceAll(strings.ReplaceAll(key, "_", ""), "-", "")) {
-			return fmt.Sprintf(" (did you mean %q?)", n)
-		}
+	if s := manifest.Suggest(strings.ReplaceAll(key, "_", "-"), names); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
 }
