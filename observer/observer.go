@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -51,21 +52,41 @@ func (o *Observer) Stats() Stats {
 	return Stats{Records: o.records.Load(), Unknown: o.unknown.Load(), Errors: o.errs.Load()}
 }
 
-// Run reads and dispatches records until ctx ends. It closes the reader.
+// PollInterval bounds how long a record waits in the ring buffer. The
+// programs wake the reader only once a backlog builds up (see
+// bpf/lib/common.h): a wakeup per record costs the traced process an
+// interrupt, a timer costs the agent a few hundred idle wakeups a second
+// at most.
+const PollInterval = 10 * time.Millisecond
+
+// Run reads and dispatches records until ctx ends, then reads what the
+// ring still holds and closes the reader.
 func (o *Observer) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { o.rd.Close() })
+	// Flush wakes a waiting reader at once and makes it return ErrFlushed
+	// once the ring is empty.
+	stop := context.AfterFunc(ctx, func() { o.rd.Flush() })
 	defer stop()
 	defer o.rd.Close()
 
 	var rec ringbuf.Record
+	o.rd.SetDeadline(time.Now().Add(PollInterval))
 	for {
-		if err := o.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+		err := o.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			o.Dispatch(rec.RawSample)
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
+			// The ring is empty.
+			if ctx.Err() != nil {
 				return nil
 			}
+			o.rd.SetDeadline(time.Now().Add(PollInterval))
+		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
+			return nil
+		default:
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
-		o.Dispatch(rec.RawSample)
 	}
 }
 
