@@ -64,3 +64,13 @@ test-tools:
 
 run: setup build
 	./bin/vigil agent
+
+# Overhead benchmarks (root, about 20 minutes on two cores): workloads with
+# and without the agent, the agent's own costs, network policy latencies and
+# the Go benchmarks; prints the report and writes it into docs/benchmarks.md.
+# BENCH_FLAGS=-quick for a short check of the harness (see bin/vigil-bench run -h).
+BENCH_FLAGS ?=
+bench: build
+	./bench/setup.sh
+	CGO_ENABLED=0 $(GO) build -o bin/vigil-bench ./bench/cmd/vigil-bench
+	./bin/vigil-bench run $(BENCH_FLAGS)

@@ -1,0 +1,133 @@
+package harness
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want Summary
+	}{
+		{[]float64{3, 1, 2}, Summary{N: 3, Min: 1, Q1: 1.5, Median: 2, Q3: 2.5, Max: 3}},
+		{[]float64{4, 1, 3, 2}, Summary{N: 4, Min: 1, Q1: 1.75, Median: 2.5, Q3: 3.25, Max: 4}},
+		{[]float64{7}, Summary{N: 1, Min: 7, Q1: 7, Median: 7, Q3: 7, Max: 7}},
+	} {
+		if diff := cmp.Diff(tc.want, Summarize(tc.in)); diff != "" {
+			t.Errorf("Summarize(%v) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+	if s := Summarize(nil); !math.IsNaN(s.Median) || s.N != 0 {
+		t.Errorf("Summarize(nil) = %+v, want NaN median", s)
+	}
+	if got := Summarize([]float64{1, 2, 3}).RelSpread(); got != 1 {
+		t.Errorf("RelSpread = %v, want 1 ((3-1)/2)", got)
+	}
+}
+
+// Ratios pair the runs of the same round and skip a round that lacks a side.
+func TestRatios(t *testing.T) {
+	got := Ratios([]float64{2, 3, 0, 8}, []float64{1, 1, 1, 4, 9})
+	if diff := cmp.Diff([]float64{2, 3, 2}, got); diff != "" {
+		t.Errorf("Ratios (-want +got):\n%s", diff)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# Benchmarks\n\n## Exporter\ntext\n"
+	first := ReplaceSection(doc, "report one\n")
+	if !strings.HasPrefix(first, doc) || !strings.Contains(first, BeginMarker+"\nreport one\n"+EndMarker) {
+		t.Fatalf("first write did not append the section:\n%s", first)
+	}
+	second := ReplaceSection(first+"\n## Rules\nmore\n", "report two")
+	if strings.Contains(second, "report one") || !strings.Contains(second, "report two") {
+		t.Errorf("second write did not replace the section:\n%s", second)
+	}
+	if !strings.Contains(second, "## Exporter\ntext") || !strings.Contains(second, "## Rules\nmore") {
+		t.Errorf("second write lost the text around the section:\n%s", second)
+	}
+	if strings.Count(second, BeginMarker) != 1 {
+		t.Errorf("markers duplicated:\n%s", second)
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := []byte(`goos: linux
+BenchmarkPipeline/host   	  500000	      1890 ns/op	 529100 events/s	    1064 B/op	       0 allocs/op
+BenchmarkPipeline/host   	  500000	      1900 ns/op	 526000 events/s	    1064 B/op	       0 allocs/op
+BenchmarkPrivSyscallHook/no-match-2 	  200000	      3100 ns/op	       761.7 bpf-ns/call
+PASS
+`)
+	g := ParseGoBench(out)
+	if diff := cmp.Diff([]string{"BenchmarkPipeline/host", "BenchmarkPrivSyscallHook/no-match"}, g.Order); diff != "" {
+		t.Errorf("Order (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]float64{529100, 526000}, g.Results["BenchmarkPipeline/host"]["events/s"]); diff != "" {
+		t.Errorf("events/s (-want +got):\n%s", diff)
+	}
+	if got := g.Results["BenchmarkPrivSyscallHook/no-match"]["bpf-ns/call"]; len(got) != 1 || got[0] != 761.7 {
+		t.Errorf("bpf-ns/call = %v, want [761.7]", got)
+	}
+}
+
+// A second run refuses to start while the first holds the lock, and says who
+// holds it.
+func TestLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.lock")
+	l, err := TakeLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Held(); err != nil {
+		t.Errorf("Held: %v", err)
+	}
+	if _, err := TakeLock(path); err == nil || !strings.Contains(err.Error(), "another benchmark run is active") {
+		t.Errorf("second TakeLock: %v, want a refusal", err)
+	}
+	l.Release()
+	l2, err := TakeLock(path)
+	if err != nil {
+		t.Fatalf("TakeLock after Release: %v", err)
+	}
+	l2.Release()
+}
+
+func TestOptionsValidate(t *testing.T) {
+	o := DefaultOptions()
+	if err := o.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	q := o.Quick()
+	if err := q.Validate(); err != nil {
+		t.Fatalf("quick: %v", err)
+	}
+	o.Rounds, o.Only = 1, []string{"tabel"}
+	err := o.Validate()
+	if err == nil || !strings.Contains(err.Error(), "-rounds 1") || !strings.Contains(err.Error(), `-only "tabel"`) {
+		t.Errorf("Validate = %v, want errors naming -rounds and -only", err)
+	}
+}
+
+func TestCgroup2Root(t *testing.T) {
+	mi := filepath.Join(t.TempDir(), "mountinfo")
+	writeFile(t, mi, `25 30 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+`)
+	got, err := Cgroup2Root(mi)
+	if err != nil || got != "/sys/fs/cgroup/unified" {
+		t.Errorf("Cgroup2Root = %q, %v; want /sys/fs/cgroup/unified", got, err)
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
