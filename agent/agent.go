@@ -198,13 +198,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		defer np.close()
 	}
-	ids.OnChange(func(cg uint64, pod *event.Pod) {
-		cache.SetPod(cg, pod)
-		sink.release(cg, pod)
+	// Pods and their labels and addresses make the network identities,
+	// also those of pods with no cgroup on this node.
+	ids.OnWorkloadsChange(func() {
 		eps.refresh(ids)
 		if np != nil {
 			np.changed()
 		}
+	})
+	ids.OnChange(func(cg uint64, pod *event.Pod) {
+		cache.SetPod(cg, pod)
+		sink.release(cg, pod)
 		if err := a.ts.RefreshScopes(); err != nil {
 			log.WithError(err).Warn("update policy scopes")
 		}
@@ -231,6 +235,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		log.WithError(err).Warn("policy scopes")
 	}
 	if np != nil {
+		// This apply has every pod known so far: the changes reported
+		// while the identities synced need no second one.
+		np.drainKick()
 		if err := np.apply(ctx); err != nil {
 			log.WithError(err).Warn("some network policies are not in force")
 		}

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +40,12 @@ type netpolManager struct {
 	eps   *endpoints
 	log   logrus.FieldLogger
 	kick  chan struct{}
+
+	// parsed is the last parse of the policy files and parsedSum the
+	// digest of the documents it came from: pods coming and going
+	// re-apply the policies without parsing the files again.
+	parsed    *networkpolicy.Resources
+	parsedSum [sha256.Size]byte
 
 	// docs are policy documents from the cluster, by source.
 	mu   sync.Mutex
@@ -140,10 +149,11 @@ func hostIPs() []netip.Addr {
 // apply loads the policy files and brings the kernel to them and the
 // current pods. A file that does not parse leaves the policies in force.
 func (m *netpolManager) apply(ctx context.Context) error {
+	start := time.Now()
 	res := &networkpolicy.Resources{}
 	if len(m.paths) > 0 {
 		var err error
-		if res, err = networkpolicy.Load(m.paths...); err != nil {
+		if res, err = m.loadFiles(); err != nil {
 			m.log.WithError(err).Error("network policy files refused; the policies in force stay")
 			return err
 		}
@@ -167,14 +177,63 @@ func (m *netpolManager) apply(ctx context.Context) error {
 		m.log.WithError(err).Error("apply network policies")
 		return err
 	}
-	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten, "ipcache_updated": st.IPCacheUpdated}).Debug("network policies applied")
+	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten, "ipcache_updated": st.IPCacheUpdated,
+		"took": time.Since(start).Round(time.Millisecond)}).Debug("network policies applied")
 	return nil
+}
+
+// loadFiles reads the policy files as networkpolicy.Load does, parsing them
+// only when their documents changed since the last call. The result is the
+// caller's to extend.
+func (m *netpolManager) loadFiles() (*networkpolicy.Resources, error) {
+	var docs []*manifest.Document
+	var errs manifest.Errors
+	h := sha256.New()
+	for _, path := range m.paths {
+		d, err := manifest.ReadPath(path)
+		if err != nil {
+			errs = append(errs, manifest.AsErrors(path, err)...)
+		}
+		for _, doc := range d {
+			h.Write([]byte(doc.File + ":" + strconv.Itoa(doc.Line) + "\x00"))
+			h.Write(doc.Raw())
+			h.Write([]byte{0})
+		}
+		docs = append(docs, d...)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	if m.parsed == nil || sum != m.parsedSum {
+		res, err := networkpolicy.Parse(docs)
+		if err != nil {
+			return nil, err
+		}
+		m.parsed, m.parsedSum = res, sum
+	}
+	r := *m.parsed
+	r.Namespaces = slices.Clone(r.Namespaces)
+	r.Pods = slices.Clone(r.Pods)
+	r.Policies = slices.Clone(r.Policies)
+	r.HostIPs = slices.Clone(r.HostIPs)
+	r.Ignored = slices.Clone(r.Ignored)
+	return &r, nil
 }
 
 // changed asks for a new apply soon (pods came or went).
 func (m *netpolManager) changed() {
 	select {
 	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// drainKick forgets a pending request for an apply.
+func (m *netpolManager) drainKick() {
+	select {
+	case <-m.kick:
 	default:
 	}
 }

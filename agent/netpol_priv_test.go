@@ -35,12 +35,23 @@ metadata: {name: %s, namespace: default, labels: {%s}}
 spec: {cgroupPath: %s/pod%d, ips: [%s]}
 `, name, labels, cgBase, n, ip)
 	}
-	wl := writePolicy(t, t.TempDir(), "workloads.yaml", strings.Join([]string{
+	// The probe's address belongs to a workload with no cgroup on this
+	// node, as a pod of another node would: its labels decide the
+	// deathstar's ingress verdict.
+	remote := func(org string) string {
+		return fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: probe-addr, namespace: default, labels: {org: %s}}
+spec: {cgroupPath: %s/elsewhere, ips: [10.210.0.13]}
+`, org, cgBase)
+	}
+	pods := []string{
 		workload("deathstar", "org: empire, class: deathstar", 1, "10.210.0.10"),
 		workload("tiefighter", "org: empire", 2, "10.210.0.11"),
 		workload("xwing", "org: alliance", 3, "10.210.0.12"),
-		workload("probe", "org: neutral", 4, "10.210.0.13"),
-	}, "---\n"))
+		strings.Replace(workload("probe", "org: neutral", 4, ""), ", ips: []", "", 1),
+	}
+	wl := writePolicy(t, t.TempDir(), "workloads.yaml", strings.Join(append(pods, remote("neutral")), "---\n"))
 	pol := writePolicy(t, t.TempDir(), "np.yaml", `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deathstar-empire-only, namespace: default}
@@ -102,7 +113,23 @@ spec:
 		return e.str("flow.verdict") == "DROPPED" && e.str("flow.traffic_direction") == "INGRESS" && e.str("flow.IP.source") == "10.210.0.13"
 	})
 	if !strings.Contains(fmt.Sprint(in.get("flow.ingress_denied_by")), "deathstar-empire-only") || in.str("flow.destination.pod_name") != "deathstar" ||
-		in.str("flow.source.pod_name") != "probe" {
+		in.str("flow.source.pod_name") != "probe-addr" {
 		t.Errorf("ingress drop: %s", in)
+	}
+
+	// The address's workload joins the empire: no cgroup changes, the
+	// deathstar lets it in.
+	if err := os.WriteFile(wl, []byte(strings.Join(append(pods, remote("empire")), "---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(timeout())
+	for {
+		r := probe.Probe("tcp", target, 300*time.Millisecond)
+		if r == testpods.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe after its address's workload was relabelled org=empire: %s, want allowed", r)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ type Resolver struct {
 
 	cbMu      sync.Mutex
 	callbacks []func(uint64, *event.Pod)
+	wlChanged []func()
 
 	// Sink side: sources write, the Run goroutine reads.
 	mu         sync.Mutex
@@ -206,6 +208,17 @@ func (r *Resolver) PodForCgroup(cgroupID uint64) (pod *event.Pod, pending bool) 
 func (r *Resolver) OnChange(f func(cgroupID uint64, pod *event.Pod)) {
 	r.cbMu.Lock()
 	r.callbacks = append(r.callbacks, f)
+	r.cbMu.Unlock()
+}
+
+// OnWorkloadsChange registers f, called from the Run goroutine after the
+// list Workloads returns changed: a pod came or went, or its labels,
+// addresses, ports, namespace labels or cgroups changed. Pods of other
+// nodes, known by their addresses only, change the list without any cgroup
+// changing (OnChange is silent then). f must not block for long.
+func (r *Resolver) OnWorkloadsChange(f func()) {
+	r.cbMu.Lock()
+	r.wlChanged = append(r.wlChanged, f)
 	r.cbMu.Unlock()
 }
 
@@ -455,8 +468,16 @@ func (r *Resolver) publish() {
 			changes = append(changes, change{id, nil})
 		}
 	}
-	r.publishWorkloads(cgroupsOf)
+	wlChanged := r.publishWorkloads(cgroupsOf)
 	r.notify(changes)
+	if wlChanged {
+		r.cbMu.Lock()
+		cbs := slices.Clone(r.wlChanged)
+		r.cbMu.Unlock()
+		for _, f := range cbs {
+			f()
+		}
+	}
 }
 
 type change struct {
@@ -487,7 +508,9 @@ func (r *Resolver) notify(changes []change) {
 	}
 }
 
-func (r *Resolver) publishWorkloads(cgroupsOf map[*merged][]uint64) {
+// publishWorkloads stores the list Workloads returns and reports whether it
+// differs from the previous one.
+func (r *Resolver) publishWorkloads(cgroupsOf map[*merged][]uint64) bool {
 	out := make([]Workload, 0, len(r.view.pods))
 	for _, m := range r.view.pods {
 		ids := cgroupsOf[m]
@@ -497,7 +520,9 @@ func (r *Resolver) publishWorkloads(cgroupsOf map[*merged][]uint64) {
 			NamespaceLabels: m.nsLabels, ServiceAccount: m.sa, Ports: m.ports,
 		})
 	}
+	old := r.workloads.Load()
 	r.workloads.Store(&out)
+	return old == nil || !reflect.DeepEqual(*old, out)
 }
 
 // handleMisses resolves cgroup ids the hot path did not know: one by one

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -465,4 +467,49 @@ func value(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// TestWorkloadsChange: a pod of another node (addresses, no cgroup here)
+// changing its labels changes no cgroup, so OnChange is silent, but
+// OnWorkloadsChange reports it; a source repeating itself reports nothing.
+func TestWorkloadsChange(t *testing.T) {
+	tr := newTree(t)
+	remote := source.Pod{Key: "shop/db-0", UID: "db-uid", Name: "db-0", Namespace: "shop",
+		Labels: map[string]string{"app": "db"}, IPs: []netip.Addr{netip.MustParseAddr("10.1.2.3")}}
+	f := newFake(SourceKubernetes, remote)
+	h := run(t, tr, f)
+	var calls atomic.Int32
+	h.r.OnWorkloadsChange(func() { calls.Add(1) })
+	sink := <-f.sinkCh
+
+	marker := source.Pod{Key: "shop/marker", UID: "marker-uid", Name: "marker", Namespace: "shop"}
+	sink.Replace(SourceKubernetes, []source.Pod{remote})
+	sink.Upsert(SourceKubernetes, marker)
+	waitFor(t, func() bool { return len(h.r.Workloads()) == 2 })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("OnWorkloadsChange called %d times for a repeated pod and a new one, want 1 (the new one)", n)
+	}
+
+	relabelled := remote
+	relabelled.Labels = map[string]string{"app": "db", "tier": "data"}
+	sink.Upsert(SourceKubernetes, relabelled)
+	waitFor(t, func() bool { return calls.Load() == 2 })
+	var got map[string]string
+	for _, w := range h.r.Workloads() {
+		if w.Pod.Name == "db-0" {
+			got = map[string]string{}
+			for _, l := range w.Pod.Labels {
+				got[l.Key] = l.Value
+			}
+		}
+	}
+	want := map[string]string{"app": "db", "tier": "data", "io.kubernetes.pod.namespace": "shop"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("labels after the change (-want +got):\n%s", diff)
+	}
+	h.changes.mu.Lock()
+	defer h.changes.mu.Unlock()
+	if len(h.changes.seen) != 0 {
+		t.Errorf("OnChange called %d times for pods without cgroups here", len(h.changes.seen))
+	}
 }
