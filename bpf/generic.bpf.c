@@ -17,6 +17,14 @@
 #define GEN_DATA (GEN_DATA_MASK + 1 + GEN_ARG_MAX + 1)
 #define GEN_IOVEC_MAX 8
 
+/* File types (include/uapi/linux/stat.h) and pseudo file systems
+ * (include/uapi/linux/magic.h). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFIFO 0010000
+#define SOCKFS_MAGIC 0x534F434B
+#define PIPEFS_MAGIC 0x50495045
+
 #define PF_KTHREAD 0x00200000
 #define MAX_ERRNO 4095
 #define AF_INET 2
@@ -257,6 +265,20 @@ static __always_inline __u32 put_path(struct gen_record *rec, __u32 pos, struct 
 		return 0;
 	}
 	__builtin_memcpy(&rec->data[pos & GEN_DATA_MASK], &fa, sizeof(fa));
+	/* Sockets and pipes live on pseudo file systems whose dentries have no
+	 * name: report them as /proc/PID/fd does, without the inode. */
+	if ((mode & S_IFMT) == S_IFSOCK || (mode & S_IFMT) == S_IFIFO) {
+		unsigned long magic = BPF_CORE_READ(dentry, d_sb, s_magic);
+
+		if (magic == SOCKFS_MAGIC) {
+			__builtin_memcpy(&rec->data[(pos + sizeof(fa)) & GEN_DATA_MASK], "socket:", 7);
+			return sizeof(fa) + 7;
+		}
+		if (magic == PIPEFS_MAGIC) {
+			__builtin_memcpy(&rec->data[(pos + sizeof(fa)) & GEN_DATA_MASK], "pipe:", 5);
+			return sizeof(fa) + 5;
+		}
+	}
 	off = resolve_path((__u64)dentry, (__u64)mnt, bpf_get_current_task(), 1);
 	if (ps->flags & PATH_F_TRUNCATED)
 		*state |= GEN_ARGS_TRUNCATED;

@@ -255,8 +255,13 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 			c.errorf(path, "value is %d bytes long; %s compares at most %d", len(s), f.Op, maxValueLen(f.Op))
 			return
 		}
-		if absolutePathType(f.Type) && !strings.HasPrefix(s, "/") && f.Op != OpPostfix && f.Op != OpNotPostfix {
-			c.errorf(path, "%q is not an absolute path: %s arguments are reported as full paths, so it can never match (use Postfix to match the end of a path)", s, f.Type)
+		if absolutePathType(f.Type) && !strings.HasPrefix(s, "/") && f.Op != OpPostfix && f.Op != OpNotPostfix &&
+			!(f.Type == TypeFd && (s == SocketPath || s == PipePath)) {
+			also := ""
+			if f.Type == TypeFd {
+				also = " (" + SocketPath + " and " + PipePath + " for sockets and pipes)"
+			}
+			c.errorf(path, "%q is not an absolute path: %s arguments are reported as full paths%s, so it can never match (use Postfix to match the end of a path)", s, f.Type, also)
 			return
 		}
 		v = s
@@ -266,6 +271,13 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 
 // absolutePathType reports whether the type's value is always an absolute
 // path. A filename is what the process passed, and may be relative.
+// SocketPath and PipePath are the paths fd arguments report for sockets and
+// pipes (/proc/PID/fd shows socket:[INODE] and pipe:[INODE]).
+const (
+	SocketPath = "socket:"
+	PipePath   = "pipe:"
+)
+
 func absolutePathType(t ArgType) bool {
 	return t == TypeFd || t == TypeFile || t == TypePath || t == TypeLinuxBinprm
 }
