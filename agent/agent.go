@@ -26,6 +26,7 @@ import (
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/tracingsensor"
 )
 
@@ -120,7 +121,18 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	// Every producer exports through the holder, which delays the events of
 	// a container whose metadata is still on its way.
-	sink := newHolder(a.exp, ids, cache, a.cfg.Identity.HoldTimeout, a.cfg.Identity.HoldMax, a.reg)
+	var out process.Sink = a.exp
+	var detections *rules.Engine
+	if a.cfg.Rules.Enabled() {
+		a.cfg.Rules.NodeName = a.cfg.NodeName
+		detections, err = rules.New(a.cfg.Rules, log.WithField(logFieldComponent, "rules"), a.reg, a.exp)
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		out = ruleTee{rules: detections, next: a.exp}
+		log.WithField("rules", len(detections.Rules())).Info("detection rules loaded")
+	}
+	sink := newHolder(out, ids, cache, a.cfg.Identity.HoldTimeout, a.cfg.Identity.HoldMax, a.reg)
 	eps := &endpoints{}
 
 	sensor, err := kprobes.NewProcessSensor(&kprobes.ProcessOptions{
@@ -267,6 +279,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return obs.Run(gctx) })
 	a.np = np
 	g.Go(func() error { return a.pollLost(gctx, sensor) })
+	if detections != nil {
+		g.Go(func() error { return detections.Run(gctx) })
+	}
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/rules"
 )
 
 // Config is everything `vigil agent` can be told. Flags and the config file
@@ -47,6 +48,8 @@ type Config struct {
 	Flows string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
+	// Rules configures the detection rules run over the event stream.
+	Rules rules.Config
 	// KubernetesTracingPolicies follows TracingPolicy objects in the
 	// cluster (when the Kubernetes API is used).
 	KubernetesTracingPolicies bool
@@ -93,6 +96,7 @@ func DefaultConfig() Config {
 
 		KubernetesTracingPolicies: true,
 		Identity:                  identity.DefaultConfig(),
+		Rules:                     rules.DefaultConfig(),
 	}
 }
 
@@ -135,6 +139,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Export.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {

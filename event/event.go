@@ -162,6 +162,9 @@ type Alert struct {
 	Description string
 	// Event is the event that triggered the rule.
 	Event *Event
+	// Raw is the triggering event as exported JSON, when Event is nil:
+	// rules evaluated offline over recorded events (vigil rules test).
+	Raw []byte
 }
 
 // Rule is the metadata of a detection rule, as carried by its alerts.

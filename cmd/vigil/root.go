@@ -42,6 +42,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newNetpolCommand(g))
 	root.AddCommand(newAgentCommand(g))
 	root.AddCommand(newEventsCommand(g))
+	root.AddCommand(newRulesCommand(g))
 	return root
 }
 

@@ -264,6 +264,9 @@ func appendAlert(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth
 		if proc == nil {
 			proc, parent = a.Event.Process, a.Event.Parent
 		}
+	} else if len(a.Raw) > 0 {
+		dst = appendKey(dst, "event")
+		dst = append(dst, a.Raw...)
 	}
 	dst = appendProcessPair(dst, proc, parent, e)
 	if proc != nil && proc.Pod != nil {

@@ -1,0 +1,30 @@
+package vigil.rules.reverse_shell
+
+import data.vigil.lib.common
+
+metadata := {
+	"id": "VGL-EXEC-003",
+	"name": "Reverse shell: standard input or output redirected to a socket",
+	"description": "A shell, an interpreter or netcat duplicated a network socket onto its standard input or output, as bash -i >& /dev/tcp/HOST/PORT, python -c 'os.dup2(s.fileno(), 0)' or nc -e do before running a shell.",
+	"severity": "critical",
+	"mitre": {"tactic": "TA0002 Execution", "technique": "T1059 Command and Scripting Interpreter"},
+	"tags": ["network", "shell"],
+	"events": ["process_kprobe"],
+}
+
+alert contains msg if {
+	ev := input.process_kprobe
+	ev.policy_name == "default-detections"
+	common.syscall_name(ev.function_name) in {"dup2", "dup3"}
+	common.arg(ev, "oldfd").file_arg.path == "socket:"
+	fd := common.arg(ev, "newfd").int_arg
+	fd in {0, 1}
+	suspicious(ev.process.binary)
+	msg := sprintf("%s redirected its %s to a socket", [ev.process.binary, {0: "standard input", 1: "standard output"}[fd]])
+}
+
+suspicious(bin) if common.is_shell(bin)
+
+suspicious(bin) if common.is_interpreter(bin)
+
+suspicious(bin) if common.basename(bin) in common.netcats

@@ -1,0 +1,25 @@
+package vigil.rules.shell_in_container
+
+import data.vigil.lib.common
+
+metadata := {
+	"id": "VGL-EXEC-001",
+	"name": "Terminal shell in a container",
+	"description": "An interactive shell started in a container, typically kubectl exec -it or an attacker's foothold.",
+	"severity": "medium",
+	"mitre": {"tactic": "TA0002 Execution", "technique": "T1059.004 Unix Shell"},
+	"tags": ["container", "shell"],
+	"events": ["process_exec"],
+}
+
+alert contains msg if {
+	p := input.process_exec.process
+	common.is_shell(p.binary)
+	common.in_container(p)
+	# A shell running a command (sh -c ...) or a script is not interactive.
+	not regex.match(`(^|\s)-[A-Za-z]*c(\s|$)`, p.arguments)
+	not regex.match(`(^|\s)[^-\s]`, p.arguments)
+	# Shells started by shells are part of a session already reported.
+	not common.is_shell(object.get(input.process_exec, ["parent", "binary"], ""))
+	msg := sprintf("shell %s started in container %s of pod %s/%s", [p.binary, p.pod.container.name, p.pod.namespace, p.pod.name])
+}
