@@ -163,4 +163,3 @@ func collect(rs rego.ResultSet, v string, r *Rule, matches []Match, errs []RuleE
 	}
 	return matches, errs
 }
-
