@@ -60,6 +60,7 @@ type harness struct {
 
 	mu     sync.Mutex
 	events []ev
+	lines  [][]byte // as exported, for recording
 	cond   *sync.Cond
 }
 
@@ -84,6 +85,7 @@ func startAgent(t *testing.T, mutate func(*agent.Config)) *harness {
 	cfg.MetricsAddr = ""
 	cfg.SocketPath = filepath.Join(t.TempDir(), "vigil.sock")
 	cfg.NoDefaultPolicies = true
+	cfg.Rules.NoDefaultRules = true
 	cfg.Export = exporter.DefaultConfig()
 	cfg.Export.Stdout = false
 	cfg.Export.File = filepath.Join(t.TempDir(), "events.json")
@@ -125,6 +127,7 @@ func startAgent(t *testing.T, mutate func(*agent.Config)) *harness {
 			}
 			h.mu.Lock()
 			h.events = append(h.events, e)
+			h.lines = append(h.lines, line)
 			h.cond.Broadcast()
 			h.mu.Unlock()
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -93,6 +94,82 @@ func helperMain(op string, args []string) int {
 		if err == nil {
 			_, err = c.Write([]byte("ping"))
 			c.Close()
+		}
+	case "noop":
+	case "open-write":
+		// Open arg(0) with arg(1) = trunc|append|create.
+		flags := os.O_WRONLY | os.O_CREATE
+		switch arg(1) {
+		case "trunc":
+			flags |= os.O_TRUNC
+		case "append":
+			flags = os.O_WRONLY | os.O_APPEND
+		}
+		var f *os.File
+		if f, err = os.OpenFile(arg(0), flags, 0o644); err == nil {
+			f.Close()
+		}
+	case "unlink":
+		err = unix.Unlinkat(unix.AT_FDCWD, arg(0), 0)
+	case "packet-socket", "inet-socket":
+		family, typ := unix.AF_PACKET, unix.SOCK_RAW
+		if op == "inet-socket" {
+			family, typ = unix.AF_INET, unix.SOCK_DGRAM
+		}
+		var fd int
+		if fd, err = unix.Socket(family, typ, 0); err == nil {
+			unix.Close(fd)
+		}
+	case "dup-socket", "dup-pipe":
+		// Duplicate a TCP connection to arg(0) (or a pipe) onto stdout.
+		var fd int
+		if op == "dup-socket" {
+			var c net.Conn
+			if c, err = net.Dial("tcp", arg(0)); err == nil {
+				var f *os.File
+				f, err = c.(*net.TCPConn).File()
+				if err == nil {
+					fd = int(f.Fd())
+				}
+			}
+		} else {
+			var p [2]int
+			if err = unix.Pipe(p[:]); err == nil {
+				fd = p[1]
+			}
+		}
+		if err == nil {
+			err = unix.Dup2(fd, 1)
+		}
+	case "ptrace-attach", "ptrace-peek":
+		var pid int
+		fmt.Sscan(arg(0), &pid)
+		if op == "ptrace-attach" {
+			if err = unix.PtraceAttach(pid); err == nil {
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, unix.WALL, nil)
+				err = unix.PtraceDetach(pid)
+			}
+		} else {
+			_, err = unix.PtracePeekData(pid, 0, make([]byte, 8))
+		}
+	case "memfd-exec":
+		// Copy this program into an anonymous memory file and run it
+		// from there as the noop helper.
+		var fd int
+		if fd, err = unix.MemfdCreate("payload", 0); err == nil {
+			var self []byte
+			if self, err = os.ReadFile("/proc/self/exe"); err == nil {
+				if _, err = unix.Write(fd, self); err == nil {
+					env := []string{"VIGIL_TEST_HELPER=noop"}
+					for _, kv := range os.Environ() {
+						if !strings.HasPrefix(kv, "VIGIL_TEST_HELPER=") {
+							env = append(env, kv)
+						}
+					}
+					err = unix.Exec(fmt.Sprintf("/proc/self/fd/%d", fd), []string{"payload"}, env)
+				}
+			}
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper operation %q\n", op)

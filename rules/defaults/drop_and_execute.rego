@@ -16,5 +16,5 @@ alert contains msg if {
 	p := input.process_exec.process
 	common.in_container(p)
 	p.binary_properties.upper_layer == true
-	msg := sprintf("%s, not in image %s, executed in pod %s/%s", [p.binary, object.get(p.pod, ["container", "image", "name"], "?"), p.pod.namespace, p.pod.name])
+	msg := sprintf("%s, not in the image, executed in %s", [p.binary, common.container(p)])
 }

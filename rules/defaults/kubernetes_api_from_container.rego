@@ -20,7 +20,7 @@ alert contains msg if {
 	common.in_container(f.process)
 	port := f.l4.TCP.destination_port
 	apiserver(f, port)
-	msg := sprintf("%s in pod %s/%s connected to the API server at %s:%d", [f.process.binary, f.process.pod.namespace, f.process.pod.name, f.IP.destination, port])
+	msg := sprintf("%s in %s connected to the API server at %s:%d", [f.process.binary, common.container(f.process), f.IP.destination, port])
 }
 
 apiserver(_, 6443)

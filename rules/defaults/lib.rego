@@ -32,6 +32,12 @@ is_interpreter(path) if regex.match(`^(python|perl|ruby|php|node)[0-9.]*$`, base
 # A process in a container: the event's process has a pod.
 in_container(p) if p.pod.namespace
 
+# container describes where a process in a container runs: its container's
+# name when known, and its pod.
+container(p) := sprintf("container %s of pod %s/%s", [p.pod.container.name, p.pod.namespace, p.pod.name]) if p.pod.container.name
+
+container(p) := sprintf("pod %s/%s", [p.pod.namespace, p.pod.name]) if not p.pod.container.name
+
 # The syscall a policy event hooked, without the architecture prefix
 # (__x64_sys_openat -> openat).
 syscall_name(fn) := trim_prefix(regex.replace(fn, `^__[a-z0-9]+_sys_`, ""), "sys_")

@@ -17,5 +17,5 @@ alert contains msg if {
 	common.in_container(p)
 	some bit in ["setuid", "setgid"]
 	is_number(p.binary_properties[bit])
-	msg := sprintf("%s (%s %d) executed in pod %s/%s", [p.binary, bit, p.binary_properties[bit], p.pod.namespace, p.pod.name])
+	msg := sprintf("%s (%s %d) executed in %s", [p.binary, bit, p.binary_properties[bit], common.container(p)])
 }

@@ -17,9 +17,10 @@ alert contains msg if {
 	common.is_shell(p.binary)
 	common.in_container(p)
 	# A shell running a command (sh -c ...) or a script is not interactive.
-	not regex.match(`(^|\s)-[A-Za-z]*c(\s|$)`, p.arguments)
-	not regex.match(`(^|\s)[^-\s]`, p.arguments)
+	args := object.get(p, "arguments", "")
+	not regex.match(`(^|\s)-[A-Za-z]*c(\s|$)`, args)
+	not regex.match(`(^|\s)[^-\s]`, args)
 	# Shells started by shells are part of a session already reported.
 	not common.is_shell(object.get(input.process_exec, ["parent", "binary"], ""))
-	msg := sprintf("shell %s started in container %s of pod %s/%s", [p.binary, p.pod.container.name, p.pod.namespace, p.pod.name])
+	msg := sprintf("shell %s started in %s", [p.binary, common.container(p)])
 }

@@ -1,0 +1,337 @@
+package agent_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/agent"
+)
+
+// Every default detection rule raised by doing what it detects, through an
+// agent running the default policies and rules; each behaviour's benign
+// counterpart runs first and must raise nothing. "The container" is a
+// cgroup that a Workload file makes the pod shop/web.
+//
+// VIGIL_RULES_RECORD=FILE writes every exported event of the run to FILE
+// (recorded events for rules/testdata).
+func TestPrivDefaultRules(t *testing.T) {
+	root := cgroup2Root(t)
+	name := fmt.Sprintf("vigil-rules-%d", os.Getpid())
+	cg := filepath.Join(root, name)
+	fatalIf(t, os.Mkdir(cg, 0o755))
+	t.Cleanup(func() { os.Remove(cg) })
+	wl := writePolicy(t, t.TempDir(), "workloads.yaml", fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {cgroupPath: /%s}
+`, name))
+	h := startAgent(t, func(c *agent.Config) {
+		c.NoDefaultPolicies = false
+		c.Rules.NoDefaultRules = false
+		c.Identity.WorkloadFiles = []string{wl}
+		c.Identity.CRIEndpoints = []string{"none"}
+		c.Identity.Kubernetes = "off"
+	})
+	for _, p := range []string{"default-file-access", "default-detections", "default-system-changes"} {
+		h.waitPolicy(p)
+	}
+	if out := os.Getenv("VIGIL_RULES_RECORD"); out != "" {
+		t.Cleanup(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			var b []byte
+			for _, l := range h.lines {
+				b = append(b, l...)
+			}
+			fatalIf(t, os.WriteFile(out, b, 0o644))
+		})
+	}
+
+	self, err := os.Executable()
+	fatalIf(t, err)
+	// Programs are placed outside /tmp, so that only the rule about
+	// temporary directories looks at where they run from.
+	work := fmt.Sprintf("/var/lib/vigil-rules-test-%d", os.Getpid())
+	fatalIf(t, os.MkdirAll(work, 0o755))
+	t.Cleanup(func() { os.RemoveAll(work) })
+	// named is this test binary under another name, running helper op.
+	named := func(dir, base string) string {
+		p := filepath.Join(dir, base)
+		if err := os.Link(self, p); err != nil {
+			copyFile(t, self, p, 0o755)
+		}
+		return p
+	}
+	tool := func(name string) string {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("no %s on this machine", name)
+		}
+		return p
+	}
+	inPod := func(cmd *exec.Cmd) *exec.Cmd {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, openDir(t, cg)
+		return cmd
+	}
+	helper := func(path, op string, args ...string) *exec.Cmd {
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), "VIGIL_TEST_HELPER="+op)
+		return cmd
+	}
+	// run runs cmd to its end; its exit status does not matter (a program
+	// copied under another name may refuse to run, its exec still counts).
+	run := func(cmd *exec.Cmd) int {
+		t.Helper()
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%s: %v: %s", cmd, err, out)
+		}
+		return cmd.Process.Pid
+	}
+	// expect waits for rule id's alert on pid, then checks that nothing
+	// the benign pids did raised it (they ran first, and rules evaluate
+	// events in order).
+	expect := func(id string, pid int, benign ...int) ev {
+		t.Helper()
+		a := h.waitFor(id+" alert", alertOf(id, pid))
+		if a.str("alert.rule.severity") == "" || a.get("alert.rule.mitre") == nil || a.str("alert.description") == "" || a.get("alert.event") == nil {
+			t.Errorf("%s alert lacks its rule, description or event: %s", id, a)
+		}
+		for _, b := range benign {
+			for _, x := range h.all(alertOf(id, b)) {
+				t.Errorf("benign counterpart (pid %d) raised %s: %s", b, id, x.str("alert.description"))
+			}
+		}
+		return a
+	}
+
+	t.Run("shell in a container", func(t *testing.T) {
+		sh := tool("sh")
+		script := func(cmd *exec.Cmd) *exec.Cmd { cmd.Stdin = strings.NewReader("exit 0\n"); return cmd }
+		b1 := run(inPod(exec.Command(sh, "-c", "true")))
+		b2 := run(script(exec.Command(sh)))
+		pid := run(inPod(script(exec.Command(sh))))
+		a := expect("VGL-EXEC-001", pid, b1, b2)
+		if a.str("alert.pod.name") != "web" || a.str("alert.pod.namespace") != "shop" {
+			t.Errorf("alert pod: %v", a.get("alert.pod"))
+		}
+	})
+
+	t.Run("sensitive file read", func(t *testing.T) {
+		cat := tool("cat")
+		if _, err := os.Stat("/etc/shadow"); errors.Is(err, os.ErrNotExist) {
+			fatalIf(t, os.WriteFile("/etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o640))
+			t.Cleanup(func() { os.Remove("/etc/shadow") })
+		}
+		plain := filepath.Join(work, "notes.txt")
+		fatalIf(t, os.WriteFile(plain, []byte("hello\n"), 0o644))
+		b := run(exec.Command(cat, plain))
+		pid := run(exec.Command(cat, "/etc/shadow"))
+		expect("VGL-CRED-001", pid, b)
+	})
+
+	t.Run("write below /etc", func(t *testing.T) {
+		target := fmt.Sprintf("/etc/vigil-rules-test-%d", os.Getpid())
+		t.Cleanup(func() { os.Remove(target) })
+		b := run(helper(self, "open-write", filepath.Join(work, "out"), "create"))
+		pid := run(helper(self, "open-write", target, "create"))
+		expect("VGL-PERS-001", pid, b)
+	})
+
+	t.Run("netcat remote execution", func(t *testing.T) {
+		nc := named(work, "nc")
+		b := run(helper(nc, "noop", "-z", "127.0.0.1", "9"))
+		pid := run(helper(nc, "noop", "-e", "/bin/sh", "127.0.0.1", "9"))
+		expect("VGL-EXEC-002", pid, b)
+	})
+
+	t.Run("reverse shell", func(t *testing.T) {
+		ln := listen(t, "127.0.0.1:0")
+		py := named(work, "python3")
+		b := run(helper(py, "dup-pipe"))
+		pid := run(helper(py, "dup-socket", ln.Addr().String()))
+		a := expect("VGL-EXEC-003", pid, b)
+		if a.str("alert.event.process_kprobe.args.0.file_arg.path") != "socket:" {
+			// args is a list: check through the generic walker.
+			args, _ := a.get("alert.event.process_kprobe.args").([]any)
+			if len(args) == 0 || fmt.Sprint(args[0]) != "map[file_arg:map[flags:O_RDWR path:socket:] label:oldfd]" {
+				t.Errorf("dup2 argument: %v", args)
+			}
+		}
+	})
+
+	t.Run("kubernetes API server from a container", func(t *testing.T) {
+		api, err := net.Listen("tcp", "127.0.0.1:6443")
+		if err != nil {
+			t.Skipf("port 6443 is taken on this machine: %v", err)
+		}
+		serve(t, api)
+		other := listen(t, "127.0.0.1:0")
+		b := run(inPod(helper(self, "tcp-send", other.Addr().String())))
+		pid := run(inPod(helper(self, "tcp-send", "127.0.0.1:6443")))
+		a := expect("VGL-DISC-001", pid, b)
+		if a.get("alert.event.flow") == nil {
+			t.Errorf("alert event is not the flow: %s", a)
+		}
+	})
+
+	t.Run("packet socket", func(t *testing.T) {
+		b := run(helper(self, "inet-socket"))
+		pid := run(helper(self, "packet-socket"))
+		expect("VGL-DISC-002", pid, b)
+	})
+
+	t.Run("kernel module", func(t *testing.T) {
+		if _, err := os.Stat("/proc/modules"); err != nil {
+			t.Skip("this kernel has no loadable module support: finit_module cannot be traced (default-kernel-modules does not load)")
+		}
+		h.waitPolicy("default-kernel-modules")
+		mod := filepath.Join(work, "not-a-module.ko")
+		fatalIf(t, os.WriteFile(mod, []byte("not an ELF module"), 0o644))
+		// Every module load is reported: there is no benign counterpart.
+		pid := run(helper(self, "finit_module", mod))
+		expect("VGL-PERS-002", pid)
+	})
+
+	t.Run("ptrace attach", func(t *testing.T) {
+		target := exec.Command(tool("sleep"), "30")
+		fatalIf(t, target.Start())
+		t.Cleanup(func() { target.Process.Kill(); target.Wait() })
+		tp := fmt.Sprint(target.Process.Pid)
+		b := run(helper(self, "ptrace-peek", tp))
+		pid := run(helper(self, "ptrace-attach", tp))
+		expect("VGL-PRIV-001", pid, b)
+	})
+
+	t.Run("execution from /tmp", func(t *testing.T) {
+		dir, err := os.MkdirTemp("/tmp", "vigil-rules-")
+		fatalIf(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		b := run(helper(named(work, "payload"), "noop"))
+		pid := run(helper(named(dir, "payload"), "noop"))
+		expect("VGL-EXEC-004", pid, b)
+	})
+
+	t.Run("fileless execution", func(t *testing.T) {
+		b := run(helper(self, "noop"))
+		pid := run(helper(self, "memfd-exec"))
+		a := expect("VGL-DEF-001", pid, b)
+		if a.get("alert.event.process_exec.process.binary_properties.memfd") != true {
+			t.Errorf("exec event: %v", a.get("alert.event.process_exec.process.binary_properties"))
+		}
+	})
+
+	t.Run("new binary in a container", func(t *testing.T) {
+		base := filepath.Join(work, "overlay")
+		dirs := map[string]string{}
+		for _, d := range []string{"lower", "upper", "work", "merged"} {
+			dirs[d] = filepath.Join(base, d)
+			fatalIf(t, os.MkdirAll(dirs[d], 0o755))
+		}
+		truePath := tool("true")
+		copyFile(t, truePath, filepath.Join(dirs["lower"], "inimage"), 0o755)
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", dirs["lower"], dirs["upper"], dirs["work"])
+		if err := unix.Mount("overlay", dirs["merged"], "overlay", 0, opts); err != nil {
+			t.Skipf("cannot mount an overlay here: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(dirs["merged"], unix.MNT_DETACH) })
+		copyFile(t, truePath, filepath.Join(dirs["merged"], "dropped"), 0o755)
+		b := run(inPod(exec.Command(filepath.Join(dirs["merged"], "inimage"))))
+		pid := run(inPod(exec.Command(filepath.Join(dirs["merged"], "dropped"))))
+		expect("VGL-EXEC-005", pid, b)
+	})
+
+	t.Run("clearing logs", func(t *testing.T) {
+		fatalIf(t, os.MkdirAll("/var/log", 0o755))
+		log := fmt.Sprintf("/var/log/vigil-rules-test-%d.log", os.Getpid())
+		t.Cleanup(func() { os.Remove(log) })
+		b1 := run(helper(self, "open-write", log, "create"))
+		b2 := run(helper(self, "open-write", log, "append"))
+		trunc := run(helper(self, "open-write", log, "trunc"))
+		expect("VGL-DEF-002", trunc, b1, b2)
+		rm := run(helper(self, "unlink", log))
+		expect("VGL-DEF-002", rm)
+	})
+
+	t.Run("searching for private keys", func(t *testing.T) {
+		grep := tool("grep")
+		b := run(exec.Command(grep, "-r", "hello", work))
+		pid := run(exec.Command(grep, "-r", "BEGIN RSA PRIVATE KEY", work))
+		expect("VGL-CRED-002", pid, b)
+	})
+
+	t.Run("unprivileged user namespace", func(t *testing.T) {
+		unshare := tool("unshare")
+		b := run(exec.Command(unshare, "-U", "true"))
+		cmd := exec.Command(unshare, "-U", "true")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		pid := run(cmd)
+		expect("VGL-PRIV-002", pid, b)
+	})
+
+	t.Run("set-user-ID program in a container", func(t *testing.T) {
+		truePath := tool("true")
+		plain, suid := filepath.Join(work, "plain"), filepath.Join(work, "suid")
+		copyFile(t, truePath, plain, 0o755)
+		copyFile(t, truePath, suid, 0o755)
+		fatalIf(t, os.Chmod(suid, 0o755|os.ModeSetuid))
+		b := run(inPod(exec.Command(plain)))
+		pid := run(inPod(exec.Command(suid)))
+		expect("VGL-PRIV-003", pid, b)
+	})
+}
+
+func alertOf(id string, pid int) func(ev) bool {
+	return func(e ev) bool {
+		return e.str("alert.rule.id") == id && int(e.num("alert.process.pid")) == pid
+	}
+}
+
+// listen listens on addr and answers every connection with "ok".
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	fatalIf(t, err)
+	serve(t, ln)
+	return ln
+}
+
+func serve(t *testing.T, ln net.Listener) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, io.LimitReader(c, 5))
+				c.Write([]byte("ok"))
+				c.Close()
+			}()
+		}
+	}()
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	fatalIf(t, err)
+	fatalIf(t, os.WriteFile(to, b, mode))
+}
