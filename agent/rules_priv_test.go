@@ -270,8 +270,11 @@ spec: {cgroupPath: /%s}
 
 	t.Run("searching for private keys", func(t *testing.T) {
 		grep := tool("grep")
-		b := run(exec.Command(grep, "-r", "hello", work))
-		pid := run(exec.Command(grep, "-r", "BEGIN RSA PRIVATE KEY", work))
+		dir := filepath.Join(work, "notes")
+		fatalIf(t, os.MkdirAll(dir, 0o755))
+		fatalIf(t, os.WriteFile(filepath.Join(dir, "todo.txt"), []byte("hello\n"), 0o644))
+		b := run(exec.Command(grep, "-r", "hello", dir))
+		pid := run(exec.Command(grep, "-r", "BEGIN RSA PRIVATE KEY", dir))
 		expect("VGL-CRED-002", pid, b)
 	})
 

@@ -214,13 +214,9 @@ func (e *Engine) reload(ctx context.Context, first bool) error {
 	if prev == nil {
 		prev = &loaded{rules: map[string]*Rule{}}
 	}
-	var srcs []source
-	if !e.cfg.NoDefaultRules {
-		d, err := defaultSources()
-		if err != nil {
-			return err
-		}
-		srcs = d
+	srcs, err := defaultSources(!e.cfg.NoDefaultRules)
+	if err != nil {
+		return err
 	}
 	user, err := readSources(e.cfg.Paths)
 	if err != nil {

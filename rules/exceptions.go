@@ -29,7 +29,8 @@ type exception struct {
 }
 
 type exceptionsDoc struct {
-	Metadata struct {
+	manifest.TypeMeta `json:",inline"`
+	Metadata          struct {
 		Name string `json:"name"`
 	} `json:"metadata"`
 	Spec struct {

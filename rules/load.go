@@ -20,13 +20,19 @@ var Defaults embed.FS
 // source is the text of one rule file.
 type source struct{ file, text string }
 
-func defaultSources() ([]source, error) {
+// defaultSources returns the embedded library modules (lib*.rego, which
+// user rules may import whether or not the default rules run) and, with
+// rules, the default rules.
+func defaultSources(rules bool) ([]source, error) {
 	names, err := fs.Glob(Defaults, "defaults/*.rego")
 	if err != nil {
 		return nil, err
 	}
 	var out []source
 	for _, n := range names {
+		if !rules && !strings.HasPrefix(filepath.Base(n), "lib") {
+			continue
+		}
 		b, err := Defaults.ReadFile(n)
 		if err != nil {
 			return nil, err
@@ -105,13 +111,9 @@ func readExceptions(paths []string) (*Exceptions, error) {
 // any problem in any file is an error (FILE:LINE: message), for `vigil
 // rules test` and CI.
 func Load(ctx context.Context, cfg Config) (*Set, *Exceptions, error) {
-	var srcs []source
-	if !cfg.NoDefaultRules {
-		d, err := defaultSources()
-		if err != nil {
-			return nil, nil, err
-		}
-		srcs = d
+	srcs, err := defaultSources(!cfg.NoDefaultRules)
+	if err != nil {
+		return nil, nil, err
 	}
 	user, err := readSources(cfg.Paths)
 	if err != nil {

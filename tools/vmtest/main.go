@@ -37,8 +37,9 @@ const (
 )
 
 // defaultModules are loaded unless -modules says otherwise: network tests
-// need veth pairs and bridges, and loading them costs a few milliseconds.
-const defaultModules = "veth,bridge"
+// need veth pairs and bridges, container tests overlay mounts, and loading
+// them costs a few milliseconds.
+const defaultModules = "veth,bridge,overlay"
 
 // defaultTimeout bounds a guest when the test binary runs without
 // -test.timeout.
