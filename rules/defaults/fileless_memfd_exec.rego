@@ -1,5 +1,7 @@
 package vigil.rules.fileless_memfd_exec
 
+import data.vigil.lib.common
+
 metadata := {
 	"id": "VGL-DEF-001",
 	"name": "Fileless execution from memory",
@@ -10,8 +12,14 @@ metadata := {
 	"events": ["process_exec"],
 }
 
+# Container runtimes re-execute a sealed in-memory copy of themselves
+# (runc's protection against overwriting its binary): their shims are the
+# parents of those execs.
+runtimes := {"containerd-shim", "containerd-shim-runc-v2", "conmon", "runc", "crun"}
+
 alert contains msg if {
 	p := input.process_exec.process
 	p.binary_properties.memfd == true
+	not common.basename(object.get(input.process_exec, ["parent", "binary"], "")) in runtimes
 	msg := sprintf("%s executed from an anonymous memory file", [p.binary])
 }
