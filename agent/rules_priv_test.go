@@ -73,7 +73,8 @@ spec: {cgroupPath: /%s}
 		}
 		return p
 	}
-	tool := func(name string) string {
+	tool := func(t *testing.T, name string) string {
+		t.Helper()
 		p, err := exec.LookPath(name)
 		if err != nil {
 			t.Skipf("no %s on this machine", name)
@@ -84,7 +85,8 @@ spec: {cgroupPath: /%s}
 	// binary (busybox, as in the VM tier's initramfs): its exec events
 	// name the multi-call binary, and the applet (argv[0]) is not
 	// reported, so rules keyed on the tool's name cannot see it.
-	multiCall := func(path string) {
+	multiCall := func(t *testing.T, path string) {
+		t.Helper()
 		if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Base(real) == "busybox" {
 			t.Skipf("%s is busybox: exec events name /bin/busybox, not the applet", path)
 		}
@@ -115,9 +117,12 @@ spec: {cgroupPath: /%s}
 	// expect waits for rule id's alert on pid, then checks that nothing
 	// the benign pids did raised it (they ran first, and rules evaluate
 	// events in order).
-	expect := func(id string, pid int, benign ...int) ev {
+	expect := func(t *testing.T, id string, pid int, benign ...int) ev {
 		t.Helper()
-		a := h.waitFor(id+" alert", alertOf(id, pid))
+		a, ok := h.find(timeout(), alertOf(id, pid))
+		if !ok {
+			t.Fatalf("no %s alert for pid %d within %v", id, pid, timeout())
+		}
 		if a.str("alert.rule.severity") == "" || a.get("alert.rule.mitre") == nil || a.str("alert.description") == "" || a.get("alert.event") == nil {
 			t.Errorf("%s alert lacks its rule, description or event: %s", id, a)
 		}
@@ -130,20 +135,20 @@ spec: {cgroupPath: /%s}
 	}
 
 	t.Run("shell in a container", func(t *testing.T) {
-		sh := tool("sh")
-		multiCall(sh)
+		sh := tool(t, "sh")
+		multiCall(t, sh)
 		script := func(cmd *exec.Cmd) *exec.Cmd { cmd.Stdin = strings.NewReader("exit 0\n"); return cmd }
 		b1 := run(inPod(exec.Command(sh, "-c", "true")))
 		b2 := run(script(exec.Command(sh)))
 		pid := run(inPod(script(exec.Command(sh))))
-		a := expect("VGL-EXEC-001", pid, b1, b2)
+		a := expect(t, "VGL-EXEC-001", pid, b1, b2)
 		if a.str("alert.pod.name") != "web" || a.str("alert.pod.namespace") != "shop" {
 			t.Errorf("alert pod: %v", a.get("alert.pod"))
 		}
 	})
 
 	t.Run("sensitive file read", func(t *testing.T) {
-		cat := tool("cat")
+		cat := tool(t, "cat")
 		if _, err := os.Stat("/etc/shadow"); errors.Is(err, os.ErrNotExist) {
 			fatalIf(t, os.WriteFile("/etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o640))
 			t.Cleanup(func() { os.Remove("/etc/shadow") })
@@ -152,7 +157,7 @@ spec: {cgroupPath: /%s}
 		fatalIf(t, os.WriteFile(plain, []byte("hello\n"), 0o644))
 		b := run(exec.Command(cat, plain))
 		pid := run(exec.Command(cat, "/etc/shadow"))
-		expect("VGL-CRED-001", pid, b)
+		expect(t, "VGL-CRED-001", pid, b)
 	})
 
 	t.Run("write below /etc", func(t *testing.T) {
@@ -160,14 +165,14 @@ spec: {cgroupPath: /%s}
 		t.Cleanup(func() { os.Remove(target) })
 		b := run(helper(self, "open-write", filepath.Join(work, "out"), "create"))
 		pid := run(helper(self, "open-write", target, "create"))
-		expect("VGL-PERS-001", pid, b)
+		expect(t, "VGL-PERS-001", pid, b)
 	})
 
 	t.Run("netcat remote execution", func(t *testing.T) {
 		nc := named(work, "nc")
 		b := run(helper(nc, "noop", "-z", "127.0.0.1", "9"))
 		pid := run(helper(nc, "noop", "-e", "/bin/sh", "127.0.0.1", "9"))
-		expect("VGL-EXEC-002", pid, b)
+		expect(t, "VGL-EXEC-002", pid, b)
 	})
 
 	t.Run("reverse shell", func(t *testing.T) {
@@ -175,7 +180,7 @@ spec: {cgroupPath: /%s}
 		py := named(work, "python3")
 		b := run(helper(py, "dup-pipe"))
 		pid := run(helper(py, "dup-socket", ln.Addr().String()))
-		a := expect("VGL-EXEC-003", pid, b)
+		a := expect(t, "VGL-EXEC-003", pid, b)
 		if a.str("alert.event.process_kprobe.args.0.file_arg.path") != "socket:" {
 			// args is a list: check through the generic walker.
 			args, _ := a.get("alert.event.process_kprobe.args").([]any)
@@ -194,7 +199,7 @@ spec: {cgroupPath: /%s}
 		other := listen(t, "127.0.0.1:0")
 		b := run(inPod(helper(self, "tcp-send", other.Addr().String())))
 		pid := run(inPod(helper(self, "tcp-send", "127.0.0.1:6443")))
-		a := expect("VGL-DISC-001", pid, b)
+		a := expect(t, "VGL-DISC-001", pid, b)
 		if a.get("alert.event.flow") == nil {
 			t.Errorf("alert event is not the flow: %s", a)
 		}
@@ -203,7 +208,7 @@ spec: {cgroupPath: /%s}
 	t.Run("packet socket", func(t *testing.T) {
 		b := run(helper(self, "inet-socket"))
 		pid := run(helper(self, "packet-socket"))
-		expect("VGL-DISC-002", pid, b)
+		expect(t, "VGL-DISC-002", pid, b)
 	})
 
 	t.Run("kernel module", func(t *testing.T) {
@@ -215,17 +220,17 @@ spec: {cgroupPath: /%s}
 		fatalIf(t, os.WriteFile(mod, []byte("not an ELF module"), 0o644))
 		// Every module load is reported: there is no benign counterpart.
 		pid := run(helper(self, "finit_module", mod))
-		expect("VGL-PERS-002", pid)
+		expect(t, "VGL-PERS-002", pid)
 	})
 
 	t.Run("ptrace attach", func(t *testing.T) {
-		target := exec.Command(tool("sleep"), "30")
+		target := exec.Command(tool(t, "sleep"), "30")
 		fatalIf(t, target.Start())
 		t.Cleanup(func() { target.Process.Kill(); target.Wait() })
 		tp := fmt.Sprint(target.Process.Pid)
 		b := run(helper(self, "ptrace-peek", tp))
 		pid := run(helper(self, "ptrace-attach", tp))
-		expect("VGL-PRIV-001", pid, b)
+		expect(t, "VGL-PRIV-001", pid, b)
 	})
 
 	t.Run("execution from /tmp", func(t *testing.T) {
@@ -234,13 +239,13 @@ spec: {cgroupPath: /%s}
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		b := run(helper(named(work, "payload"), "noop"))
 		pid := run(helper(named(dir, "payload"), "noop"))
-		expect("VGL-EXEC-004", pid, b)
+		expect(t, "VGL-EXEC-004", pid, b)
 	})
 
 	t.Run("fileless execution", func(t *testing.T) {
 		b := run(helper(self, "noop"))
 		pid := run(helper(self, "memfd-exec"))
-		a := expect("VGL-DEF-001", pid, b)
+		a := expect(t, "VGL-DEF-001", pid, b)
 		if a.get("alert.event.process_exec.process.binary_properties.memfd") != true {
 			t.Errorf("exec event: %v", a.get("alert.event.process_exec.process.binary_properties"))
 		}
@@ -253,7 +258,7 @@ spec: {cgroupPath: /%s}
 			dirs[d] = filepath.Join(base, d)
 			fatalIf(t, os.MkdirAll(dirs[d], 0o755))
 		}
-		truePath := tool("true")
+		truePath := tool(t, "true")
 		copyFile(t, truePath, filepath.Join(dirs["lower"], "inimage"), 0o755)
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", dirs["lower"], dirs["upper"], dirs["work"])
 		if err := unix.Mount("overlay", dirs["merged"], "overlay", 0, opts); err != nil {
@@ -263,7 +268,7 @@ spec: {cgroupPath: /%s}
 		copyFile(t, truePath, filepath.Join(dirs["merged"], "dropped"), 0o755)
 		b := run(inPod(exec.Command(filepath.Join(dirs["merged"], "inimage"))))
 		pid := run(inPod(exec.Command(filepath.Join(dirs["merged"], "dropped"))))
-		expect("VGL-EXEC-005", pid, b)
+		expect(t, "VGL-EXEC-005", pid, b)
 	})
 
 	t.Run("clearing logs", func(t *testing.T) {
@@ -273,40 +278,40 @@ spec: {cgroupPath: /%s}
 		b1 := run(helper(self, "open-write", log, "create"))
 		b2 := run(helper(self, "open-write", log, "append"))
 		trunc := run(helper(self, "open-write", log, "trunc"))
-		expect("VGL-DEF-002", trunc, b1, b2)
+		expect(t, "VGL-DEF-002", trunc, b1, b2)
 		rm := run(helper(self, "unlink", log))
-		expect("VGL-DEF-002", rm)
+		expect(t, "VGL-DEF-002", rm)
 	})
 
 	t.Run("searching for private keys", func(t *testing.T) {
-		grep := tool("grep")
-		multiCall(grep)
+		grep := tool(t, "grep")
+		multiCall(t, grep)
 		dir := filepath.Join(work, "notes")
 		fatalIf(t, os.MkdirAll(dir, 0o755))
 		fatalIf(t, os.WriteFile(filepath.Join(dir, "todo.txt"), []byte("hello\n"), 0o644))
 		b := run(exec.Command(grep, "-r", "hello", dir))
 		pid := run(exec.Command(grep, "-r", "BEGIN RSA PRIVATE KEY", dir))
-		expect("VGL-CRED-002", pid, b)
+		expect(t, "VGL-CRED-002", pid, b)
 	})
 
 	t.Run("unprivileged user namespace", func(t *testing.T) {
-		unshare := tool("unshare")
+		unshare := tool(t, "unshare")
 		b := run(exec.Command(unshare, "-U", "true"))
 		cmd := exec.Command(unshare, "-U", "true")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		pid := run(cmd)
-		expect("VGL-PRIV-002", pid, b)
+		expect(t, "VGL-PRIV-002", pid, b)
 	})
 
 	t.Run("set-user-ID program in a container", func(t *testing.T) {
-		truePath := tool("true")
+		truePath := tool(t, "true")
 		plain, suid := filepath.Join(work, "plain"), filepath.Join(work, "suid")
 		copyFile(t, truePath, plain, 0o755)
 		copyFile(t, truePath, suid, 0o755)
 		fatalIf(t, os.Chmod(suid, 0o755|os.ModeSetuid))
 		b := run(inPod(exec.Command(plain)))
 		pid := run(inPod(exec.Command(suid)))
-		expect("VGL-PRIV-003", pid, b)
+		expect(t, "VGL-PRIV-003", pid, b)
 	})
 }
 
