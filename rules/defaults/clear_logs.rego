@@ -1,6 +1,6 @@
 package vigil.rules.clear_logs
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-DEF-002",
@@ -17,26 +17,26 @@ rotators := {"logrotate", "savelog", "rsyslogd", "syslog-ng", "systemd-journald"
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-file-access"
-	common.syscall_name(ev.function_name) == "openat"
-	path := common.arg(ev, "filename").string_arg
+	events.syscall_name(ev.function_name) == "openat"
+	path := events.arg(ev, "filename").string_arg
 	startswith(path, "/var/log/")
-	bits.and(common.arg(ev, "flags").int_arg, 512) != 0 # O_TRUNC
-	not common.basename(ev.process.binary) in rotators
+	bits.and(events.arg(ev, "flags").int_arg, 512) != 0 # O_TRUNC
+	not events.basename(ev.process.binary) in rotators
 	msg := sprintf("%s truncated %s", [ev.process.binary, path])
 }
 
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-detections"
-	common.syscall_name(ev.function_name) == "unlinkat"
-	path := common.arg(ev, "path").string_arg
-	not common.basename(ev.process.binary) in rotators
+	events.syscall_name(ev.function_name) == "unlinkat"
+	path := events.arg(ev, "path").string_arg
+	not events.basename(ev.process.binary) in rotators
 	msg := sprintf("%s removed %s", [ev.process.binary, path])
 }
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.basename(p.binary) in {"shred", "truncate", "wipe", "srm"}
+	events.basename(p.binary) in {"shred", "truncate", "wipe", "srm"}
 	contains(p.arguments, "/var/log/")
 	msg := sprintf("%s %s", [p.binary, p.arguments])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.drop_and_execute
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-EXEC-005",
@@ -14,7 +14,7 @@ metadata := {
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.in_container(p)
+	events.in_container(p)
 	p.binary_properties.upper_layer == true
-	msg := sprintf("%s, not in the image, executed in %s", [p.binary, common.container(p)])
+	msg := sprintf("%s, not in the image, executed in %s", [p.binary, events.container(p)])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.fileless_memfd_exec
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-DEF-001",
@@ -20,6 +20,6 @@ runtimes := {"containerd-shim", "containerd-shim-runc-v2", "conmon", "runc", "cr
 alert contains msg if {
 	p := input.process_exec.process
 	p.binary_properties.memfd == true
-	not common.basename(object.get(input.process_exec, ["parent", "binary"], "")) in runtimes
+	not events.basename(object.get(input.process_exec, ["parent", "binary"], "")) in runtimes
 	msg := sprintf("%s executed from an anonymous memory file", [p.binary])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.kernel_module_load
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-PERS-002",
@@ -15,11 +15,11 @@ metadata := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-kernel-modules"
-	name := common.syscall_name(ev.function_name)
+	name := events.syscall_name(ev.function_name)
 	name in {"finit_module", "init_module"}
 	msg := sprintf("%s called %s%s", [ev.process.binary, name, module(ev)])
 }
 
-module(ev) := sprintf(" on %s", [common.arg(ev, "module").file_arg.path])
+module(ev) := sprintf(" on %s", [events.arg(ev, "module").file_arg.path])
 
 default module(_) := ""

@@ -1,6 +1,6 @@
 package vigil.rules.kubernetes_api_from_container
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-DISC-001",
@@ -17,10 +17,10 @@ apiserver_labels := {"k8s:component=kube-apiserver", "k8s:k8s-app=kube-apiserver
 alert contains msg if {
 	f := input.flow
 	f.traffic_direction == "EGRESS"
-	common.in_container(f.process)
+	events.in_container(f.process)
 	port := f.l4.TCP.destination_port
 	apiserver(f, port)
-	msg := sprintf("%s in %s connected to the API server at %s:%d", [f.process.binary, common.container(f.process), f.IP.destination, port])
+	msg := sprintf("%s in %s connected to the API server at %s:%d", [f.process.binary, events.container(f.process), f.IP.destination, port])
 }
 
 apiserver(_, 6443)

@@ -1,6 +1,6 @@
 # Shared definitions of the default rules. Library modules (package
 # vigil.lib.NAME) have no metadata and raise no alert.
-package vigil.lib.common
+package vigil.lib.events
 
 # The event's own object, whatever its type.
 event := input[k] if {

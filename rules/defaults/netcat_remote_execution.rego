@@ -1,6 +1,6 @@
 package vigil.rules.netcat_remote_execution
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-EXEC-002",
@@ -14,15 +14,15 @@ metadata := {
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.basename(p.binary) in common.netcats
-	common.basename(p.binary) != "socat"
+	events.basename(p.binary) in events.netcats
+	events.basename(p.binary) != "socat"
 	regex.match(`(^|\s)(-[A-Za-z]*[ec]|--exec|--sh-exec|--lua-exec)(\s|=|$)`, p.arguments)
 	msg := sprintf("%s %s", [p.binary, p.arguments])
 }
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.basename(p.binary) == "socat"
+	events.basename(p.binary) == "socat"
 	regex.match(`(?i)(^|[\s,!])(exec|system):`, p.arguments)
 	msg := sprintf("%s %s", [p.binary, p.arguments])
 }

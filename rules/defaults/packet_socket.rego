@@ -1,6 +1,6 @@
 package vigil.rules.packet_socket
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-DISC-002",
@@ -15,7 +15,7 @@ metadata := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-detections"
-	common.syscall_name(ev.function_name) == "socket"
-	common.arg(ev, "family").int_arg == 17
+	events.syscall_name(ev.function_name) == "socket"
+	events.arg(ev, "family").int_arg == 17
 	msg := sprintf("%s created a packet socket", [ev.process.binary])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.ptrace_attach
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-PRIV-001",
@@ -17,7 +17,7 @@ requests := {4: "PTRACE_POKETEXT", 5: "PTRACE_POKEDATA", 6: "PTRACE_POKEUSER", 1
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-system-changes"
-	common.syscall_name(ev.function_name) == "ptrace"
-	name := requests[common.arg(ev, "request").int_arg]
-	msg := sprintf("%s used %s on pid %d", [ev.process.binary, name, common.arg(ev, "pid").int_arg])
+	events.syscall_name(ev.function_name) == "ptrace"
+	name := requests[events.arg(ev, "request").int_arg]
+	msg := sprintf("%s used %s on pid %d", [ev.process.binary, name, events.arg(ev, "pid").int_arg])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.reverse_shell
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-EXEC-003",
@@ -15,16 +15,16 @@ metadata := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-detections"
-	common.syscall_name(ev.function_name) in {"dup2", "dup3"}
-	common.arg(ev, "oldfd").file_arg.path == "socket:"
-	fd := common.arg(ev, "newfd").int_arg
+	events.syscall_name(ev.function_name) in {"dup2", "dup3"}
+	events.arg(ev, "oldfd").file_arg.path == "socket:"
+	fd := events.arg(ev, "newfd").int_arg
 	fd in {0, 1}
 	suspicious(ev.process.binary)
 	msg := sprintf("%s redirected its %s to a socket", [ev.process.binary, {0: "standard input", 1: "standard output"}[fd]])
 }
 
-suspicious(bin) if common.is_shell(bin)
+suspicious(bin) if events.is_shell(bin)
 
-suspicious(bin) if common.is_interpreter(bin)
+suspicious(bin) if events.is_interpreter(bin)
 
-suspicious(bin) if common.basename(bin) in common.netcats
+suspicious(bin) if events.basename(bin) in events.netcats

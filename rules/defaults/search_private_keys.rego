@@ -1,6 +1,6 @@
 package vigil.rules.search_private_keys
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-CRED-002",
@@ -18,7 +18,7 @@ pattern := `(?i)(id_rsa|id_dsa|id_ecdsa|id_ed25519|authorized_keys|\.pem\b|\.p12
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.basename(p.binary) in searchers
+	events.basename(p.binary) in searchers
 	regex.match(pattern, p.arguments)
 	msg := sprintf("%s %s", [p.binary, p.arguments])
 }

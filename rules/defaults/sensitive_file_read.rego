@@ -1,6 +1,6 @@
 package vigil.rules.sensitive_file_read
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-CRED-001",
@@ -27,10 +27,10 @@ trusted := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-file-access"
-	common.syscall_name(ev.function_name) == "openat"
-	path := common.arg(ev, "filename").string_arg
+	events.syscall_name(ev.function_name) == "openat"
+	path := events.arg(ev, "filename").string_arg
 	some prefix in sensitive
 	startswith(path, prefix)
-	not common.basename(ev.process.binary) in trusted
+	not events.basename(ev.process.binary) in trusted
 	msg := sprintf("%s opened %s", [ev.process.binary, path])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.setuid_exec_in_container
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-PRIV-003",
@@ -14,8 +14,8 @@ metadata := {
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.in_container(p)
+	events.in_container(p)
 	some bit in ["setuid", "setgid"]
 	is_number(p.binary_properties[bit])
-	msg := sprintf("%s (%s %d) executed in %s", [p.binary, bit, p.binary_properties[bit], common.container(p)])
+	msg := sprintf("%s (%s %d) executed in %s", [p.binary, bit, p.binary_properties[bit], events.container(p)])
 }

@@ -1,6 +1,6 @@
 package vigil.rules.shell_in_container
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-EXEC-001",
@@ -14,13 +14,13 @@ metadata := {
 
 alert contains msg if {
 	p := input.process_exec.process
-	common.is_shell(p.binary)
-	common.in_container(p)
+	events.is_shell(p.binary)
+	events.in_container(p)
 	# A shell running a command (sh -c ...) or a script is not interactive.
 	args := object.get(p, "arguments", "")
 	not regex.match(`(^|\s)-[A-Za-z]*c(\s|$)`, args)
 	not regex.match(`(^|\s)[^-\s]`, args)
 	# Shells started by shells are part of a session already reported.
-	not common.is_shell(object.get(input.process_exec, ["parent", "binary"], ""))
-	msg := sprintf("shell %s started in %s", [p.binary, common.container(p)])
+	not events.is_shell(object.get(input.process_exec, ["parent", "binary"], ""))
+	msg := sprintf("shell %s started in %s", [p.binary, events.container(p)])
 }

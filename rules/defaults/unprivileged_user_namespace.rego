@@ -1,6 +1,6 @@
 package vigil.rules.unprivileged_user_namespace
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-PRIV-002",
@@ -15,7 +15,7 @@ metadata := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-system-changes"
-	common.syscall_name(ev.function_name) == "unshare"
+	events.syscall_name(ev.function_name) == "unshare"
 	ev.process.uid != 0
 	msg := sprintf("%s (uid %d) created a user namespace", [ev.process.binary, ev.process.uid])
 }

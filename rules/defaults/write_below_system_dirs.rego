@@ -1,6 +1,6 @@
 package vigil.rules.write_below_system_dirs
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "VGL-PERS-001",
@@ -25,12 +25,12 @@ package_managers := {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-file-access"
-	common.syscall_name(ev.function_name) == "openat"
-	path := common.arg(ev, "filename").string_arg
-	flags := common.arg(ev, "flags").int_arg
+	events.syscall_name(ev.function_name) == "openat"
+	path := events.arg(ev, "filename").string_arg
+	flags := events.arg(ev, "flags").int_arg
 	bits.and(flags, write_flags) != 0
 	some dir in dirs
 	startswith(path, dir)
-	not common.basename(ev.process.binary) in package_managers
+	not events.basename(ev.process.binary) in package_managers
 	msg := sprintf("%s opened %s for writing", [ev.process.binary, path])
 }

@@ -2,7 +2,7 @@
 # default openat hook) is worth a low alert.
 package vigil.rules.cat_etc
 
-import data.vigil.lib.common
+import data.vigil.lib.events
 
 metadata := {
 	"id": "USER-001",
@@ -16,8 +16,8 @@ metadata := {
 
 alert contains msg if {
 	ev := input.process_kprobe
-	common.basename(ev.process.binary) == "cat"
-	path := common.arg(ev, "filename").string_arg
+	events.basename(ev.process.binary) == "cat"
+	path := events.arg(ev, "filename").string_arg
 	startswith(path, "/etc/")
 	msg := sprintf("cat read %s", [path])
 }
