@@ -49,6 +49,8 @@ func FuzzParseInput(f *testing.F) {
 	}
 	f.Add([]byte(`{"a":"\u00e9\n","b":[1,2.5e3,-0,true,null,{}],"c":{"process":{"x":1}}}`))
 	f.Add([]byte(`{"a":1}x`))
+	f.Add([]byte(`{"k\\n":1,"o":{"k\n":2,"k\"":3,"k\\\"":4}}`))
+	f.Add([]byte(`{"process":{"exec_id":"a","s":"x\"}"},"parent":{"exec_id":"a","s":"x\\"}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		p := newInputParser(4)
 		v, _, err := p.parse(line)

@@ -1,9 +1,12 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -17,13 +20,14 @@ import (
 // the same objects, which are most of an event's bytes, so they are
 // converted once. Not safe for concurrent use.
 type inputParser struct {
-	procs map[string]ast.Value
+	procs map[string]cachedValue
+	keys  map[string]*ast.Term
 	// maxProcs bounds procs; it is emptied when full.
 	maxProcs int
 }
 
 func newInputParser(maxProcs int) *inputParser {
-	return &inputParser{procs: map[string]ast.Value{}, maxProcs: maxProcs}
+	return &inputParser{procs: map[string]cachedValue{}, maxProcs: maxProcs}
 }
 
 // ParseInput parses one exported event (a JSON object) into a rule input
@@ -64,6 +68,14 @@ func TypeOf(obj ast.Object) event.Type {
 }
 
 const maxDepth = 64
+
+// numberPattern is JSON's number grammar.
+var numberPattern = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// cachedKeys are the members whose object values the parser keeps by text:
+// the processes, and within new processes the parts most processes share
+// (capabilities, namespaces, pod).
+var cachedKeys = map[string]bool{"process": true, "parent": true, "cap": true, "ns": true, "pod": true}
 
 type decoder struct {
 	b []byte
@@ -137,7 +149,7 @@ func (d *decoder) number() (ast.Value, error) {
 		break
 	}
 	n := json.Number(d.b[start:d.i])
-	if _, err := n.Float64(); err != nil {
+	if _, err := n.Float64(); err != nil || !numberPattern.Match(d.b[start:d.i]) {
 		return nil, d.errorf("invalid number %q", string(n))
 	}
 	return ast.Number(n), nil
@@ -191,6 +203,36 @@ func (d *decoder) escaped(start int) (string, error) {
 	return "", d.errorf("unterminated string")
 }
 
+// key decodes an object's key. The exported keys are few: their terms
+// are made once per parser and shared (terms are never modified).
+func (d *decoder) key() (*ast.Term, error) {
+	if d.p != nil {
+		if end := bytes.IndexByte(d.b[d.i+1:], '"'); end >= 0 {
+			raw := d.b[d.i+1 : d.i+1+end]
+			if t, ok := d.p.keys[string(raw)]; ok {
+				d.i += end + 2
+				return t, nil
+			}
+		}
+	}
+	k, err := d.str()
+	if err != nil {
+		return nil, err
+	}
+	t := ast.StringTerm(k)
+	if d.p != nil && len(d.p.keys) < maxKeys && !strings.ContainsAny(k, `"\\`) {
+		if d.p.keys == nil {
+			d.p.keys = map[string]*ast.Term{}
+		}
+		d.p.keys[k] = t
+	}
+	return t, nil
+}
+
+// maxKeys bounds the parser's shared keys: objects with keys of their own
+// (labels, annotations) do not grow it past that.
+const maxKeys = 1024
+
 func (d *decoder) array(depth int) (ast.Value, error) {
 	d.i++
 	var terms []*ast.Term
@@ -234,17 +276,18 @@ func (d *decoder) object(depth int) (ast.Value, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, d.errorf("want a key")
 		}
-		k, err := d.str()
+		kt, err := d.key()
 		if err != nil {
 			return nil, err
 		}
+		k := string(kt.Value.(ast.String))
 		d.space()
 		if d.i >= len(d.b) || d.b[d.i] != ':' {
 			return nil, d.errorf("want : after a key")
 		}
 		d.i++
 		var v ast.Value
-		if (k == "process" || k == "parent") && d.p != nil && d.p.maxProcs > 0 {
+		if cachedKeys[k] && d.p != nil && d.p.maxProcs > 0 {
 			v, err = d.cached(depth)
 		} else {
 			v, err = d.value(depth + 1)
@@ -252,7 +295,7 @@ func (d *decoder) object(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj.Insert(ast.StringTerm(k), ast.NewTerm(v))
+		obj.Insert(kt, ast.NewTerm(v))
 		d.space()
 		if d.i >= len(d.b) {
 			return nil, d.errorf("unterminated object")
@@ -269,18 +312,22 @@ func (d *decoder) object(depth int) (ast.Value, error) {
 	}
 }
 
-// cached parses a process object, or reuses the value of the same text.
-// Values are never modified once built, so sharing them is safe.
+// cached parses an object, or reuses the value of the same text. Entries
+// are found by their first bytes and confirmed by comparing the whole
+// text: an object's text is never the prefix of another's, so no scan
+// for its end is needed when it is known. Values are never modified once
+// built, so sharing them is safe.
 func (d *decoder) cached(depth int) (ast.Value, error) {
 	d.space()
 	start := d.i
+	key := d.b[start:min(start+cacheKeyLen, len(d.b))]
+	if c, ok := d.p.procs[string(key)]; ok && bytes.HasPrefix(d.b[start:], c.text) {
+		d.i += len(c.text)
+		return c.v, nil
+	}
 	end, ok := d.skip()
 	if !ok {
 		return d.value(depth + 1)
-	}
-	if v, ok := d.p.procs[string(d.b[start:end])]; ok {
-		d.i = end
-		return v, nil
 	}
 	v, err := d.value(depth + 1)
 	if err != nil {
@@ -289,8 +336,18 @@ func (d *decoder) cached(depth int) (ast.Value, error) {
 	if len(d.p.procs) >= d.p.maxProcs {
 		clear(d.p.procs)
 	}
-	d.p.procs[string(d.b[start:end])] = v
+	text := d.b[start:end]
+	d.p.procs[string(text[:min(cacheKeyLen, len(text))])] = cachedValue{text: bytes.Clone(text), v: v}
 	return v, nil
+}
+
+// cacheKeyLen is how many of its first bytes find a cached object: enough
+// to hold a process's exec_id.
+const cacheKeyLen = 128
+
+type cachedValue struct {
+	text []byte
+	v    ast.Value
 }
 
 // skip returns the end of the object at d.i without decoding it; false
@@ -299,21 +356,26 @@ func (d *decoder) skip() (int, bool) {
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return 0, false
 	}
-	level, inStr := 0, false
+	level := 0
 	for j := d.i; j < len(d.b); j++ {
-		c := d.b[j]
-		if inStr {
-			switch c {
-			case '\\':
-				j++
-			case '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
+		switch d.b[j] {
 		case '"':
-			inStr = true
+			// Jump to the closing quote: one not escaped by an odd
+			// number of backslashes.
+			for {
+				k := bytes.IndexByte(d.b[j+1:], '"')
+				if k < 0 {
+					return 0, false
+				}
+				j += 1 + k
+				n := 0
+				for n < j && d.b[j-1-n] == '\\' {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
 		case '{', '[':
 			level++
 		case '}', ']':

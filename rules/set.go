@@ -16,6 +16,8 @@ import (
 type Set struct {
 	rules  []*Rule
 	byType map[event.Type]*typeQuery
+	// paths are the input paths the guards read.
+	paths *pathTable
 }
 
 // typeQuery evaluates every rule consuming one event type at once; single
@@ -23,6 +25,7 @@ type Set struct {
 // evaluation does.
 type typeQuery struct {
 	rules  []*Rule
+	guards []*guard
 	joint  rego.PreparedEvalQuery
 	single []rego.PreparedEvalQuery
 }
@@ -78,7 +81,10 @@ func Compile(ctx context.Context, rules []*Rule) (*Set, error) {
 		}
 	}
 	slices.SortFunc(s.rules, func(a, b *Rule) int { return strings.Compare(a.ID, b.ID) })
+	env := newGuardEnv(rules)
+	s.paths = env.paths
 	for _, r := range s.rules {
+		g := buildGuard(env, r)
 		for _, t := range r.Events {
 			q := s.byType[t]
 			if q == nil {
@@ -86,6 +92,7 @@ func Compile(ctx context.Context, rules []*Rule) (*Set, error) {
 				s.byType[t] = q
 			}
 			q.rules = append(q.rules, r)
+			q.guards = append(q.guards, g)
 		}
 	}
 	for t, q := range s.byType {
@@ -123,11 +130,30 @@ func (s *Set) Wants(t event.Type) bool { return s.byType[t] != nil }
 
 // Eval evaluates the rules that consume type t against input, the event's
 // exported JSON object. A rule that fails is reported in errs; the others'
-// alerts are still returned.
+// alerts are still returned. Rules whose guard the input fails are not
+// evaluated: they cannot raise an alert on it.
 func (s *Set) Eval(ctx context.Context, t event.Type, input ast.Value) (matches []Match, errs []RuleError) {
 	q := s.byType[t]
 	if q == nil {
 		return nil, nil
+	}
+	obj, _ := input.(ast.Object)
+	var gin *guardInput
+	if obj != nil {
+		gin = s.paths.input(obj)
+	}
+	var cand [8]int
+	candidates := cand[:0]
+	for i, g := range q.guards {
+		if gin == nil || g.pass(gin) {
+			candidates = append(candidates, i)
+		}
+	}
+	switch {
+	case len(candidates) == 0:
+		return nil, nil
+	case len(candidates) < len(q.rules):
+		return s.evalEach(ctx, q, candidates, input)
 	}
 	rs, err := q.joint.Eval(ctx, rego.EvalParsedInput(input))
 	if err == nil {
@@ -137,7 +163,13 @@ func (s *Set) Eval(ctx context.Context, t event.Type, input ast.Value) (matches 
 		return matches, errs
 	}
 	// One rule failed: evaluate each alone to report it and keep the others.
-	for i, r := range q.rules {
+	return s.evalEach(ctx, q, candidates, input)
+}
+
+// evalEach evaluates the rules of q at the indexes given, one query each.
+func (s *Set) evalEach(ctx context.Context, q *typeQuery, which []int, input ast.Value) (matches []Match, errs []RuleError) {
+	for _, i := range which {
+		r := q.rules[i]
 		rs, err := q.single[i].Eval(ctx, rego.EvalParsedInput(input))
 		if err != nil {
 			errs = append(errs, RuleError{r, err})

@@ -14,7 +14,7 @@ metadata := {
 
 searchers := {"grep", "egrep", "fgrep", "rg", "ag", "ack", "find", "locate", "mlocate", "plocate", "fd", "fdfind"}
 
-pattern := `(?i)(id_rsa|id_dsa|id_ecdsa|id_ed25519|authorized_keys|\.pem\b|\.p12\b|\.pfx\b|private[ _-]?key|BEGIN [A-Z ]*PRIVATE|passw(or)?d|aws_secret|secret_access_key|\.aws/credentials|\.docker/config\.json|\.kube/config)`
+pattern := `(?i)(id_rsa|id_dsa|id_ecdsa|id_ed25519|authorized_keys|\.pem\b|\.p12\b|\.pfx\b|private[ _-]?key|BEGIN [A-Z ]*PRIVATE|passwords?\b|passw(or)?d\s*[=:]|aws_secret|secret_access_key|\.aws/credentials|\.docker/config\.json|\.kube/config)`
 
 alert contains msg if {
 	p := input.process_exec.process
