@@ -302,6 +302,8 @@ func values(m map[string]*Rule) []*Rule {
 
 // evaluate runs the rules for ev and exports its alerts.
 func (e *Engine) evaluate(ctx context.Context, ev *event.Event) {
+	start := time.Now()
+	defer func() { e.m.duration.Observe(time.Since(start).Seconds()) }()
 	l := e.cur.Load()
 	e.buf = e.enc.AppendJSON(e.buf[:0], ev, e.cfg.NodeName)
 	input, t, err := e.parser.parse(e.buf)

@@ -138,6 +138,16 @@ func TestEngineReload(t *testing.T) {
 	if got := counterValue(e.m.alerts.WithLabelValues("T-1", "low")); got < 4 {
 		t.Errorf("vigil_rules_alerts_total = %v, want at least 4", got)
 	}
+	// Every evaluation is timed (the last one's time is observed just
+	// after its alert is exported).
+	waitUntil(t, "vigil_rules_eval_duration_seconds to count every evaluation", func() bool {
+		var h dto.Metric
+		if err := e.m.duration.Write(&h); err != nil {
+			t.Fatal(err)
+		}
+		n := counterValue(e.m.evaluated)
+		return n >= 4 && h.GetHistogram().GetSampleCount() >= uint64(n)
+	})
 }
 
 // Submit never blocks: what the queue cannot hold is dropped, counted and

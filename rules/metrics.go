@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	loaded     prometheus.Gauge
 	evaluated  prometheus.Counter
+	duration   prometheus.Histogram
 	dropped    prometheus.Counter
 	fileErrors prometheus.Counter
 	alerts     *prometheus.CounterVec
@@ -23,6 +24,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Detection rules in force."}),
 		evaluated: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_events_evaluated_total",
 			Help: "Events the detection rules evaluated."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_rules_eval_duration_seconds",
+			Help:    "Time to evaluate the rules on one event (encode, parse, guards, Rego, exceptions).",
+			Buckets: prometheus.ExponentialBuckets(2e-6, 4, 9)}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_events_dropped_total",
 			Help: "Events not evaluated because the rules' queue was full (also reported as lost_events reason rules_queue_full)."}),
 		fileErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_file_errors_total",
@@ -37,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Loads of the rule files, by result."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.loaded, m.evaluated, m.dropped, m.fileErrors, m.alerts, m.silenced, m.evalErrors, m.reloads)
+		reg.MustRegister(m.loaded, m.evaluated, m.duration, m.dropped, m.fileErrors, m.alerts, m.silenced, m.evalErrors, m.reloads)
 	}
 	return m
 }
