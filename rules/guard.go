@@ -396,6 +396,16 @@ func (b *guardBuilder) check(expr *ast.Expr, aliases map[ast.Var]operand, ranges
 			return nil
 		}
 		o = b.fix(o)
+		if strs := stringSet(elems); strs != nil {
+			return func(in *guardInput) bool {
+				v, ok, known := o.value(in)
+				if !known || !ok {
+					return !known
+				}
+				s, isStr := v.(ast.String)
+				return isStr && strs[string(s)]
+			}
+		}
 		return func(in *guardInput) bool {
 			v, ok, known := o.value(in)
 			return !known || ok && elems.Contains(ast.NewTerm(v))
@@ -453,9 +463,17 @@ func (b *guardBuilder) check(expr *ast.Expr, aliases map[ast.Var]operand, ranges
 		}
 		o.fn = libFuncs["basename"]
 		o = b.fix(o)
+		strs := stringSet(shells)
+		if strs == nil {
+			return nil
+		}
 		return func(in *guardInput) bool {
 			v, ok, known := o.value(in)
-			return !known || ok && shells.Contains(ast.NewTerm(v))
+			if !known || !ok {
+				return !known
+			}
+			s, isStr := v.(ast.String)
+			return isStr && strs[string(s)]
 		}
 	case b.libFunc(op) == "in_container" && len(args) == 1:
 		o, ok := b.operand(args[0], aliases)
@@ -479,6 +497,21 @@ func truthy(o operand) check {
 		v, ok, _ := o.value(in)
 		return ok && v.Compare(ast.Boolean(false)) != 0
 	}
+}
+
+// stringSet returns the members of s when all are strings, else nil.
+func stringSet(s ast.Set) map[string]bool {
+	out := map[string]bool{}
+	all := true
+	s.Foreach(func(t *ast.Term) {
+		str, ok := t.Value.(ast.String)
+		all = all && ok
+		out[string(str)] = true
+	})
+	if !all {
+		return nil
+	}
+	return out
 }
 
 // elements returns the members of a constant set or array.

@@ -78,9 +78,10 @@ var numberPattern = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[
 var cachedKeys = map[string]bool{"process": true, "parent": true, "cap": true, "ns": true, "pod": true}
 
 type decoder struct {
-	b []byte
-	i int
-	p *inputParser
+	b     []byte
+	i     int
+	p     *inputParser
+	pairs [][2]*ast.Term
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -265,12 +266,15 @@ func (d *decoder) array(depth int) (ast.Value, error) {
 
 func (d *decoder) object(depth int) (ast.Value, error) {
 	d.i++
-	obj := ast.NewObject()
 	d.space()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
-		return obj, nil
+		return ast.NewObject(), nil
 	}
+	// The members are gathered on the decoder's stack, then the object is
+	// made at once.
+	mark := len(d.pairs)
+	defer func() { d.pairs = d.pairs[:mark] }()
 	for {
 		d.space()
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
@@ -295,7 +299,7 @@ func (d *decoder) object(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj.Insert(kt, ast.NewTerm(v))
+		d.pairs = append(d.pairs, [2]*ast.Term{kt, ast.NewTerm(v)})
 		d.space()
 		if d.i >= len(d.b) {
 			return nil, d.errorf("unterminated object")
@@ -305,11 +309,28 @@ func (d *decoder) object(depth int) (ast.Value, error) {
 			d.i++
 		case '}':
 			d.i++
-			return obj, nil
+			return newObject(d.pairs[mark:]), nil
 		default:
 			return nil, d.errorf("want , or } in an object")
 		}
 	}
+}
+
+// newObject makes an object of members; of duplicate keys, the last one
+// counts, as with encoding/json.
+func newObject(kv [][2]*ast.Term) ast.Object {
+	for i := 1; i < len(kv); i++ {
+		for j := 0; j < i; j++ {
+			if kv[i][0] == kv[j][0] || kv[i][0].Value.Compare(kv[j][0].Value) == 0 {
+				obj := ast.NewObject()
+				for _, p := range kv {
+					obj.Insert(p[0], p[1])
+				}
+				return obj
+			}
+		}
+	}
+	return ast.NewObject(kv...)
 }
 
 // cached parses an object, or reuses the value of the same text. Entries
