@@ -71,6 +71,6 @@ run: setup build
 # BENCH_FLAGS=-quick for a short check of the harness (see bin/vigil-bench run -h).
 BENCH_FLAGS ?=
 bench: build
-	./bench/setup.sh
+	./scripts/setup-host.sh --bench
 	CGO_ENABLED=0 $(GO) build -o bin/vigil-bench ./bench/cmd/vigil-bench
 	./bin/vigil-bench run $(BENCH_FLAGS)

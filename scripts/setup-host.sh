@@ -5,12 +5,14 @@
 #
 #   scripts/setup-host.sh            packages for running and the host tests
 #   scripts/setup-host.sh --vm       also what the VM test tier needs
+#   scripts/setup-host.sh --bench    also what make bench's workloads need
 set -eu
 
 want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static"
-if [ "${1:-}" = "--vm" ]; then
-	want="$want qemu-system-x86 busybox-static xz-utils cpio zstd"
-fi
+case "${1:-}" in
+--vm) want="$want qemu-system-x86 busybox-static xz-utils cpio zstd" ;;
+--bench) want="$want redis-server redis-tools" ;;
+esac
 
 missing=""
 for p in $want; do

@@ -183,7 +183,7 @@ func ParseRedisCSV(out []byte) (map[string]float64, error) {
 // in the client cgroup and waits until it answers.
 func (h *Harness) startRedis(ctx context.Context) error {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		return fmt.Errorf("redis-server not installed (bench/setup.sh installs it): %w", err)
+		return fmt.Errorf("redis-server not installed (scripts/setup-host.sh --bench installs it): %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
