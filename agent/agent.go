@@ -24,7 +24,7 @@ import (
 	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/k8spolicies"
 	"github.com/vigilsec/vigil/kprobes"
-	"github.com/vigilsec/vigil/observer"
+	"github.com/vigilsec/vigil/pipeline"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/tracingsensor"
@@ -48,10 +48,6 @@ type Agent struct {
 	ts  *tracingsensor.Sensor
 	pm  *policyManager
 	np  *netpolManager
-	// npLostSeen is the datapath's record loss count already reported.
-	npLostSeen uint64
-	// lostSeen is the kernel loss count already reported.
-	lostSeen uint64
 }
 
 // New checks cfg and prepares an agent. It touches neither the kernel nor
@@ -84,7 +80,11 @@ func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
 // Run loads and attaches the sensors, streams events until ctx ends, then
-// detaches everything and flushes the sinks.
+// detaches everything and flushes the sinks. The route of each event is the
+// pipeline's (see package pipeline); Run only wires its parts, in the order
+// that keeps every process's events complete: the process sensor first, the
+// running processes read from /proc before records are decoded, identities
+// synced before policies that select pods load.
 func (a *Agent) Run(ctx context.Context) (err error) {
 	log := a.log
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -119,23 +119,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			defer stats.Close()
 		}
 	}
-	// Every producer exports through the holder, which delays the events of
-	// a container whose metadata is still on its way.
-	var out process.Sink = a.exp
 	var detections *rules.Engine
+	var detect pipeline.Detector
 	if a.cfg.Rules.Enabled() {
 		a.cfg.Rules.NodeName = a.cfg.NodeName
 		detections, err = rules.New(a.cfg.Rules, log.WithField(logFieldComponent, "rules"), a.reg, a.exp)
 		if err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
-		out = ruleTee{rules: detections, next: a.exp}
+		detect = detections
 		log.WithField("rules", len(detections.Rules())).Info("detection rules loaded")
 	}
-	sink := newHolder(out, ids, cache, a.cfg.Identity.HoldTimeout, a.cfg.Identity.HoldMax, a.reg)
-	eps := &endpoints{}
 
-	sensor, err := kprobes.NewProcessSensor(&kprobes.ProcessOptions{
+	procs, err := process.NewSensor(&process.SensorOptions{
 		RingBufferSize: uint32(a.cfg.RingBufferSize),
 		MaxProcesses:   uint32(a.cfg.ProcessCacheSize),
 		RawTracepoints: a.cfg.RawTracepoints,
@@ -144,55 +140,52 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if cerr := sensor.Close(); cerr != nil {
+		if cerr := procs.Close(); cerr != nil {
 			log.WithError(cerr).Warn("detach process sensor")
 		}
 	}()
-	log.WithField(logFieldMechanism, sensor.Mechanism()).Info("process sensor attached")
-
+	log.WithField(logFieldMechanism, procs.Mechanism()).Info("process sensor attached")
 	filters, err := a.resolveExecFilter(cgroupRoot)
 	if err != nil {
 		return err
 	}
-	if err := sensor.SetFilters(filters); err != nil {
+	if err := procs.SetExecFilters(filters); err != nil {
 		return err
 	}
 
-	obs, err := observer.New(sensor.Events(), log.WithField(logFieldComponent, "observer"))
+	pipe, err := pipeline.New(pipeline.Config{HoldTimeout: a.cfg.Identity.HoldTimeout, HoldMax: a.cfg.Identity.HoldMax},
+		procs.Events(), ids, detect, a.exp, a.reg, log.WithField(logFieldComponent, "pipeline"))
 	if err != nil {
 		return err
 	}
-	dec := process.NewDecoder(cache, sink)
-	obs.Handle(kprobes.OpExec, dec.Exec)
-	obs.Handle(kprobes.OpFork, dec.Fork)
-	obs.Handle(kprobes.OpExit, dec.Exit)
+	pipe.KernelLosses(procs.LostTotal)
+	decoded := pipe.Decoded()
+	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 
-	gen, err := kprobes.NewGenericSensor(sensor, feats)
+	a.ts, err = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot},
+		procs, feats, cache, decoded, log.WithField(logFieldComponent, "tracing"))
 	if err != nil {
 		return err
 	}
-	defer gen.Close()
-	a.ts = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot},
-		gen, sensor, cache, sink, log.WithField(logFieldComponent, "tracing"))
 	defer a.ts.Close()
-	obs.Handle(kprobes.OpGeneric, a.ts.HandleRecord)
+	pipe.Route(a.ts.Routes()...)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
 
-	report, _ := kprobes.ParseFlowReport(a.cfg.Flows)
-	if report != kprobes.FlowReportOff {
-		fs, err := kprobes.NewFlowSensor(sensor, cgroupRoot, report)
+	eps := &flows.PodEndpoints{}
+	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
+		fs, err := flows.NewSensor(procs, cgroupRoot, report)
 		if err != nil {
 			return fmt.Errorf("flow sensor: %w", err)
 		}
 		defer fs.Close()
-		obs.Handle(kprobes.OpFlow, flows.NewDecoder(cache, sink, eps).Handle)
+		pipe.Route(flows.NewDecoder(cache, decoded, eps).Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
 	}
 
 	// Processes that started before the sensor: their records are not in
-	// the ring buffer, /proc has them. The observer starts after the scan,
+	// the ring buffer, /proc has them. The pipeline starts after the scan,
 	// so records that arrived meanwhile are applied on top of it.
-	n, err := a.scanProc(cache, sensor, cgroupRoot)
+	n, err := a.scanProc(cache, procs, cgroupRoot)
 	if err != nil {
 		return err
 	}
@@ -204,23 +197,24 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, sink, eps, log.WithField(logFieldComponent, "netpol"))
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, decoded, eps, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
 	// Pods and their labels and addresses make the network identities,
 	// also those of pods with no cgroup on this node.
 	ids.OnWorkloadsChange(func() {
-		eps.refresh(ids)
+		eps.Set(podsByIP(ids))
 		if np != nil {
 			np.changed()
 		}
 	})
 	ids.OnChange(func(cg uint64, pod *event.Pod) {
 		cache.SetPod(cg, pod)
-		sink.release(cg, pod)
+		pipe.PodKnown(cg, pod)
 		if err := a.ts.RefreshScopes(); err != nil {
 			log.WithError(err).Warn("update policy scopes")
 		}
@@ -235,7 +229,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		return nil
 	}
-	eps.refresh(ids)
+	eps.Set(podsByIP(ids))
 	for _, w := range ids.Workloads() {
 		for _, cg := range w.CgroupIDs {
 			if pod, _ := ids.PodForCgroup(cg); pod != nil {
@@ -276,12 +270,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	go func() { expDone <- a.exp.Run(expCtx) }()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return obs.Run(gctx) })
+	g.Go(func() error { return pipe.Run(gctx) })
 	a.np = np
-	g.Go(func() error { return a.pollLost(gctx, sensor) })
-	if detections != nil {
-		g.Go(func() error { return detections.Run(gctx) })
-	}
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
 		if err != nil {
@@ -296,21 +286,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
 	}
-	g.Go(func() error {
-		if a.cfg.Identity.HoldTimeout <= 0 {
-			return nil
-		}
-		t := time.NewTicker(max(a.cfg.Identity.HoldTimeout/4, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case now := <-t.C:
-				sink.expire(now)
-			}
-		}
-	})
 	if len(a.cfg.Policies) > 0 {
 		g.Go(func() error { return a.pm.watch(gctx, a.cfg.Policies) })
 	}
@@ -344,10 +319,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	runErr := g.Wait()
 	a.ready.Store(false)
-	// Report what the kernel could not deliver up to the end.
-	if err := a.reportLost(sensor); err != nil {
-		log.WithError(err).Warn("read lost event counters")
-	}
 	stopExporter()
 	if err := <-expDone; err != nil && !errors.Is(err, context.Canceled) {
 		runErr = errors.Join(runErr, err)
@@ -356,8 +327,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	return runErr
 }
 
-func (a *Agent) resolveExecFilter(cgroupRoot string) (kprobes.Filters, error) {
-	var f kprobes.Filters
+func (a *Agent) resolveExecFilter(cgroupRoot string) (process.ExecFilters, error) {
+	var f process.ExecFilters
 	for _, p := range a.cfg.ExecFilter.CgroupPaths {
 		if cgroupRoot == "" {
 			return f, fmt.Errorf("--exec-filter-cgroup: no cgroup v2 hierarchy is mounted")
@@ -384,7 +355,7 @@ func (a *Agent) resolveExecFilter(cgroupRoot string) (kprobes.Filters, error) {
 	return f, nil
 }
 
-func (a *Agent) scanProc(cache *process.Cache, sensor *kprobes.ProcessSensor, cgroupRoot string) (int, error) {
+func (a *Agent) scanProc(cache *process.Cache, sensor *process.Sensor, cgroupRoot string) (int, error) {
 	recs, err := process.ReadProc(a.cfg.ProcRoot, cgroupRoot)
 	if err != nil {
 		return 0, err
@@ -401,45 +372,6 @@ func (a *Agent) scanProc(cache *process.Cache, sensor *kprobes.ProcessSensor, cg
 		}
 	}
 	return len(recs), nil
-}
-
-// pollLost turns the kernel's counts of records it could not reserve into
-// loss reports, every second.
-func (a *Agent) pollLost(ctx context.Context, sensor *kprobes.ProcessSensor) error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := a.reportLost(sensor); err != nil {
-				a.log.WithError(err).Warn("read lost event counters")
-			}
-		}
-	}
-}
-
-func (a *Agent) reportLost(sensor *kprobes.ProcessSensor) error {
-	lost, err := sensor.Lost()
-	if err != nil {
-		return err
-	}
-	var total uint64
-	for _, n := range lost {
-		total += n
-	}
-	if d := total - a.lostSeen; d > 0 {
-		a.lostSeen = total
-		a.exp.ReportLost("ringbuf_full", d)
-	}
-	if a.np != nil {
-		if n := a.np.lostRecords(); n > a.npLostSeen {
-			a.exp.ReportLost("ringbuf_full", n-a.npLostSeen)
-			a.npLostSeen = n
-		}
-	}
-	return nil
 }
 
 var _ process.Sink = (*exporter.Exporter)(nil)

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/identity"
-	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
 )
@@ -86,7 +86,7 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		NodeName:         host,
-		RingBufferSize:   kprobes.DefaultRingBufferSize,
+		RingBufferSize:   process.DefaultRingBufferSize,
 		ProcessCacheSize: process.DefaultMaxEntries,
 		MetricsAddr:      "127.0.0.1:2112",
 		SocketPath:       "/run/vigil/vigil.sock",
@@ -107,7 +107,7 @@ func (c *Config) Validate() error {
 	if c.NodeName == "" {
 		errs = append(errs, errors.New("--node-name: must not be empty (the host name could not be read)"))
 	}
-	if err := kprobes.ValidateRingBufferSize(c.RingBufferSize); err != nil {
+	if err := process.ValidateRingBufferSize(c.RingBufferSize); err != nil {
 		errs = append(errs, fmt.Errorf("--ringbuf-size: %w", err))
 	}
 	if c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22 {
@@ -131,7 +131,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--exec-filter-binary: %q must be an absolute path of at most 255 bytes", b))
 		}
 	}
-	if _, err := kprobes.ParseFlowReport(c.Flows); err != nil {
+	if _, err := flows.ParseReport(c.Flows); err != nil {
 		errs = append(errs, fmt.Errorf("--flows: %w", err))
 	}
 	c.Identity.NodeName = c.NodeName

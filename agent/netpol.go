@@ -37,7 +37,7 @@ type netpolManager struct {
 	ids   *identity.Resolver
 	cache *process.Cache
 	sink  process.Sink
-	eps   *endpoints
+	eps   *flows.PodEndpoints
 	log   logrus.FieldLogger
 	kick  chan struct{}
 
@@ -116,7 +116,7 @@ func (w workloadPods) Pods(context.Context) ([]datapath.Pod, error) {
 	return out, nil
 }
 
-func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *endpoints, log logrus.FieldLogger) (*netpolManager, error) {
+func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, log logrus.FieldLogger) (*netpolManager, error) {
 	dp, err := datapath.New(datapath.Config{
 		Workloads:  workloadPods{ids},
 		CgroupRoot: cgroupRoot,

@@ -9,12 +9,12 @@
 package flows
 
 import (
-	"fmt"
 	"net/netip"
-	"unsafe"
+	"sync/atomic"
 
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
 )
 
@@ -45,15 +45,13 @@ func NewDecoder(cache *process.Cache, sink process.Sink, eps Endpoints) *Decoder
 	return &Decoder{cache: cache, sink: sink, eps: eps}
 }
 
-var flowEventSize = int(unsafe.Sizeof(kprobes.FlowFlowEvent{}))
-
 // Handle decodes one flow record from the shared ring buffer.
 func (d *Decoder) Handle(rec []byte) error {
-	if len(rec) < flowEventSize {
+	r, err := abi.Flow(rec)
+	if err != nil {
 		d.Errors++
-		return fmt.Errorf("flow record is %d bytes, want %d", len(rec), flowEventSize)
+		return err
 	}
-	r := (*kprobes.FlowFlowEvent)(unsafe.Pointer(&rec[0]))
 	local := addrFrom16(r.Local, r.Family)
 	remote := addrFrom16(r.Remote, r.Family)
 
@@ -65,7 +63,7 @@ func (d *Decoder) Handle(rec []byte) error {
 	}
 	f := &d.flow
 	switch r.Phase {
-	case uint8(kprobes.FlowFlowPhaseFLOW_END):
+	case uint8(abi.FlowFlowPhaseFLOW_END):
 		f.Phase = event.FlowEnd
 		f.BytesSent, f.BytesReceived = r.BytesSent, r.BytesReceived
 		f.PacketsSent, f.PacketsReceived = r.PacketsSent, r.PacketsReceived
@@ -79,7 +77,7 @@ func (d *Decoder) Handle(rec []byte) error {
 		}
 	}
 	var localEP, remoteEP *event.Endpoint
-	if r.Direction == uint8(kprobes.FlowFlowDirectionFLOW_INGRESS) {
+	if r.Direction == uint8(abi.FlowFlowDirectionFLOW_INGRESS) {
 		// The remote end opened the connection: it is the source.
 		f.Direction = event.DirectionIngress
 		f.Source, f.SourcePort = remote, r.RemotePort
@@ -181,4 +179,35 @@ func FillFromPod(ep *event.Endpoint, pod *event.Pod) {
 	if pod.Workload != "" {
 		ep.Workloads = []event.Workload{{Name: pod.Workload, Kind: pod.WorkloadKind}}
 	}
+}
+
+// Routes are the opcodes this decoder reads.
+func (d *Decoder) Routes() []observer.Route {
+	return []observer.Route{{Op: abi.OpFlow, Decode: d.Handle}}
+}
+
+// PodEndpoints resolves flow ends from the node's pods: a remote address of
+// a known pod is that pod, any other is the host or the world (as
+// NodeEndpoints). Safe for concurrent use; Set replaces the pods at once.
+type PodEndpoints struct {
+	byIP atomic.Pointer[map[netip.Addr]*event.Pod]
+}
+
+var _ Endpoints = (*PodEndpoints)(nil)
+
+// Set makes pods (by address, IPv4 unmapped) the known pods.
+func (e *PodEndpoints) Set(pods map[netip.Addr]*event.Pod) { e.byIP.Store(&pods) }
+
+func (e *PodEndpoints) Local(pod *event.Pod, cg uint64, addr netip.Addr, ep *event.Endpoint) {
+	NodeEndpoints{}.Local(pod, cg, addr, ep)
+}
+
+func (e *PodEndpoints) Remote(addr netip.Addr, ep *event.Endpoint) {
+	if m := e.byIP.Load(); m != nil {
+		if pod := (*m)[addr.Unmap()]; pod != nil {
+			FillFromPod(ep, pod)
+			return
+		}
+	}
+	NodeEndpoints{}.Remote(addr, ep)
 }

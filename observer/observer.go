@@ -43,9 +43,22 @@ func New(events *ebpf.Map, log logrus.FieldLogger) (*Observer, error) {
 	return &Observer{rd: rd, log: log}, nil
 }
 
+// Route sends the records of one opcode to a sensor's decoder.
+type Route struct {
+	Op     uint8
+	Decode Handler
+}
+
 // Handle registers h for records whose first byte is op. Register every
 // handler before Run.
 func (o *Observer) Handle(op uint8, h Handler) { o.handlers[op] = h }
+
+// Route registers the decoders of routes. Register every route before Run.
+func (o *Observer) Route(routes ...Route) {
+	for _, r := range routes {
+		o.handlers[r.Op] = r.Decode
+	}
+}
 
 // Stats returns the counters.
 func (o *Observer) Stats() Stats {

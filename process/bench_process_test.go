@@ -8,7 +8,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/exporter/encode"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 )
 
 // The process pipeline benchmarks replay raw exec and exit records, built
@@ -77,14 +77,14 @@ func pipelineStream(n int, withPods bool) (*recordStream, podTable) {
 		s.ops = append(s.ops, op)
 	}
 	setCgroup := func(rec []byte, cg uint64) {
-		(*kprobes.ProcessExecEvent)(unsafe.Pointer(&rec[0])).CgroupId = cg
+		(*abi.ExecEvent)(unsafe.Pointer(&rec[0])).CgroupId = cg
 	}
 	const shells = 64
 	for i := range shells {
 		kt += 1000
 		rec := execRecord(uint32(2000+i), 1, kt, "/usr/bin/dash", "/srv/app", "/bin/sh", "-c", "while true; do work; done")
 		setCgroup(rec, uint64(5000+i%nPods))
-		add(kprobes.OpExec, rec)
+		add(abi.OpExec, rec)
 	}
 	var pending []uint32
 	for i := range n {
@@ -94,11 +94,11 @@ func pipelineStream(n int, withPods bool) (*recordStream, podTable) {
 		rec := execRecord(pid, parent, kt, "/usr/bin/curl", "/srv/app", "curl", "-s", "-H", "Accept: application/json",
 			"https://api.example.com/v1/orders?id="+strconv.Itoa(i))
 		setCgroup(rec, uint64(5000+int(parent)%nPods))
-		add(kprobes.OpExec, rec)
+		add(abi.OpExec, rec)
 		pending = append(pending, pid)
 		if len(pending) > 50 {
 			kt += 1000
-			add(kprobes.OpExit, exitRecord(pending[0], kt, 0))
+			add(abi.OpExit, exitRecord(pending[0], kt, 0))
 			pending = pending[1:]
 		}
 	}
@@ -113,7 +113,7 @@ func pipelineStream(n int, withPods bool) (*recordStream, podTable) {
 // second pass continues the first one in time.
 func (s *recordStream) shift(d uint64) {
 	for _, rec := range s.recs {
-		h := (*kprobes.ProcessExitEvent)(unsafe.Pointer(&rec[0]))
+		h := (*abi.ExitEvent)(unsafe.Pointer(&rec[0]))
 		h.Hdr.Ktime += d
 	}
 }
@@ -139,7 +139,7 @@ func BenchmarkPipeline(b *testing.B) {
 				sink.enc = encode.NewEncoder(nil)
 			}
 			d := NewDecoder(cache, sink)
-			handle := [256]func([]byte) error{kprobes.OpExec: d.Exec, kprobes.OpExit: d.Exit}
+			handle := [256]func([]byte) error{abi.OpExec: d.Exec, abi.OpExit: d.Exit}
 			// One pass warms the cache and the encoder; the measured loop
 			// is the steady state.
 			for i, rec := range stream.recs {

@@ -1,11 +1,9 @@
 package process
 
 import (
-	"fmt"
-	"unsafe"
-
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/observer"
 )
 
 // Sink receives events. It must not keep the event after returning.
@@ -31,30 +29,14 @@ func NewDecoder(cache *Cache, sink Sink) *Decoder {
 	return &Decoder{cache: cache, sink: sink}
 }
 
-var (
-	execSize = int(unsafe.Sizeof(kprobes.ProcessExecEvent{}))
-	exitSize = int(unsafe.Sizeof(kprobes.ProcessExitEvent{}))
-	forkSize = int(unsafe.Sizeof(kprobes.ProcessForkEvent{}))
-)
-
-// ErrShortRecord reports a record shorter than its opcode's layout.
-type ErrShortRecord struct {
-	Op        uint8
-	Len, Want int
-}
-
-func (e *ErrShortRecord) Error() string {
-	return fmt.Sprintf("record of opcode %d is %d bytes, want at least %d", e.Op, e.Len, e.Want)
-}
-
 // Exec handles an exec record.
 func (d *Decoder) Exec(rec []byte) error {
-	if len(rec) < execSize {
+	r, data, err := abi.Exec(rec)
+	if err != nil {
 		d.Errors++
-		return &ErrShortRecord{kprobes.OpExec, len(rec), execSize}
+		return err
 	}
-	r := (*kprobes.ProcessExecEvent)(unsafe.Pointer(&rec[0]))
-	proc, parent := d.cache.Exec(r, rec[execSize:])
+	proc, parent := d.cache.Exec(r, data)
 	d.ev = event.Event{Type: event.TypeProcessExec, Time: d.cache.cfg.Clock.Wall(r.Hdr.Ktime), Process: proc, Parent: parent}
 	d.sink.Export(&d.ev)
 	return nil
@@ -62,24 +44,30 @@ func (d *Decoder) Exec(rec []byte) error {
 
 // Fork handles a fork record. Forks update the cache and produce no event.
 func (d *Decoder) Fork(rec []byte) error {
-	if len(rec) < forkSize {
+	r, err := abi.Fork(rec)
+	if err != nil {
 		d.Errors++
-		return &ErrShortRecord{kprobes.OpFork, len(rec), forkSize}
+		return err
 	}
-	d.cache.Fork((*kprobes.ProcessForkEvent)(unsafe.Pointer(&rec[0])))
+	d.cache.Fork(r)
 	return nil
 }
 
 // Exit handles an exit record.
 func (d *Decoder) Exit(rec []byte) error {
-	if len(rec) < exitSize {
+	r, err := abi.Exit(rec)
+	if err != nil {
 		d.Errors++
-		return &ErrShortRecord{kprobes.OpExit, len(rec), exitSize}
+		return err
 	}
-	r := (*kprobes.ProcessExitEvent)(unsafe.Pointer(&rec[0]))
 	proc, parent, exit := d.cache.Exit(r)
 	d.exit = exit
 	d.ev = event.Event{Type: event.TypeProcessExit, Time: d.cache.cfg.Clock.Wall(r.Hdr.Ktime), Process: proc, Parent: parent, Exit: &d.exit}
 	d.sink.Export(&d.ev)
 	return nil
+}
+
+// Routes are the opcodes this decoder reads.
+func (d *Decoder) Routes() []observer.Route {
+	return []observer.Route{{Op: abi.OpExec, Decode: d.Exec}, {Op: abi.OpFork, Decode: d.Fork}, {Op: abi.OpExit, Decode: d.Exit}}
 }

@@ -2,43 +2,28 @@ package process
 
 import (
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 )
 
 // Exec flags reported by the kernel.
 const (
-	execTruncPath  = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_PATH)
-	execErrPath    = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_PATH)
-	execTruncCWD   = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_CWD)
-	execErrCWD     = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_CWD)
-	execTruncArgs  = uint32(kprobes.ProcessExecFlagsEXEC_F_TRUNC_ARGS)
-	execErrArgs    = uint32(kprobes.ProcessExecFlagsEXEC_F_ERR_ARGS)
-	execUpperLayer = uint32(kprobes.ProcessExecFlagsEXEC_F_UPPER_LAYER)
-	execMemfd      = uint32(kprobes.ProcessExecFlagsEXEC_F_MEMFD)
-	execDeleted    = uint32(kprobes.ProcessExecFlagsEXEC_F_DELETED)
-	execSetuid     = uint32(kprobes.ProcessExecFlagsEXEC_F_SETUID)
-	execSetgid     = uint32(kprobes.ProcessExecFlagsEXEC_F_SETGID)
+	execTruncPath  = uint32(abi.ProcessExecFlagsEXEC_F_TRUNC_PATH)
+	execErrPath    = uint32(abi.ProcessExecFlagsEXEC_F_ERR_PATH)
+	execTruncCWD   = uint32(abi.ProcessExecFlagsEXEC_F_TRUNC_CWD)
+	execErrCWD     = uint32(abi.ProcessExecFlagsEXEC_F_ERR_CWD)
+	execTruncArgs  = uint32(abi.ProcessExecFlagsEXEC_F_TRUNC_ARGS)
+	execErrArgs    = uint32(abi.ProcessExecFlagsEXEC_F_ERR_ARGS)
+	execUpperLayer = uint32(abi.ProcessExecFlagsEXEC_F_UPPER_LAYER)
+	execMemfd      = uint32(abi.ProcessExecFlagsEXEC_F_MEMFD)
+	execDeleted    = uint32(abi.ProcessExecFlagsEXEC_F_DELETED)
+	execSetuid     = uint32(abi.ProcessExecFlagsEXEC_F_SETUID)
+	execSetgid     = uint32(abi.ProcessExecFlagsEXEC_F_SETGID)
 )
-
-// ExecData splits the variable part of an exec record into binary path,
-// cwd and raw argv, clamping lengths to what the record holds.
-func ExecData(rec *kprobes.ProcessExecEvent, data []byte) (path, cwd, args []byte) {
-	take := func(n uint16) []byte {
-		k := min(int(n), len(data))
-		b := data[:k]
-		data = data[k:]
-		return b
-	}
-	path = take(rec.PathLen)
-	cwd = take(rec.CwdLen)
-	args = take(rec.ArgsLen)
-	return path, cwd, args
-}
 
 // Exec records the exec of rec.Hdr.Pid and returns the new process and its
 // parent (nil when the parent is unknown).
-func (c *Cache) Exec(rec *kprobes.ProcessExecEvent, data []byte) (proc, parent *event.Process) {
-	path, cwd, args := ExecData(rec, data)
+func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Process) {
+	path, cwd, args := abi.ExecData(rec, data)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,7 +133,7 @@ func (c *Cache) pod(cgroupID uint64, parent *entry) *event.Pod {
 
 // Fork records a new thread group created by fork or clone. The child runs
 // its parent's binary until it execs.
-func (c *Cache) Fork(rec *kprobes.ProcessForkEvent) {
+func (c *Cache) Fork(rec *abi.ForkEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -186,7 +171,7 @@ func (c *Cache) Fork(rec *kprobes.ProcessForkEvent) {
 // Exit records the exit of a thread group and returns the process, its
 // parent and the exit status. A process the cache never saw is returned as
 // a minimal entry with the pid only.
-func (c *Cache) Exit(rec *kprobes.ProcessExitEvent) (proc, parent *event.Process, exit event.Exit) {
+func (c *Cache) Exit(rec *abi.ExitEvent) (proc, parent *event.Process, exit event.Exit) {
 	exit = DecodeExitCode(rec.ExitCode)
 
 	c.mu.Lock()

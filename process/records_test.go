@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 )
 
 var testClock = Clock{WallOffset: 1_700_000_000_000_000_000, BootTime: 1_699_999_000_000_000_000}
@@ -28,8 +28,8 @@ func newTestCache(t testing.TB, max int) *Cache {
 // execRecord builds a raw exec record as the kernel writes it.
 func execRecord(pid, ppid uint32, ktime uint64, path, cwd string, argv ...string) []byte {
 	args := strings.Join(argv, "\x00") + "\x00"
-	var r kprobes.ProcessExecEvent
-	r.Hdr.Op = kprobes.OpExec
+	var r abi.ExecEvent
+	r.Hdr.Op = abi.OpExec
 	r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = pid, pid, ktime
 	r.Ppid = ppid
 	r.Uid, r.Euid, r.Auid = 1000, 1000, 1000
@@ -45,15 +45,15 @@ func execRecord(pid, ppid uint32, ktime uint64, path, cwd string, argv ...string
 }
 
 func exitRecord(pid uint32, ktime uint64, code uint32) []byte {
-	var r kprobes.ProcessExitEvent
-	r.Hdr.Op, r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = kprobes.OpExit, pid, pid, ktime
+	var r abi.ExitEvent
+	r.Hdr.Op, r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = abi.OpExit, pid, pid, ktime
 	r.ExitCode = code
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))...)
 }
 
 func forkRecord(pid, ppid uint32, ktime uint64) []byte {
-	var r kprobes.ProcessForkEvent
-	r.Hdr.Op, r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = kprobes.OpFork, pid, pid, ktime
+	var r abi.ForkEvent
+	r.Hdr.Op, r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = abi.OpFork, pid, pid, ktime
 	r.Ppid, r.StartKtime = ppid, ktime
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))...)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/kprobes/abi"
+
 	"github.com/vigilsec/vigil/kprobes"
 )
 
@@ -41,12 +43,12 @@ type Compiled struct {
 	Policy *Policy
 	// PolicyID identifies the policy in the kernel (gen_policies).
 	PolicyID uint32
-	State    kprobes.GenPolicy
+	State    abi.GenPolicy
 	Hooks    []*CompiledHook
-	IntSets  []kprobes.GenIntKey
-	StrSets  []kprobes.GenStrKey
-	AddrSets []kprobes.GenAddrKey
-	PortSets []kprobes.GenPortKey
+	IntSets  []abi.GenIntKey
+	StrSets  []abi.GenStrKey
+	AddrSets []abi.GenAddrKey
+	PortSets []abi.GenPortKey
 	// FollowBinaries maps executable paths to the follow bits a process
 	// running them gets (matchBinaries In with followChildren).
 	FollowBinaries map[string]uint64
@@ -64,45 +66,45 @@ type CompiledHook struct {
 	Request kprobes.HookRequest
 	// Configs are the gen_hooks entries, one per target, in target order.
 	// The loader adds the mechanism's flags.
-	Configs []kprobes.GenHook
+	Configs []abi.GenHook
 	// Selectors are the gen_selectors entries of each target (the same for
 	// every target).
-	Selectors []kprobes.GenSelector
+	Selectors []abi.GenSelector
 	// Enforces is set when a selector has Sigkill, Signal or Override.
 	Enforces bool
 }
 
 // The language's string limits must fit the kernel's set keys.
 var (
-	_ = [1]struct{}{}[MaxEqualValueLen+1-kprobes.GenStrMax]
-	_ = [1]struct{}{}[MaxPrefixValueLen-kprobes.GenStrMax]
+	_ = [1]struct{}{}[MaxEqualValueLen+1-abi.GenStrMax]
+	_ = [1]struct{}{}[MaxPrefixValueLen-abi.GenStrMax]
 )
 
-var argTypeCodes = map[ArgType]kprobes.GenArgType{
-	TypeInt8:        kprobes.GenericGenArgTypeGEN_ARG_S8,
-	TypeUint8:       kprobes.GenericGenArgTypeGEN_ARG_U8,
-	TypeInt16:       kprobes.GenericGenArgTypeGEN_ARG_S16,
-	TypeUint16:      kprobes.GenericGenArgTypeGEN_ARG_U16,
-	TypeInt32:       kprobes.GenericGenArgTypeGEN_ARG_S32,
-	TypeUint32:      kprobes.GenericGenArgTypeGEN_ARG_U32,
-	TypeInt64:       kprobes.GenericGenArgTypeGEN_ARG_S64,
-	TypeUint64:      kprobes.GenericGenArgTypeGEN_ARG_U64,
-	TypeSizeT:       kprobes.GenericGenArgTypeGEN_ARG_U64,
-	TypeCapability:  kprobes.GenericGenArgTypeGEN_ARG_S32,
-	TypeString:      kprobes.GenericGenArgTypeGEN_ARG_STRING,
-	TypeCharBuf:     kprobes.GenericGenArgTypeGEN_ARG_CHAR_BUF,
-	TypeCharIovec:   kprobes.GenericGenArgTypeGEN_ARG_CHAR_IOVEC,
-	TypeFd:          kprobes.GenericGenArgTypeGEN_ARG_FD,
-	TypeFile:        kprobes.GenericGenArgTypeGEN_ARG_FILE,
-	TypePath:        kprobes.GenericGenArgTypeGEN_ARG_PATH,
-	TypeFilename:    kprobes.GenericGenArgTypeGEN_ARG_FILENAME,
-	TypeLinuxBinprm: kprobes.GenericGenArgTypeGEN_ARG_BINPRM,
-	TypeSock:        kprobes.GenericGenArgTypeGEN_ARG_SOCK,
-	TypeSocket:      kprobes.GenericGenArgTypeGEN_ARG_SOCKET,
-	TypeSockaddr:    kprobes.GenericGenArgTypeGEN_ARG_SOCKADDR,
-	TypeSkb:         kprobes.GenericGenArgTypeGEN_ARG_SKB,
-	TypeCred:        kprobes.GenericGenArgTypeGEN_ARG_CRED,
-	TypeKernelCapT:  kprobes.GenericGenArgTypeGEN_ARG_CAP_T,
+var argTypeCodes = map[ArgType]abi.GenArgType{
+	TypeInt8:        abi.GenericGenArgTypeGEN_ARG_S8,
+	TypeUint8:       abi.GenericGenArgTypeGEN_ARG_U8,
+	TypeInt16:       abi.GenericGenArgTypeGEN_ARG_S16,
+	TypeUint16:      abi.GenericGenArgTypeGEN_ARG_U16,
+	TypeInt32:       abi.GenericGenArgTypeGEN_ARG_S32,
+	TypeUint32:      abi.GenericGenArgTypeGEN_ARG_U32,
+	TypeInt64:       abi.GenericGenArgTypeGEN_ARG_S64,
+	TypeUint64:      abi.GenericGenArgTypeGEN_ARG_U64,
+	TypeSizeT:       abi.GenericGenArgTypeGEN_ARG_U64,
+	TypeCapability:  abi.GenericGenArgTypeGEN_ARG_S32,
+	TypeString:      abi.GenericGenArgTypeGEN_ARG_STRING,
+	TypeCharBuf:     abi.GenericGenArgTypeGEN_ARG_CHAR_BUF,
+	TypeCharIovec:   abi.GenericGenArgTypeGEN_ARG_CHAR_IOVEC,
+	TypeFd:          abi.GenericGenArgTypeGEN_ARG_FD,
+	TypeFile:        abi.GenericGenArgTypeGEN_ARG_FILE,
+	TypePath:        abi.GenericGenArgTypeGEN_ARG_PATH,
+	TypeFilename:    abi.GenericGenArgTypeGEN_ARG_FILENAME,
+	TypeLinuxBinprm: abi.GenericGenArgTypeGEN_ARG_BINPRM,
+	TypeSock:        abi.GenericGenArgTypeGEN_ARG_SOCK,
+	TypeSocket:      abi.GenericGenArgTypeGEN_ARG_SOCKET,
+	TypeSockaddr:    abi.GenericGenArgTypeGEN_ARG_SOCKADDR,
+	TypeSkb:         abi.GenericGenArgTypeGEN_ARG_SKB,
+	TypeCred:        abi.GenericGenArgTypeGEN_ARG_CRED,
+	TypeKernelCapT:  abi.GenericGenArgTypeGEN_ARG_CAP_T,
 }
 
 // userPointerTypes are read from user memory when they are syscall
@@ -111,23 +113,23 @@ var userPointerTypes = map[ArgType]bool{
 	TypeString: true, TypeCharBuf: true, TypeCharIovec: true, TypeSockaddr: true,
 }
 
-var nsCodes = map[NamespaceType]kprobes.GenNS{
-	NSUts:             kprobes.GenericGenNsGEN_NS_UTS,
-	NSIpc:             kprobes.GenericGenNsGEN_NS_IPC,
-	NSMnt:             kprobes.GenericGenNsGEN_NS_MNT,
-	NSPid:             kprobes.GenericGenNsGEN_NS_PID,
-	NSPidForChildren:  kprobes.GenericGenNsGEN_NS_PID_FOR_CHILDREN,
-	NSNet:             kprobes.GenericGenNsGEN_NS_NET,
-	NSTime:            kprobes.GenericGenNsGEN_NS_TIME,
-	NSTimeForChildren: kprobes.GenericGenNsGEN_NS_TIME_FOR_CHILDREN,
-	NSCgroup:          kprobes.GenericGenNsGEN_NS_CGROUP,
-	NSUser:            kprobes.GenericGenNsGEN_NS_USER,
+var nsCodes = map[NamespaceType]abi.GenNS{
+	NSUts:             abi.GenericGenNsGEN_NS_UTS,
+	NSIpc:             abi.GenericGenNsGEN_NS_IPC,
+	NSMnt:             abi.GenericGenNsGEN_NS_MNT,
+	NSPid:             abi.GenericGenNsGEN_NS_PID,
+	NSPidForChildren:  abi.GenericGenNsGEN_NS_PID_FOR_CHILDREN,
+	NSNet:             abi.GenericGenNsGEN_NS_NET,
+	NSTime:            abi.GenericGenNsGEN_NS_TIME,
+	NSTimeForChildren: abi.GenericGenNsGEN_NS_TIME_FOR_CHILDREN,
+	NSCgroup:          abi.GenericGenNsGEN_NS_CGROUP,
+	NSUser:            abi.GenericGenNsGEN_NS_USER,
 }
 
-var capSetCodes = map[CapabilitySet]kprobes.GenCapSet{
-	CapEffective:   kprobes.GenericGenCapSetGEN_CAP_EFFECTIVE,
-	CapInheritable: kprobes.GenericGenCapSetGEN_CAP_INHERITABLE,
-	CapPermitted:   kprobes.GenericGenCapSetGEN_CAP_PERMITTED,
+var capSetCodes = map[CapabilitySet]abi.GenCapSet{
+	CapEffective:   abi.GenericGenCapSetGEN_CAP_EFFECTIVE,
+	CapInheritable: abi.GenericGenCapSetGEN_CAP_INHERITABLE,
+	CapPermitted:   abi.GenericGenCapSetGEN_CAP_PERMITTED,
 }
 
 var hookKinds = map[HookKind]kprobes.HookKind{
@@ -149,7 +151,7 @@ func Compile(p *Policy, policyID uint32, ids IDs, k *KernelInfo) (*Compiled, err
 		FollowPIDs:     map[uint32]uint64{},
 	}}
 	if p.Mode == ModeMonitor {
-		c.out.State.Mode = uint8(kprobes.GenericGenPolicyModeGEN_MODE_MONITOR)
+		c.out.State.Mode = uint8(abi.GenericGenPolicyModeGEN_MODE_MONITOR)
 	}
 	if p.Kind == KindTracingPolicyNamespaced || p.PodSelector != nil || p.ContainerSelector != nil {
 		c.out.State.Scoped = 1
@@ -189,9 +191,9 @@ func (c *compiler) errorf(path, format string, args ...any) {
 
 func (c *compiler) hook(h *Hook) {
 	ch := &CompiledHook{Source: h, Request: kprobes.HookRequest{Kind: hookKinds[h.Kind], Return: h.Return}}
-	base := kprobes.GenHook{PolicyId: c.out.PolicyID}
+	base := abi.GenHook{PolicyId: c.out.PolicyID}
 	if h.Return {
-		base.Flags |= uint32(kprobes.GenericGenHookFlagsGEN_HOOK_RETURN)
+		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RETURN)
 	}
 
 	names := h.Functions
@@ -243,8 +245,8 @@ func (c *compiler) hook(h *Hook) {
 			}
 		}
 	}
-	if len(ch.Selectors) > kprobes.GenMaxSelectors {
-		c.errorf(h.Path+".selectors", "%d selectors; at most %d", len(ch.Selectors), kprobes.GenMaxSelectors)
+	if len(ch.Selectors) > int(abi.GenMaxSelectors) {
+		c.errorf(h.Path+".selectors", "%d selectors; at most %d", len(ch.Selectors), abi.GenMaxSelectors)
 		return
 	}
 	base.Nsel = uint8(len(ch.Selectors))
@@ -261,21 +263,21 @@ func (c *compiler) hook(h *Hook) {
 	c.out.Hooks = append(c.out.Hooks, ch)
 }
 
-func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.TracepointField, pos int) (kprobes.GenArgDesc, bool) {
+func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.TracepointField, pos int) (abi.GenArgDesc, bool) {
 	code, ok := argTypeCodes[a.Type]
 	if !ok {
 		c.errorf(path+".type", "type %q cannot be read by the kernel programs", a.Type)
-		return kprobes.GenArgDesc{}, false
+		return abi.GenArgDesc{}, false
 	}
-	d := kprobes.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
+	d := abi.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
 	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
-		d.Flags |= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_USER)
+		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.ReturnCopy {
-		d.Flags |= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_RETURN_COPY)
+		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_RETURN_COPY)
 	}
 	if a.MaxData {
-		d.Flags |= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_MAX_DATA)
+		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_MAX_DATA)
 	}
 	if h.Kind != HookTracepoint {
 		return d, true
@@ -295,18 +297,18 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 	d.TpOffset = f.Offset
 	d.TpSize = f.Size
 	if strings.HasPrefix(f.Type, "__data_loc") {
-		d.Flags |= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_DATALOC)
-		d.Flags &^= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_USER)
+		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_DATALOC)
+		d.Flags &^= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.Type == TypeKernelCapT {
-		d.Flags |= uint8(kprobes.GenericGenArgFlagsGEN_ARGF_TP_PTR)
+		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_TP_PTR)
 	}
 	return d, true
 }
 
 // selector compiles one selector; it reports whether it enforces.
-func (c *compiler) selector(h *Hook, s *Selector) (kprobes.GenSelector, bool) {
-	var g kprobes.GenSelector
+func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
+	var g abi.GenSelector
 	explicit := false
 
 	filters := append(append([]ArgFilter(nil), s.MatchArgs...), s.MatchReturnArgs...)
@@ -368,7 +370,7 @@ func (c *compiler) selector(h *Hook, s *Selector) (kprobes.GenSelector, bool) {
 		if cf.IsNamespaceCapability {
 			c.errorf(path+".isNamespaceCapability", "isNamespaceCapability is not supported by Vigil")
 		}
-		g.Caps[i] = kprobes.GenCapFilter{Set: uint8(capSetCodes[cf.Set]), Negate: b2u(cf.Op == OpNotIn), Mask: cf.Mask}
+		g.Caps[i] = abi.GenCapFilter{Set: uint8(capSetCodes[cf.Set]), Negate: b2u(cf.Op == OpNotIn), Mask: cf.Mask}
 	}
 	g.Ncaps = uint8(min(len(s.MatchCapabilities), len(g.Caps)))
 
@@ -376,27 +378,27 @@ func (c *compiler) selector(h *Hook, s *Selector) (kprobes.GenSelector, bool) {
 	for _, a := range s.Actions {
 		switch a.Kind {
 		case ActionPost:
-			g.Actions |= uint32(kprobes.GenericGenActionGEN_ACT_POST)
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_POST)
 			if a.RateLimit > 0 {
 				g.RateMs = uint32(a.RateLimit / time.Millisecond)
 			}
 		case ActionNoPost:
-			g.Actions |= uint32(kprobes.GenericGenActionGEN_ACT_NOPOST)
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_NOPOST)
 		case ActionSigkill:
-			g.Actions |= uint32(kprobes.GenericGenActionGEN_ACT_SIGKILL)
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_SIGKILL)
 			enforce = true
 		case ActionSignal:
-			g.Actions |= uint32(kprobes.GenericGenActionGEN_ACT_SIGNAL)
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_SIGNAL)
 			g.Signal = uint32(a.Signal)
 			enforce = true
 		case ActionOverride:
-			g.Actions |= uint32(kprobes.GenericGenActionGEN_ACT_OVERRIDE)
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_OVERRIDE)
 			g.Errno = a.Error
 			enforce = true
 		}
 	}
 	if g.Actions == 0 {
-		g.Actions = uint32(kprobes.GenericGenActionGEN_ACT_POST)
+		g.Actions = uint32(abi.GenericGenActionGEN_ACT_POST)
 	}
 	g.ExplicitTarget = b2u(explicit)
 	return g, enforce
@@ -409,10 +411,10 @@ func b2u(b bool) uint8 {
 	return 0
 }
 
-func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) kprobes.GenArgFilter {
-	g := kprobes.GenArgFilter{Arg: uint8(f.Arg), Negate: b2u(f.Op.Negated())}
+func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter {
+	g := abi.GenArgFilter{Arg: uint8(f.Arg), Negate: b2u(f.Op.Negated())}
 	if f.Arg < 0 {
-		g.Arg = kprobes.GenArgReturn
+		g.Arg = abi.GenArgReturn
 	}
 	typ := f.Type
 	_, signed := typ.IntSize()
@@ -421,22 +423,22 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) kprobes.GenArgFi
 	switch f.Op {
 	case OpEqual, OpNotEqual:
 		if typ.Class() == ClassString || typ.Class() == ClassPath {
-			g.Op = uint8(kprobes.GenericGenOpGEN_OP_STR_EQ)
-			g.SetId = c.strSet(path+".values", f.Values, kprobes.GenericGenOpGEN_OP_STR_EQ)
+			g.Op = uint8(abi.GenericGenOpGEN_OP_STR_EQ)
+			g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_EQ)
 			return g
 		}
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_INT_IN)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_INT_IN)
 		g.SetId = c.intSet(f.Ints)
 	case OpPrefix, OpNotPrefix:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_STR_PREFIX)
-		g.SetId = c.strSet(path+".values", f.Values, kprobes.GenericGenOpGEN_OP_STR_PREFIX)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_PREFIX)
+		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_PREFIX)
 	case OpPostfix, OpNotPostfix:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_STR_POSTFIX)
-		g.SetId = c.strSet(path+".values", f.Values, kprobes.GenericGenOpGEN_OP_STR_POSTFIX)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_POSTFIX)
+		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_POSTFIX)
 	case OpGT, OpLT:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_GT)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_GT)
 		if f.Op == OpLT {
-			g.Op = uint8(kprobes.GenericGenOpGEN_OP_LT)
+			g.Op = uint8(abi.GenericGenOpGEN_OP_LT)
 		}
 		if len(f.Ints) != 1 {
 			c.errorf(path+".values", "%s takes exactly one value", f.Op)
@@ -444,27 +446,27 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) kprobes.GenArgFi
 			g.Value = f.Ints[0]
 		}
 	case OpMask:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_MASK)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_MASK)
 		for _, v := range f.Ints {
 			g.Value |= v
 		}
 	case OpSAddr, OpNotSAddr, OpDAddr, OpNotDAddr:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_SADDR)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_SADDR)
 		if f.Op == OpDAddr || f.Op == OpNotDAddr {
-			g.Op = uint8(kprobes.GenericGenOpGEN_OP_DADDR)
+			g.Op = uint8(abi.GenericGenOpGEN_OP_DADDR)
 		}
 		g.SetId = c.addrSet(f.Prefixes)
 	case OpSPort, OpNotSPort, OpDPort, OpNotDPort:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_SPORT)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_SPORT)
 		if f.Op == OpDPort || f.Op == OpNotDPort {
-			g.Op = uint8(kprobes.GenericGenOpGEN_OP_DPORT)
+			g.Op = uint8(abi.GenericGenOpGEN_OP_DPORT)
 		}
 		g.SetId = c.portSet(f.Ports)
 	case OpProtocol:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_PROTOCOL)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_PROTOCOL)
 		g.SetId = c.intSet(f.Ints)
 	case OpFamily:
-		g.Op = uint8(kprobes.GenericGenOpGEN_OP_FAMILY)
+		g.Op = uint8(abi.GenericGenOpGEN_OP_FAMILY)
 		g.SetId = c.intSet(f.Ints)
 	default:
 		c.errorf(path+".operator", "operator %s cannot be compiled", f.Op)
@@ -475,7 +477,7 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) kprobes.GenArgFi
 func (c *compiler) intSet(values []uint64) uint32 {
 	id := c.ids.SetID()
 	for _, v := range uniqueU64(values) {
-		c.out.IntSets = append(c.out.IntSets, kprobes.GenIntKey{SetId: id, Value: v})
+		c.out.IntSets = append(c.out.IntSets, abi.GenIntKey{SetId: id, Value: v})
 	}
 	return id
 }
@@ -495,22 +497,22 @@ func uniqueU64(v []uint64) []uint64 {
 
 // StrKey builds the set key of a string value for an operator, as the
 // kernel looks it up.
-func StrKey(setID uint32, value string, op kprobes.GenOp) (kprobes.GenStrKey, error) {
-	k := kprobes.GenStrKey{SetId: setID}
+func StrKey(setID uint32, value string, op abi.GenOp) (abi.GenStrKey, error) {
+	k := abi.GenStrKey{SetId: setID}
 	switch op {
-	case kprobes.GenericGenOpGEN_OP_STR_EQ:
+	case abi.GenericGenOpGEN_OP_STR_EQ:
 		if len(value) > MaxEqualValueLen {
 			return k, fmt.Errorf("%q is %d bytes long; Equal and In compare at most %d", value, len(value), MaxEqualValueLen)
 		}
 		copy(k.Data[:], value)
 		k.Prefixlen = uint32(32 + (len(value)+1)*8)
-	case kprobes.GenericGenOpGEN_OP_STR_PREFIX:
+	case abi.GenericGenOpGEN_OP_STR_PREFIX:
 		if len(value) > MaxPrefixValueLen {
 			return k, fmt.Errorf("%q is %d bytes long; Prefix compares at most %d", value, len(value), MaxPrefixValueLen)
 		}
 		copy(k.Data[:], value)
 		k.Prefixlen = uint32(32 + len(value)*8)
-	case kprobes.GenericGenOpGEN_OP_STR_POSTFIX:
+	case abi.GenericGenOpGEN_OP_STR_POSTFIX:
 		if len(value) > MaxPostfixValueLen {
 			return k, fmt.Errorf("%q is %d bytes long; Postfix compares at most %d", value, len(value), MaxPostfixValueLen)
 		}
@@ -524,7 +526,7 @@ func StrKey(setID uint32, value string, op kprobes.GenOp) (kprobes.GenStrKey, er
 	return k, nil
 }
 
-func (c *compiler) strSet(path string, values []string, op kprobes.GenOp) uint32 {
+func (c *compiler) strSet(path string, values []string, op abi.GenOp) uint32 {
 	id := c.ids.SetID()
 	seen := map[string]bool{}
 	for i, v := range values {
@@ -543,8 +545,8 @@ func (c *compiler) strSet(path string, values []string, op kprobes.GenOp) uint32
 }
 
 // AddrKey builds the set key of an address prefix; IPv4 is v4-mapped.
-func AddrKey(setID uint32, p netip.Prefix) kprobes.GenAddrKey {
-	k := kprobes.GenAddrKey{SetId: setID}
+func AddrKey(setID uint32, p netip.Prefix) abi.GenAddrKey {
+	k := abi.GenAddrKey{SetId: setID}
 	addr := p.Addr()
 	bits := p.Bits()
 	if addr.Is4() {
@@ -595,7 +597,7 @@ func (c *compiler) portSet(ranges []PortRange) uint32 {
 	id := c.ids.SetID()
 	for _, r := range ranges {
 		for _, pb := range PortPrefixes(r) {
-			c.out.PortSets = append(c.out.PortSets, kprobes.GenPortKey{
+			c.out.PortSets = append(c.out.PortSets, abi.GenPortKey{
 				Prefixlen: 32 + pb[1],
 				SetId:     id,
 				Port:      hostToNet16(uint16(pb[0])),
@@ -609,19 +611,19 @@ func (c *compiler) portSet(ranges []PortRange) uint32 {
 // memory order, compares it big-endian, as the kernel side writes it.
 func hostToNet16(v uint16) uint16 { return v>>8 | v<<8 }
 
-func (c *compiler) binaryFilter(path string, b BinaryFilter) kprobes.GenBinFilter {
-	g := kprobes.GenBinFilter{Negate: b2u(b.Op.Negated())}
-	var op kprobes.GenOp
+func (c *compiler) binaryFilter(path string, b BinaryFilter) abi.GenBinFilter {
+	g := abi.GenBinFilter{Negate: b2u(b.Op.Negated())}
+	var op abi.GenOp
 	switch b.Op {
 	case BinIn, BinNotIn:
-		g.Op = uint8(kprobes.GenericGenBinOpGEN_BIN_IN)
-		op = kprobes.GenericGenOpGEN_OP_STR_EQ
+		g.Op = uint8(abi.GenericGenBinOpGEN_BIN_IN)
+		op = abi.GenericGenOpGEN_OP_STR_EQ
 	case BinPrefix, BinNotPrefix:
-		g.Op = uint8(kprobes.GenericGenBinOpGEN_BIN_PREFIX)
-		op = kprobes.GenericGenOpGEN_OP_STR_PREFIX
+		g.Op = uint8(abi.GenericGenBinOpGEN_BIN_PREFIX)
+		op = abi.GenericGenOpGEN_OP_STR_PREFIX
 	case BinPostfix, BinNotPostfix:
-		g.Op = uint8(kprobes.GenericGenBinOpGEN_BIN_POSTFIX)
-		op = kprobes.GenericGenOpGEN_OP_STR_POSTFIX
+		g.Op = uint8(abi.GenericGenBinOpGEN_BIN_POSTFIX)
+		op = abi.GenericGenOpGEN_OP_STR_POSTFIX
 	}
 	g.SetId = c.strSet(path+".values", b.Paths, op)
 	if b.FollowChildren {
@@ -643,12 +645,12 @@ func (c *compiler) binaryFilter(path string, b BinaryFilter) kprobes.GenBinFilte
 	return g
 }
 
-func (c *compiler) pidFilter(path string, p PIDFilter) kprobes.GenPIDFilter {
+func (c *compiler) pidFilter(path string, p PIDFilter) abi.GenPIDFilter {
 	vals := make([]uint64, len(p.PIDs))
 	for i, v := range p.PIDs {
 		vals[i] = uint64(v)
 	}
-	g := kprobes.GenPIDFilter{Negate: b2u(p.Op == OpNotIn), NsPid: b2u(p.IsNamespacePID), SetId: c.intSet(vals)}
+	g := abi.GenPIDFilter{Negate: b2u(p.Op == OpNotIn), NsPid: b2u(p.IsNamespacePID), SetId: c.intSet(vals)}
 	if p.FollowForks {
 		if p.Op != OpIn || p.IsNamespacePID {
 			c.errorf(path+".followForks", "followForks is supported with the In operator on host pids only")
@@ -668,7 +670,7 @@ func (c *compiler) pidFilter(path string, p PIDFilter) kprobes.GenPIDFilter {
 	return g
 }
 
-func (c *compiler) nsFilter(path string, n NamespaceFilter) kprobes.GenNSFilter {
+func (c *compiler) nsFilter(path string, n NamespaceFilter) abi.GenNSFilter {
 	vals := make([]uint64, 0, len(n.Inodes)+1)
 	for _, v := range n.Inodes {
 		vals = append(vals, uint64(v))
@@ -682,5 +684,5 @@ func (c *compiler) nsFilter(path string, n NamespaceFilter) kprobes.GenNSFilter 
 			vals = append(vals, uint64(inum))
 		}
 	}
-	return kprobes.GenNSFilter{Ns: uint8(nsCodes[n.Namespace]), Negate: b2u(n.Op == OpNotIn), SetId: c.intSet(vals)}
+	return abi.GenNSFilter{Ns: uint8(nsCodes[n.Namespace]), Negate: b2u(n.Op == OpNotIn), SetId: c.intSet(vals)}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/vigilsec/vigil/bench/bpfstats"
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
@@ -68,16 +68,11 @@ func (s *countingSink) Export(*event.Event) { s.n.Add(1) }
 //	sudo VIGIL_PRIVILEGED=1 go test ./tracingsensor -run '^$' -bench PrivSyscallHook -benchtime 200000x
 func BenchmarkPrivSyscallHook(b *testing.B) {
 	f := kerneltest.Features(b)
-	ps, err := kprobes.NewProcessSensor(nil, f)
+	ps, err := process.NewSensor(nil, f)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ps.Close()
-	gen, err := kprobes.NewGenericSensor(ps, f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer gen.Close()
 	cache, err := process.NewCache(process.Config{NodeName: "bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -85,13 +80,16 @@ func BenchmarkPrivSyscallHook(b *testing.B) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	sink := &countingSink{}
-	s := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, gen, ps, cache, sink, log)
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer s.Close()
 	obs, err := observer.New(ps.Events(), log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	obs.Handle(kprobes.OpGeneric, s.HandleRecord)
+	obs.Handle(abi.OpGeneric, s.HandleRecord)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- obs.Run(ctx) }()
@@ -201,7 +199,7 @@ spec:
 	}
 }
 
-func lostRecords(b *testing.B, ps *kprobes.ProcessSensor) uint64 {
+func lostRecords(b *testing.B, ps *process.Sensor) uint64 {
 	lost, err := ps.Lost()
 	if err != nil {
 		b.Fatal(err)

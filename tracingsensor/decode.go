@@ -9,12 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/observer"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
@@ -61,19 +62,21 @@ type decoder struct {
 	ret  event.Arg
 }
 
-var genEventSize = int(unsafe.Sizeof(kprobes.GenEvent{}))
-
 // HandleRecord decodes one policy record and exports its event.
 func (s *Sensor) HandleRecord(rec []byte) error {
 	return s.dec.handle(rec)
 }
 
+// Routes are the opcodes this sensor's decoder reads.
+func (s *Sensor) Routes() []observer.Route {
+	return []observer.Route{{Op: abi.OpGeneric, Decode: s.HandleRecord}}
+}
+
 func (d *decoder) handle(rec []byte) error {
-	if len(rec) < genEventSize {
-		return fmt.Errorf("policy record is %d bytes, want at least %d", len(rec), genEventSize)
+	r, data, err := abi.Generic(rec)
+	if err != nil {
+		return err
 	}
-	r := (*kprobes.GenEvent)(unsafe.Pointer(&rec[0]))
-	data := rec[genEventSize:]
 	info := (*d.s.hooks.Load())[r.HookId]
 	if info == nil {
 		d.s.unknown.Add(1)
@@ -94,7 +97,7 @@ func (d *decoder) handle(rec []byte) error {
 	}
 	d.decodeArgs(r, data, info)
 	d.kp.Args = d.args
-	if r.Flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_RETURN) != 0 {
+	if r.Flags&uint32(abi.GenericGenEventFlagsGEN_EV_RETURN) != 0 {
 		d.ret = event.Arg{Kind: event.ArgInt, Int: r.Ret}
 		if ra := info.hook.ReturnArg; ra != nil && ra.Type != "" {
 			d.ret = intArg(ra.Type, uint64(r.Ret), "")
@@ -114,13 +117,13 @@ func (d *decoder) handle(rec []byte) error {
 	return nil
 }
 
-func (d *decoder) action(r *kprobes.GenEvent, info *hookInfo) {
+func (d *decoder) action(r *abi.GenEvent, info *hookInfo) {
 	act := r.Action
 	flags := r.Flags
 	const (
-		sigkill  = uint32(kprobes.GenericGenActionGEN_ACT_SIGKILL)
-		signal   = uint32(kprobes.GenericGenActionGEN_ACT_SIGNAL)
-		override = uint32(kprobes.GenericGenActionGEN_ACT_OVERRIDE)
+		sigkill  = uint32(abi.GenericGenActionGEN_ACT_SIGKILL)
+		signal   = uint32(abi.GenericGenActionGEN_ACT_SIGNAL)
+		override = uint32(abi.GenericGenActionGEN_ACT_OVERRIDE)
 	)
 	switch {
 	case act&override != 0:
@@ -136,19 +139,19 @@ func (d *decoder) action(r *kprobes.GenEvent, info *hookInfo) {
 	}
 	d.kp.Signal = r.Signal
 	switch {
-	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_MONITOR) != 0:
+	case flags&uint32(abi.GenericGenEventFlagsGEN_EV_MONITOR) != 0:
 		d.kp.Monitor = true
 		d.kp.ActionNote = "monitor mode: the action was not taken"
-	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_PROTECTED) != 0:
+	case flags&uint32(abi.GenericGenEventFlagsGEN_EV_PROTECTED) != 0:
 		d.kp.ActionNote = "not taken: the process is protected (the agent, PID 1 or a kernel thread); name it in matchPIDs or matchBinaries to act on it"
-	case flags&uint32(kprobes.GenericGenEventFlagsGEN_EV_ACTION_FAILED) != 0:
+	case flags&uint32(abi.GenericGenEventFlagsGEN_EV_ACTION_FAILED) != 0:
 		d.kp.ActionNote = "the kernel refused to send the signal"
 	case act&override == 0 && info.entryOnly:
 		d.kp.ActionNote = "the signal is delivered after the call: the call itself was not stopped (use Override on an LSM hook to deny it)"
 	}
 }
 
-func (d *decoder) decodeArgs(r *kprobes.GenEvent, data []byte, info *hookInfo) {
+func (d *decoder) decodeArgs(r *abi.GenEvent, data []byte, info *hookInfo) {
 	d.args = d.args[:0]
 	n := min(int(r.Nargs), len(info.hook.Args), len(r.ArgOff))
 	for i := 0; i < n; i++ {
@@ -159,7 +162,7 @@ func (d *decoder) decodeArgs(r *kprobes.GenEvent, data []byte, info *hookInfo) {
 		}
 		b := data[off:min(off+l, len(data))]
 		a := decodeArg(spec.Type, b, spec.Label)
-		if r.ArgState[i]&uint8(kprobes.GenericGenArgStateGEN_ARGS_TRUNCATED) != 0 {
+		if r.ArgState[i]&uint8(abi.GenericGenArgStateGEN_ARGS_TRUNCATED) != 0 {
 			a.Truncated = true
 		}
 		d.args = append(d.args, a)
@@ -219,14 +222,12 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 		} else if t == tracingpolicies.TypeLinuxBinprm {
 			a.Kind = event.ArgBinprm
 		}
-		const hdr = int(unsafe.Sizeof(kprobes.GenFileArg{}))
-		if len(b) >= hdr {
-			fa := (*kprobes.GenFileArg)(unsafe.Pointer(&b[0]))
+		if fa, path, ok := abi.FileArg(b); ok {
 			a.Flags = fa.Flags
 			if t == tracingpolicies.TypePath {
 				a.Flags = fa.Mode
 			}
-			a.Str = string(b[hdr:])
+			a.Str = string(path)
 		}
 		return a
 	case tracingpolicies.TypeSock, tracingpolicies.TypeSocket, tracingpolicies.TypeSkb, tracingpolicies.TypeSockaddr:
@@ -238,8 +239,7 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 			kind = event.ArgSockaddr
 		}
 		a := event.Arg{Kind: kind, Label: label}
-		if len(b) >= int(unsafe.Sizeof(kprobes.GenSockArg{})) {
-			sa := (*kprobes.GenSockArg)(unsafe.Pointer(&b[0]))
+		if sa, ok := abi.SockArg(b); ok {
 			a.Sock = &event.Sock{
 				Family: sa.Family, Type: sa.Type, Protocol: sa.Protocol, State: sa.State,
 				Sport: sa.Sport, Dport: sa.Dport, Cookie: sa.Cookie,
@@ -249,8 +249,7 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 		return a
 	case tracingpolicies.TypeCred:
 		a := event.Arg{Kind: event.ArgCred, Label: label}
-		if len(b) >= int(unsafe.Sizeof(kprobes.GenCredArg{})) {
-			c := (*kprobes.GenCredArg)(unsafe.Pointer(&b[0]))
+		if c, ok := abi.CredArg(b); ok {
 			a.Cred = &event.Credentials{UID: c.Uid, GID: c.Gid, EUID: c.Euid, EGID: c.Egid,
 				SUID: c.Suid, SGID: c.Sgid, FSUID: c.Fsuid, FSGID: c.Fsgid}
 			a.Uint = c.CapEffective

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 )
 
 // quarantine is how long a freed hook id stays unused, so that records of an
@@ -15,8 +15,8 @@ const quarantine = 10 * time.Second
 // allocator hands out hook ids, value-set ids, follow bits and policy ids.
 // It is used under the sensor's lock.
 type allocator struct {
-	hooks    [kprobes.GenMaxHooks]int64 // 0: free; -1: in use; >0: free after this Unix nano time
-	policies [kprobes.GenMaxPolicies]int64
+	hooks    [abi.GenMaxHooks]int64 // 0: free; -1: in use; >0: free after this Unix nano time
+	policies [abi.GenMaxPolicies]int64
 	nextSet  uint32
 	follow   uint64
 	now      func() time.Time
@@ -43,7 +43,7 @@ func take(slots []int64, now int64) (uint32, bool) {
 func (a *allocator) hookID() (uint32, error) {
 	id, ok := take(a.hooks[:], a.now().UnixNano())
 	if !ok {
-		return 0, fmt.Errorf("all %d hook slots are in use: unload a policy first", kprobes.GenMaxHooks-1)
+		return 0, fmt.Errorf("all %d hook slots are in use: unload a policy first", abi.GenMaxHooks-1)
 	}
 	return id, nil
 }

@@ -20,14 +20,15 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
 // Sensor loads tracing policies and decodes their records.
 type Sensor struct {
-	gen   *kprobes.GenericSensor
-	procs *kprobes.ProcessSensor
+	gen   *generic
+	procs *process.Sensor
 	cache *process.Cache
 	sink  process.Sink
 	log   logrus.FieldLogger
@@ -55,9 +56,14 @@ type Config struct {
 	ProcRoot string
 }
 
-// New returns a sensor that attaches through gen, tracks follow bits in the
-// process sensor's table, and sends events to sink.
-func New(cfg Config, gen *kprobes.GenericSensor, procs *kprobes.ProcessSensor, cache *process.Cache, sink process.Sink, log logrus.FieldLogger) *Sensor {
+// New creates the tracing-policy maps next to the process sensor's (one
+// ring buffer, one process table), tracks follow bits in the process
+// sensor's table, and sends events to sink. Close releases the maps.
+func New(cfg Config, procs *process.Sensor, feats *kprobes.Features, cache *process.Cache, sink process.Sink, log logrus.FieldLogger) (*Sensor, error) {
+	gen, err := newGeneric(procs, feats)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sensor{
 		gen: gen, procs: procs, cache: cache, sink: sink, log: log,
 		ids:      newAllocator(),
@@ -74,7 +80,7 @@ func New(cfg Config, gen *kprobes.GenericSensor, procs *kprobes.ProcessSensor, c
 	empty := map[uint32]*hookInfo{}
 	s.hooks.Store(&empty)
 	s.dec.s = s
-	return s
+	return s, nil
 }
 
 // State is a loaded policy's state as `vigil policy list` shows it.
@@ -94,7 +100,7 @@ type Policy struct {
 	LoadedAt time.Time
 
 	compiled    *tracingpolicies.Compiled
-	attachments []*kprobes.Attachment
+	attachments []*attachment
 	hookIDs     []uint32
 	mode        atomic.Value // tracingpolicies.Mode
 	events      atomic.Uint64
@@ -142,7 +148,7 @@ func (p *Policy) Hooks() []HookStatus {
 			continue
 		}
 		st := HookStatus{Kind: string(h.hook.Kind), Target: h.target, Mechanism: h.mechanism}
-		var per []kprobes.GenHookStats
+		var per []abi.GenHookStats
 		if err := p.sensor.gen.Map("gen_stats").Lookup(id, &per); err == nil {
 			for _, c := range per {
 				st.Matched += c.Matched
@@ -230,6 +236,7 @@ func (s *Sensor) Close() error {
 		s.unload(p)
 		delete(s.policies, k)
 	}
+	s.gen.close()
 	return nil
 }
 
@@ -245,9 +252,9 @@ func (s *Sensor) SetMode(key string, mode tracingpolicies.Mode) error {
 	st := p.compiled.State
 	switch mode {
 	case tracingpolicies.ModeEnforce:
-		st.Mode = uint8(kprobes.GenericGenPolicyModeGEN_MODE_ENFORCE)
+		st.Mode = uint8(abi.GenericGenPolicyModeGEN_MODE_ENFORCE)
 	case tracingpolicies.ModeMonitor:
-		st.Mode = uint8(kprobes.GenericGenPolicyModeGEN_MODE_MONITOR)
+		st.Mode = uint8(abi.GenericGenPolicyModeGEN_MODE_MONITOR)
 	default:
 		return fmt.Errorf("unknown mode %q (want enforce or monitor)", mode)
 	}
@@ -307,7 +314,7 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 	if err := m("gen_policies").Put(pid, c.State); err != nil {
 		return nil, fmt.Errorf("write policy state: %w", err)
 	}
-	undo.add(func() { m("gen_policies").Put(pid, kprobes.GenPolicy{}) })
+	undo.add(func() { m("gen_policies").Put(pid, abi.GenPolicy{}) })
 
 	p := &Policy{Name: tp.Name, Namespace: tp.Namespace, Source: source, LoadedAt: time.Now(), compiled: c, sensor: s}
 	p.mode.Store(tp.Mode)
@@ -319,13 +326,13 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 	undo.add(func() { s.clearScope(p) })
 
 	for _, h := range c.Hooks {
-		mech, flags, err := s.gen.Plan(&h.Request)
+		mech, flags, err := s.gen.plan(&h.Request)
 		if err != nil {
 			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
 		}
 		for i, t := range h.Request.Targets {
 			for si, sel := range h.Selectors {
-				key := t.ID*kprobes.GenMaxSelectors + uint32(si)
+				key := t.ID*abi.GenMaxSelectors + uint32(si)
 				if err := m("gen_selectors").Put(key, sel); err != nil {
 					return nil, fmt.Errorf("write selector: %w", err)
 				}
@@ -336,11 +343,11 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 				return nil, fmt.Errorf("write hook: %w", err)
 			}
 			id := t.ID
-			undo.add(func() { m("gen_hooks").Put(id, kprobes.GenHook{}) })
+			undo.add(func() { m("gen_hooks").Put(id, abi.GenHook{}) })
 			infos[t.ID] = newHookInfo(p, h, t, mech)
 			p.hookIDs = append(p.hookIDs, t.ID)
 		}
-		a, err := s.gen.Attach(&h.Request)
+		a, err := s.gen.attach(&h.Request)
 		if err != nil {
 			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
 		}
@@ -385,11 +392,11 @@ func (s *Sensor) unload(p *Policy) {
 	c := p.compiled
 	m := s.gen.Map
 	for _, id := range p.hookIDs {
-		m("gen_hooks").Put(id, kprobes.GenHook{})
-		for si := uint32(0); si < kprobes.GenMaxSelectors; si++ {
-			m("gen_selectors").Put(id*kprobes.GenMaxSelectors+si, kprobes.GenSelector{})
+		m("gen_hooks").Put(id, abi.GenHook{})
+		for si := uint32(0); si < abi.GenMaxSelectors; si++ {
+			m("gen_selectors").Put(id*abi.GenMaxSelectors+si, abi.GenSelector{})
 		}
-		m("gen_stats").Put(id, make([]kprobes.GenHookStats, ebpfPossibleCPUs()))
+		m("gen_stats").Put(id, make([]abi.GenHookStats, ebpfPossibleCPUs()))
 		s.ids.freeHook(id)
 	}
 	deleteAll(m("gen_int_sets"), c.IntSets)
@@ -397,7 +404,7 @@ func (s *Sensor) unload(p *Policy) {
 	deleteAll(m("gen_addr_sets"), c.AddrSets)
 	deleteAll(m("gen_port_sets"), c.PortSets)
 	s.clearScope(p)
-	m("gen_policies").Put(c.PolicyID, kprobes.GenPolicy{})
+	m("gen_policies").Put(c.PolicyID, abi.GenPolicy{})
 	s.ids.freePolicy(c.PolicyID)
 	if err := s.applyFollow(c, false); err != nil {
 		s.log.WithError(err).WithField("policy", p.Key()).Warn("clear follow bits")
@@ -436,7 +443,7 @@ func (s *Sensor) applyFollow(c *tracingpolicies.Compiled, set bool) error {
 	}
 	fb := s.procs.FollowBinaries()
 	for path, bits := range c.FollowBinaries {
-		key := kprobes.BinaryKey(path)
+		key := process.BinaryKey(path)
 		var cur uint64
 		fb.Lookup(key, &cur)
 		if set {
@@ -519,13 +526,13 @@ func (s *Sensor) applyScope(p *Policy) error {
 		if p.scope[id] {
 			continue
 		}
-		if err := m.Put(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id}, one); err != nil {
+		if err := m.Put(abi.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id}, one); err != nil {
 			return err
 		}
 	}
 	for id := range p.scope {
 		if !want[id] {
-			m.Delete(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
+			m.Delete(abi.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
 		}
 	}
 	p.scope = want
@@ -536,7 +543,7 @@ func (s *Sensor) applyScope(p *Policy) error {
 func (s *Sensor) clearScope(p *Policy) {
 	m := s.gen.Map("gen_policy_cgroups")
 	for id := range p.scope {
-		m.Delete(kprobes.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
+		m.Delete(abi.GenScopeKey{PolicyId: p.compiled.PolicyID, CgroupId: id})
 	}
 	p.scope = nil
 }

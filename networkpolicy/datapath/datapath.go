@@ -1,6 +1,8 @@
 package datapath
 
 import (
+	"github.com/vigilsec/vigil/kprobes/abi"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -80,7 +82,7 @@ type Datapath struct {
 	alloc *networkpolicy.Allocator
 
 	mu      sync.Mutex
-	objs    NetpolObjects
+	objs    abi.NetpolObjects
 	inner   *ebpf.MapSpec
 	links   []link.Link
 	loaded  bool
@@ -161,19 +163,19 @@ func (d *Datapath) Load() (err error) {
 			return fmt.Errorf("datapath: %w", err)
 		}
 	}
-	spec, err := LoadNetpol()
+	spec, err := abi.LoadNetpol()
 	if err != nil {
 		return fmt.Errorf("datapath: load BPF spec: %w", err)
 	}
-	outer := spec.Maps[NetpolMapNpPolicy]
+	outer := spec.Maps[abi.NetpolMapNpPolicy]
 	outer.InnerMap.MaxEntries = uint32(d.cfg.MaxPolicyEntries)
 	d.inner = outer.InnerMap.Copy()
-	rate := NetpolNpConfig{}
+	rate := abi.NetpolNpConfig{}
 	if d.cfg.RecordsPerSecond > 0 {
 		rate.RecordsPerSec = uint32(d.cfg.RecordsPerSecond)
 		rate.Burst = uint32(d.cfg.RecordsPerSecond)
 	}
-	if err := spec.Variables[NetpolVarNpCfg].Set(rate); err != nil {
+	if err := spec.Variables[abi.NetpolVarNpCfg].Set(rate); err != nil {
 		return fmt.Errorf("datapath: set config: %w", err)
 	}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
@@ -229,7 +231,7 @@ func (d *Datapath) closeLocked() error {
 		delete(d.inners, id)
 	}
 	errs = append(errs, d.objs.Close())
-	d.objs = NetpolObjects{}
+	d.objs = abi.NetpolObjects{}
 	d.loaded = false
 	return errors.Join(errs...)
 }
@@ -432,11 +434,11 @@ func (d *Datapath) buildInner(entries map[networkpolicy.PolicyKey]networkpolicy.
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]NetpolPolicyKey, 0, len(entries))
-	vals := make([]NetpolPolicyValue, 0, len(entries))
+	keys := make([]abi.NetpolPolicyKey, 0, len(entries))
+	vals := make([]abi.NetpolPolicyValue, 0, len(entries))
 	for k, v := range entries {
 		keys = append(keys, PolicyKey(k))
-		vals = append(vals, NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule})
+		vals = append(vals, abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule})
 	}
 	for i := range keys {
 		if err := m.Put(&keys[i], &vals[i]); err != nil {
@@ -448,8 +450,8 @@ func (d *Datapath) buildInner(entries map[networkpolicy.PolicyKey]networkpolicy.
 }
 
 // PolicyKey converts an engine key into the kernel's byte layout.
-func PolicyKey(k networkpolicy.PolicyKey) NetpolPolicyKey {
-	return NetpolPolicyKey{
+func PolicyKey(k networkpolicy.PolicyKey) abi.NetpolPolicyKey {
+	return abi.NetpolPolicyKey{
 		Prefixlen: k.PrefixLen,
 		Remote:    hton32(k.Remote),
 		Direction: uint8(k.Direction),
@@ -471,13 +473,13 @@ func hton16(v uint16) uint16 {
 }
 
 // ipcacheKey stores IPv4 prefixes IPv4-mapped, over 128 bits.
-func ipcacheKey(p netip.Prefix) NetpolIpcacheKey {
+func ipcacheKey(p netip.Prefix) abi.NetpolIpcacheKey {
 	a := p.Addr()
 	bits := p.Bits()
 	if a.Is4() {
 		bits += 96
 	}
-	return NetpolIpcacheKey{Prefixlen: uint32(bits), Addr: a.As16()}
+	return abi.NetpolIpcacheKey{Prefixlen: uint32(bits), Addr: a.As16()}
 }
 
 // Stats are the datapath's counters, summed over CPUs.

@@ -1,6 +1,8 @@
 package datapath
 
 import (
+	"github.com/vigilsec/vigil/kprobes/abi"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -19,12 +21,12 @@ import (
 type Hook uint8
 
 const (
-	HookConnect4   = Hook(NetpolNpHookNP_HOOK_CONNECT4)
-	HookConnect6   = Hook(NetpolNpHookNP_HOOK_CONNECT6)
-	HookSendmsg4   = Hook(NetpolNpHookNP_HOOK_SENDMSG4)
-	HookSendmsg6   = Hook(NetpolNpHookNP_HOOK_SENDMSG6)
-	HookSKBIngress = Hook(NetpolNpHookNP_HOOK_SKB_INGRESS)
-	HookSKBEgress  = Hook(NetpolNpHookNP_HOOK_SKB_EGRESS)
+	HookConnect4   = Hook(abi.NetpolNpHookNP_HOOK_CONNECT4)
+	HookConnect6   = Hook(abi.NetpolNpHookNP_HOOK_CONNECT6)
+	HookSendmsg4   = Hook(abi.NetpolNpHookNP_HOOK_SENDMSG4)
+	HookSendmsg6   = Hook(abi.NetpolNpHookNP_HOOK_SENDMSG6)
+	HookSKBIngress = Hook(abi.NetpolNpHookNP_HOOK_SKB_INGRESS)
+	HookSKBEgress  = Hook(abi.NetpolNpHookNP_HOOK_SKB_EGRESS)
 )
 
 func (h Hook) String() string {
@@ -128,7 +130,7 @@ func (r *RecordReader) Read() (Record, error) {
 
 // DecodeRecord decodes the raw bytes of one record.
 func DecodeRecord(b []byte) (Record, error) {
-	var raw NetpolNpRecord
+	var raw abi.NetpolNpRecord
 	if err := binary.Read(bytes.NewReader(b), binary.NativeEndian, &raw); err != nil {
 		return Record{}, fmt.Errorf("datapath: short record (%d bytes): %w", len(b), err)
 	}

@@ -1,6 +1,8 @@
 package datapath
 
 import (
+	"github.com/vigilsec/vigil/kprobes/abi"
+
 	"bytes"
 	"encoding/binary"
 	"net/netip"
@@ -12,7 +14,7 @@ import (
 	"github.com/vigilsec/vigil/networkpolicy"
 )
 
-func rawRecord(t testing.TB, r NetpolNpRecord) []byte {
+func rawRecord(t testing.TB, r abi.NetpolNpRecord) []byte {
 	var b bytes.Buffer
 	if err := binary.Write(&b, binary.NativeEndian, r); err != nil {
 		t.Fatal(err)
@@ -21,10 +23,10 @@ func rawRecord(t testing.TB, r NetpolNpRecord) []byte {
 }
 
 func TestDecodeRecord(t *testing.T) {
-	raw := NetpolNpRecord{
+	raw := abi.NetpolNpRecord{
 		TimeNs: 42, CgroupId: 7, Pid: 100, Tgid: 99, LocalIdentity: 256, RemoteIdentity: 257, Rule: 3, Suppressed: 4,
-		Verdict: uint8(NetpolNpVerdictNP_DENY), Reason: uint8(NetpolNpReasonNP_REASON_DEFAULT_DENY),
-		Direction: uint8(NetpolNpDirectionNP_INGRESS), Protocol: 17, Hook: uint8(NetpolNpHookNP_HOOK_SKB_INGRESS),
+		Verdict: uint8(abi.NetpolNpVerdictNP_DENY), Reason: uint8(abi.NetpolNpReasonNP_REASON_DEFAULT_DENY),
+		Direction: uint8(abi.NetpolNpDirectionNP_INGRESS), Protocol: 17, Hook: uint8(abi.NetpolNpHookNP_HOOK_SKB_INGRESS),
 		SrcPort: 5353, DstPort: 53,
 		SrcAddr: netip.MustParseAddr("::ffff:198.18.0.12").As16(), DstAddr: netip.MustParseAddr("2001:db8::1").As16(),
 	}
@@ -66,15 +68,15 @@ func TestEnumsMatchEngine(t *testing.T) {
 		name      string
 		bpf, want uint32
 	}{
-		{"ingress", uint32(NetpolNpDirectionNP_INGRESS), uint32(networkpolicy.Ingress)},
-		{"egress", uint32(NetpolNpDirectionNP_EGRESS), uint32(networkpolicy.Egress)},
-		{"allow", uint32(NetpolNpVerdictNP_ALLOW), uint32(networkpolicy.Allow)},
-		{"deny", uint32(NetpolNpVerdictNP_DENY), uint32(networkpolicy.Deny)},
-		{"audit", uint32(NetpolNpVerdictNP_AUDIT), uint32(networkpolicy.Audit)},
-		{"no policy", uint32(NetpolNpReasonNP_REASON_NO_POLICY), uint32(networkpolicy.ReasonNoPolicy)},
-		{"allowed by rule", uint32(NetpolNpReasonNP_REASON_ALLOWED_BY_RULE), uint32(networkpolicy.ReasonAllowedByRule)},
-		{"denied by rule", uint32(NetpolNpReasonNP_REASON_DENIED_BY_RULE), uint32(networkpolicy.ReasonDeniedByRule)},
-		{"default deny", uint32(NetpolNpReasonNP_REASON_DEFAULT_DENY), uint32(networkpolicy.ReasonDefaultDeny)},
+		{"ingress", uint32(abi.NetpolNpDirectionNP_INGRESS), uint32(networkpolicy.Ingress)},
+		{"egress", uint32(abi.NetpolNpDirectionNP_EGRESS), uint32(networkpolicy.Egress)},
+		{"allow", uint32(abi.NetpolNpVerdictNP_ALLOW), uint32(networkpolicy.Allow)},
+		{"deny", uint32(abi.NetpolNpVerdictNP_DENY), uint32(networkpolicy.Deny)},
+		{"audit", uint32(abi.NetpolNpVerdictNP_AUDIT), uint32(networkpolicy.Audit)},
+		{"no policy", uint32(abi.NetpolNpReasonNP_REASON_NO_POLICY), uint32(networkpolicy.ReasonNoPolicy)},
+		{"allowed by rule", uint32(abi.NetpolNpReasonNP_REASON_ALLOWED_BY_RULE), uint32(networkpolicy.ReasonAllowedByRule)},
+		{"denied by rule", uint32(abi.NetpolNpReasonNP_REASON_DENIED_BY_RULE), uint32(networkpolicy.ReasonDeniedByRule)},
+		{"default deny", uint32(abi.NetpolNpReasonNP_REASON_DEFAULT_DENY), uint32(networkpolicy.ReasonDefaultDeny)},
 		{"event ingress", uint32(networkpolicy.Ingress), uint32(event.DirectionIngress)},
 		{"event egress", uint32(networkpolicy.Egress), uint32(event.DirectionEgress)},
 	}
@@ -92,7 +94,7 @@ func TestEnumsMatchEngine(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(rawRecord(f, NetpolNpRecord{Verdict: 2, Direction: 1, Protocol: 6}))
+	f.Add(rawRecord(f, abi.NetpolNpRecord{Verdict: 2, Direction: 1, Protocol: 6}))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b)

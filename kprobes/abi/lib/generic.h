@@ -8,17 +8,21 @@
 
 #include "common.h"
 
-#define GEN_MAX_HOOKS 1024
-#define GEN_MAX_POLICIES 1024
-#define GEN_MAX_ARGS 6
-#define GEN_MAX_SELECTORS 5
-#define GEN_MAX_ARG_FILTERS 6 /* 5 matchArgs and 1 matchReturnArgs */
-#define GEN_MAX_BIN_FILTERS 2
-#define GEN_MAX_PID_FILTERS 4
-#define GEN_MAX_NS_FILTERS 10
-#define GEN_MAX_CAP_FILTERS 3
-#define GEN_STR_MAX 252 /* bytes of a string compared in a set */
-#define GEN_ARG_RETURN 0xff
+/* Limits of the compiled form. An enum, not macros, so that the Go bindings
+ * carry them (abi.GenericGenLimit*). */
+enum gen_limit {
+	GEN_MAX_HOOKS = 1024,
+	GEN_MAX_POLICIES = 1024,
+	GEN_MAX_ARGS = 6,
+	GEN_MAX_SELECTORS = 5,
+	GEN_MAX_ARG_FILTERS = 6, /* 5 matchArgs and 1 matchReturnArgs */
+	GEN_MAX_BIN_FILTERS = 2,
+	GEN_MAX_PID_FILTERS = 4,
+	GEN_MAX_NS_FILTERS = 10,
+	GEN_MAX_CAP_FILTERS = 3,
+	GEN_STR_MAX = 252, /* bytes of a string compared in a set */
+	GEN_ARG_RETURN = 0xff,
+};
 
 /* Argument types, as read by the kernel. */
 enum gen_arg_type {

@@ -1,4 +1,4 @@
-package kprobes
+package process
 
 import (
 	"errors"
@@ -7,15 +7,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-)
 
-// Record opcodes, the first byte of every ring buffer record.
-const (
-	OpExec    = uint8(ProcessVigilOpVIGIL_OP_EXEC)
-	OpExit    = uint8(ProcessVigilOpVIGIL_OP_EXIT)
-	OpFork    = uint8(ProcessVigilOpVIGIL_OP_FORK)
-	OpGeneric = uint8(ProcessVigilOpVIGIL_OP_GENERIC)
-	OpMax     = int(ProcessVigilOpVIGIL_OP_MAX)
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
 )
 
 // DefaultRingBufferSize is the size of the event ring buffer in bytes.
@@ -24,8 +18,8 @@ const DefaultRingBufferSize = 8 << 20
 // DefaultMaxProcesses bounds the kernel's table of live processes.
 const DefaultMaxProcesses = 32768
 
-// ProcessOptions configure the process sensor. The zero value means defaults.
-type ProcessOptions struct {
+// SensorOptions configure the process sensor. The zero value means defaults.
+type SensorOptions struct {
 	// RingBufferSize is the size of the event ring buffer in bytes: a power
 	// of two and a multiple of the page size.
 	RingBufferSize uint32
@@ -49,19 +43,19 @@ func ValidateRingBufferSize(n uint64) error {
 	return nil
 }
 
-// ProcessSensor is the loaded and attached process lifecycle programs and
+// Sensor is the loaded and attached process lifecycle programs and
 // their maps. Close detaches and unloads everything.
-type ProcessSensor struct {
+type Sensor struct {
 	coll      *ebpf.Collection
 	links     []link.Link
-	mechanism Mechanism
+	mechanism kprobes.Mechanism
 }
 
-// NewProcessSensor loads the process lifecycle programs and attaches them to the
+// NewSensor loads the process lifecycle programs and attaches them to the
 // sched_process_{exec,fork,exit} tracepoints, with tp_btf when the kernel
 // has it and raw tracepoints otherwise.
-func NewProcessSensor(opts *ProcessOptions, f *Features) (_ *ProcessSensor, err error) {
-	var o ProcessOptions
+func NewSensor(opts *SensorOptions, f *kprobes.Features) (_ *Sensor, err error) {
+	var o SensorOptions
 	if opts != nil {
 		o = *opts
 	}
@@ -78,22 +72,22 @@ func NewProcessSensor(opts *ProcessOptions, f *Features) (_ *ProcessSensor, err 
 		o.AgentPID = uint32(os.Getpid())
 	}
 
-	spec, err := LoadProcess()
+	spec, err := abi.LoadProcess()
 	if err != nil {
 		return nil, fmt.Errorf("load process object: %w", err)
 	}
-	spec.Maps["events"].MaxEntries = o.RingBufferSize
-	spec.Maps["procs"].MaxEntries = o.MaxProcesses
+	spec.Maps[abi.ProcessMapEvents].MaxEntries = o.RingBufferSize
+	spec.Maps[abi.ProcessMapProcs].MaxEntries = o.MaxProcesses
 	if err := spec.Variables["agent_tgid"].Set(o.AgentPID); err != nil {
 		return nil, fmt.Errorf("set agent_tgid: %w", err)
 	}
 
-	useBTF := !o.RawTracepoints && (f == nil || f.Has(FeatureTpBTF))
+	useBTF := !o.RawTracepoints && (f == nil || f.Has(kprobes.FeatureTpBTF))
 	keep, drop := "tp_btf_", "raw_tp_"
-	mech := MechTracepoint
+	mech := kprobes.MechTracepoint
 	if !useBTF {
 		keep, drop = drop, keep
-		mech = MechRawTracepoint
+		mech = kprobes.MechRawTracepoint
 	}
 	for name := range spec.Programs {
 		if len(name) >= len(drop) && name[:len(drop)] == drop {
@@ -103,9 +97,9 @@ func NewProcessSensor(opts *ProcessOptions, f *Features) (_ *ProcessSensor, err 
 
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, fmt.Errorf("load process programs: %w", verifierHint(err))
+		return nil, fmt.Errorf("load process programs: %w", kprobes.VerifierHint(err))
 	}
-	s := &ProcessSensor{coll: coll, mechanism: mech}
+	s := &Sensor{coll: coll, mechanism: mech}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -113,7 +107,7 @@ func NewProcessSensor(opts *ProcessOptions, f *Features) (_ *ProcessSensor, err 
 	}()
 
 	zero := uint32(0)
-	if err := coll.Maps["process_config_map"].Put(zero, ProcessProcessConfig{}); err != nil {
+	if err := coll.Maps[abi.ProcessMapProcessConfigMap].Put(zero, abi.ProcessConfig{}); err != nil {
 		return nil, fmt.Errorf("init process config: %w", err)
 	}
 	// Attach exit and fork before exec so that no process that execs after
@@ -134,41 +128,53 @@ func NewProcessSensor(opts *ProcessOptions, f *Features) (_ *ProcessSensor, err 
 	return s, nil
 }
 
-// verifierHint makes a verifier rejection print the end of its log, which
-// names the failing instruction.
-func verifierHint(err error) error {
-	var ve *ebpf.VerifierError
-	if errors.As(err, &ve) {
-		return fmt.Errorf("%+v", ve)
-	}
-	return err
-}
-
 // Mechanism says how the programs are attached: tracepoint (tp_btf) or
 // raw_tracepoint.
-func (s *ProcessSensor) Mechanism() Mechanism { return s.mechanism }
+func (s *Sensor) Mechanism() kprobes.Mechanism { return s.mechanism }
 
 // Events is the ring buffer every record is written to.
-func (s *ProcessSensor) Events() *ebpf.Map { return s.coll.Maps["events"] }
+func (s *Sensor) Events() *ebpf.Map { return s.coll.Maps[abi.ProcessMapEvents] }
 
-// Procs is the kernel's table of live processes (tgid -> ProcessProcEntry).
-func (s *ProcessSensor) Procs() *ebpf.Map { return s.coll.Maps["procs"] }
+// SharedMaps are the maps the other sensors' programs use as their own, by
+// their name in the C: the ring buffer every record goes to and its loss
+// counters, the table of live processes and the path scratch space.
+func (s *Sensor) SharedMaps() map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for _, name := range []string{abi.ProcessMapEvents, abi.ProcessMapLostCounters, abi.ProcessMapProcs, abi.ProcessMapPathScratchMap} {
+		out[name] = s.coll.Maps[name]
+	}
+	return out
+}
+
+// Procs is the kernel's table of live processes (tgid -> abi.ProcEntry).
+func (s *Sensor) Procs() *ebpf.Map { return s.coll.Maps[abi.ProcessMapProcs] }
 
 // LostCounters is the per-CPU table of records the kernel failed to reserve,
 // indexed by opcode.
-func (s *ProcessSensor) LostCounters() *ebpf.Map { return s.coll.Maps["lost_counters"] }
+func (s *Sensor) LostCounters() *ebpf.Map { return s.coll.Maps[abi.ProcessMapLostCounters] }
 
 // Lost returns the number of records the kernel failed to write to the ring
 // buffer, per opcode, since load.
-func (s *ProcessSensor) Lost() ([OpMax]uint64, error) {
+func (s *Sensor) Lost() ([abi.OpMax]uint64, error) {
 	return ReadLost(s.LostCounters())
 }
 
+// LostTotal returns the number of records of every opcode the kernel
+// failed to write to the ring buffer since load.
+func (s *Sensor) LostTotal() (uint64, error) {
+	lost, err := s.Lost()
+	var n uint64
+	for _, l := range lost {
+		n += l
+	}
+	return n, err
+}
+
 // ReadLost sums a per-CPU loss counter map by opcode.
-func ReadLost(m *ebpf.Map) ([OpMax]uint64, error) {
-	var out [OpMax]uint64
+func ReadLost(m *ebpf.Map) ([abi.OpMax]uint64, error) {
+	var out [abi.OpMax]uint64
 	var perCPU []uint64
-	for op := uint32(0); op < uint32(OpMax); op++ {
+	for op := uint32(0); op < uint32(abi.OpMax); op++ {
 		if err := m.Lookup(op, &perCPU); err != nil {
 			return out, fmt.Errorf("read lost counters: %w", err)
 		}
@@ -179,44 +185,42 @@ func ReadLost(m *ebpf.Map) ([OpMax]uint64, error) {
 	return out, nil
 }
 
-// Filters select processes whose exec and exit events are dropped in the
+// ExecFilters select processes whose exec and exit events are dropped in the
 // kernel.
-type Filters struct {
+type ExecFilters struct {
 	CgroupIDs []uint64
 	PidNS     []uint32
 	// Binaries are exact executable paths (as reported in events).
 	Binaries []string
 }
 
-// SetFilters replaces the exec/exit filters. It applies to execs from now
+// SetExecFilters replaces the exec/exit filters. It applies to execs from now
 // on.
-func (s *ProcessSensor) SetFilters(f Filters) error {
+func (s *Sensor) SetExecFilters(f ExecFilters) error {
 	for _, b := range f.Binaries {
-		if len(b) >= len(ProcessBinaryKey{}.Path) {
-			return fmt.Errorf("binary filter %q: paths are limited to %d bytes", b, len(ProcessBinaryKey{}.Path)-1)
+		if len(b) >= len(abi.BinaryKey{}.Path) {
+			return fmt.Errorf("binary filter %q: paths are limited to %d bytes", b, len(abi.BinaryKey{}.Path)-1)
 		}
 	}
-	if err := replaceSet(s.coll.Maps["filter_cgroup_ids"], f.CgroupIDs); err != nil {
+	if err := kprobes.ReplaceSet(s.coll.Maps[abi.ProcessMapFilterCgroupIds], f.CgroupIDs); err != nil {
 		return fmt.Errorf("cgroup filter: %w", err)
 	}
-	if err := replaceSet(s.coll.Maps["filter_pidns_ids"], f.PidNS); err != nil {
+	if err := kprobes.ReplaceSet(s.coll.Maps[abi.ProcessMapFilterPidnsIds], f.PidNS); err != nil {
 		return fmt.Errorf("pid namespace filter: %w", err)
 	}
-	keys := make([]ProcessBinaryKey, len(f.Binaries))
+	keys := make([]abi.BinaryKey, len(f.Binaries))
 	for i, b := range f.Binaries {
-		for j := 0; j < len(b); j++ {
-			keys[i].Path[j] = int8(b[j])
-		}
+		keys[i] = BinaryKey(b)
 	}
-	if err := replaceSet(s.coll.Maps["filter_binary_paths"], keys); err != nil {
+	if err := kprobes.ReplaceSet(s.coll.Maps[abi.ProcessMapFilterBinaryPaths], keys); err != nil {
 		return fmt.Errorf("binary filter: %w", err)
 	}
-	cfg := ProcessProcessConfig{
+	cfg := abi.ProcessConfig{
 		FilterCgroups:  boolU32(len(f.CgroupIDs) > 0),
 		FilterPidns:    boolU32(len(f.PidNS) > 0),
 		FilterBinaries: boolU32(len(f.Binaries) > 0),
 	}
-	if err := s.coll.Maps["process_config_map"].Put(uint32(0), cfg); err != nil {
+	if err := s.coll.Maps[abi.ProcessMapProcessConfigMap].Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("update process config: %w", err)
 	}
 	return nil
@@ -229,40 +233,8 @@ func boolU32(b bool) uint32 {
 	return 0
 }
 
-// replaceSet makes the keys of the set map m exactly keys. New keys are
-// inserted before stale ones are removed, so a key present in both versions
-// is never missing.
-func replaceSet[K comparable](m *ebpf.Map, keys []K) error {
-	want := make(map[K]bool, len(keys))
-	one := uint8(1)
-	for _, k := range keys {
-		want[k] = true
-		if err := m.Put(k, one); err != nil {
-			return err
-		}
-	}
-	var stale []K
-	var k K
-	var v uint8
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if !want[k] {
-			stale = append(stale, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return err
-	}
-	for _, k := range stale {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	return nil
-}
-
 // Close detaches the programs and releases the maps.
-func (s *ProcessSensor) Close() error {
+func (s *Sensor) Close() error {
 	var errs []error
 	for i := len(s.links) - 1; i >= 0; i-- {
 		errs = append(errs, s.links[i].Close())
@@ -278,15 +250,11 @@ func (s *ProcessSensor) Close() error {
 // SeedProcess records a process that was running before the sensor loaded
 // in the kernel's process table, unless the kernel already has a fresher
 // entry for it.
-func (s *ProcessSensor) SeedProcess(pid, ppid uint32, binary string, startKtime uint64) error {
-	var e ProcessProcEntry
+func (s *Sensor) SeedProcess(pid, ppid uint32, binary string, startKtime uint64) error {
+	var e abi.ProcEntry
 	e.ExecKtime = startKtime
 	e.Ppid = ppid
-	n := min(len(binary), len(e.Bin)-1)
-	for i := 0; i < n; i++ {
-		e.Bin[i] = int8(binary[i])
-	}
-	e.BinLen = uint32(n)
+	e.BinLen = uint32(abi.PutCString(e.Bin[:], binary))
 	err := s.Procs().Update(pid, e, ebpf.UpdateNoExist)
 	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 		return fmt.Errorf("seed process %d: %w", pid, err)
@@ -295,31 +263,28 @@ func (s *ProcessSensor) SeedProcess(pid, ppid uint32, binary string, startKtime 
 }
 
 // BinaryKey is the key of an executable path in the process sensor's maps.
-func BinaryKey(path string) ProcessBinaryKey {
-	var k ProcessBinaryKey
-	n := min(len(path), len(k.Path)-1)
-	for i := 0; i < n; i++ {
-		k.Path[i] = int8(path[i])
-	}
+func BinaryKey(path string) abi.BinaryKey {
+	var k abi.BinaryKey
+	abi.PutCString(k.Path[:], path)
 	return k
 }
 
 // FollowBinaries is the table of executables whose processes (and their
 // descendants) get follow bits at exec.
-func (s *ProcessSensor) FollowBinaries() *ebpf.Map { return s.coll.Maps["follow_binaries"] }
+func (s *Sensor) FollowBinaries() *ebpf.Map { return s.coll.Maps[abi.ProcessMapFollowBinaries] }
 
 // UpdateFollowMasks walks the kernel's process table, parents before
 // children, and lets update say which follow bits to add to and clear from
 // each process, given the process's binary and its parent's new mask.
-func (s *ProcessSensor) UpdateFollowMasks(update func(pid, ppid uint32, binary string, parentMask uint64) (add, clear uint64)) error {
+func (s *Sensor) UpdateFollowMasks(update func(pid, ppid uint32, binary string, parentMask uint64) (add, clear uint64)) error {
 	m := s.Procs()
 	type proc struct {
 		pid uint32
-		e   ProcessProcEntry
+		e   abi.ProcEntry
 	}
 	var all []proc
 	var pid uint32
-	var e ProcessProcEntry
+	var e abi.ProcEntry
 	it := m.Iterate()
 	for it.Next(&pid, &e) {
 		all = append(all, proc{pid, e})
@@ -343,10 +308,7 @@ func (s *ProcessSensor) UpdateFollowMasks(update func(pid, ppid uint32, binary s
 			visit(j, depth+1)
 			parentMask = all[j].e.FollowMask
 		}
-		bin := make([]byte, 0, p.e.BinLen)
-		for k := uint32(0); k < p.e.BinLen && k < uint32(len(p.e.Bin)); k++ {
-			bin = append(bin, byte(p.e.Bin[k]))
-		}
+		bin := abi.CString(p.e.Bin[:min(int(p.e.BinLen), len(p.e.Bin))])
 		add, clear := update(p.pid, p.e.Ppid, string(bin), parentMask)
 		p.e.FollowMask = (p.e.FollowMask | add) &^ clear
 		done[i] = true

@@ -1,4 +1,4 @@
-package kprobes
+package flows
 
 import (
 	"errors"
@@ -8,56 +8,58 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/process"
 )
 
-// OpFlow is the opcode of flow records.
-const OpFlow = uint8(ProcessVigilOpVIGIL_OP_FLOW)
-
-// FlowReport says which moments of a connection are reported.
-type FlowReport uint32
+// Report says which moments of a connection are reported.
+type Report uint32
 
 const (
-	FlowReportOff      = FlowReport(FlowFlowReportFLOW_REPORT_OFF)
-	FlowReportStart    = FlowReport(FlowFlowReportFLOW_REPORT_START)
-	FlowReportStartEnd = FlowReport(FlowFlowReportFLOW_REPORT_START_END)
+	ReportOff      = Report(abi.FlowFlowReportFLOW_REPORT_OFF)
+	ReportStart    = Report(abi.FlowFlowReportFLOW_REPORT_START)
+	ReportStartEnd = Report(abi.FlowFlowReportFLOW_REPORT_START_END)
 )
 
-// ParseFlowReport parses off, start or start-end.
-func ParseFlowReport(s string) (FlowReport, error) {
+// ParseReport parses off, start or start-end.
+func ParseReport(s string) (Report, error) {
 	switch s {
 	case "off":
-		return FlowReportOff, nil
+		return ReportOff, nil
 	case "start":
-		return FlowReportStart, nil
+		return ReportStart, nil
 	case "start-end":
-		return FlowReportStartEnd, nil
+		return ReportStartEnd, nil
 	}
 	return 0, fmt.Errorf("%q: want off, start or start-end", s)
 }
 
-// FlowSensor reports TCP connections and UDP exchanges with the process
+// Sensor reports TCP connections and UDP exchanges with the process
 // that owns the local socket, into the process sensor's ring buffer.
-type FlowSensor struct {
+type Sensor struct {
 	coll  *ebpf.Collection
 	links []link.Link
 }
 
-// NewFlowSensor loads the flow programs and attaches them: the
+// NewSensor loads the flow programs and attaches them: the
 // sock:inet_sock_set_state tracepoint for TCP, and the cgroup socket-address
 // hooks at cgroupRoot for UDP (alongside any other program there).
-func NewFlowSensor(proc *ProcessSensor, cgroupRoot string, report FlowReport) (_ *FlowSensor, err error) {
-	spec, err := LoadFlow()
+func NewSensor(proc *process.Sensor, cgroupRoot string, report Report) (_ *Sensor, err error) {
+	spec, err := abi.LoadFlow()
 	if err != nil {
 		return nil, fmt.Errorf("load flow object: %w", err)
 	}
-	if err := spec.Variables["agent_tgid"].Set(uint32(os.Getpid())); err != nil {
+	if err := spec.Variables[abi.FlowVarAgentTgid].Set(uint32(os.Getpid())); err != nil {
 		return nil, err
 	}
 	repl := map[string]*ebpf.Map{}
-	for _, name := range []string{"events", "lost_counters"} {
-		m := proc.coll.Maps[name]
-		repl[name] = m
-		spec.Maps[name].MaxEntries = m.MaxEntries()
+	for name, m := range proc.SharedMaps() {
+		if ms := spec.Maps[name]; ms != nil {
+			repl[name] = m
+			ms.MaxEntries = m.MaxEntries()
+		}
 	}
 	attachTypes := map[string]ebpf.AttachType{}
 	for name, ps := range spec.Programs {
@@ -65,9 +67,9 @@ func NewFlowSensor(proc *ProcessSensor, cgroupRoot string, report FlowReport) (_
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
-		return nil, fmt.Errorf("load flow programs: %w", verifierHint(err))
+		return nil, fmt.Errorf("load flow programs: %w", kprobes.VerifierHint(err))
 	}
-	s := &FlowSensor{coll: coll}
+	s := &Sensor{coll: coll}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -76,7 +78,7 @@ func NewFlowSensor(proc *ProcessSensor, cgroupRoot string, report FlowReport) (_
 	if err := s.SetReport(report); err != nil {
 		return nil, err
 	}
-	l, err := link.Tracepoint("sock", "inet_sock_set_state", coll.Programs["flow_tcp_state"], nil)
+	l, err := link.Tracepoint("sock", "inet_sock_set_state", coll.Programs[abi.FlowProgFlowTcpState], nil)
 	if err != nil {
 		return nil, fmt.Errorf("attach sock/inet_sock_set_state: %w", err)
 	}
@@ -98,15 +100,15 @@ func NewFlowSensor(proc *ProcessSensor, cgroupRoot string, report FlowReport) (_
 }
 
 // SetReport changes what is reported, live.
-func (s *FlowSensor) SetReport(r FlowReport) error {
-	if err := s.coll.Maps["flow_report_mode"].Put(uint32(0), uint32(r)); err != nil {
+func (s *Sensor) SetReport(r Report) error {
+	if err := s.coll.Maps[abi.FlowMapFlowReportMode].Put(uint32(0), uint32(r)); err != nil {
 		return fmt.Errorf("set flow report mode: %w", err)
 	}
 	return nil
 }
 
 // Close detaches and unloads the flow programs.
-func (s *FlowSensor) Close() error {
+func (s *Sensor) Close() error {
 	var errs []error
 	for _, l := range s.links {
 		errs = append(errs, l.Close())

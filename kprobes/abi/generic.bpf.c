@@ -211,6 +211,7 @@ const enum gen_action *unused_gen_action __attribute__((unused));
 const enum gen_policy_mode *unused_gen_policy_mode __attribute__((unused));
 const enum gen_event_flags *unused_gen_event_flags __attribute__((unused));
 const enum gen_arg_state *unused_gen_arg_state __attribute__((unused));
+const enum gen_limit *unused_gen_limit __attribute__((unused));
 
 static __always_inline struct gen_state *gen_state(void)
 {

@@ -1,0 +1,80 @@
+package abi
+
+// Record opcodes: the first byte of every record of the shared ring buffer
+// (enum vigil_op in lib/common.h).
+const (
+	OpExec    = uint8(ProcessVigilOpVIGIL_OP_EXEC)
+	OpExit    = uint8(ProcessVigilOpVIGIL_OP_EXIT)
+	OpFork    = uint8(ProcessVigilOpVIGIL_OP_FORK)
+	OpGeneric = uint8(ProcessVigilOpVIGIL_OP_GENERIC)
+	OpFlow    = uint8(ProcessVigilOpVIGIL_OP_FLOW)
+	// OpMax bounds the opcodes; loss counters are indexed by opcode.
+	OpMax = int(ProcessVigilOpVIGIL_OP_MAX)
+)
+
+// Process lifecycle records and maps (process.bpf.c, lib/process.h).
+type (
+	EventHeader   = ProcessEventHeader
+	ExecEvent     = ProcessExecEvent
+	ExitEvent     = ProcessExitEvent
+	ForkEvent     = ProcessForkEvent
+	ExecFlags     = ProcessExecFlags
+	ProcEntry     = ProcessProcEntry
+	BinaryKey     = ProcessBinaryKey
+	ProcessConfig = ProcessProcessConfig
+)
+
+// Tracing-policy maps and records (generic.bpf.c, lib/generic.h).
+type (
+	GenHook       = GenericGenHook
+	GenArgDesc    = GenericGenArgDesc
+	GenSelector   = GenericGenSelector
+	GenArgFilter  = GenericGenArgFilter
+	GenBinFilter  = GenericGenBinFilter
+	GenPIDFilter  = GenericGenPidFilter
+	GenNSFilter   = GenericGenNsFilter
+	GenCapFilter  = GenericGenCapFilter
+	GenPolicy     = GenericGenPolicy
+	GenIntKey     = GenericGenIntKey
+	GenStrKey     = GenericGenStrKey
+	GenAddrKey    = GenericGenAddrKey
+	GenPortKey    = GenericGenPortKey
+	GenScopeKey   = GenericGenScopeKey
+	GenEvent      = GenericGenEvent
+	GenFileArg    = GenericGenFileArg
+	GenSockArg    = GenericGenSockArg
+	GenCredArg    = GenericGenCredArg
+	GenHookStats  = GenericGenHookStats
+	GenArgType    = GenericGenArgType
+	GenArgFlags   = GenericGenArgFlags
+	GenHookFlags  = GenericGenHookFlags
+	GenOp         = GenericGenOp
+	GenBinOp      = GenericGenBinOp
+	GenNS         = GenericGenNs
+	GenCapSet     = GenericGenCapSet
+	GenAction     = GenericGenAction
+	GenPolicyMode = GenericGenPolicyMode
+	GenEventFlags = GenericGenEventFlags
+	GenArgState   = GenericGenArgState
+)
+
+// Limits of the compiled tracing-policy form (enum gen_limit).
+const (
+	GenMaxHooks     = int(GenericGenLimitGEN_MAX_HOOKS)
+	GenMaxPolicies  = int(GenericGenLimitGEN_MAX_POLICIES)
+	GenMaxArgs      = int(GenericGenLimitGEN_MAX_ARGS)
+	GenMaxSelectors = uint32(GenericGenLimitGEN_MAX_SELECTORS) // selector keys are hook id * GenMaxSelectors + index
+	GenArgReturn    = uint8(GenericGenLimitGEN_ARG_RETURN)     // the arg index of matchReturnArgs filters
+	GenStrMax       = int(GenericGenLimitGEN_STR_MAX)
+)
+
+// Flow records (flow.bpf.c).
+type (
+	FlowEvent     = FlowFlowEvent
+	FlowPhase     = FlowFlowPhase
+	FlowDirection = FlowFlowDirection
+	FlowReport    = FlowFlowReport
+)
+
+// Network-policy datapath maps and records (netpol.bpf.c) keep their
+// generated names (Netpol*): only networkpolicy/datapath uses them.

@@ -1,0 +1,159 @@
+package kprobes
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// HookTarget is one function (or LSM hook, or tracepoint) of a hook, with
+// the id its configuration is stored under.
+type HookTarget struct {
+	ID uint32
+	// Name is a kernel function name (HookKernelFunction), a syscall name
+	// without prefix (HookSyscall), an LSM hook name (HookLSM) or
+	// "subsystem/event" (HookTracepoint).
+	Name string
+}
+
+// HookRequest is one hook to attach, as the policy compiler resolved it.
+type HookRequest struct {
+	Kind    HookKind
+	Targets []HookTarget
+	// Return asks for the call to be reported at its return.
+	Return bool
+	// Override asks for the ability to change the call's result.
+	Override bool
+}
+
+// ErrCannotAttach says that no mechanism of this kernel can serve a hook.
+var ErrCannotAttach = errors.New("cannot attach")
+
+type attachError struct {
+	msg string
+}
+
+func (e *attachError) Error() string        { return e.msg }
+func (e *attachError) Is(target error) bool { return target == ErrCannotAttach }
+
+func cannot(format string, args ...any) error {
+	return &attachError{msg: fmt.Sprintf(format, args...)}
+}
+
+// PlanHook returns the mechanism that serves req on this kernel, or an
+// error matching ErrCannotAttach that says why none does. It loads nothing.
+func (f *Features) PlanHook(req *HookRequest) (Mechanism, error) {
+	switch req.Kind {
+	case HookLSM:
+		switch {
+		case f.Has(FeatureLSM):
+			return MechLSM, nil
+		case req.Override && f.Has(FeatureFmodRet):
+			return MechFmodRet, nil
+		case req.Override:
+			return "", cannot("LSM hook %s: Override needs BPF LSM or fmod_ret, and this kernel has neither (%s)", req.Targets[0].Name, lsmReason(f))
+		case f.Has(FeatureFentry):
+			return MechFentry, nil
+		case f.Has(FeatureKprobe):
+			return MechKprobe, nil
+		}
+		return "", cannot("LSM hook %s: %s, and this kernel has neither fentry nor kprobes", req.Targets[0].Name, lsmReason(f))
+	case HookKernelFunction, HookSyscall:
+		what := "kernel function " + req.names()
+		if req.Kind == HookSyscall {
+			what = "syscall " + req.names()
+		}
+		if req.Override {
+			fmodOK := f.Has(FeatureFmodRet)
+			if req.Kind == HookSyscall {
+				fmodOK = f.Has(FeatureFmodRetSyscall)
+			}
+			switch {
+			case fmodOK:
+				return MechFmodRet, nil
+			case f.Has(FeatureOverrideReturn) && f.Has(FeatureKprobe):
+				return MechOverrideReturn, nil
+			}
+			hint := "use an LSM hook instead"
+			if req.Kind == HookSyscall {
+				hint = lsmSuggestion(req.names())
+			}
+			return "", cannot("%s: Override needs fmod_ret or bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) and this kernel has neither; %s", what, hint)
+		}
+		switch {
+		case req.Return && f.Has(FeatureFexit):
+			return MechFexit, nil
+		case req.Return && f.Has(FeatureKretprobe):
+			return MechKprobe, nil
+		case !req.Return && f.Has(FeatureKprobe) && f.Has(FeatureKprobeMulti) && len(req.Targets) > 1:
+			return MechKprobeMulti, nil
+		case !req.Return && f.Has(FeatureKprobe):
+			return MechKprobe, nil
+		case !req.Return && f.Has(FeatureFentry):
+			return MechFentry, nil
+		case req.Kind == HookSyscall && f.Has(FeatureTracepoint):
+			return MechTracepoint, nil
+		}
+		if req.Kind == HookSyscall {
+			return "", cannot("%s: this kernel has no kprobes, refuses fentry and has no syscall tracepoints", what)
+		}
+		return "", cannot("%s: this kernel has no kprobes and refuses fentry programs (kernel functions need one of them; syscalls and tracepoints do not)", what)
+	case HookTracepoint:
+		if req.Override {
+			return "", cannot("tracepoint %s: a tracepoint cannot change the result of a call; use Sigkill or an LSM hook", req.Targets[0].Name)
+		}
+		if !f.Has(FeatureTracepoint) {
+			return "", cannot("tracepoint %s: %s", req.Targets[0].Name, f.Results[FeatureTracepoint].Error)
+		}
+		return MechTracepoint, nil
+	}
+	return "", fmt.Errorf("unknown hook kind %q", req.Kind)
+}
+
+func (r *HookRequest) names() string {
+	names := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		names[i] = t.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// lsmSuggestion names LSM hooks that serve the same purpose as syscalls.
+func lsmSuggestion(syscalls string) string {
+	for _, s := range strings.Split(syscalls, ", ") {
+		switch s {
+		case "open", "openat", "openat2", "creat":
+			return "use the LSM hook file_open instead of sys_" + s
+		case "execve", "execveat":
+			return "use the LSM hook bprm_check_security instead of sys_" + s
+		case "mkdir", "mkdirat":
+			return "use the LSM hook path_mkdir (or inode_mkdir) instead of sys_" + s
+		case "unlink", "unlinkat":
+			return "use the LSM hook path_unlink instead of sys_" + s
+		case "connect":
+			return "use the LSM hook socket_connect instead of sys_connect"
+		case "init_module", "finit_module":
+			return "use the LSM hook kernel_read_file or kernel_module_request instead of sys_" + s
+		case "ptrace":
+			return "use the LSM hook ptrace_access_check instead of sys_ptrace"
+		case "bpf":
+			return "use the LSM hook bpf instead of sys_bpf"
+		case "unshare", "clone", "clone3", "setns":
+			return "use the LSM hook userns_create (6.1+) instead of sys_" + s
+		}
+	}
+	return "use an LSM hook instead"
+}
+
+// SymbolFor returns the kernel symbol for a target: the LSM's security_
+// function when an LSM hook falls back to fentry or kprobes, the syscall's
+// entry point for syscalls.
+func SymbolFor(req *HookRequest, target string) string {
+	switch req.Kind {
+	case HookSyscall:
+		return SyscallSymbol(target)
+	case HookLSM:
+		return "security_" + target
+	}
+	return target
+}

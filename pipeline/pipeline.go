@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/exporter"
+	"github.com/vigilsec/vigil/observer"
+)
+
+// Stage takes one event. It must not keep the event after returning (a
+// stage that needs it later clones it).
+type Stage interface {
+	Export(ev *event.Event)
+}
+
+// Exporter is the last stage: it encodes events and hands them to the
+// sinks, and counts events lost before they reached it.
+type Exporter interface {
+	Stage
+	ReportLost(reason string, n uint64)
+}
+
+// Detector is the detection stage: it takes the events its rules consume
+// without blocking and evaluates them on its own goroutine (Run).
+type Detector interface {
+	Submit(ev *event.Event)
+	Run(ctx context.Context) error
+}
+
+// Config configures the stages between the decoders and the exporter.
+type Config struct {
+	// HoldTimeout bounds how long the events of a new container wait for
+	// its pod; zero sends them at once.
+	HoldTimeout time.Duration
+	// HoldMax bounds how many events may wait.
+	HoldMax int
+}
+
+// Pipeline is the route of every record of the shared ring buffer: read,
+// decode (the sensors' routes), hold, detect, export.
+type Pipeline struct {
+	read   *observer.Observer
+	hold   *holder
+	detect Detector
+	export Exporter
+	holdT  time.Duration
+	losses []kernelLosses
+	log    logrus.FieldLogger
+}
+
+// kernelLosses is a count of records the kernel could not deliver.
+type kernelLosses struct {
+	read func() (uint64, error)
+	seen uint64
+}
+
+// New builds the pipeline of the ring buffer ring. pods tells the hold
+// stage which cgroups still wait for their pod; detect may be nil (no
+// rules).
+func New(cfg Config, ring *ebpf.Map, pods Pods, detect Detector, export Exporter, reg prometheus.Registerer, log logrus.FieldLogger) (*Pipeline, error) {
+	read, err := observer.New(ring, log.WithField("stage", "read"))
+	if err != nil {
+		return nil, err
+	}
+	var next Stage = export
+	if detect != nil {
+		next = tee{detect: detect, next: export}
+	}
+	return &Pipeline{
+		read:   read,
+		hold:   newHolder(next, pods, cfg.HoldTimeout, cfg.HoldMax, reg),
+		detect: detect,
+		export: export,
+		holdT:  cfg.HoldTimeout,
+		log:    log,
+	}, nil
+}
+
+// Route sends the records of each route's opcode to its decoder. Register
+// every route before Run.
+func (p *Pipeline) Route(routes ...observer.Route) { p.read.Route(routes...) }
+
+// Decoded is where decoders send the events they make: the hold stage,
+// then detect and export.
+func (p *Pipeline) Decoded() Stage { return p.hold }
+
+// PodKnown releases the events held for cgroup cg, with its pod (nil when
+// the cgroup turned out to have none).
+func (p *Pipeline) PodKnown(cg uint64, pod *event.Pod) { p.hold.release(cg, pod) }
+
+// KernelLosses adds a counter of records the kernel could not reserve in a
+// ring buffer (a running total); Run reports its increases as lost events.
+func (p *Pipeline) KernelLosses(read func() (uint64, error)) {
+	p.losses = append(p.losses, kernelLosses{read: read})
+}
+
+// Stats are the read stage's counters.
+func (p *Pipeline) Stats() observer.Stats { return p.read.Stats() }
+
+// Run reads and routes records, runs the detection stage, releases held
+// events whose wait ended and reports kernel losses, until ctx ends. It
+// drains the ring buffer before returning and reports the last losses.
+func (p *Pipeline) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.read.Run(gctx) })
+	if p.detect != nil {
+		g.Go(func() error { return p.detect.Run(gctx) })
+	}
+	g.Go(func() error { return p.tick(gctx) })
+	err := g.Wait()
+	p.reportLosses()
+	return err
+}
+
+// tick releases expired holds and polls the loss counters.
+func (p *Pipeline) tick(ctx context.Context) error {
+	holdTick := time.Duration(0)
+	if p.holdT > 0 {
+		holdTick = max(p.holdT/4, 10*time.Millisecond)
+	}
+	lossTick := time.NewTicker(time.Second)
+	defer lossTick.Stop()
+	var hold <-chan time.Time
+	if holdTick > 0 {
+		t := time.NewTicker(holdTick)
+		defer t.Stop()
+		hold = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-hold:
+			p.hold.expire(now)
+		case <-lossTick.C:
+			p.reportLosses()
+		}
+	}
+}
+
+func (p *Pipeline) reportLosses() {
+	for i := range p.losses {
+		l := &p.losses[i]
+		n, err := l.read()
+		if err != nil {
+			p.log.WithError(err).Warn("read lost event counters")
+			continue
+		}
+		if n > l.seen {
+			p.export.ReportLost(exporter.ReasonRingbufFull, n-l.seen)
+			l.seen = n
+		}
+	}
+}
+
+// tee hands every event to the detection stage (which copies what its rules
+// consume, never blocking) and then to the exporter. The rules see events
+// before the export filters: a filter that trims what goes to the SIEM does
+// not blind the detections.
+type tee struct {
+	detect Detector
+	next   Stage
+}
+
+func (t tee) Export(ev *event.Event) {
+	t.detect.Submit(ev)
+	t.next.Export(ev)
+}
