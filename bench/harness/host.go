@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/bench/bpfstats"
+	"github.com/vigilsec/vigil/identity/cgroup"
 )
 
 // Lock is the benchmark's lock file: one run at a time, so that two runs
@@ -64,31 +64,14 @@ func (l *Lock) Release() {
 	l.f.Close()
 }
 
-// Cgroup2Root finds the cgroup v2 mount in mountinfo.
+// Cgroup2Root finds the cgroup v2 mount in the mount table at mountinfo.
 func Cgroup2Root(mountinfo string) (string, error) {
 	f, err := os.Open(mountinfo)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	return parseCgroup2Root(bufio.NewScanner(f))
-}
-
-func parseCgroup2Root(sc *bufio.Scanner) (string, error) {
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) >= 5 && len(qf) >= 1 && qf[0] == "cgroup2" {
-			return pf[4], nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	return "", errors.New("no cgroup2 file system mounted (see /proc/self/mountinfo)")
+	return cgroup.MountpointIn(f)
 }
 
 // Cgroups are the benchmark's cgroups under the cgroup2 root.

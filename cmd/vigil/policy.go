@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/cilium/ebpf/btf"
+	"github.com/moby/sys/mountinfo"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -132,18 +131,13 @@ func loadKernel(cfg *validateConfig, log *logrus.Logger) (kernelInfo, error) {
 	return k, nil
 }
 
-// findTracefs returns where tracefs is mounted, or "".
-func findTracefs(mountinfo string) string {
-	if f, err := os.Open(mountinfo); err == nil {
+// findTracefs returns where tracefs is mounted according to the mount table
+// at mountinfo, else the first of its usual places that has events, or "".
+func findTracefs(mountinfoPath string) string {
+	if f, err := os.Open(mountinfoPath); err == nil {
 		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
-			pre, post, ok := strings.Cut(sc.Text(), " - ")
-			fields, fstype := strings.Fields(pre), strings.Fields(post)
-			if ok && len(fields) >= 5 && len(fstype) > 0 && fstype[0] == "tracefs" {
-				return unescapeMountPath(fields[4])
-			}
+		if mounts, err := mountinfo.GetMountsFromReader(f, mountinfo.FSTypeFilter("tracefs")); err == nil && len(mounts) > 0 {
+			return mounts[0].Mountpoint
 		}
 	}
 	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
@@ -152,23 +146,6 @@ func findTracefs(mountinfo string) string {
 		}
 	}
 	return ""
-}
-
-// unescapeMountPath undoes the octal escapes of /proc/self/mountinfo.
-func unescapeMountPath(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var n int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &n); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // validatePolicies checks every file under paths and prints the result; it

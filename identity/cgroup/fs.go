@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,64 +28,28 @@ func Mountpoint() (string, error) {
 		return "", fmt.Errorf("find cgroup2 mount: %w", err)
 	}
 	defer f.Close()
-	return ParseMountinfo(f)
+	return MountpointIn(f)
 }
 
-// ParseMountinfo returns the mount point of the first cgroup2 mount whose
+// MountpointIn returns, from a mount table in the format of
+// /proc/self/mountinfo, the mount point of the first cgroup2 mount whose
 // root is the root of the hierarchy, or the first cgroup2 mount when none is
 // (a cgroup namespace shows its own root as "/" anyway).
-func ParseMountinfo(r io.Reader) (string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	first := ""
-	for sc.Scan() {
-		line := sc.Text()
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		if fst, _, _ := strings.Cut(post, " "); fst != "cgroup2" {
-			continue
-		}
-		f := strings.Fields(pre)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if f[3] == "/" {
-			return mp, nil
-		}
-		if first == "" {
-			first = mp
-		}
-	}
-	if err := sc.Err(); err != nil {
+func MountpointIn(r io.Reader) (string, error) {
+	mounts, err := mountinfo.GetMountsFromReader(r, mountinfo.FSTypeFilter("cgroup2"))
+	if err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	if first != "" {
-		return first, nil
+	for _, m := range mounts {
+		if m.Root == "/" {
+			return m.Mountpoint, nil
+		}
+	}
+	if len(mounts) > 0 {
+		return mounts[0].Mountpoint, nil
 	}
 	return "", ErrNoCgroup2
 }
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
 // ID returns the cgroup id of a cgroup directory: its inode number, which is
 // what bpf_get_current_cgroup_id returns for processes in it.

@@ -67,7 +67,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
+func TestMountpointIn(t *testing.T) {
 	hybrid := `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -89,7 +89,7 @@ func TestParseMountinfo(t *testing.T) {
 		{"namespaced mount when it is the only one", onlyNested, "/sys/fs/cgroup"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMountinfo(strings.NewReader(tt.in))
+			got, err := MountpointIn(strings.NewReader(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func TestParseMountinfo(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseMountinfo(strings.NewReader("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n")); err != ErrNoCgroup2 {
+	if _, err := MountpointIn(strings.NewReader("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n")); err != ErrNoCgroup2 {
 		t.Errorf("v1-only host: err = %v, want ErrNoCgroup2", err)
 	}
 }
@@ -144,11 +144,11 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func FuzzParseMountinfo(f *testing.F) {
+func FuzzMountpointIn(f *testing.F) {
 	f.Add("41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
 	f.Add("1 2 3 4 5 - cgroup2\n\\\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		mp, err := ParseMountinfo(strings.NewReader(s))
+		mp, err := MountpointIn(strings.NewReader(s))
 		if err == nil && mp == "" {
 			t.Fatal("no error and no mount point")
 		}

@@ -1,9 +1,9 @@
 package datapath
 
 import (
+	"github.com/vigilsec/vigil/identity/cgroup"
 	"github.com/vigilsec/vigil/kprobes/abi"
 
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -124,31 +123,6 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 	}, nil
 }
 
-// Cgroup2Root returns the mount point of the cgroup v2 hierarchy.
-func Cgroup2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE OPTS
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if len(fields) >= 5 && len(tail) >= 1 && tail[0] == "cgroup2" {
-			return fields[4], nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	return "", errors.New("no cgroup2 file system is mounted (mount -t cgroup2 none /sys/fs/cgroup)")
-}
-
 // Load loads the BPF objects and attaches the programs at the cgroup root.
 // On failure everything created is removed again.
 func (d *Datapath) Load() (err error) {
@@ -159,7 +133,7 @@ func (d *Datapath) Load() (err error) {
 	}
 	root := d.cfg.CgroupRoot
 	if root == "" {
-		if root, err = Cgroup2Root(); err != nil {
+		if root, err = cgroup.Mountpoint(); err != nil {
 			return fmt.Errorf("datapath: %w", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vigilsec/vigil/identity/cgroup"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/networkpolicy"
@@ -25,7 +26,7 @@ func Require(t testing.TB) string {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	root, err := datapath.Cgroup2Root()
+	root, err := cgroup.Mountpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
