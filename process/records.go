@@ -42,15 +42,15 @@ func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Proce
 	p.Binary = a.add(path)
 	p.CWD = a.add(cwd)
 	p.Arguments = a.add(formatted)
-	p.UID = rec.Uid
+	p.UID = rec.Creds.Uid
 	p.AUID = rec.Auid
 	p.Creds = event.Credentials{
-		UID: rec.Uid, GID: rec.Gid, EUID: rec.Euid, EGID: rec.Egid,
-		SUID: rec.Suid, SGID: rec.Sgid, FSUID: rec.Fsuid, FSGID: rec.Fsgid,
+		UID: rec.Creds.Uid, GID: rec.Creds.Gid, EUID: rec.Creds.Euid, EGID: rec.Creds.Egid,
+		SUID: rec.Creds.Suid, SGID: rec.Creds.Sgid, FSUID: rec.Creds.Fsuid, FSGID: rec.Creds.Fsgid,
 	}
-	p.CapPermitted = rec.CapPermitted
-	p.CapEffective = rec.CapEffective
-	p.CapInheritable = rec.CapInheritable
+	p.CapPermitted = rec.Creds.CapPermitted
+	p.CapEffective = rec.Creds.CapEffective
+	p.CapInheritable = rec.Creds.CapInheritable
 	p.CgroupID = rec.CgroupId
 	p.Namespaces = c.namespaces(rec.Pidns, rec.Mntns, rec.Netns)
 	p.Flags = execFlags(rec.Flags, cwd)
@@ -68,7 +68,7 @@ func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Proce
 		e.setgid = rec.FileGid
 		bp.Setgid = &e.setgid
 	}
-	bp.PrivilegesRaised = rec.Euid != rec.Uid || rec.Egid != rec.Gid
+	bp.PrivilegesRaised = rec.Creds.Euid != rec.Creds.Uid || rec.Creds.Egid != rec.Creds.Gid
 
 	e.parent = c.byPID[rec.Ppid]
 	if e.parent != nil {

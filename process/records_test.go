@@ -32,9 +32,9 @@ func execRecord(pid, ppid uint32, ktime uint64, path, cwd string, argv ...string
 	r.Hdr.Op = abi.OpExec
 	r.Hdr.Pid, r.Hdr.Tid, r.Hdr.Ktime = pid, pid, ktime
 	r.Ppid = ppid
-	r.Uid, r.Euid, r.Auid = 1000, 1000, 1000
+	r.Creds.Uid, r.Creds.Euid, r.Auid = 1000, 1000, 1000
 	r.PathLen, r.CwdLen, r.ArgsLen = uint16(len(path)), uint16(len(cwd)), uint16(len(args))
-	r.CapEffective = 1 << 21
+	r.Creds.CapEffective = 1 << 21
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))
 	out := append([]byte(nil), b...)
 	out = append(out, path...)

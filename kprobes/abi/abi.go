@@ -22,6 +22,9 @@ type (
 	ProcEntry     = ProcessProcEntry
 	BinaryKey     = ProcessBinaryKey
 	ProcessConfig = ProcessProcessConfig
+	// Creds are a task's ids and capability sets (lib/task.h), in exec
+	// records and as the value of cred arguments.
+	Creds = ProcessTaskCreds
 )
 
 // Tracing-policy maps and records (generic.bpf.c, lib/generic.h).
@@ -43,7 +46,6 @@ type (
 	GenEvent      = GenericGenEvent
 	GenFileArg    = GenericGenFileArg
 	GenSockArg    = GenericGenSockArg
-	GenCredArg    = GenericGenCredArg
 	GenHookStats  = GenericGenHookStats
 	GenArgType    = GenericGenArgType
 	GenArgFlags   = GenericGenArgFlags

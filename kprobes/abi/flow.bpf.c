@@ -9,6 +9,7 @@
  * buffer, so that a flow is read after the exec of its process. */
 
 #include "lib/common.h"
+#include "lib/addr.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -130,13 +131,6 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-static __always_inline void v4mapped(__u8 dst[16], const __u8 src[4])
-{
-	__builtin_memset(dst, 0, 10);
-	dst[10] = dst[11] = 0xff;
-	__builtin_memcpy(&dst[12], src, 4);
-}
-
 static __always_inline void emit_tcp(struct trace_event_raw_inet_sock_set_state *ctx, struct flow_owner *o, __u8 phase)
 {
 	struct flow_event e = {};
@@ -156,12 +150,12 @@ static __always_inline void emit_tcp(struct trace_event_raw_inet_sock_set_state 
 		bpf_probe_read_kernel(e.local, 16, ctx->saddr_v6);
 		bpf_probe_read_kernel(e.remote, 16, ctx->daddr_v6);
 	} else {
-		__u8 a[4];
+		__u32 a;
 
-		bpf_probe_read_kernel(a, 4, ctx->saddr);
-		v4mapped(e.local, a);
-		bpf_probe_read_kernel(a, 4, ctx->daddr);
-		v4mapped(e.remote, a);
+		bpf_probe_read_kernel(&a, 4, ctx->saddr);
+		addr_v4mapped(e.local, a);
+		bpf_probe_read_kernel(&a, 4, ctx->daddr);
+		addr_v4mapped(e.remote, a);
 	}
 	e.local_port = ctx->sport;
 	e.remote_port = ctx->dport;
@@ -267,19 +261,7 @@ static __always_inline int udp_seen(struct bpf_sock_addr *ctx, __u8 direction, b
 	if (e.hdr.pid == agent_tgid)
 		return 1;
 	k.cookie = bpf_get_socket_cookie(ctx);
-	if (v6) {
-		__u32 a[4];
-
-		a[0] = ctx->user_ip6[0];
-		a[1] = ctx->user_ip6[1];
-		a[2] = ctx->user_ip6[2];
-		a[3] = ctx->user_ip6[3];
-		__builtin_memcpy(k.remote, a, 16);
-	} else {
-		__u32 a = ctx->user_ip4;
-
-		v4mapped(k.remote, (__u8 *)&a);
-	}
+	sock_addr_peer(ctx, v6, k.remote);
 	k.remote_port = bpf_ntohs(ctx->user_port);
 	now = bpf_ktime_get_ns();
 	last = bpf_map_lookup_elem(&flow_udp_seen, &k);
@@ -301,19 +283,7 @@ static __always_inline int udp_seen(struct bpf_sock_addr *ctx, __u8 direction, b
 	sk = ctx->sk;
 	if (sk) {
 		e.local_port = sk->src_port;
-		if (v6) {
-			__u32 a[4];
-
-			a[0] = sk->src_ip6[0];
-			a[1] = sk->src_ip6[1];
-			a[2] = sk->src_ip6[2];
-			a[3] = sk->src_ip6[3];
-			__builtin_memcpy(e.local, a, 16);
-		} else {
-			__u32 a = sk->src_ip4;
-
-			v4mapped(e.local, (__u8 *)&a);
-		}
+		bpf_sock_local(sk, v6, e.local);
 	}
 	submit(&e, sizeof(e), VIGIL_OP_FLOW);
 	return 1;

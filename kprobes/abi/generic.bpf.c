@@ -199,7 +199,7 @@ struct {
 const struct gen_event *unused_gen_event __attribute__((unused));
 const struct gen_file_arg *unused_gen_file_arg __attribute__((unused));
 const struct gen_sock_arg *unused_gen_sock_arg __attribute__((unused));
-const struct gen_cred_arg *unused_gen_cred_arg __attribute__((unused));
+const struct task_creds *unused_task_creds __attribute__((unused));
 const enum gen_arg_type *unused_gen_arg_type __attribute__((unused));
 const enum gen_arg_flags *unused_gen_arg_flags __attribute__((unused));
 const enum gen_hook_flags *unused_gen_hook_flags __attribute__((unused));
@@ -587,21 +587,11 @@ __noinline int gen_put_cred(__u64 v, __u64 pos)
 {
 	struct gen_record *rec = gen_record();
 	struct cred *c = (struct cred *)v;
-	struct gen_cred_arg ca = {};
+	struct task_creds ca = {};
 
 	if (!rec)
 		return PUT(0, GEN_ARGS_ERROR);
-	ca.uid = BPF_CORE_READ(c, uid.val);
-	ca.gid = BPF_CORE_READ(c, gid.val);
-	ca.euid = BPF_CORE_READ(c, euid.val);
-	ca.egid = BPF_CORE_READ(c, egid.val);
-	ca.suid = BPF_CORE_READ(c, suid.val);
-	ca.sgid = BPF_CORE_READ(c, sgid.val);
-	ca.fsuid = BPF_CORE_READ(c, fsuid.val);
-	ca.fsgid = BPF_CORE_READ(c, fsgid.val);
-	bpf_core_read(&ca.cap_effective, sizeof(__u64), &c->cap_effective);
-	bpf_core_read(&ca.cap_permitted, sizeof(__u64), &c->cap_permitted);
-	bpf_core_read(&ca.cap_inheritable, sizeof(__u64), &c->cap_inheritable);
+	read_creds(c, &ca);
 	__builtin_memcpy(&rec->data[pos & GEN_DATA_MASK], &ca, sizeof(ca));
 	return PUT(sizeof(ca), 0);
 }
@@ -949,14 +939,8 @@ __noinline __u32 gen_ns_inum(__u64 taskp, __u64 ns)
 		return BPF_CORE_READ(nsp, ipc_ns, ns.inum);
 	case GEN_NS_MNT:
 		return BPF_CORE_READ(nsp, mnt_ns, ns.inum);
-	case GEN_NS_PID: {
-		struct pid *p = BPF_CORE_READ(task, thread_pid);
-		unsigned int level = BPF_CORE_READ(p, level);
-		struct upid up = {};
-
-		bpf_core_read(&up, sizeof(up), &p->numbers[level & 31]);
-		return BPF_CORE_READ(up.ns, ns.inum);
-	}
+	case GEN_NS_PID:
+		return task_pidns_inum(task);
 	case GEN_NS_PID_FOR_CHILDREN:
 		return BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
 	case GEN_NS_NET:

@@ -129,21 +129,6 @@ const (
 	GenericGenCapSetGEN_CAP_PERMITTED   GenericGenCapSet = 2
 )
 
-type GenericGenCredArg struct {
-	_              structs.HostLayout
-	Uid            uint32
-	Gid            uint32
-	Euid           uint32
-	Egid           uint32
-	Suid           uint32
-	Sgid           uint32
-	Fsuid          uint32
-	Fsgid          uint32
-	CapEffective   uint64
-	CapPermitted   uint64
-	CapInheritable uint64
-}
-
 type GenericGenEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -467,7 +452,6 @@ const (
 	GenericVarUnusedGenArgType       = "unused_gen_arg_type"
 	GenericVarUnusedGenBinOp         = "unused_gen_bin_op"
 	GenericVarUnusedGenCapSet        = "unused_gen_cap_set"
-	GenericVarUnusedGenCredArg       = "unused_gen_cred_arg"
 	GenericVarUnusedGenEvent         = "unused_gen_event"
 	GenericVarUnusedGenEventFlags    = "unused_gen_event_flags"
 	GenericVarUnusedGenFileArg       = "unused_gen_file_arg"
@@ -477,6 +461,7 @@ const (
 	GenericVarUnusedGenOp            = "unused_gen_op"
 	GenericVarUnusedGenPolicyMode    = "unused_gen_policy_mode"
 	GenericVarUnusedGenSockArg       = "unused_gen_sock_arg"
+	GenericVarUnusedTaskCreds        = "unused_task_creds"
 )
 
 // LoadGeneric returns the embedded CollectionSpec for Generic.
@@ -570,7 +555,6 @@ type GenericVariableSpecs struct {
 	UnusedGenArgType    *ebpf.VariableSpec `ebpf:"unused_gen_arg_type"`
 	UnusedGenBinOp      *ebpf.VariableSpec `ebpf:"unused_gen_bin_op"`
 	UnusedGenCapSet     *ebpf.VariableSpec `ebpf:"unused_gen_cap_set"`
-	UnusedGenCredArg    *ebpf.VariableSpec `ebpf:"unused_gen_cred_arg"`
 	UnusedGenEvent      *ebpf.VariableSpec `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.VariableSpec `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.VariableSpec `ebpf:"unused_gen_file_arg"`
@@ -580,6 +564,7 @@ type GenericVariableSpecs struct {
 	UnusedGenOp         *ebpf.VariableSpec `ebpf:"unused_gen_op"`
 	UnusedGenPolicyMode *ebpf.VariableSpec `ebpf:"unused_gen_policy_mode"`
 	UnusedGenSockArg    *ebpf.VariableSpec `ebpf:"unused_gen_sock_arg"`
+	UnusedTaskCreds     *ebpf.VariableSpec `ebpf:"unused_task_creds"`
 }
 
 // GenericObjects contains all objects after they have been loaded into the kernel.
@@ -658,7 +643,6 @@ type GenericVariables struct {
 	UnusedGenArgType    *ebpf.Variable `ebpf:"unused_gen_arg_type"`
 	UnusedGenBinOp      *ebpf.Variable `ebpf:"unused_gen_bin_op"`
 	UnusedGenCapSet     *ebpf.Variable `ebpf:"unused_gen_cap_set"`
-	UnusedGenCredArg    *ebpf.Variable `ebpf:"unused_gen_cred_arg"`
 	UnusedGenEvent      *ebpf.Variable `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.Variable `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.Variable `ebpf:"unused_gen_file_arg"`
@@ -668,6 +652,7 @@ type GenericVariables struct {
 	UnusedGenOp         *ebpf.Variable `ebpf:"unused_gen_op"`
 	UnusedGenPolicyMode *ebpf.Variable `ebpf:"unused_gen_policy_mode"`
 	UnusedGenSockArg    *ebpf.Variable `ebpf:"unused_gen_sock_arg"`
+	UnusedTaskCreds     *ebpf.Variable `ebpf:"unused_task_creds"`
 }
 
 // GenericPrograms contains all programs after they have been loaded into the kernel.

@@ -24,6 +24,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "lib/addr.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
@@ -234,14 +236,6 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline void set_v4(__u8 *dst, __u32 addr_be)
-{
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &addr_be, 4);
-}
-
 static __always_inline int has_ports(__u8 proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
@@ -414,29 +408,11 @@ static __always_inline int sock_addr_flow(struct bpf_sock_addr *ctx, struct np_f
 	if (f->protocol != IPPROTO_TCP && f->protocol != IPPROTO_UDP && f->protocol != IPPROTO_SCTP)
 		return 0;
 	f->remote_port = bpf_ntohs((__u16)ctx->user_port);
-	if (v6) {
-		__u32 a[4];
-		a[0] = ctx->user_ip6[0];
-		a[1] = ctx->user_ip6[1];
-		a[2] = ctx->user_ip6[2];
-		a[3] = ctx->user_ip6[3];
-		__builtin_memcpy(f->remote, a, 16);
-	} else {
-		set_v4(f->remote, ctx->user_ip4);
-	}
+	sock_addr_peer(ctx, v6, f->remote);
 	struct bpf_sock *sk = ctx->sk;
 	if (sk) {
 		f->local_port = sk->src_port;
-		if (v6) {
-			__u32 a[4];
-			a[0] = sk->src_ip6[0];
-			a[1] = sk->src_ip6[1];
-			a[2] = sk->src_ip6[2];
-			a[3] = sk->src_ip6[3];
-			__builtin_memcpy(f->local, a, 16);
-		} else {
-			set_v4(f->local, sk->src_ip4);
-		}
+		bpf_sock_local(sk, v6, f->local);
 	}
 	return 1;
 }
@@ -498,8 +474,8 @@ static __always_inline int skb_flow(struct __sk_buff *skb, struct np_flow *f, __
 			return 0; /* a later fragment: no ports */
 		f->protocol = ip.protocol;
 		l4off = ip.ihl * 4;
-		set_v4(src, ip.saddr);
-		set_v4(dst, ip.daddr);
+		addr_v4mapped(src, ip.saddr);
+		addr_v4mapped(dst, ip.daddr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))

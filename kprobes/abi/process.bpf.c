@@ -7,6 +7,7 @@
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/process.h"
+#include "lib/task.h"
 
 #define ARGS_BUF 4096
 #define DATA_BUF 16384
@@ -37,22 +38,12 @@ struct exec_event {
 	struct event_header hdr;
 	__u32 ppid;
 	__u32 flags;
-	__u32 uid;
-	__u32 gid;
-	__u32 euid;
-	__u32 egid;
-	__u32 suid;
-	__u32 sgid;
-	__u32 fsuid;
-	__u32 fsgid;
+	struct task_creds creds;
 	__u32 auid;
 	__u32 pidns;
 	__u32 mntns;
 	__u32 netns;
 	__u64 cgroup_id;
-	__u64 cap_permitted;
-	__u64 cap_effective;
-	__u64 cap_inheritable;
 	__u64 start_ktime; /* task start (fork) time */
 	__u64 ino;
 	__u32 nlink;
@@ -167,23 +158,13 @@ static __always_inline struct process_config *process_cfg(void)
 	return bpf_map_lookup_elem(&process_config_map, &zero);
 }
 
-static __always_inline __u32 pidns_inum(struct task_struct *task)
-{
-	struct pid *p = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(p, level);
-	struct upid up = {};
-
-	bpf_core_read(&up, sizeof(up), &p->numbers[level & 31]);
-	return BPF_CORE_READ(up.ns, ns.inum);
-}
-
 /* filtered_by_task applies the cgroup and pid namespace filters. */
 static __always_inline bool filtered_by_task(struct process_config *cfg, struct task_struct *task, __u64 cgid)
 {
 	if (cfg->filter_cgroups && bpf_map_lookup_elem(&filter_cgroup_ids, &cgid))
 		return true;
 	if (cfg->filter_pidns) {
-		__u32 inum = pidns_inum(task);
+		__u32 inum = task_pidns_inum(task);
 		if (bpf_map_lookup_elem(&filter_pidns_ids, &inum))
 			return true;
 	}
@@ -193,20 +174,7 @@ static __always_inline bool filtered_by_task(struct process_config *cfg, struct 
 
 static __always_inline void fill_creds(struct exec_event *e, struct task_struct *task)
 {
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-
-	e->uid = BPF_CORE_READ(cred, uid.val);
-	e->gid = BPF_CORE_READ(cred, gid.val);
-	e->euid = BPF_CORE_READ(cred, euid.val);
-	e->egid = BPF_CORE_READ(cred, egid.val);
-	e->suid = BPF_CORE_READ(cred, suid.val);
-	e->sgid = BPF_CORE_READ(cred, sgid.val);
-	e->fsuid = BPF_CORE_READ(cred, fsuid.val);
-	e->fsgid = BPF_CORE_READ(cred, fsgid.val);
-	/* kernel_cap_t is a u32[2] before 6.3 and a u64 after: 8 bytes either way. */
-	bpf_core_read(&e->cap_permitted, sizeof(__u64), &cred->cap_permitted);
-	bpf_core_read(&e->cap_effective, sizeof(__u64), &cred->cap_effective);
-	bpf_core_read(&e->cap_inheritable, sizeof(__u64), &cred->cap_inheritable);
+	read_creds(BPF_CORE_READ(task, cred), &e->creds);
 	if (bpf_core_field_exists(task->loginuid))
 		e->auid = BPF_CORE_READ(task, loginuid.val);
 	else
@@ -318,7 +286,7 @@ static __always_inline int handle_exec(struct task_struct *task)
 	e->flags = 0;
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->start_ktime = BPF_CORE_READ(task, start_time);
-	e->pidns = pidns_inum(task);
+	e->pidns = task_pidns_inum(task);
 	e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	e->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	fill_creds(e, task);

@@ -30,36 +30,26 @@ type ProcessEventHeader struct {
 }
 
 type ProcessExecEvent struct {
-	_              structs.HostLayout
-	Hdr            ProcessEventHeader
-	Ppid           uint32
-	Flags          uint32
-	Uid            uint32
-	Gid            uint32
-	Euid           uint32
-	Egid           uint32
-	Suid           uint32
-	Sgid           uint32
-	Fsuid          uint32
-	Fsgid          uint32
-	Auid           uint32
-	Pidns          uint32
-	Mntns          uint32
-	Netns          uint32
-	CgroupId       uint64
-	CapPermitted   uint64
-	CapEffective   uint64
-	CapInheritable uint64
-	StartKtime     uint64
-	Ino            uint64
-	Nlink          uint32
-	Mode           uint32
-	FileUid        uint32
-	FileGid        uint32
-	PathLen        uint16
-	CwdLen         uint16
-	ArgsLen        uint16
-	Pad            uint16
+	_          structs.HostLayout
+	Hdr        ProcessEventHeader
+	Ppid       uint32
+	Flags      uint32
+	Creds      ProcessTaskCreds
+	Auid       uint32
+	Pidns      uint32
+	Mntns      uint32
+	Netns      uint32
+	CgroupId   uint64
+	StartKtime uint64
+	Ino        uint64
+	Nlink      uint32
+	Mode       uint32
+	FileUid    uint32
+	FileGid    uint32
+	PathLen    uint16
+	CwdLen     uint16
+	ArgsLen    uint16
+	Pad        uint16
 }
 
 type ProcessExecFlags uint32
@@ -128,6 +118,21 @@ type ProcessProcessConfig struct {
 	FilterPidns    uint32
 	FilterBinaries uint32
 	Pad            uint32
+}
+
+type ProcessTaskCreds struct {
+	_              structs.HostLayout
+	Uid            uint32
+	Gid            uint32
+	Euid           uint32
+	Egid           uint32
+	Suid           uint32
+	Sgid           uint32
+	Fsuid          uint32
+	Fsgid          uint32
+	CapPermitted   uint64
+	CapEffective   uint64
+	CapInheritable uint64
 }
 
 type ProcessVigilOp uint32

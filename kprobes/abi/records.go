@@ -95,8 +95,8 @@ func SockArg(b []byte) (*GenSockArg, bool) {
 }
 
 // CredArg returns a credentials argument.
-func CredArg(b []byte) (*GenCredArg, bool) {
-	r, err := view[GenCredArg](0, b)
+func CredArg(b []byte) (*Creds, bool) {
+	r, err := view[Creds](0, b)
 	return r, err == nil
 }
 

@@ -7,6 +7,7 @@
 #define VIGIL_GENERIC_H
 
 #include "common.h"
+#include "task.h"
 
 /* Limits of the compiled form. An enum, not macros, so that the Go bindings
  * carry them (abi.GenericGenLimit*). */
@@ -295,9 +296,6 @@ struct gen_sock_arg {
 	__u64 cookie;
 };
 
-struct gen_cred_arg {
-	__u32 uid, gid, euid, egid, suid, sgid, fsuid, fsgid;
-	__u64 cap_effective, cap_permitted, cap_inheritable;
-};
+/* A cred argument is a struct task_creds (lib/task.h). */
 
 #endif
