@@ -91,7 +91,7 @@ func runBench(b *testing.B, cfg Config, evs []*event.Event, delivered func() int
 	}
 	var bytes int64
 	for _, ev := range evs {
-		bytes += int64(len(AppendJSON(nil, ev, "node-a")) + 1)
+		bytes += int64(len(encode.AppendJSON(nil, ev, "node-a", nil)) + 1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -85,21 +85,21 @@ func TestNewRefusesUnusablePaths(t *testing.T) {
 		change func(c *Config)
 		want   string
 	}{
-		{"file in missing dir", func(c *Config) { c.File = filepath.Join(dir, "missing", "events.log") }, "--export-file: open "},
-		{"file is a directory", func(c *Config) { c.File = dir }, "--export-file: open "},
+		{"file in missing dir", func(c *Config) { c.File = filepath.Join(dir, "missing", "events.log") }, "file sink: open "},
+		{"file is a directory", func(c *Config) { c.File = dir }, "file sink: open "},
 		{"spool under a file", func(c *Config) {
 			c.Webhook = "http://127.0.0.1:1/"
 			c.WebhookSpoolDir = filepath.Join(notDir, "spool")
-		}, "--export-webhook-spool-dir " + filepath.Join(notDir, "spool")},
+		}, "webhook sink: spool: mkdir " + notDir},
 		{"missing CA", func(c *Config) {
 			c.Webhook = "https://127.0.0.1:1/"
 			c.WebhookSpoolDir = ""
 			c.WebhookCAFile = filepath.Join(dir, "nope.pem")
-		}, "--export-webhook-ca-file/-cert-file/-key-file: bad TLS files: CA file"},
+		}, "webhook TLS: bad TLS files: CA file"},
 		{"CA without PEM", func(c *Config) {
 			c.Syslog = "tls://127.0.0.1:6514"
 			c.SyslogCAFile = notDir
-		}, "--export-syslog-ca-file/-cert-file/-key-file: bad TLS files: CA file " + notDir + " holds no PEM"},
+		}, "syslog TLS: bad TLS files: CA file " + notDir + " holds no PEM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

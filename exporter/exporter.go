@@ -127,7 +127,7 @@ func (e *Exporter) openSinks(c *compiled) error {
 			Perm: fs.FileMode(cfg.FilePerm),
 		}, e.hooks("file"))
 		if err != nil {
-			return fmt.Errorf("--export-file: %w", err)
+			return fmt.Errorf("file sink: %w", err)
 		}
 		e.addSink(s)
 	}
@@ -136,7 +136,7 @@ func (e *Exporter) openSinks(c *compiled) error {
 			InsecureSkipVerify: cfg.WebhookInsecureSkipVerify}
 		tlsCfg, err := files.Config()
 		if err != nil {
-			return fmt.Errorf("--export-webhook-ca-file/-cert-file/-key-file: %w", err)
+			return fmt.Errorf("webhook TLS: %w", err)
 		}
 		s, err := sink.NewWebhook(sink.WebhookOptions{
 			URL: cfg.Webhook, Headers: c.headers, Gzip: cfg.WebhookGzip,
@@ -146,7 +146,7 @@ func (e *Exporter) openSinks(c *compiled) error {
 			Spool: spool.Options{MemoryBytes: int64(cfg.WebhookMemoryMB) << 20, DiskBytes: int64(cfg.WebhookSpoolMaxMB) << 20},
 		}, e.hooks("webhook"))
 		if err != nil {
-			return fmt.Errorf("--export-webhook-spool-dir %s: %w", cfg.WebhookSpoolDir, err)
+			return fmt.Errorf("webhook sink: %w", err)
 		}
 		e.addSink(s)
 		st := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -163,13 +163,13 @@ func (e *Exporter) openSinks(c *compiled) error {
 			t, err := sink.TLSFiles{CAFile: cfg.SyslogCAFile, CertFile: cfg.SyslogCertFile, KeyFile: cfg.SyslogKeyFile,
 				InsecureSkipVerify: cfg.SyslogInsecureSkipVerify}.Config()
 			if err != nil {
-				return fmt.Errorf("--export-syslog-ca-file/-cert-file/-key-file: %w", err)
+				return fmt.Errorf("syslog TLS: %w", err)
 			}
 			opts.TLS = t
 		}
 		s, err := sink.NewSyslog(opts, e.hooks("syslog"))
 		if err != nil {
-			return fmt.Errorf("--export-syslog: %w", err)
+			return fmt.Errorf("syslog sink %s: %w", cfg.Syslog, err)
 		}
 		e.addSink(s)
 	}
@@ -187,17 +187,6 @@ func (e *Exporter) closeSinks() {
 	for _, s := range e.sinks {
 		s.Close(ctx)
 	}
-}
-
-// AppendJSON appends the JSON object of ev (no newline) to dst, as the
-// exporter writes it without redaction or field masks.
-func AppendJSON(dst []byte, ev *event.Event, nodeName string) []byte {
-	return encode.AppendJSON(dst, ev, nodeName, nil)
-}
-
-// AppendText appends the one-line human summary of ev, for `vigil events`.
-func AppendText(dst []byte, ev *event.Event, color bool) []byte {
-	return encode.AppendText(dst, ev, encode.TextOptions{Color: color})
 }
 
 // Export encodes ev and hands the line to every sink's queue and every

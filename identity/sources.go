@@ -29,7 +29,7 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 	for _, ep := range endpoints {
 		c, err := cri.Dial(ep)
 		if err != nil {
-			return nil, fmt.Errorf("--cri-endpoint: %w", err)
+			return nil, fmt.Errorf("container runtime %s: %w", ep, err)
 		}
 		name := SourceCRI
 		if len(endpoints) > 1 {
@@ -43,7 +43,7 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 	if useKube {
 		client, err := kube.NewClient(cfg.Kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("--kubernetes: %w", err)
+			return nil, fmt.Errorf("kubernetes client: %w", err)
 		}
 		node := cfg.nodeName()
 		log.WithFields(logrus.Fields{fieldSource: SourceKubernetes, "node": node}).Info("reading this node's pods from the Kubernetes API")

@@ -180,7 +180,7 @@ func TestEngineQueueFull(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Paths = []string{"/nonexistent/rules"}
-	if _, err := New(cfg, quietLog(), nil, &sink{}); err == nil || !strings.Contains(err.Error(), "--rules /nonexistent/rules") {
+	if _, err := New(cfg, quietLog(), nil, &sink{}); err == nil || !strings.Contains(err.Error(), "rule files: stat /nonexistent/rules") {
 		t.Errorf("New with a missing path: %v", err)
 	}
 	cfg = DefaultConfig()

@@ -55,7 +55,7 @@ func readSources(paths []string) ([]source, error) {
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--rules %s: %w", p, err))
+			errs = append(errs, fmt.Errorf("rule files: %w", err))
 			continue
 		}
 		var files []string
@@ -70,7 +70,7 @@ func readSources(paths []string) ([]source, error) {
 				return nil
 			})
 			if err != nil {
-				errs = append(errs, fmt.Errorf("--rules %s: %w", p, err))
+				errs = append(errs, fmt.Errorf("rule files under %s: %w", p, err))
 			}
 			slices.Sort(files)
 		} else {
@@ -94,7 +94,7 @@ func readExceptions(paths []string) (*Exceptions, error) {
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--rules-exceptions %s: %w", p, err))
+			errs = append(errs, fmt.Errorf("rule exceptions: %w", err))
 			continue
 		}
 		e, err := ParseExceptions(p, b)

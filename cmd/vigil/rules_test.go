@@ -60,7 +60,7 @@ func TestRulesTestErrors(t *testing.T) {
 		{"bad events", []string{"rules", "test", "--events", "testdata/rules/bad-events.jsonl"}, 2,
 			"testdata/rules/bad-events.jsonl:2: "},
 		{"no events flag", []string{"rules", "test"}, 2, "--events: give the file of recorded events"},
-		{"missing rules", []string{"rules", "test", "nonexistent.rego", "--events", recordedEvents}, 1, "--rules nonexistent.rego: stat nonexistent.rego: no such file or directory"},
+		{"missing rules", []string{"rules", "test", "nonexistent.rego", "--events", recordedEvents}, 1, "rule files: stat nonexistent.rego: no such file or directory"},
 		{"no rules", []string{"rules", "list", "--no-default-rules"}, 2, "no rules: give rule files or directories"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
