@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -173,7 +172,7 @@ func TestPrivDenyModuleLoad(t *testing.T) {
 	copyExecutable(t, "/bin/true", notModule)
 	before, _, _ := runHelper(t, "finit_module", nil, notModule)
 	if before == int(syscall.ENOSYS) {
-		t.Skip("kernel without module support")
+		kerneltest.Skip(t, "kernel without module support")
 	}
 	if before == int(syscall.EPERM) || before == 0 {
 		t.Fatalf("without the policy finit_module gave errno %d; the test needs another errno to tell the policy's EPERM apart", before)
@@ -193,10 +192,7 @@ func TestPrivDenyModuleLoad(t *testing.T) {
 // threaded caller, so the unshare tool does it rather than a Go helper.
 func TestPrivDenyUnprivilegedUserns(t *testing.T) {
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureLSM)
-	tool, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("no unshare tool")
-	}
+	tool := kerneltest.NeedTool(t, "unshare")
 	unshare := func(uid uint32) (string, error) {
 		cmd := commandAs(tool, "unshare", "-U", "true")
 		if uid != 0 {
@@ -206,7 +202,7 @@ func TestPrivDenyUnprivilegedUserns(t *testing.T) {
 		return string(out), err
 	}
 	if out, err := unshare(65534); err != nil {
-		t.Skipf("this kernel refuses unprivileged user namespaces already: %v: %s", err, out)
+		kerneltest.Skip(t, "this kernel refuses unprivileged user namespaces already: %v: %s", err, out)
 	}
 	dir := examplePolicy(t, "deny-unprivileged-userns", nil)
 	h := startAgent(t, func(c *agent.Config) { c.Policies = []string{dir} })

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/identity/cgroup"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
@@ -318,14 +319,9 @@ func openDir(t *testing.T, dir string) int {
 // cgroup2Root finds the cgroup v2 mount.
 func cgroup2Root(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	fatalIf(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		parts := strings.SplitN(line, " - ", 2)
-		if len(parts) == 2 && strings.HasPrefix(parts[1], "cgroup2 ") {
-			return strings.Fields(parts[0])[4]
-		}
+	mp, err := cgroup.Mountpoint()
+	if err != nil {
+		kerneltest.Skip(t, "%v", err)
 	}
-	t.Skip("no cgroup v2 hierarchy mounted")
-	return ""
+	return mp
 }

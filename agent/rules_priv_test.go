@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 // Every default detection rule raised by doing what it detects, through an
@@ -75,11 +76,7 @@ spec: {cgroupPath: /%s}
 	}
 	tool := func(t *testing.T, name string) string {
 		t.Helper()
-		p, err := exec.LookPath(name)
-		if err != nil {
-			t.Skipf("no %s on this machine", name)
-		}
-		return p
+		return kerneltest.NeedTool(t, name)
 	}
 	// applet returns the tool as a program of its own name: an applet of
 	// a multi-call binary (busybox, as in the VM tier's initramfs) runs as
@@ -197,7 +194,7 @@ spec: {cgroupPath: /%s}
 	t.Run("kubernetes API server from a container", func(t *testing.T) {
 		api, err := net.Listen("tcp", "127.0.0.1:6443")
 		if err != nil {
-			t.Skipf("port 6443 is taken on this machine: %v", err)
+			kerneltest.Skip(t, "port 6443 is taken on this machine: %v", err)
 		}
 		serve(t, api)
 		other := listen(t, "127.0.0.1:0")
@@ -217,7 +214,7 @@ spec: {cgroupPath: /%s}
 
 	t.Run("kernel module", func(t *testing.T) {
 		if _, err := os.Stat("/proc/modules"); err != nil {
-			t.Skip("this kernel has no loadable module support: finit_module cannot be traced (default-kernel-modules does not load)")
+			kerneltest.Skip(t, "this kernel has no loadable module support: finit_module cannot be traced (default-kernel-modules does not load)")
 		}
 		h.waitPolicy("default-kernel-modules")
 		mod := filepath.Join(work, "not-a-module.ko")
@@ -266,7 +263,7 @@ spec: {cgroupPath: /%s}
 		copyFile(t, truePath, filepath.Join(dirs["lower"], "inimage"), 0o755)
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", dirs["lower"], dirs["upper"], dirs["work"])
 		if err := unix.Mount("overlay", dirs["merged"], "overlay", 0, opts); err != nil {
-			t.Skipf("cannot mount an overlay here: %v", err)
+			kerneltest.Skip(t, "cannot mount an overlay here: %v", err)
 		}
 		t.Cleanup(func() { unix.Unmount(dirs["merged"], unix.MNT_DETACH) })
 		copyFile(t, truePath, filepath.Join(dirs["merged"], "dropped"), 0o755)

@@ -133,11 +133,12 @@ func TestCRDAcceptsExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range docs {
+			crdFile, ok := byKind[d.Kind]
+			if !ok {
+				t.Logf("%s: kind %s has no CRD of ours", f, d.Kind)
+				continue
+			}
 			t.Run(filepath.Base(f)+"/"+d.Name, func(t *testing.T) {
-				crdFile, ok := byKind[d.Kind]
-				if !ok {
-					t.Skipf("kind %s has no CRD of ours", d.Kind)
-				}
 				crd, s := loadCRD(t, crdFile)
 				var obj map[string]any
 				if err := yaml.Unmarshal(d.Raw(), &obj); err != nil {

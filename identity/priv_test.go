@@ -297,7 +297,7 @@ func TestPrivWorkloadFile(t *testing.T) {
 	kerneltest.Require(t)
 	mp, err := cgroup.Mountpoint()
 	if err != nil {
-		t.Skip(err)
+		kerneltest.Skip(t, "%v", err)
 	}
 	base := fmt.Sprintf("/vigil-test-%d", os.Getpid())
 	svc := base + "/web.service"
@@ -400,7 +400,7 @@ const helperSleepEnv = "VIGIL_IDENTITY_HELPER_SLEEP"
 // nothing unless started by them.
 func TestHelperSleep(t *testing.T) {
 	if os.Getenv(helperSleepEnv) != "1" {
-		t.Skip("helper process of TestPrivWorkloadFile")
+		return // only a helper process of TestPrivWorkloadFile
 	}
 	time.Sleep(10 * time.Minute)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 // recorded reads testdata/recorded.jsonl: the events of the default rules'
@@ -76,7 +78,7 @@ func BenchmarkRules(b *testing.B) {
 			}
 		}
 		if len(in) == 0 {
-			b.Skip("no recorded event of the types this rule consumes")
+			kerneltest.Skip(b, "no recorded event of the types this rule consumes")
 		}
 		b.ReportAllocs()
 		b.ResetTimer()

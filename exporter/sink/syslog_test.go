@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 // header5424 matches the header Vigil writes before the JSON message.
@@ -163,7 +165,7 @@ func TestSyslogReceiverDown(t *testing.T) {
 	}
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
+		kerneltest.Skip(t, "port taken meanwhile: %v", err)
 	}
 	defer ln.Close()
 	got := make(chan []string)

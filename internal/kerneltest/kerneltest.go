@@ -59,7 +59,7 @@ func SkipIfNotSupported(t testing.TB, feat kprobes.Feature) {
 			t.Fatalf("%s must work on %s but the probe says: %s", feat, k.Name, f.Results[feat].Error)
 		}
 	}
-	t.Skipf("kernel lacks %s: %s", feat, f.Results[feat].Error)
+	Skip(t, "kernel lacks %s: %s", feat, f.Results[feat].Error)
 }
 
 // KnownKernel is one of the kernels our test tiers run on, with the features
@@ -107,10 +107,13 @@ func Known() (KnownKernel, bool) {
 	return knownByRelease(unix.ByteSliceToString(uts.Release[:]))
 }
 
+// hostKernel is the name of the host tier's kernel.
+const hostKernel = "host 6.18"
+
 func knownByRelease(rel string) (KnownKernel, bool) {
 	switch {
 	case strings.HasPrefix(rel, "6.18.") && strings.Contains(rel, "-fc-"):
-		return KnownKernel{Name: "host 6.18", Features: set(nil,
+		return KnownKernel{Name: hostKernel, Features: set(nil,
 			kprobes.FeatureKprobe, kprobes.FeatureKretprobe, kprobes.FeatureKprobeMulti,
 			kprobes.FeatureFentry, kprobes.FeatureFexit, kprobes.FeatureFmodRet,
 			kprobes.FeatureFmodRetSyscall, kprobes.FeatureLSM, kprobes.FeatureOverrideReturn)}, true

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 func TestImageWrite(t *testing.T) {
@@ -115,10 +117,7 @@ func TestImageWriteMissingBinary(t *testing.T) {
 }
 
 func TestShellQuote(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := kerneltest.NeedTool(t, "sh")
 	for _, s := range []string{"", "plain", "it's", `"double" $HOME \n`, "'", "a\nb", "*"} {
 		out, err := exec.Command(sh, "-c", "printf %s "+shellQuote(s)).Output()
 		if err != nil || string(out) != s {

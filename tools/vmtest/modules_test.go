@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 func TestModuleName(t *testing.T) {
@@ -229,7 +231,7 @@ func TestResolveModinfo(t *testing.T) {
 func TestResolveDebianModules(t *testing.T) {
 	dirs, _ := filepath.Glob("../../.cache/kernels/*/lib/modules/*")
 	if len(dirs) == 0 {
-		t.Skip("no kernels in .cache/kernels (scripts/vm-kernels.sh fetches them)")
+		kerneltest.Skip(t, "no kernels in .cache/kernels (scripts/vm-kernels.sh fetches them)")
 	}
 	for _, dir := range dirs {
 		ms, err := openModules(dir, t.TempDir())

@@ -31,11 +31,12 @@ func TestPrivDeathStarDemo(t *testing.T) {
 	// The script is for people: it uses iproute2 and util-linux's nsenter,
 	// which the busybox test VMs lack.
 	if err := exec.Command("ip", "netns", "list").Run(); err != nil {
-		t.Skipf("demo.sh needs iproute2 with netns support: %v", err)
+		if kerneltest.OnHost() {
+			t.Fatalf("demo.sh needs iproute2 with netns support, which the host tier's setup installs: %v", err)
+		}
+		kerneltest.Skip(t, "demo.sh needs iproute2 with netns support: %v", err)
 	}
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skipf("demo.sh needs nsenter: %v", err)
-	}
+	kerneltest.NeedTool(t, "nsenter")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
