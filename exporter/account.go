@@ -20,6 +20,10 @@ const (
 	ReasonRingbufFull = "ringbuf_full"
 	// ReasonQueueFull: a sink's queue (or spool) was full.
 	ReasonQueueFull = sink.ReasonQueueFull
+	// ReasonUndecodable: a kernel record no decoder could turn into an
+	// event (an unknown opcode, a record too short for its layout, a
+	// policy record of a hook no longer loaded).
+	ReasonUndecodable = "undecodable"
 	// ReasonFiltered: the allow or deny list removed the event.
 	ReasonFiltered = "filtered"
 	// ReasonRateLimited: the export rate limit dropped the event; reported
@@ -47,7 +51,7 @@ type losses struct {
 func newLosses(v *prometheus.CounterVec) *losses {
 	l := &losses{m: map[lossKey]*lossCounter{}, v: v}
 	// Known reasons are visible at 0 from the start.
-	for _, r := range []string{ReasonRingbufFull, ReasonFiltered, ReasonRateLimited} {
+	for _, r := range []string{ReasonRingbufFull, ReasonUndecodable, ReasonFiltered, ReasonRateLimited} {
 		l.counter(lossKey{reason: r})
 	}
 	return l

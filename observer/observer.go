@@ -43,6 +43,10 @@ func New(events *ebpf.Map, log logrus.FieldLogger) (*Observer, error) {
 	return &Observer{rd: rd, log: log}, nil
 }
 
+// NewDispatcher returns an observer without a ring buffer: records reach its
+// handlers through Dispatch only (replays, tests). Its Run fails.
+func NewDispatcher(log logrus.FieldLogger) *Observer { return &Observer{log: log} }
+
 // Route sends the records of one opcode to a sensor's decoder.
 type Route struct {
 	Op     uint8
@@ -75,6 +79,9 @@ const PollInterval = 10 * time.Millisecond
 // Run reads and dispatches records until ctx ends, then reads what the
 // ring still holds and closes the reader.
 func (o *Observer) Run(ctx context.Context) error {
+	if o.rd == nil {
+		return errors.New("observer: no ring buffer to read (NewDispatcher)")
+	}
 	// Flush wakes a waiting reader at once and makes it return ErrFlushed
 	// once the ring is empty.
 	stop := context.AfterFunc(ctx, func() { o.rd.Flush() })

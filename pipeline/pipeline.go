@@ -52,7 +52,10 @@ type Pipeline struct {
 	export Exporter
 	holdT  time.Duration
 	losses []kernelLosses
-	log    logrus.FieldLogger
+	// refusedSeen is the read stage's count of undecodable records
+	// already reported.
+	refusedSeen uint64
+	log         logrus.FieldLogger
 }
 
 // kernelLosses is a count of records the kernel could not deliver.
@@ -63,16 +66,25 @@ type kernelLosses struct {
 
 // New builds the pipeline of the ring buffer ring. pods tells the hold
 // stage which cgroups still wait for their pod; detect may be nil (no
-// rules).
+// rules). A nil ring makes a pipeline fed by Dispatch only.
 func New(cfg Config, ring *ebpf.Map, pods Pods, detect Detector, export Exporter, reg prometheus.Registerer, log logrus.FieldLogger) (*Pipeline, error) {
-	read, err := observer.New(ring, log.WithField("stage", "read"))
-	if err != nil {
-		return nil, err
+	read := observer.NewDispatcher(log.WithField("stage", "read"))
+	if ring != nil {
+		var err error
+		if read, err = observer.New(ring, log.WithField("stage", "read")); err != nil {
+			return nil, err
+		}
 	}
 	var next Stage = export
 	if detect != nil {
 		next = tee{detect: detect, next: export}
 	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_ring_records_total", Help: "Records read from the shared event ring buffer.",
+	}, func() float64 { return float64(read.Stats().Records) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_ring_records_undecodable_total", Help: "Records of the shared ring buffer no decoder could turn into an event (also counted as lost, reason undecodable).",
+	}, func() float64 { s := read.Stats(); return float64(s.Unknown + s.Errors) }))
 	return &Pipeline{
 		read:   read,
 		hold:   newHolder(next, pods, cfg.HoldTimeout, cfg.HoldMax, reg),
@@ -100,6 +112,10 @@ func (p *Pipeline) PodKnown(cg uint64, pod *event.Pod) { p.hold.release(cg, pod)
 func (p *Pipeline) KernelLosses(read func() (uint64, error)) {
 	p.losses = append(p.losses, kernelLosses{read: read})
 }
+
+// Dispatch routes one record as the read stage does, for replays of
+// recorded kernel records.
+func (p *Pipeline) Dispatch(rec []byte) { p.read.Dispatch(rec) }
 
 // Stats are the read stage's counters.
 func (p *Pipeline) Stats() observer.Stats { return p.read.Stats() }
@@ -146,6 +162,11 @@ func (p *Pipeline) tick(ctx context.Context) error {
 }
 
 func (p *Pipeline) reportLosses() {
+	st := p.read.Stats()
+	if n := st.Unknown + st.Errors; n > p.refusedSeen {
+		p.export.ReportLost(exporter.ReasonUndecodable, n-p.refusedSeen)
+		p.refusedSeen = n
+	}
 	for i := range p.losses {
 		l := &p.losses[i]
 		n, err := l.read()
