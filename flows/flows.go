@@ -1,11 +1,3 @@
-// Package flows turns the kernel's flow records (connections and UDP
-// exchanges) and network-policy verdict records into flow events: Hubble's
-// shape, with the process and pod that own the local socket and an identity
-// for each end.
-//
-// It holds no kernel state: callers feed it records and give it resolvers
-// for processes (the process cache) and endpoints (pods and policy
-// identities).
 package flows
 
 import (

@@ -1,8 +1,11 @@
-// Package kprobes is Vigil's kernel attach layer: it probes what the running
-// kernel can do, decides which mechanism serves each kind of hook (kprobe,
-// kprobe.multi, fentry/fexit, fmod_ret, BPF LSM, tracepoint, raw tracepoint),
-// and loads the BPF objects generated from bpf/.
+// Package kprobes is Vigil's kernel side: the BPF programs and their ABI
+// (kprobes/abi), and the attach layer. It probes what the running kernel can
+// do, decides which mechanism serves each kind of hook (kprobe,
+// kprobe.multi, fentry/fexit, fmod_ret, BPF LSM, tracepoint, raw
+// tracepoint), and attaches loaded programs with it.
 //
-// It must not know about policies or events: callers hand it resolved hook
-// requests and receive links they own and must close.
+// It must not know about policies or events: callers hand it hook requests
+// and programs, and receive links they own and must close. The sensors
+// (process, flows, tracingsensor, networkpolicy/datapath) load their own
+// objects from kprobes/abi.
 package kprobes

@@ -71,7 +71,7 @@ func (o *Observer) Stats() Stats {
 
 // PollInterval bounds how long a record waits in the ring buffer. The
 // programs wake the reader only once a backlog builds up (see
-// bpf/lib/common.h): a wakeup per record costs the traced process an
+// kprobes/abi/lib/common.h): a wakeup per record costs the traced process an
 // interrupt, a timer costs the agent a few hundred idle wakeups a second
 // at most.
 const PollInterval = 10 * time.Millisecond

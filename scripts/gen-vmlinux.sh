@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates bpf/include/vmlinux.h from the running kernel's BTF. The header
+# Regenerates kprobes/abi/include/vmlinux.h from the running kernel's BTF. The header
 # only provides type definitions: every field access goes through CO-RE
 # relocations, so programs built from it load on any kernel with BTF.
 set -eu
@@ -10,6 +10,6 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 bpftool btf dump file "$btf" format c > "$tmp"
 chmod 0644 "$tmp"
-mv "$tmp" bpf/include/vmlinux.h
+mv "$tmp" kprobes/abi/include/vmlinux.h
 trap - EXIT
-echo "wrote bpf/include/vmlinux.h from $btf ($(uname -r))"
+echo "wrote kprobes/abi/include/vmlinux.h from $btf ($(uname -r))"

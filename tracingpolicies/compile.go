@@ -13,7 +13,7 @@ import (
 )
 
 // The compiled form of a policy is the content of the maps the generic BPF
-// programs read (bpf/lib/generic.h): one GenHook and up to five
+// programs read (kprobes/abi/lib/generic.h): one GenHook and up to five
 // GenSelectors per hook target, and the value sets the selectors refer to.
 // Compile is pure; the loader writes the result into the kernel.
 

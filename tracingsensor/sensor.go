@@ -1,11 +1,3 @@
-// Package tracingsensor runs tracing policies: it writes compiled policies
-// into the generic sensor's maps, attaches their hooks, keeps what every
-// loaded hook means, and turns the kernel's policy records into
-// process_kprobe, process_tracepoint and process_lsm events.
-//
-// Loading is all or nothing: a policy that fails at any step leaves no map
-// entry, program or id behind, and a replacement is fully attached before
-// the version it replaces is detached.
 package tracingsensor
 
 import (

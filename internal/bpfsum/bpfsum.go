@@ -1,5 +1,5 @@
 // Package bpfsum records what the committed BPF objects were built from: a
-// hash of every file under bpf/ and the compiler and libbpf versions. A
+// hash of the C files (and what they include) and the compiler and libbpf versions. A
 // package's tests compare the record with the sources, so an object that no
 // longer matches its sources fails the suite instead of shipping stale code.
 package bpfsum

@@ -1,5 +1,5 @@
 // Package datapath is the kernel side of network policy: it loads the cgroup
-// v2 programs of bpf/netpol.bpf.c, attaches them at the cgroup root (next to
+// v2 programs of kprobes/abi/netpol.bpf.c, attaches them at the cgroup root (next to
 // any CNI), writes the maps the engine's Flatten derives (ipcache, cgroup to
 // identity, one policy map per local identity, swapped in whole), and reads
 // the verdict records of denied and audited flows.

@@ -1,4 +1,4 @@
-// Command bpfsum writes a package's bpf_sources.sum: the hash of the bpf/
+// Command bpfsum writes a package's bpf_sources.sum: the hash of the BPF
 // tree and the toolchain versions its BPF objects were built with. It runs as
 // the last go:generate step of every package that embeds BPF objects.
 package main
@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	src := flag.String("src", "../bpf", "directory holding the BPF sources")
+	src := flag.String("src", ".", "directory holding the BPF sources")
 	out := flag.String("out", "bpf_sources.sum", "file to write")
 	flag.Parse()
 	// The arguments are the package's C files, relative to -src; what they
