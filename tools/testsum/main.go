@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -94,10 +95,15 @@ type summary struct {
 	pkgOut                  map[string][]string
 	buildOut                map[string][]string
 	ranTests                map[string]bool
-	pkgFailedTests          map[string]bool
-	failedTests             []testKey
-	skippedTests            []testKey
-	failedPkgs              []string
+	// running are the tests started and not yet finished, in start order:
+	// when a package times out, its panic (with the list of running tests)
+	// is written as their output and they never finish.
+	running        []testKey
+	pkgFailedTests map[string]bool
+	failedTests    []testKey
+	unfinished     []testKey
+	skippedTests   []testKey
+	failedPkgs     []string
 }
 
 func newSummary(progress io.Writer) *summary {
@@ -147,6 +153,9 @@ func (s *summary) line(line string) {
 		}
 	case "run":
 		s.ranTests[e.Package] = true
+		if e.Test != "" {
+			s.running = append(s.running, k)
+		}
 	case "pass", "fail", "skip":
 		if e.Test != "" {
 			s.testDone(k, e.Action)
@@ -157,6 +166,7 @@ func (s *summary) line(line string) {
 }
 
 func (s *summary) testDone(k testKey, action string) {
+	s.running = slices.DeleteFunc(s.running, func(r testKey) bool { return r == k })
 	switch action {
 	case "pass":
 		s.passed++
@@ -174,14 +184,26 @@ func (s *summary) packageDone(e event) {
 	switch {
 	case e.Action == "fail":
 		fmt.Fprintf(s.progress, "FAIL %s %.1fs\n", e.Package, e.Elapsed)
+		// Tests of the package that never finished were running when it
+		// died (a timeout, a crash of the test binary or of its VM): they
+		// failed, and their output holds the panic and the running tests.
+		for _, k := range s.running {
+			if k.pkg == e.Package {
+				s.unfinished = append(s.unfinished, k)
+				s.pkgFailedTests[k.pkg] = true
+			}
+		}
+		s.running = slices.DeleteFunc(s.running, func(r testKey) bool { return r.pkg == e.Package })
 		if !s.pkgFailedTests[e.Package] {
 			// The package failed without a failing test: it did not build,
-			// its TestMain or the VM runner failed, or it timed out.
+			// its TestMain or the VM runner failed.
 			s.failed++
 			s.failedPkgs = append(s.failedPkgs, e.Package)
 			if e.FailedBuild != "" {
 				s.pkgOut[e.Package] = append(s.buildOut[e.FailedBuild], s.pkgOut[e.Package]...)
 			}
+		} else if len(s.pkgOut[e.Package]) > 0 {
+			s.failedPkgs = append(s.failedPkgs, e.Package)
 		}
 	case s.ranTests[e.Package]:
 		fmt.Fprintf(s.progress, "ok   %s %.1fs\n", e.Package, e.Elapsed)
@@ -195,8 +217,19 @@ func (s *summary) report(w io.Writer, label string, cmdErr error) bool {
 		fmt.Fprintf(w, "\n=== FAIL %s %s\n", k.pkg, k.test)
 		fmt.Fprint(w, strings.Join(s.testOut[k], ""))
 	}
+	// A package that died mid-test: the innermost running test holds the
+	// panic; its parents are listed as running.
+	for _, k := range s.unfinished {
+		fmt.Fprintf(w, "\n=== FAIL %s %s (did not finish: still running when the package stopped)\n", k.pkg, k.test)
+		fmt.Fprint(w, strings.Join(s.testOut[k], ""))
+		s.failed++
+	}
 	for _, p := range s.failedPkgs {
-		fmt.Fprintf(w, "\n=== FAIL %s (the package failed outside its tests)\n", p)
+		if s.pkgFailedTests[p] {
+			fmt.Fprintf(w, "\n=== output of %s outside its tests\n", p)
+		} else {
+			fmt.Fprintf(w, "\n=== FAIL %s (the package failed outside its tests)\n", p)
+		}
 		fmt.Fprint(w, strings.Join(s.pkgOut[p], ""))
 	}
 	if len(s.skippedTests) > 0 {

@@ -30,6 +30,8 @@ func TestGolden(t *testing.T) {
 		{"vmerror", 1},
 		// no test matched anywhere
 		{"notests", 0},
+		// a package timed out: the test running then and the panic
+		{"timeout", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
