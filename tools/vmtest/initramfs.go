@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // image describes the initramfs for one test run.
@@ -29,6 +30,12 @@ type image struct {
 	Args []string
 	// Token makes the exit marker unique to this run.
 	Token string
+	// TestBudget, when set, is how long the test may run counted from the
+	// guest kernel's start: the init gives the test binary what is left
+	// of it after booting as its -test.timeout (at most TestTimeout), so
+	// that a test that hangs panics with the list of running tests before
+	// go test kills the VM, however long the boot took.
+	TestBudget, TestTimeout time.Duration
 }
 
 // guestBinaryDir holds the test binary in the guest.
@@ -217,12 +224,22 @@ hostname vmtest
 		fmt.Fprintf(&b, "insmod %s || note %s\n", shellQuote(m[1]), shellQuote("cannot load module "+filepath.Base(m[0])))
 	}
 	fmt.Fprintf(&b, "cd %s || note %s\n", shellQuote(im.WorkDir), shellQuote("cannot enter "+im.WorkDir))
+	args := im.Args
+	if im.TestBudget > 0 {
+		fmt.Fprintf(&b, "up=$(cut -d. -f1 /proc/uptime)\nleft=$((%d - up))\n[ \"$left\" -gt %d ] && left=%d\n[ \"$left\" -lt 10 ] && left=10\n",
+			int(im.TestBudget.Seconds()), int(im.TestTimeout.Seconds()), int(im.TestTimeout.Seconds()))
+		args = append(dropTestFlag(args, "timeout"), "-test.timeout=${left}s")
+	}
 	b.WriteString("env -i")
 	for _, e := range im.Env {
 		b.WriteString(" " + shellQuote(e))
 	}
 	b.WriteString(" " + shellQuote(im.guestBinary()))
-	for _, a := range im.Args {
+	for _, a := range args {
+		if a == "-test.timeout=${left}s" {
+			b.WriteString(` "-test.timeout=${left}s"`)
+			continue
+		}
 		b.WriteString(" " + shellQuote(a))
 	}
 	b.WriteString(" </dev/null >&3 2>&3\n")

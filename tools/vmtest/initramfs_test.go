@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -143,5 +144,34 @@ func TestCheckStatic(t *testing.T) {
 	writeFile(t, notELF, "#!/bin/sh\n")
 	if err := checkStatic(notELF, "test binary", ""); err == nil {
 		t.Error("a shell script passed as a static ELF binary")
+	}
+}
+
+// The test's timeout in the guest is what is left of its budget after
+// booting, never more than the timeout go test asked for, and the original
+// flag is gone.
+func TestInitScriptTestBudget(t *testing.T) {
+	im := &image{WorkDir: "/w", Binary: "/x/pkg.test", Token: "tok",
+		Args:       []string{"-test.v=test2json", "-test.timeout=10m0s", "-test.run=^TestPriv"},
+		TestBudget: 620 * time.Second, TestTimeout: 10 * time.Minute}
+	s := im.initScript()
+	for _, want := range []string{
+		"left=$((620 - up))", `[ "$left" -gt 600 ] && left=600`,
+		`'-test.v=test2json' '-test.run=^TestPriv' "-test.timeout=${left}s"`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("init script lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "10m0s") {
+		t.Errorf("init script still passes the original timeout:\n%s", s)
+	}
+	sh := kerneltest.NeedTool(t, "sh")
+	// The clause itself, with a boot of 95 s: 525 s are left.
+	clause := s[strings.Index(s, "up=$("):strings.Index(s, "env -i")]
+	clause = strings.Replace(clause, "up=$(cut -d. -f1 /proc/uptime)", "up=95", 1)
+	out, err := exec.Command(sh, "-c", clause+"echo $left").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "525" {
+		t.Errorf("left after a 95 s boot: %q, %v; want 525", out, err)
 	}
 }

@@ -22,6 +22,10 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// started is when go test started this program: its kill timer counts from
+// here.
+var started = time.Now()
+
 // Exit statuses of vmtest itself; otherwise it exits with the test's status.
 const (
 	exitUsage = 2
@@ -340,6 +344,19 @@ func boot(ctx context.Context, cfg *config, bin string, testArgs []string, wd st
 		Args:  dropTestFlag(testArgs, "testlogfile"),
 		Token: newToken(),
 	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = guestTimeout(testArgs, defaultTimeout)
+		if t, ok := testTimeout(testArgs); ok {
+			// go test kills this program a minute after the test's
+			// timeout, counted from its start: the test gets what is left
+			// after booting, minus time to report, and the guest is
+			// stopped just before go test would.
+			spent := time.Since(started)
+			im.TestBudget, im.TestTimeout = t+reportMargin-spent, t
+			timeout = t + bootMargin - spent
+		}
+	}
 	initrd := filepath.Join(work, "initramfs.cpio")
 	f, err := os.Create(initrd)
 	if err != nil {
@@ -353,10 +370,6 @@ func boot(ctx context.Context, cfg *config, bin string, testArgs []string, wd st
 		return 0, err
 	}
 
-	timeout := cfg.Timeout
-	if timeout == 0 {
-		timeout = guestTimeout(testArgs, defaultTimeout)
-	}
 	m := &machine{
 		Qemu:    cfg.Qemu,
 		Kernel:  k.Image,

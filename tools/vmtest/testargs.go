@@ -85,18 +85,33 @@ func topLevelPattern(run string) string {
 // report (with its goroutine dump) comes first; fallback when the tests run
 // without a timeout.
 func guestTimeout(args []string, fallback time.Duration) time.Duration {
-	v, ok := testFlag(args, "timeout")
+	d, ok := testTimeout(args)
 	if !ok {
-		return fallback
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
 		return fallback
 	}
 	return d + bootMargin
 }
 
+// testTimeout returns the test binary's -test.timeout, when it has one.
+func testTimeout(args []string) (time.Duration, bool) {
+	v, ok := testFlag(args, "timeout")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, false
+	}
+	return d, true
+}
+
+// reportMargin is the time, counted from this program's start, that the
+// test may run past its -test.timeout, boot included: the test then still
+// panics with its list of running tests before the guest is stopped at
+// bootMargin.
+const reportMargin = 35 * time.Second
+
 // bootMargin is the time added to -test.timeout for booting and powering
 // off the guest. go test itself kills an -exec program one minute after the
 // test timeout, so the margin stays below that.
-const bootMargin = 45 * time.Second
+const bootMargin = 50 * time.Second
