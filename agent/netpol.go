@@ -260,7 +260,7 @@ func (m *netpolManager) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-w.Events:
-			if manifest.IsYAMLFile(ev.Name) {
+			if manifest.IsManifestFile(ev.Name) {
 				timer = time.After(200 * time.Millisecond)
 			}
 		case <-w.Errors:

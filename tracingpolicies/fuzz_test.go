@@ -13,7 +13,7 @@ import (
 // what the compiler reads from it is there and in range.
 func FuzzParse(f *testing.F) {
 	for _, dir := range []string{examplesDir, "testdata"} {
-		files, _ := manifest.YAMLFiles(dir)
+		files, _ := manifest.Files(dir)
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {
 				f.Add(data)

@@ -26,7 +26,7 @@ func ParseFile(path string) ([]*Policy, error) {
 	return parseDocuments(path, docs)
 }
 
-// ParsePath parses a policy file, or every *.yaml and *.yml file below a
+// ParsePath parses a policy file, or every *.yaml, *.yml and *.json file below a
 // directory, and checks that no two policies share a name. Like Parse, it
 // returns the valid policies and every problem.
 func ParsePath(path string) ([]*Policy, error) {
@@ -37,12 +37,12 @@ func ParsePath(path string) ([]*Policy, error) {
 	if !fi.IsDir() {
 		return ParseFile(path)
 	}
-	files, err := manifest.YAMLFiles(path)
+	files, err := manifest.Files(path)
 	if err != nil {
 		return nil, manifest.AsErrors(path, err)
 	}
 	if len(files) == 0 {
-		return nil, manifest.Errors{{File: path, Msg: "no *.yaml or *.yml files in this directory"}}
+		return nil, manifest.Errors{{File: path, Msg: manifest.NoFilesMessage}}
 	}
 	var (
 		all  []*Policy

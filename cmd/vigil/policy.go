@@ -38,7 +38,7 @@ func newPolicyCommand(g *globals) *cobra.Command {
 
 // validateConfig is the configuration of `vigil policy validate`.
 type validateConfig struct {
-	// Paths are files, or directories searched for *.yaml and *.yml.
+	// Paths are files, or directories searched for *.yaml, *.yml and *.json.
 	Paths []string
 	// NoKernel skips the checks against the running kernel.
 	NoKernel bool
@@ -64,7 +64,7 @@ func newPolicyValidateCommand(g *globals) *cobra.Command {
 		Use:   "validate FILE|DIR...",
 		Short: "Check tracing policy files, and that they fit this kernel",
 		Long: `validate parses every TracingPolicy document of the given files (directories
-are searched for *.yaml and *.yml files) and checks it completely: the schema
+are searched for *.yaml, *.yml and *.json files) and checks it completely: the schema
 (unknown and unsupported fields are errors), values, limits, the safety rule
 for unrestricted enforcement, and, against the running kernel's BTF (or the one
 given with --btf), that every function, syscall, LSM hook and tracepoint exists
@@ -208,12 +208,12 @@ func policyFiles(path string) ([]string, error) {
 	if !fi.IsDir() {
 		return []string{path}, nil
 	}
-	files, err := manifest.YAMLFiles(path)
+	files, err := manifest.Files(path)
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, errors.New("no *.yaml or *.yml files in this directory")
+		return nil, errors.New(manifest.NoFilesMessage)
 	}
 	return files, nil
 }

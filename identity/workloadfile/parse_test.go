@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 		{"twice the same cgroup", head + "metadata: {name: a}\nspec: {cgroupPath: /a}\n---\n" + head + "metadata: {name: b}\nspec: {cgroupPath: /a}\n",
 			[]string{`w.yaml:9: spec.cgroupPath: cgroup /a already belongs to the workload at line 4`}},
 		{"syntax", head + "metadata: {name: a\n", []string{`w.yaml:2: invalid YAML: did not find expected ',' or '}'`}},
-		{"not a mapping", "- a\n", []string{`w.yaml:1: a document must be a mapping with apiVersion and kind`}},
+		{"not a mapping", "- a\n", []string{`w.yaml:1: a document must be a mapping with apiVersion and kind, got a list`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

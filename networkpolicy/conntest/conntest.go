@@ -292,7 +292,7 @@ func ParseVerdict(s string) (networkpolicy.Verdict, error) {
 // Files lists the truth tables in a directory (files named *.yaml that hold
 // a ConnectivityTest; base files are skipped).
 func Files(dir string) ([]string, error) {
-	files, err := manifest.YAMLFiles(dir)
+	files, err := manifest.Files(dir)
 	if err != nil {
 		return nil, err
 	}
