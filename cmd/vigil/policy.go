@@ -71,8 +71,9 @@ given with --btf), that every function, syscall, LSM hook and tracepoint exists
 and that each argument fits its parameter.
 
 It prints "FILE: N policies valid" for each good file, or one line per problem,
-FILE:LINE: field.path: what is wrong. Warnings are printed as
-FILE:LINE: warning: ... and do not fail. Exit status: 0 when every document is
+FILE:LINE: field.path: what is wrong: every problem of every document at once
+(duplicate keys, unknown fields, values, limits). Warnings are printed as
+FILE:LINE: field.path: warning: ... and do not fail. Exit status: 0 when every document is
 valid, 1 when any is not, 2 on usage errors.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Paths = args
@@ -259,13 +260,9 @@ func byLine(errs manifest.Errors) {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 }
 
-// formatWarning prints a warning as FILE:LINE: warning: path: message.
+// formatWarning prints a warning as FILE:LINE: field.path: warning: message.
 func formatWarning(e *manifest.Error) string {
 	w := *e
-	w.Path = ""
 	w.Msg = "warning: " + e.Msg
-	if e.Path != "" {
-		w.Msg = "warning: " + e.Path + ": " + e.Msg
-	}
 	return w.Error()
 }
