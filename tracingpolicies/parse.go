@@ -136,40 +136,14 @@ func check(d *manifest.Document, doc *Document) (*Policy, *checker) {
 // checkDespiteDecodeErrors reports, besides the problems that made the
 // strict decode fail (unknown fields, duplicate keys, values of the wrong
 // shape), the problems of the rest of the document, so that every problem
-// is reported at once. Problems inside an object that has an unknown or
-// duplicate field, or at a value that did not decode, are left out: they
-// are most likely the same mistake (a misspelt "operator" leaves the
-// operator missing).
+// is reported at once (see manifest.Document.AlsoChecked).
 func checkDespiteDecodeErrors(d *manifest.Document, decodeErrs manifest.Errors) error {
 	var doc Document
 	if err := d.DecodeLenient(&doc); err != nil {
 		return decodeErrs
 	}
-	var broken []string
-	for _, e := range decodeErrs {
-		path := strings.TrimPrefix(strings.TrimPrefix(e.Path, d.Prefix), ".")
-		if strings.Contains(e.Msg, "unknown field") || strings.Contains(e.Msg, "duplicate key") {
-			if i := strings.LastIndexByte(path, '.'); i >= 0 {
-				path = path[:i]
-			} else {
-				path = ""
-			}
-		}
-		broken = append(broken, d.Prefix+"."+path)
-	}
 	_, c := check(d, &doc)
-	errs := decodeErrs
-next:
-	for _, e := range c.errs {
-		for _, b := range broken {
-			b = strings.TrimSuffix(strings.TrimPrefix(b, "."), ".")
-			if b == d.Prefix || b == "" || e.Path == b || strings.HasPrefix(e.Path, b+".") || strings.HasPrefix(e.Path, b+"[") {
-				continue next
-			}
-		}
-		errs = append(errs, e)
-	}
-	return errs
+	return d.AlsoChecked(decodeErrs, c.errs)
 }
 
 // checker collects the problems of one document.

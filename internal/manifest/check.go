@@ -56,10 +56,10 @@ func (c *checker) fail(n *yamlv3.Node, path, format string, args ...any) {
 		return
 	}
 	if len(c.errs) == maxProblems {
-		c.errs = append(c.errs, &Error{File: c.doc.File, Line: n.Line, Path: c.doc.fullPath(path), Msg: "too many problems; the rest are not reported"})
+		c.errs = append(c.errs, &Error{File: c.doc.File, Line: n.Line, Path: c.doc.FullPath(path), Msg: "too many problems; the rest are not reported"})
 		return
 	}
-	c.errs = append(c.errs, &Error{File: c.doc.File, Line: n.Line, Path: c.doc.fullPath(path), Msg: fmt.Sprintf(format, args...)})
+	c.errs = append(c.errs, &Error{File: c.doc.File, Line: n.Line, Path: c.doc.FullPath(path), Msg: fmt.Sprintf(format, args...)})
 }
 
 func join(path, key string) string {

@@ -223,11 +223,12 @@ func scalarAt(m *yamlv3.Node, key string) string {
 
 // Errorf returns a problem located at path in this document.
 func (d *Document) Errorf(path, format string, args ...any) *Error {
-	return &Error{File: d.File, Line: d.LineOf(path), Path: d.fullPath(path), Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: d.File, Line: d.LineOf(path), Path: d.FullPath(path), Msg: fmt.Sprintf(format, args...)}
 }
 
-// fullPath puts path under the document's prefix.
-func (d *Document) fullPath(path string) string {
+// FullPath returns path as problems of the document name it: under its
+// prefix for the item of a List (items[3].spec...).
+func (d *Document) FullPath(path string) string {
 	if d.Prefix == "" {
 		return path
 	}
@@ -344,4 +345,43 @@ func cleanDecodeError(err error) string {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
 	return msg
+}
+
+// AlsoChecked returns decodeErrs, the problems Decode found, followed by
+// those of more (found by checking what DecodeLenient made of the same
+// document) that are not about the same fields: problems inside an object
+// with an unknown field, at or below a duplicate key, or at a value that
+// did not decode, are most likely the same mistake (a misspelt "operator"
+// leaves the operator missing) and are left out. With it a command reports every
+// problem of a document at once.
+func (d *Document) AlsoChecked(decodeErrs, more Errors) Errors {
+	var broken []string
+	for _, e := range decodeErrs {
+		path := e.Path
+		if strings.Contains(e.Msg, "unknown field") {
+			if i := strings.LastIndexAny(path, ".["); i >= 0 && path[i] == '.' {
+				path = path[:i]
+			} else if i >= 0 {
+				path = path[:i]
+			} else {
+				path = ""
+			}
+		}
+		if path == "" || path == d.Prefix {
+			return decodeErrs // the whole document is in doubt
+		}
+		broken = append(broken, path)
+	}
+	errs := append(Errors{}, decodeErrs...)
+next:
+	for _, e := range more {
+		for _, b := range broken {
+			if under(e.Path, b) {
+				continue next
+			}
+		}
+		errs = append(errs, e)
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return errs
 }
