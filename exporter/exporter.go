@@ -82,7 +82,7 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer) (*Export
 	if e.nodeName == "" {
 		e.nodeName, _ = os.Hostname()
 	}
-	opts := &encode.Options{}
+	opts := &encode.Options{ArgumentsList: cfg.ArgumentsArray}
 	if c.redact.Len() > 0 {
 		opts.Redact = c.redact.Redact
 	}

@@ -20,9 +20,39 @@ var plain = func() (t [256]bool) {
 // always valid JSON; '<', '>' and '&' are left as they are.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
+	dst, _ = appendEscaped(dst, s, modeReplace)
 	return append(dst, '"')
 }
+
+// AppendBytes appends s, bytes from the kernel (a path, an argument), to dst
+// as a quoted JSON string that loses nothing: a value that is UTF-8 and
+// holds no backslash is written as it is; any other is written escaped, so
+// that the decoded string holds \\ for each backslash and \xNN for each
+// byte that is not UTF-8. Two different values never give the same string.
+func AppendBytes(dst []byte, s string) []byte {
+	start := len(dst)
+	dst = append(dst, '"')
+	dst, clean := appendEscaped(dst, s, modeClean)
+	if !clean {
+		dst, _ = appendEscaped(dst[:start+1], s, modeEscape)
+	}
+	return append(dst, '"')
+}
+
+// How appendEscaped treats backslashes and bytes that are not UTF-8.
+type escapeMode uint8
+
+const (
+	// modeReplace keeps backslashes (JSON-escaped) and replaces invalid
+	// UTF-8 with U+FFFD.
+	modeReplace escapeMode = iota
+	// modeClean stops at the first backslash or invalid byte, reporting
+	// that the value needs modeEscape.
+	modeClean
+	// modeEscape doubles backslashes and writes invalid bytes as \xNN, in
+	// the decoded string.
+	modeEscape
+)
 
 const (
 	lsb = 0x0101010101010101
@@ -37,8 +67,10 @@ func special(x uint64) bool {
 	return ((x-0x20*lsb)|x|((x^quote)-lsb)|((x^backslash)-lsb))&msb != 0
 }
 
-// appendEscaped appends the JSON string escaping of s, without quotes.
-func appendEscaped(dst []byte, s string) []byte {
+// appendEscaped appends the JSON string escaping of s, without quotes. In
+// modeClean it returns false, having appended part of s, when s holds a
+// backslash or a byte that is not UTF-8.
+func appendEscaped(dst []byte, s string, mode escapeMode) ([]byte, bool) {
 	start := 0
 	p := unsafe.Pointer(unsafe.StringData(s))
 	for i := 0; i < len(s); {
@@ -64,14 +96,30 @@ func appendEscaped(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			switch mode {
+			case modeClean:
+				return dst, false
+			case modeEscape:
+				dst = append(dst, '\\', '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, `\ufffd`...)
+			}
 			i++
 			start = i
 			continue
 		}
 		dst = append(dst, s[start:i]...)
 		switch c {
-		case '"', '\\':
+		case '\\':
+			switch mode {
+			case modeClean:
+				return dst, false
+			case modeEscape:
+				dst = append(dst, '\\', '\\', '\\', '\\')
+			default:
+				dst = append(dst, '\\', '\\')
+			}
+		case '"':
 			dst = append(dst, '\\', c)
 		case '\n':
 			dst = append(dst, '\\', 'n')
@@ -89,5 +137,5 @@ func appendEscaped(dst []byte, s string) []byte {
 		i++
 		start = i
 	}
-	return append(dst, s[start:]...)
+	return append(dst, s[start:]...), true
 }
