@@ -51,12 +51,12 @@ func appendQuotedArgument(dst []byte, inner string) []byte {
 			continue
 		}
 		if inner[i+1] == '"' {
-			dst, _ = appendEscaped(dst, inner[start:i], modeReplace)
+			dst = appendEscaped(dst, inner[start:i], modeReplace)
 			dst = append(dst, '\\', '"')
 			start = i + 2
 		}
 		i++
 	}
-	dst, _ = appendEscaped(dst, inner[start:], modeReplace)
+	dst = appendEscaped(dst, inner[start:], modeReplace)
 	return append(dst, '"')
 }

@@ -20,7 +20,7 @@ var plain = func() (t [256]bool) {
 // always valid JSON; '<', '>' and '&' are left as they are.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	dst, _ = appendEscaped(dst, s, modeReplace)
+	dst = appendEscaped(dst, s, modeReplace)
 	return append(dst, '"')
 }
 
@@ -30,12 +30,8 @@ func AppendString(dst []byte, s string) []byte {
 // that the decoded string holds \\ for each backslash and \xNN for each
 // byte that is not UTF-8. Two different values never give the same string.
 func AppendBytes(dst []byte, s string) []byte {
-	start := len(dst)
 	dst = append(dst, '"')
-	dst, clean := appendEscaped(dst, s, modeClean)
-	if !clean {
-		dst, _ = appendEscaped(dst[:start+1], s, modeEscape)
-	}
+	dst = appendEscaped(dst, s, modeBytes)
 	return append(dst, '"')
 }
 
@@ -46,12 +42,10 @@ const (
 	// modeReplace keeps backslashes (JSON-escaped) and replaces invalid
 	// UTF-8 with U+FFFD.
 	modeReplace escapeMode = iota
-	// modeClean stops at the first backslash or invalid byte, reporting
-	// that the value needs modeEscape.
-	modeClean
-	// modeEscape doubles backslashes and writes invalid bytes as \xNN, in
-	// the decoded string.
-	modeEscape
+	// modeBytes is AppendBytes': it doubles backslashes and writes invalid
+	// bytes as \xNN, in the decoded string (a value with neither is
+	// written as it is).
+	modeBytes
 )
 
 const (
@@ -67,10 +61,8 @@ func special(x uint64) bool {
 	return ((x-0x20*lsb)|x|((x^quote)-lsb)|((x^backslash)-lsb))&msb != 0
 }
 
-// appendEscaped appends the JSON string escaping of s, without quotes. In
-// modeClean it returns false, having appended part of s, when s holds a
-// backslash or a byte that is not UTF-8.
-func appendEscaped(dst []byte, s string, mode escapeMode) ([]byte, bool) {
+// appendEscaped appends the JSON string escaping of s, without quotes.
+func appendEscaped(dst []byte, s string, mode escapeMode) []byte {
 	start := 0
 	p := unsafe.Pointer(unsafe.StringData(s))
 	for i := 0; i < len(s); {
@@ -96,13 +88,10 @@ func appendEscaped(dst []byte, s string, mode escapeMode) ([]byte, bool) {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch mode {
-			case modeClean:
-				return dst, false
-			case modeEscape:
-				dst = append(dst, '\\', '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
+			if mode == modeReplace {
 				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, '\\', '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -111,13 +100,10 @@ func appendEscaped(dst []byte, s string, mode escapeMode) ([]byte, bool) {
 		dst = append(dst, s[start:i]...)
 		switch c {
 		case '\\':
-			switch mode {
-			case modeClean:
-				return dst, false
-			case modeEscape:
-				dst = append(dst, '\\', '\\', '\\', '\\')
-			default:
+			if mode == modeReplace {
 				dst = append(dst, '\\', '\\')
+			} else {
+				dst = append(dst, '\\', '\\', '\\', '\\')
 			}
 		case '"':
 			dst = append(dst, '\\', c)
@@ -137,5 +123,5 @@ func appendEscaped(dst []byte, s string, mode escapeMode) ([]byte, bool) {
 		i++
 		start = i
 	}
-	return append(dst, s[start:]...), true
+	return append(dst, s[start:]...)
 }
