@@ -90,6 +90,9 @@ func NewWebhook(opts WebhookOptions, hooks Hooks) (*Webhook, error) {
 	if opts.MaxRetryInterval <= 0 {
 		opts.MaxRetryInterval = 30 * time.Second
 	}
+	if opts.Spool.Log == nil {
+		opts.Spool.Log = hooks.Log
+	}
 	sp, err := spool.Open(opts.SpoolDir, opts.Spool)
 	if err != nil {
 		return nil, err
