@@ -165,8 +165,10 @@ func FuzzParse(f *testing.F) {
 		slow := time.AfterFunc(10*time.Second, func() { panic("FuzzParse: input takes more than 10s") })
 		defer slow.Stop()
 		docs, err := manifest.Split("fuzz.yaml", data)
-		if err != nil {
-			return
+		for _, e := range manifest.AsErrors("fuzz.yaml", err) {
+			if e.File != "fuzz.yaml" || e.Line < 1 {
+				t.Fatalf("problem without its file or line: %v", e)
+			}
 		}
 		res, err := Parse(docs)
 		for _, e := range manifest.AsErrors("fuzz.yaml", err) {

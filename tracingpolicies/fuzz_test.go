@@ -31,6 +31,9 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, p := range policies {
+			if p.Doc.Err() != nil {
+				t.Fatalf("policy %s parsed from a document with problems: %v", p.Name, p.Doc.Err())
+			}
 			checkPolicy(t, p)
 			for _, tracefs := range []*ValidateOptions{nil, {Tracefs: testTracefs}} {
 				_, err := Validate(p, kernel, tracefs)
