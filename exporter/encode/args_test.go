@@ -128,3 +128,20 @@ func TestAppendBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestArgumentsListDoesNotAllocate(t *testing.T) {
+	// An encoder without caches encodes every process object anew.
+	e := &Encoder{opts: Options{ArgumentsList: true}}
+	ev := &event.Event{Type: event.TypeProcessExec, Process: &event.Process{Binary: "/bin/sh\xff",
+		Arguments: `-c "echo \"hi there\" \xff" back\slash`}}
+	buf := make([]byte, 0, 4096)
+	allocs := testing.AllocsPerRun(1000, func() {
+		buf = e.AppendJSON(buf[:0], ev, "n")
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per event, want 0", allocs)
+	}
+	if !bytes.Contains(buf, []byte(`"arguments_list":["-c","echo \"hi there\" \\xff","back\\\\slash"]`)) {
+		t.Errorf("unexpected encoding %s", buf)
+	}
+}
