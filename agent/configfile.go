@@ -66,7 +66,7 @@ func ApplyConfigFile(path string, fs *pflag.FlagSet) error {
 			}
 		}
 	}
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	problems.Sort()
 	return problems.Err()
 }
 

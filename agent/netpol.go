@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,12 +250,7 @@ func agentKinds(res *networkpolicy.Resources) error {
 		errs = append(errs, &manifest.Error{File: p.File, Line: p.Line,
 			Msg: what + ": the agent takes pods from the node (CRI, Kubernetes, Workload files), not from network-policy files; remove it"})
 	}
-	sort.SliceStable(errs, func(i, j int) bool {
-		if errs[i].File != errs[j].File {
-			return errs[i].File < errs[j].File
-		}
-		return errs[i].Line < errs[j].Line
-	})
+	errs.Sort()
 	return errs.Err()
 }
 

@@ -2,7 +2,6 @@ package networkpolicy
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/vigilsec/vigil/internal/manifest"
 )
@@ -41,11 +40,6 @@ func NamedPortWarnings(pols []*Policy, pods []*Pod) manifest.Errors {
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].File != out[j].File {
-			return out[i].File < out[j].File
-		}
-		return out[i].Line < out[j].Line
-	})
+	out.Sort()
 	return out
 }

@@ -83,12 +83,7 @@ func (c *netpolConfig) flags(cmd *cobra.Command, portUsage string, defPorts []st
 func manifestWarnings(res *networkpolicy.Resources) manifest.Errors {
 	warns := append(manifest.Errors{}, res.Ignored...)
 	warns = append(warns, networkpolicy.NamedPortWarnings(res.Policies, res.Pods)...)
-	sort.SliceStable(warns, func(i, j int) bool {
-		if warns[i].File != warns[j].File {
-			return warns[i].File < warns[j].File
-		}
-		return warns[i].Line < warns[j].Line
-	})
+	warns.Sort()
 	return warns
 }
 

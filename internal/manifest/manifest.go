@@ -48,6 +48,17 @@ func (l Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Sort orders the problems by file, then line, keeping the order of those
+// on the same line.
+func (l Errors) Sort() {
+	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].File != l[j].File {
+			return l[i].File < l[j].File
+		}
+		return l[i].Line < l[j].Line
+	})
+}
+
 // Err returns nil for an empty list and the list otherwise.
 func (l Errors) Err() error {
 	if len(l) == 0 {
@@ -318,7 +329,7 @@ func (d *Document) Decode(out any) error {
 	js, errs := d.convert(out, false)
 	errs = append(append(Errors{}, d.problems...), errs...)
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		errs.Sort()
 		return errs
 	}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, out); err != nil {
@@ -382,6 +393,6 @@ next:
 		}
 		errs = append(errs, e)
 	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	errs.Sort()
 	return errs
 }
