@@ -265,15 +265,22 @@ func (m *netpolManager) warnNamedPorts(ctx context.Context, pols []*networkpolic
 	for i := range dps {
 		pods[i] = &dps[i].Pod
 	}
-	seen := map[string]bool{}
-	for _, w := range networkpolicy.NamedPortWarnings(pols, pods) {
+	m.portWarned = logNewWarnings(m.log, networkpolicy.NamedPortWarnings(pols, pods), m.portWarned)
+}
+
+// logNewWarnings logs the warnings that are not in logged (those of the
+// previous apply) and returns the set of the current ones: a warning is
+// logged when it appears, not at every apply.
+func logNewWarnings(log logrus.FieldLogger, warns manifest.Errors, logged map[string]bool) map[string]bool {
+	now := make(map[string]bool, len(warns))
+	for _, w := range warns {
 		key := w.Error()
-		seen[key] = true
-		if !m.portWarned[key] {
-			m.log.WithFields(logrus.Fields{"file": w.File, "line": w.Line, "field": w.Path}).Warn("network policy: " + w.Msg)
+		now[key] = true
+		if !logged[key] {
+			log.WithFields(logrus.Fields{"file": w.File, "line": w.Line, "field": w.Path}).Warn("network policy: " + w.Msg)
 		}
 	}
-	m.portWarned = seen
+	return now
 }
 
 // changed asks for a new apply soon (pods came or went).

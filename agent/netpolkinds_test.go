@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
@@ -48,5 +50,26 @@ spec: {containers: [{name: c, image: i}]}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestNamedPortWarningsLogged checks that the agent logs a named port no
+// pod has when it appears, once, and again after it was fixed and broke.
+func TestNamedPortWarningsLogged(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	w := manifest.Errors{{File: "np.yaml", Line: 9, Path: "spec.ingress[0].ports[0].port", Msg: `no pod has a port named "htpp" (TCP): the rule matches nothing on it`}}
+	logged := logNewWarnings(log, w, nil)
+	logged = logNewWarnings(log, w, logged)
+	if n := len(hook.AllEntries()); n != 1 {
+		t.Fatalf("%d log lines for one warning over two applies, want 1", n)
+	}
+	e := hook.LastEntry()
+	if e.Level != logrus.WarnLevel || e.Message != "network policy: "+w[0].Msg || e.Data["file"] != "np.yaml" || e.Data["line"] != 9 || e.Data["field"] != w[0].Path {
+		t.Errorf("logged %v %q %v", e.Level, e.Message, e.Data)
+	}
+	logged = logNewWarnings(log, nil, logged)
+	logNewWarnings(log, w, logged)
+	if n := len(hook.AllEntries()); n != 2 {
+		t.Errorf("%d log lines, want the warning again once it came back", n)
 	}
 }
