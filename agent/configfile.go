@@ -9,66 +9,65 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vigilsec/vigil/internal/manifest"
-	yamlv3 "go.yaml.in/yaml/v3"
 )
 
-// ApplyConfigFile sets the flags of fs from a YAML config file whose keys are
-// the flag names without dashes (export-file: /var/log/vigil.json). Flags
-// given on the command line win. Unknown keys and values a flag refuses are
-// errors naming the file, line and key. It runs once, before the agent
+// ApplyConfigFile sets the flags of fs from a YAML (or JSON) config file
+// whose keys are the flag names without dashes (export-file:
+// /var/log/vigil.json). Flags given on the command line win. The file is
+// read as every user file is (package manifest): duplicate keys, unknown
+// keys, YAML 1.1 booleans where they would be misread and values a flag
+// refuses are errors naming the file, line and key, all of them at once. It runs once, before the agent
 // starts, so an error stops the start-up.
 func ApplyConfigFile(path string, fs *pflag.FlagSet) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
 	}
-	var doc yamlv3.Node
-	if err := yamlv3.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("%s: invalid YAML: %w", path, err)
+	docs, err := manifest.Split(path, data)
+	problems := manifest.AsErrors(path, err)
+	for _, p := range problems {
+		if rest, ok := strings.CutPrefix(p.Msg, "a document must be a mapping with apiVersion and kind"); ok {
+			p.Msg = "the config file must be a mapping of flag names to values" + rest
+		}
 	}
-	if len(doc.Content) == 0 {
-		return nil
+	if len(docs) > 1 {
+		problems = append(problems, &manifest.Error{File: path, Line: docs[1].Line, Msg: "the config file must be one mapping of flag names to values, not several documents"})
 	}
-	root := doc.Content[0]
-	if root.Kind != yamlv3.MappingNode {
-		return fmt.Errorf("%s:%d: the config file must be a mapping of flag names to values", path, root.Line)
+	if len(problems) > 0 || len(docs) == 0 {
+		return problems.Err()
 	}
-
-	var problems []string
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		f := fs.Lookup(k.Value)
-		if f == nil || k.Value == "config" {
-			problems = append(problems, fmt.Sprintf("%s:%d: %s: unknown key%s", path, k.Line, k.Value, suggestFlag(fs, k.Value)))
+	entries, errs := docs[0].Flat()
+	problems = append(problems, errs...)
+	for _, e := range entries {
+		f := fs.Lookup(e.Key)
+		if f == nil || e.Key == "config" {
+			problems = append(problems, &manifest.Error{File: path, Line: e.Line, Path: e.Key, Msg: "unknown key" + suggestFlag(fs, e.Key)})
 			continue
 		}
-		var values []*yamlv3.Node
-		switch v.Kind {
-		case yamlv3.ScalarNode:
-			values = []*yamlv3.Node{v}
-		case yamlv3.SequenceNode:
-			values = v.Content
-		default:
-			problems = append(problems, fmt.Sprintf("%s:%d: %s: expected a value or a list of values", path, v.Line, k.Value))
-			continue
+		isBool := f.Value.Type() == "bool"
+		misread := false
+		for _, v := range e.Values {
+			switch {
+			case isBool && v.YAML11Bool:
+				problems = append(problems, &manifest.Error{File: path, Line: v.Line, Path: e.Key, Msg: fmt.Sprintf("%s: write true or false", v.Text)})
+				misread = true
+			case !isBool && (v.Bool || v.YAML11Bool):
+				problems = append(problems, &manifest.Error{File: path, Line: v.Line, Path: e.Key,
+					Msg: fmt.Sprintf("%s is a boolean in YAML 1.1, and --%s takes a %s: quote it (%q) if you mean the text", v.Text, e.Key, f.Value.Type(), v.Text)})
+				misread = true
+			}
 		}
-		if f.Changed {
+		if f.Changed || misread {
 			continue // the command line wins
 		}
-		for _, val := range values {
-			if val.Kind != yamlv3.ScalarNode {
-				problems = append(problems, fmt.Sprintf("%s:%d: %s: list items must be plain values", path, val.Line, k.Value))
-				continue
-			}
-			if err := f.Value.Set(val.Value); err != nil {
-				problems = append(problems, fmt.Sprintf("%s:%d: %s: %v", path, val.Line, k.Value, err))
+		for _, v := range e.Values {
+			if err := f.Value.Set(v.Text); err != nil {
+				problems = append(problems, &manifest.Error{File: path, Line: v.Line, Path: e.Key, Msg: err.Error()})
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s", strings.Join(problems, "\n"))
-	}
-	return nil
+	problems.Sort()
+	return problems.Err()
 }
 
 func suggestFlag(fs *pflag.FlagSet, key string) string {

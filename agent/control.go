@@ -86,12 +86,8 @@ func (a *Agent) serveControl() (*http.Server, error) {
 		return nil, fmt.Errorf("--socket %s: another agent is listening there", path)
 	}
 	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenUnix(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("--socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
 	mux := http.NewServeMux()

@@ -47,6 +47,10 @@ type netpolManager struct {
 	parsed    *networkpolicy.Resources
 	parsedSum [sha256.Size]byte
 
+	// portWarned are the named-port warnings logged for the policies in
+	// force, so that each is logged once.
+	portWarned map[string]bool
+
 	// docs are policy documents from the cluster, by source.
 	mu   sync.Mutex
 	docs map[string][]byte
@@ -177,6 +181,7 @@ func (m *netpolManager) apply(ctx context.Context) error {
 		m.log.WithError(err).Error("apply network policies")
 		return err
 	}
+	m.warnNamedPorts(ctx, res.Policies)
 	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten, "ipcache_updated": st.IPCacheUpdated,
 		"took": time.Since(start).Round(time.Millisecond)}).Debug("network policies applied")
 	return nil
@@ -211,6 +216,9 @@ func (m *netpolManager) loadFiles() (*networkpolicy.Resources, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := agentKinds(res); err != nil {
+			return nil, err
+		}
 		m.parsed, m.parsedSum = res, sum
 	}
 	r := *m.parsed
@@ -220,6 +228,59 @@ func (m *netpolManager) loadFiles() (*networkpolicy.Resources, error) {
 	r.HostIPs = slices.Clone(r.HostIPs)
 	r.Ignored = slices.Clone(r.Ignored)
 	return &r, nil
+}
+
+// agentKinds refuses the documents of the agent's network-policy files
+// that it would not use: everything but policies and namespaces. The agent
+// takes pods from the node, so a Pod or Deployment there would be ignored,
+// and an ignored document must never be silent.
+func agentKinds(res *networkpolicy.Resources) error {
+	var errs manifest.Errors
+	for _, ig := range res.Ignored {
+		e := *ig
+		e.Msg = strings.Replace(e.Msg, "does not affect connectivity: ignored",
+			"is not a network policy; the agent's network-policy files hold NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Namespace documents", 1)
+		errs = append(errs, &e)
+	}
+	for _, p := range res.Pods {
+		what := "Pod " + p.Key()
+		if p.Workload != "" {
+			what = p.Workload + " in " + p.Namespace
+		}
+		errs = append(errs, &manifest.Error{File: p.File, Line: p.Line,
+			Msg: what + ": the agent takes pods from the node (CRI, Kubernetes, Workload files), not from network-policy files; remove it"})
+	}
+	errs.Sort()
+	return errs.Err()
+}
+
+// warnNamedPorts logs, once each, the named ports of the policies in force
+// that no pod on the node has.
+func (m *netpolManager) warnNamedPorts(ctx context.Context, pols []*networkpolicy.Policy) {
+	dps, err := workloadPods{m.ids}.Pods(ctx)
+	if err != nil {
+		return
+	}
+	pods := make([]*networkpolicy.Pod, len(dps))
+	for i := range dps {
+		pods[i] = &dps[i].Pod
+	}
+	m.portWarned = logNewWarnings(m.log, networkpolicy.NamedPortWarnings(pols, pods), m.portWarned)
+}
+
+// logNewWarnings logs the warnings that are not in logged (those of the
+// previous apply) and returns the set of the current ones: a warning is
+// logged when it appears, not at every apply.
+func logNewWarnings(log logrus.FieldLogger, warns manifest.Errors, logged map[string]bool) map[string]bool {
+	now := make(map[string]bool, len(warns))
+	for _, w := range warns {
+		key := w.Error()
+		now[key] = true
+		if !logged[key] {
+			log.WithFields(logrus.Fields{"file": w.File, "line": w.Line, "field": w.Path}).Warn("network policy: " + w.Msg)
+		}
+	}
+	return now
 }
 
 // changed asks for a new apply soon (pods came or went).
@@ -260,7 +321,7 @@ func (m *netpolManager) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-w.Events:
-			if manifest.IsYAMLFile(ev.Name) {
+			if manifest.IsManifestFile(ev.Name) {
 				timer = time.After(200 * time.Millisecond)
 			}
 		case <-w.Errors:

@@ -203,7 +203,7 @@ func (m *policyManager) failures() map[string]failure {
 func (m *policyManager) loadEmbedded(fsys fs.FS) error {
 	var errs []error
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !manifest.IsYAMLFile(p) {
+		if err != nil || d.IsDir() || !manifest.IsManifestFile(p) {
 			return err
 		}
 		data, err := fs.ReadFile(fsys, p)
@@ -230,7 +230,7 @@ func (m *policyManager) loadPath(path string) error {
 	}
 	files := []string{path}
 	if fi.IsDir() {
-		if files, err = manifest.YAMLFiles(path); err != nil {
+		if files, err = manifest.Files(path); err != nil {
 			return fmt.Errorf("--policy %s: %w", path, err)
 		}
 	}
@@ -286,7 +286,7 @@ func (m *policyManager) watch(ctx context.Context, paths []string) error {
 		if files[name] {
 			return true
 		}
-		if !manifest.IsYAMLFile(name) {
+		if !manifest.IsManifestFile(name) {
 			return false
 		}
 		for _, p := range paths {

@@ -63,6 +63,9 @@ type Config struct {
 	FieldInclude []string `json:"export-field-include"`
 	FieldExclude []string `json:"export-field-exclude"`
 	Redact       []string `json:"export-redact"`
+	// ArgumentsArray adds process.arguments_list, the arguments as an
+	// array, next to Tetragon's process.arguments string.
+	ArgumentsArray bool `json:"export-arguments-array"`
 	// RateLimit is events per minute; 0 or -1 disables the limit.
 	RateLimit int `json:"export-rate-limit"`
 
@@ -141,6 +144,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.FieldInclude, "export-field-include", d.FieldInclude, "keep only these members of each event object, e.g. process.binary,process.pod")
 	fs.StringSliceVar(&c.FieldExclude, "export-field-exclude", d.FieldExclude, "drop these members of each event object, e.g. process.arguments")
 	fs.StringArrayVar(&c.Redact, "export-redact", d.Redact, `RE2 pattern whose capture groups are replaced by ***** in process arguments (repeatable), e.g. '(?:--password)(?:\s+|=)(\S+)'`)
+	fs.BoolVar(&c.ArgumentsArray, "export-arguments-array", d.ArgumentsArray, "also export process arguments as an array, process.arguments_list (one string per argument)")
 	fs.IntVar(&c.RateLimit, "export-rate-limit", d.RateLimit, "export at most this many events per minute (0: no limit); enforcement, drops and alerts always pass")
 	c.LostEventsInterval = d.LostEventsInterval
 	fs.Var(&c.LostEventsInterval, "export-lost-events-interval", "how often lost_events and rate_limit_info records report new losses")

@@ -148,7 +148,7 @@ func TestFlagsParse(t *testing.T) {
 		"--export-file-rotation-interval", "1h", "--export-webhook", "https://x/",
 		"--export-webhook-header", "Authorization: Splunk a,b", "--export-webhook-header", "X-A: 1",
 		"--export-redact", `(?:--password)(?:\s+|=)(\S+)`, "--export-field-exclude", "process.arguments,parent",
-		"--export-rate-limit", "600",
+		"--export-rate-limit", "600", "--export-arguments-array",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +161,7 @@ func TestFlagsParse(t *testing.T) {
 	want.Redact = []string{`(?:--password)(?:\s+|=)(\S+)`}
 	want.FieldExclude = []string{"process.arguments", "parent"}
 	want.RateLimit = 600
+	want.ArgumentsArray = true
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

@@ -82,7 +82,7 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer) (*Export
 	if e.nodeName == "" {
 		e.nodeName, _ = os.Hostname()
 	}
-	opts := &encode.Options{}
+	opts := &encode.Options{ArgumentsList: cfg.ArgumentsArray}
 	if c.redact.Len() > 0 {
 		opts.Redact = c.redact.Redact
 	}
@@ -107,10 +107,13 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (e *Exporter) hooks(name string) sink.Hooks {
 	delivered := e.metrics.delivered.WithLabelValues(name)
 	latency := e.metrics.latency.WithLabelValues(name)
+	retries := e.metrics.retries.WithLabelValues(name)
 	return sink.Hooks{
 		Lost:      func(reason string, n int) { e.losses.add(reason, name, uint64(n)) },
 		Delivered: func(n int) { delivered.Add(float64(n)) },
 		Latency:   func(d time.Duration) { latency.Observe(d.Seconds()) },
+		Failure:   func(reason string) { e.metrics.failures.WithLabelValues(name, reason).Inc() },
+		Retry:     retries.Inc,
 		Log:       e.log,
 	}
 }
@@ -149,11 +152,7 @@ func (e *Exporter) openSinks(c *compiled) error {
 			return fmt.Errorf("webhook sink: %w", err)
 		}
 		e.addSink(s)
-		st := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vigil_export_webhook_spool_lines",
-			Help: "Events in webhook batches waiting for the receiver (memory and disk).",
-		}, func() float64 { return float64(s.Spooled().Lines) })
-		if err := e.metrics.register(st); err != nil {
+		if err := e.metrics.spoolGauges(s); err != nil {
 			return err
 		}
 	}
@@ -172,6 +171,9 @@ func (e *Exporter) openSinks(c *compiled) error {
 			return fmt.Errorf("syslog sink %s: %w", cfg.Syslog, err)
 		}
 		e.addSink(s)
+		if err := e.metrics.syslogGauge(s.Connected); err != nil {
+			return err
+		}
 	}
 	return nil
 }

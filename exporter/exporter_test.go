@@ -219,6 +219,30 @@ func TestShaping(t *testing.T) {
 	}
 }
 
+// TestArgumentsArray checks --export-arguments-array: the array holds each
+// argument, redacted like the string.
+func TestArgumentsArray(t *testing.T) {
+	s := &memSink{name: "mem"}
+	h := start(t, func(c *Config) {
+		c.ArgumentsArray = true
+		c.Redact = []string{`(?:--password)(?:\s+|=)(\S+)`}
+	}, s)
+	h.e.Export(execEvent(proc(11, "/usr/bin/psql", `-h db --password=hunter2 "-c select 1"`, nil)))
+	h.e.Export(execEvent(proc(12, "/bin/true", "", nil)))
+	h.finish(t)
+	objs := s.objects(t)
+	if len(objs) != 2 {
+		t.Fatalf("%d objects, want 2", len(objs))
+	}
+	want := []any{"-h", "db", "--password=*****", "-c select 1"}
+	if diff := cmp.Diff(want, get(objs[0]["process_exec"], "process.arguments_list")); diff != "" {
+		t.Errorf("arguments_list (-want +got):\n%s", diff)
+	}
+	if got := get(objs[1]["process_exec"], "process.arguments_list"); got != nil {
+		t.Errorf("a process without arguments has arguments_list %v", got)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	s := &memSink{name: "mem"}
 	h := start(t, func(c *Config) { c.RateLimit = 60 }, s)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/exporter/spool"
 )
 
 // exporterMetrics are the exporter's Prometheus metrics.
@@ -15,6 +16,8 @@ type exporterMetrics struct {
 	lost        *prometheus.CounterVec   // reason, sink
 	delivered   *prometheus.CounterVec   // sink
 	latency     *prometheus.HistogramVec // sink
+	failures    *prometheus.CounterVec   // sink, reason
+	retries     *prometheus.CounterVec   // sink
 	subDropped  prometheus.Counter
 	subscribers prometheus.Gauge
 	byType      [16]map[string]prometheus.Counter // cache of events by type and policy
@@ -41,6 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
 			Help:    "Duration of one write or request to a sink's destination.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10), // 50µs to ~13s
 		}, []string{"sink"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_sink_failures_total",
+			Help: "Failed attempts to reach or write to a sink's destination, by reason (network, http_5xx, http_429, http_408, http_refused, write, too_large). Lines a retry delivers are not lost; those that are lost are counted in vigil_events_lost_total.",
+		}, []string{"sink", "reason"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_sink_retries_total",
+			Help: "New attempts after a failure: webhook batches sent again, syslog connections tried again.",
+		}, []string{"sink"}),
 		subDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_export_subscriber_lines_dropped_total",
 			Help: "Lines live-tail subscribers lost because they read too slowly.",
@@ -54,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
 	for i := range m.byType {
 		m.byType[i] = map[string]prometheus.Counter{}
 	}
-	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.subDropped, m.subscribers); err != nil {
+	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.failures, m.retries, m.subDropped, m.subscribers); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -118,4 +129,49 @@ func (m *exporterMetrics) queueGauges(qs []*queue) error {
 		}
 	}
 	return nil
+}
+
+// spoolStats is what the webhook sink reports of its spool.
+type spoolStats interface{ Spooled() spool.Stats }
+
+// spoolGauges exports what the webhook's spool holds: batches, lines and
+// bytes in memory and on disk, and the records found damaged on disk.
+func (m *exporterMetrics) spoolGauges(s spoolStats) error {
+	return m.register(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_export_webhook_spool_lines",
+			Help: "Events in webhook batches waiting for the receiver (memory and disk).",
+		}, func() float64 { return float64(s.Spooled().Lines) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_export_webhook_spool_batches",
+			Help: "Webhook batches waiting for the receiver (memory and disk).",
+		}, func() float64 { return float64(s.Spooled().Records) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vigil_export_webhook_spool_bytes",
+			Help:        "Bytes of webhook batches waiting for the receiver, in memory and on disk.",
+			ConstLabels: prometheus.Labels{"where": "memory"},
+		}, func() float64 { return float64(s.Spooled().MemoryBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vigil_export_webhook_spool_bytes",
+			Help:        "Bytes of webhook batches waiting for the receiver, in memory and on disk.",
+			ConstLabels: prometheus.Labels{"where": "disk"},
+		}, func() float64 { return float64(s.Spooled().DiskBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_export_webhook_spool_corrupt_batches_total",
+			Help: "Webhook batches found damaged in the spool directory and skipped (their lines are counted lost).",
+		}, func() float64 { return float64(s.Spooled().Corrupt) }),
+	)
+}
+
+// syslogGauge exports whether the syslog sink is connected.
+func (m *exporterMetrics) syslogGauge(connected func() bool) error {
+	return m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_export_syslog_connected",
+		Help: "1 while the syslog sink holds a connection to its receiver, 0 while it waits to reconnect.",
+	}, func() float64 {
+		if connected() {
+			return 1
+		}
+		return 0
+	}))
 }

@@ -15,10 +15,11 @@ import (
 // CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy.
 func parseCiliumPolicy(doc *manifest.Document, clusterwide bool) (*Policy, error) {
 	var cp CiliumPolicy
-	if err := doc.Decode(&cp); err != nil {
-		return nil, err
-	}
 	p := &problems{doc: doc}
+	if !p.decode(&cp) {
+		cp = CiliumPolicy{}
+		doc.DecodeLenient(&cp)
+	}
 	kind := KindCiliumPolicy
 	if clusterwide {
 		kind = KindCiliumClusterwide
@@ -26,9 +27,6 @@ func parseCiliumPolicy(doc *manifest.Document, clusterwide bool) (*Policy, error
 	pol := &Policy{Kind: kind, File: doc.File, Line: doc.Line}
 	pol.Name, pol.Namespace = objectName(p, &cp.ObjectMeta, !clusterwide)
 	pol.Audit = policyMode(p, &cp.ObjectMeta)
-	if cp.Status.Present() {
-		p.add("status", "status is not supported in a policy document")
-	}
 	if cp.Spec == nil && len(cp.Specs) == 0 {
 		p.add("spec", "a policy needs spec or specs")
 	}
@@ -38,8 +36,8 @@ func parseCiliumPolicy(doc *manifest.Document, clusterwide bool) (*Policy, error
 	for i := range cp.Specs {
 		pol.Sections = append(pol.Sections, ciliumSection(p, fmt.Sprintf("specs[%d]", i), &cp.Specs[i], pol.Namespace))
 	}
-	if len(p.list) > 0 {
-		return nil, p.list
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return pol, nil
 }
@@ -238,7 +236,7 @@ func ciliumPort(p *problems, path string, port CiliumPort) (PortSpec, bool) {
 			p.add(path+".endPort", "endPort cannot be used with a named port")
 			return spec, false
 		}
-		spec.Name = s
+		spec.Name, spec.Path, spec.Line = s, p.doc.FullPath(path+".port"), p.line(path+".port")
 		return spec, true
 	}
 	if n < 1 || n > 65535 {

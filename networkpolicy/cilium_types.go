@@ -31,7 +31,6 @@ type CiliumPolicy struct {
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              *CiliumRule  `json:"spec,omitempty"`
 	Specs             []CiliumRule `json:"specs,omitempty"`
-	Status            *Unsupported `json:"status,omitempty"`
 }
 
 // CiliumRule is one policy rule (spec or specs[i]).

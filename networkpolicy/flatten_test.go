@@ -23,7 +23,7 @@ func randomManifests(r *rand.Rand) string {
 	nPods := 2 + r.IntN(8)
 	for i := 0; i < nPods; i++ {
 		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p%d\n  namespace: %s\n  labels: {app: %s, tier: %s}\n",
-			i, pick(nss...), pick("a", "b", "c"), pick("x", "y"))
+			i, pick(nss...), pick("a", "b", "c"), pick("x", "z"))
 		fmt.Fprintf(&b, "spec:\n  containers:\n  - name: c\n    image: i\n    ports:\n")
 		fmt.Fprintf(&b, "    - {name: web, containerPort: %s, protocol: %s}\n", pick("80", "8080", "81"), pick("TCP", "UDP"))
 		fmt.Fprintf(&b, "    - {name: dns, containerPort: 53, protocol: UDP}\n")
@@ -38,7 +38,7 @@ func randomManifests(r *rand.Rand) string {
 		case 1:
 			return fmt.Sprintf("\n%smatchLabels: {app: %s}", indent, pick("a", "b", "c"))
 		case 2:
-			return fmt.Sprintf("\n%smatchExpressions:\n%s- {key: tier, operator: %s, values: [%s]}", indent, indent, pick("In", "NotIn"), pick("x", "y"))
+			return fmt.Sprintf("\n%smatchExpressions:\n%s- {key: tier, operator: %s, values: [%s]}", indent, indent, pick("In", "NotIn"), pick("x", "z"))
 		}
 		return fmt.Sprintf("\n%smatchExpressions:\n%s- {key: app, operator: %s}", indent, indent, pick("Exists", "DoesNotExist"))
 	}

@@ -18,10 +18,11 @@ import (
 // NetworkPolicy. On any problem it returns the problems and no policy.
 func parseNetworkPolicy(doc *manifest.Document) (*Policy, error) {
 	var np networkingv1.NetworkPolicy
-	if err := doc.Decode(&np); err != nil {
-		return nil, err
-	}
 	p := &problems{doc: doc}
+	if !p.decode(&np) {
+		np = networkingv1.NetworkPolicy{}
+		doc.DecodeLenient(&np)
+	}
 	pol := &Policy{Kind: KindNetworkPolicy, File: doc.File, Line: doc.Line}
 	pol.Name, pol.Namespace = objectName(p, &np.ObjectMeta, true)
 	pol.Audit = policyMode(p, &np.ObjectMeta)
@@ -81,8 +82,8 @@ func parseNetworkPolicy(doc *manifest.Document) (*Policy, error) {
 	}
 	sec.Rules = kept
 	pol.Sections = []Section{sec}
-	if len(p.list) > 0 {
-		return nil, p.list
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return pol, nil
 }
@@ -245,7 +246,7 @@ func k8sPorts(p *problems, path string, ports []networkingv1.NetworkPolicyPort) 
 				p.add(ppath+".endPort", "endPort cannot be used with a named port")
 				continue
 			}
-			spec.Name = name
+			spec.Name, spec.Path, spec.Line = name, p.doc.FullPath(ppath+".port"), p.line(ppath+".port")
 			out = append(out, spec)
 			continue
 		}

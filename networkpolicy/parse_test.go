@@ -143,8 +143,8 @@ func TestParseDefaults(t *testing.T) {
 	if diff := cmp.Diff(want, res.Pods, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("pods (-want +got):\n%s", diff)
 	}
-	if len(res.Ignored) != 1 || !strings.Contains(res.Ignored[0], "Service web") {
-		t.Errorf("ignored = %q", res.Ignored)
+	if want := "p.yaml:25: kind: Service web does not affect connectivity: ignored"; len(res.Ignored) != 1 || res.Ignored[0].Error() != want {
+		t.Errorf("ignored = %q, want %q", res.Ignored, want)
 	}
 }
 
@@ -165,8 +165,10 @@ func FuzzParse(f *testing.F) {
 		slow := time.AfterFunc(10*time.Second, func() { panic("FuzzParse: input takes more than 10s") })
 		defer slow.Stop()
 		docs, err := manifest.Split("fuzz.yaml", data)
-		if err != nil {
-			return
+		for _, e := range manifest.AsErrors("fuzz.yaml", err) {
+			if e.File != "fuzz.yaml" || e.Line < 1 {
+				t.Fatalf("problem without its file or line: %v", e)
+			}
 		}
 		res, err := Parse(docs)
 		for _, e := range manifest.AsErrors("fuzz.yaml", err) {

@@ -203,6 +203,9 @@ type PortSpec struct {
 	// Name is a named port, resolved against the destination pod's
 	// container ports.
 	Name string
+	// Path and Line locate a named port in its file (for warnings).
+	Path string
+	Line int
 }
 
 // LabelView tells which labels a selector is matched against.

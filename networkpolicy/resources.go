@@ -57,8 +57,11 @@ type Resources struct {
 	Policies   []*Policy
 	// HostIPs are the node's own addresses (the host entity).
 	HostIPs []netip.Addr
-	// Ignored lists documents of kinds that do not affect connectivity.
-	Ignored []string
+	// Ignored lists the documents of kinds that do not affect connectivity
+	// (a Service, a ConfigMap), one located entry each. The offline
+	// commands print them as warnings; the agent refuses them in its
+	// network-policy files.
+	Ignored manifest.Errors
 }
 
 // Load reads manifests from files or directories (multi-document YAML) and
@@ -70,9 +73,7 @@ func Load(paths ...string) (*Resources, error) {
 	var errs manifest.Errors
 	for _, path := range paths {
 		d, err := manifest.ReadPath(path)
-		if err != nil {
-			errs = append(errs, manifest.AsErrors(path, err)...)
-		}
+		errs = append(errs, manifest.AsErrors(path, err)...)
 		docs = append(docs, d...)
 	}
 	res, err := Parse(docs)
@@ -90,6 +91,7 @@ func Parse(docs []*manifest.Document) (*Resources, error) {
 	for _, d := range docs {
 		if d.Kind == "" || d.APIVersion == "" {
 			errs = append(errs, d.Errorf("", "a document needs apiVersion and kind"))
+			errs = append(errs, manifest.AsErrors(d.File, d.Err())...)
 			continue
 		}
 		var err error
@@ -117,10 +119,17 @@ func Parse(docs []*manifest.Document) (*Resources, error) {
 			var list []*Pod
 			list, err = parseWorkload(d)
 			if list == nil && err == nil {
-				if isPolicyKind(d.Kind) {
+				switch {
+				case isPolicyKind(d.Kind):
 					err = d.Errorf("apiVersion", "unsupported apiVersion %q for %s (want %s)", d.APIVersion, d.Kind, policyAPIVersion(d.Kind))
-				} else {
-					res.Ignored = append(res.Ignored, fmt.Sprintf("%s:%d: %s %s", d.File, d.Line, d.Kind, d.Name))
+				case looksLikePolicy(d):
+					err = d.Errorf("kind", "%s %s is a policy kind Vigil does not enforce (supported: NetworkPolicy networking.k8s.io/v1, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy cilium.io/v2)", d.APIVersion, d.Kind)
+				default:
+					// Not a policy: ignored, but its duplicate keys are
+					// still refused (they could hide another kind).
+					if err = d.Err(); err == nil {
+						res.Ignored = append(res.Ignored, d.Errorf("kind", "%s %s does not affect connectivity: ignored", d.Kind, d.Name))
+					}
 				}
 			}
 			for _, p := range list {
@@ -146,6 +155,20 @@ func Parse(docs []*manifest.Document) (*Resources, error) {
 	}
 	sort.Slice(res.Namespaces, func(i, j int) bool { return res.Namespaces[i].Name < res.Namespaces[j].Name })
 	return res, errs.Err()
+}
+
+// looksLikePolicy reports documents that read as a network policy Vigil
+// does not know (AdminNetworkPolicy, CiliumCIDRGroup, a v1beta1 version):
+// ignoring them would leave traffic open that the file says is closed.
+func looksLikePolicy(d *manifest.Document) bool {
+	group, _, _ := strings.Cut(d.APIVersion, "/")
+	switch {
+	case strings.Contains(d.Kind, "NetworkPolicy"):
+		return true
+	case group == "cilium.io" || strings.HasSuffix(group, "networking.k8s.io"):
+		return strings.Contains(d.Kind, "Policy") || strings.Contains(d.Kind, "CIDR")
+	}
+	return false
 }
 
 func isPolicyKind(kind string) bool {
@@ -187,14 +210,15 @@ func addPolicy(d *manifest.Document, pols map[string]*Policy, p *Policy) error {
 
 func parseNamespace(d *manifest.Document) (*Namespace, error) {
 	var ns corev1.Namespace
-	if err := d.Decode(&ns); err != nil {
-		return nil, err
-	}
 	p := &problems{doc: d}
+	if !p.decode(&ns) {
+		ns = corev1.Namespace{}
+		d.DecodeLenient(&ns)
+	}
 	name, _ := objectName(p, &ns.ObjectMeta, false)
 	validateLabels(p, "metadata.labels", ns.Labels)
-	if len(p.list) > 0 {
-		return nil, p.list
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return &Namespace{Name: name, Labels: ns.Labels}, nil
 }
@@ -226,48 +250,54 @@ func parseWorkload(d *manifest.Document) ([]*Pod, error) {
 		status  *corev1.PodStatus
 		prefix  = "spec.template."
 		podMeta *metav1.ObjectMeta
+		p       = &problems{doc: d}
 	)
 	switch d.APIVersion + " " + d.Kind {
 	case "v1 Pod":
 		var o corev1.Pod
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = corev1.Pod{}
+			d.DecodeLenient(&o)
 		}
 		md, podMeta, spec, status, prefix = &o.ObjectMeta, &o.ObjectMeta, &o.Spec, &o.Status, ""
 	case "apps/v1 Deployment":
 		var o appsv1.Deployment
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = appsv1.Deployment{}
+			d.DecodeLenient(&o)
 		}
 		md, tmpl = &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 ReplicaSet":
 		var o appsv1.ReplicaSet
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = appsv1.ReplicaSet{}
+			d.DecodeLenient(&o)
 		}
 		md, tmpl = &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 StatefulSet":
 		var o appsv1.StatefulSet
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = appsv1.StatefulSet{}
+			d.DecodeLenient(&o)
 		}
 		md, tmpl = &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 DaemonSet":
 		var o appsv1.DaemonSet
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = appsv1.DaemonSet{}
+			d.DecodeLenient(&o)
 		}
 		md, tmpl = &o.ObjectMeta, &o.Spec.Template
 	case "batch/v1 Job":
 		var o batchv1.Job
-		if err := d.Decode(&o); err != nil {
-			return nil, err
+		if !p.decode(&o) {
+			o = batchv1.Job{}
+			d.DecodeLenient(&o)
 		}
 		md, tmpl = &o.ObjectMeta, &o.Spec.Template
 	default:
 		return nil, nil
 	}
-	p := &problems{doc: d}
 	name, ns := objectName(p, md, true)
 	pod := &Pod{Namespace: ns, Name: name, File: d.File, Line: d.Line}
 	if tmpl != nil {
@@ -329,8 +359,8 @@ func parseWorkload(d *manifest.Document) ([]*Pod, error) {
 			addIP(fmt.Sprintf("status.podIPs[%d].ip", i), ip.IP)
 		}
 	}
-	if len(p.list) > 0 {
-		return nil, p.list
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return []*Pod{pod}, nil
 }

@@ -17,6 +17,26 @@ import (
 type problems struct {
 	doc  *manifest.Document
 	list manifest.Errors
+	// decodeErrs are the problems of the strict decode. The document is
+	// then checked as DecodeLenient read it, so that every problem is
+	// reported at once.
+	decodeErrs manifest.Errors
+}
+
+// decode decodes the document strictly into out, and reports whether it
+// succeeded; on failure the caller decodes it leniently and checks the
+// rest.
+func (p *problems) decode(out any) bool {
+	p.decodeErrs = manifest.AsErrors(p.doc.File, p.doc.Decode(out))
+	return len(p.decodeErrs) == 0
+}
+
+// err returns every problem, or nil.
+func (p *problems) err() error {
+	if len(p.decodeErrs) > 0 {
+		return p.doc.AlsoChecked(p.decodeErrs, p.list)
+	}
+	return p.list.Err()
 }
 
 func (p *problems) add(path, format string, args ...any) {

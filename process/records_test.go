@@ -8,8 +8,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/kprobes/abi"
 )
@@ -184,28 +182,6 @@ func TestExitedStaysResolvableForGrace(t *testing.T) {
 	d.Exec(execRecord(51, 1, uint64(20+2*time.Second), "/bin/true", "/", "true"))
 	if p, _ := c.Get(50); p != nil {
 		t.Fatal("exited process still cached after the grace period")
-	}
-}
-
-func TestArguments(t *testing.T) {
-	tests := []struct {
-		raw  string
-		want string
-	}{
-		{"/bin/echo\x00hello world\x00x\x00", `"hello world" x`},
-		{"ls\x00", ``},
-		{"ls", ``},
-		{"a\x00\x00b\x00", `"" b`},
-		{"a\x00é ü\x00ok\x00", `"é ü" ok`},
-		{"a\x00say \"hi\"\x00", `"say \"hi\""`},
-		{"a\x00\xff\xfe\x00", "\uFFFD\uFFFD"},
-		{"a\x00trunc", `trunc`},
-	}
-	for _, tt := range tests {
-		got, _ := appendArgs(nil, []byte(tt.raw))
-		if diff := cmp.Diff(tt.want, string(got)); diff != "" {
-			t.Errorf("appendArgs(%q) (-want +got):\n%s", tt.raw, diff)
-		}
 	}
 }
 

@@ -280,6 +280,11 @@ metadata: {name: w}
 	if err == nil || !strings.Contains(err.Error(), `y.yaml:7: spec.exceptions[0].colour: unknown field "colour"`) {
 		t.Errorf("unknown field: %v", err)
 	}
+	// A repeated key would silently widen (or narrow) an exception.
+	x, err := ParseExceptions("z.yaml", []byte("apiVersion: vigil.dev/v1alpha1\nkind: RuleExceptions\nmetadata: {name: p}\nspec:\n  exceptions:\n  - rules: [A]\n    binaries: [/usr/bin/curl]\n    binaries: [/]\n"))
+	if x != nil || err == nil || err.Error() != "z.yaml:8: spec.exceptions[0].binaries: duplicate key (first at line 7)" {
+		t.Errorf("duplicate key: %v, %v", x, err)
+	}
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -49,20 +49,20 @@ type exceptionsDoc struct {
 // Every problem is reported as FILE:LINE: field: message.
 func ParseExceptions(file string, data []byte) (*Exceptions, error) {
 	docs, err := manifest.Split(file, data)
-	if err != nil {
-		return nil, err
-	}
+	errs := manifest.AsErrors(file, err)
 	x := &Exceptions{byRule: map[string][]exception{}}
-	var errs manifest.Errors
 	for _, d := range docs {
 		errs = append(errs, x.add(d)...)
 	}
-	return x, errs.Err()
+	if len(errs) > 0 {
+		return nil, errs // nothing of a broken file applies
+	}
+	return x, nil
 }
 
 func (x *Exceptions) add(d *manifest.Document) manifest.Errors {
 	if d.APIVersion != APIVersion || d.Kind != ExceptionsKind {
-		return manifest.Errors{d.Errorf("kind", "%s %s is not a %s %s document", d.APIVersion, d.Kind, APIVersion, ExceptionsKind)}
+		return append(manifest.Errors{d.Errorf("kind", "%s %s is not a %s %s document", d.APIVersion, d.Kind, APIVersion, ExceptionsKind)}, manifest.AsErrors(d.File, d.Err())...)
 	}
 	var doc exceptionsDoc
 	if err := d.Decode(&doc); err != nil {

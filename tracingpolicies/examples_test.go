@@ -34,7 +34,7 @@ func hostKernel(t *testing.T) (*btf.Spec, *ValidateOptions) {
 }
 
 func TestExamples(t *testing.T) {
-	files, err := manifest.YAMLFiles(examplesDir)
+	files, err := manifest.Files(examplesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestExamplesCatchMistakes(t *testing.T) {
 // TestTetragonPolicies loads policies written for Tetragon, with its
 // spellings and defaults, unchanged.
 func TestTetragonPolicies(t *testing.T) {
-	files, err := manifest.YAMLFiles("testdata/tetragon")
+	files, err := manifest.Files("testdata/tetragon")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Tetragon policies in testdata/tetragon: %v", err)
 	}

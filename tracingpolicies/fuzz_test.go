@@ -13,7 +13,7 @@ import (
 // what the compiler reads from it is there and in range.
 func FuzzParse(f *testing.F) {
 	for _, dir := range []string{examplesDir, "testdata"} {
-		files, _ := manifest.YAMLFiles(dir)
+		files, _ := manifest.Files(dir)
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {
 				f.Add(data)
@@ -31,6 +31,9 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, p := range policies {
+			if p.Doc.Err() != nil {
+				t.Fatalf("policy %s parsed from a document with problems: %v", p.Name, p.Doc.Err())
+			}
 			checkPolicy(t, p)
 			for _, tracefs := range []*ValidateOptions{nil, {Tracefs: testTracefs}} {
 				_, err := Validate(p, kernel, tracefs)

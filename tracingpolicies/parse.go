@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	"github.com/vigilsec/vigil/internal/manifest"
 )
@@ -20,13 +19,10 @@ import (
 // Parse.
 func ParseFile(path string) ([]*Policy, error) {
 	docs, err := manifest.ReadFile(path)
-	if err != nil {
-		return nil, manifest.AsErrors(path, err)
-	}
-	return parseDocuments(path, docs)
+	return parseDocuments(path, docs, manifest.AsErrors(path, err))
 }
 
-// ParsePath parses a policy file, or every *.yaml and *.yml file below a
+// ParsePath parses a policy file, or every *.yaml, *.yml and *.json file below a
 // directory, and checks that no two policies share a name. Like Parse, it
 // returns the valid policies and every problem.
 func ParsePath(path string) ([]*Policy, error) {
@@ -37,12 +33,12 @@ func ParsePath(path string) ([]*Policy, error) {
 	if !fi.IsDir() {
 		return ParseFile(path)
 	}
-	files, err := manifest.YAMLFiles(path)
+	files, err := manifest.Files(path)
 	if err != nil {
 		return nil, manifest.AsErrors(path, err)
 	}
 	if len(files) == 0 {
-		return nil, manifest.Errors{{File: path, Msg: "no *.yaml or *.yml files in this directory"}}
+		return nil, manifest.Errors{{File: path, Msg: manifest.NoFilesMessage}}
 	}
 	var (
 		all  []*Policy
@@ -63,20 +59,18 @@ func ParsePath(path string) ([]*Policy, error) {
 // listing every problem of the others, each with its line and field path.
 func Parse(name string, data []byte) ([]*Policy, error) {
 	docs, err := manifest.Split(name, data)
-	if err != nil {
-		return nil, manifest.AsErrors(name, err)
-	}
-	return parseDocuments(name, docs)
+	return parseDocuments(name, docs, manifest.AsErrors(name, err))
 }
 
-func parseDocuments(name string, docs []*manifest.Document) ([]*Policy, error) {
-	if len(docs) == 0 {
-		return nil, manifest.Errors{{File: name, Msg: "no TracingPolicy documents in this file"}}
+// parseDocuments parses the documents of one file; errs are the problems
+// found in reading it, reported with the documents' own. A policy is
+// returned only from a file without problems of its own and a document
+// without any: nothing of a broken file is half applied.
+func parseDocuments(name string, docs []*manifest.Document, errs manifest.Errors) ([]*Policy, error) {
+	if len(docs) == 0 && len(errs) == 0 {
+		return nil, manifest.Errors{{File: name, Line: 1, Msg: "no TracingPolicy documents in this file"}}
 	}
-	var (
-		out  []*Policy
-		errs manifest.Errors
-	)
+	var out []*Policy
 	for _, d := range docs {
 		p, err := ParseDocument(d)
 		if err != nil {
@@ -112,11 +106,12 @@ func ParseDocument(d *manifest.Document) (*Policy, error) {
 		if d.APIVersion == "" {
 			msg = fmt.Sprintf("missing apiVersion (want %s or %s)", APIVersionCilium, APIVersionVigil)
 		}
-		return nil, manifest.Errors{d.Errorf("apiVersion", "%s", msg)}
+		return nil, append(manifest.Errors{d.Errorf("apiVersion", "%s", msg)}, manifest.AsErrors(d.File, d.Err())...)
 	}
 	if d.Kind != KindTracingPolicy && d.Kind != KindTracingPolicyNamespaced {
-		return nil, manifest.Errors{d.Errorf("kind", "%q is not a tracing policy kind (want %s or %s)%s",
-			d.Kind, KindTracingPolicy, KindTracingPolicyNamespaced, didYouMean(d.Kind, []string{KindTracingPolicy, KindTracingPolicyNamespaced}))}
+		return nil, append(manifest.Errors{d.Errorf("kind", "%q is not a tracing policy kind (want %s or %s)%s",
+			d.Kind, KindTracingPolicy, KindTracingPolicyNamespaced, didYouMean(d.Kind, []string{KindTracingPolicy, KindTracingPolicyNamespaced}))},
+			manifest.AsErrors(d.File, d.Err())...)
 	}
 	var doc Document
 	if err := d.Decode(&doc); err != nil {
@@ -138,39 +133,17 @@ func check(d *manifest.Document, doc *Document) (*Policy, *checker) {
 	return p, c
 }
 
-// checkDespiteDecodeErrors reports, besides the unknown fields that made the
-// strict decode fail, the problems of the rest of the document, so that
-// every problem is reported at once. Problems inside an object that has an
-// unknown field are left out: they are most likely the same mistake (a
-// misspelt "operator" leaves the operator missing).
+// checkDespiteDecodeErrors reports, besides the problems that made the
+// strict decode fail (unknown fields, duplicate keys, values of the wrong
+// shape), the problems of the rest of the document, so that every problem
+// is reported at once (see manifest.Document.AlsoChecked).
 func checkDespiteDecodeErrors(d *manifest.Document, decodeErrs manifest.Errors) error {
 	var doc Document
-	if err := yaml.Unmarshal(d.Raw(), &doc); err != nil {
-		return decodeErrs // values of the wrong shape: nothing more to check
-	}
-	var broken []string
-	for _, e := range decodeErrs {
-		if !strings.Contains(e.Msg, "unknown field") {
-			return decodeErrs
-		}
-		parent := ""
-		if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
-			parent = e.Path[:i]
-		}
-		broken = append(broken, parent)
+	if err := d.DecodeLenient(&doc); err != nil {
+		return decodeErrs
 	}
 	_, c := check(d, &doc)
-	errs := decodeErrs
-next:
-	for _, e := range c.errs {
-		for _, b := range broken {
-			if b == "" || e.Path == b || strings.HasPrefix(e.Path, b+".") || strings.HasPrefix(e.Path, b+"[") {
-				continue next
-			}
-		}
-		errs = append(errs, e)
-	}
-	return errs
+	return d.AlsoChecked(decodeErrs, c.errs)
 }
 
 // checker collects the problems of one document.

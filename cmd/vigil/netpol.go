@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
 )
 
@@ -47,7 +48,7 @@ func (c *netpolConfig) Validate(check bool) error {
 	if len(c.Manifests) == 0 {
 		return errors.New("--manifests: give at least one file or directory")
 	}
-	if check {
+	if check && (c.From != "" || c.To != "" || len(c.Ports) > 0) {
 		if c.From == "" {
 			return errors.New("--from: give the source as NAMESPACE/POD or an IP address")
 		}
@@ -77,16 +78,30 @@ func (c *netpolConfig) flags(cmd *cobra.Command, portUsage string, defPorts []st
 	cmd.Flags().StringVarP(&c.Output, "output", "o", "text", "output format: text or json")
 }
 
+// manifestWarnings are the warnings about a set of manifests: documents
+// ignored for not affecting connectivity, and named ports no pod has.
+func manifestWarnings(res *networkpolicy.Resources) manifest.Errors {
+	warns := append(manifest.Errors{}, res.Ignored...)
+	warns = append(warns, networkpolicy.NamedPortWarnings(res.Policies, res.Pods)...)
+	warns.Sort()
+	return warns
+}
+
+// printWarnings prints warnings as FILE:LINE: field.path: warning: message.
+func printWarnings(w io.Writer, warns manifest.Errors) {
+	for _, e := range warns {
+		fmt.Fprintln(w, formatWarning(e))
+	}
+}
+
 // loadEngine reads the manifests and compiles them; any problem in them is
-// bad input.
-func loadEngine(log *logrus.Logger, paths []string) (*networkpolicy.Engine, error) {
+// bad input. Warnings go to warn.
+func loadEngine(warn io.Writer, paths []string) (*networkpolicy.Engine, error) {
 	res, err := networkpolicy.Load(paths...)
 	if err != nil {
 		return nil, &exitError{code: netpolExitBadInput, err: fmt.Errorf("invalid manifests:\n%w", err)}
 	}
-	for _, ig := range res.Ignored {
-		log.WithField("document", ig).Debug("netpol: ignoring a kind that does not affect connectivity")
-	}
+	printWarnings(warn, manifestWarnings(res))
 	e, err := networkpolicy.Compile(res, nil)
 	if err != nil {
 		return nil, &exitError{code: netpolExitBadInput, err: err}
@@ -94,20 +109,72 @@ func loadEngine(log *logrus.Logger, paths []string) (*networkpolicy.Engine, erro
 	return e, nil
 }
 
+// checkManifests is `vigil netpol check` without a flow: it prints every
+// problem and warning of the manifests and reports whether they are valid.
+func checkManifests(w io.Writer, paths []string) bool {
+	res, err := networkpolicy.Load(paths...)
+	problems := manifest.AsErrors("", err)
+	var warns manifest.Errors
+	if res != nil {
+		warns = manifestWarnings(res)
+	}
+	type line struct {
+		e    *manifest.Error
+		warn bool
+	}
+	var lines []line
+	for _, e := range problems {
+		lines = append(lines, line{e, false})
+	}
+	for _, e := range warns {
+		lines = append(lines, line{e, true})
+	}
+	sort.SliceStable(lines, func(i, j int) bool {
+		if lines[i].e.File != lines[j].e.File {
+			return lines[i].e.File < lines[j].e.File
+		}
+		return lines[i].e.Line < lines[j].e.Line
+	})
+	for _, l := range lines {
+		if l.warn {
+			fmt.Fprintln(w, formatWarning(l.e))
+		} else {
+			fmt.Fprintln(w, l.e)
+		}
+	}
+	if len(problems) > 0 {
+		return false
+	}
+	fmt.Fprintf(w, "%d policies, %d pods, %d namespaces: valid\n", len(res.Policies), len(res.Pods), len(res.Namespaces))
+	return true
+}
+
 func newNetpolCheckCommand(g *globals) *cobra.Command {
 	cfg := &netpolConfig{}
 	cmd := &cobra.Command{
-		Use:   "check --manifests PATH --from NS/POD --to NS/POD --port 80/TCP",
-		Short: "Decide one flow and name the policy and rule that decided it",
-		Long: `check prints the verdict on one flow, and for each side (egress at the source
-pod, ingress at the destination pod) the policies and rules that decided.
-Exit status: 0 allowed (or only audited), 1 denied, 2 bad input.`,
+		Use:   "check --manifests PATH [--from NS/POD --to NS/POD --port 80/TCP]",
+		Short: "Check manifests, or decide one flow and name the policy and rule that decided it",
+		Long: `check without a flow reads the manifests and prints every problem of every
+document, one per line as FILE:LINE: field.path: what is wrong, and warnings
+(documents that do not affect connectivity, named ports no pod has) as
+FILE:LINE: field.path: warning: ... Exit status: 0 valid, 1 any problem.
+
+check with --from, --to and --port prints the verdict on one flow, and for
+each side (egress at the source pod, ingress at the destination pod) the
+policies and rules that decided; warnings go to stderr. Exit status: 0
+allowed (or only audited), 1 denied, 2 bad input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Validate(true); err != nil {
 				return &exitError{code: netpolExitBadInput, err: err}
 			}
-			e, err := loadEngine(g.log, cfg.Manifests)
+			if cfg.From == "" && cfg.To == "" && len(cfg.Ports) == 0 {
+				if !checkManifests(cmd.OutOrStdout(), cfg.Manifests) {
+					return &exitError{code: 1}
+				}
+				return nil
+			}
+			e, err := loadEngine(cmd.ErrOrStderr(), cfg.Manifests)
 			if err != nil {
 				return err
 			}
@@ -162,7 +229,7 @@ prints one table per port (rows: source, columns: destination; "." allowed,
 			if err := cfg.Validate(false); err != nil {
 				return &exitError{code: netpolExitBadInput, err: err}
 			}
-			e, err := loadEngine(g.log, cfg.Manifests)
+			e, err := loadEngine(cmd.ErrOrStderr(), cfg.Manifests)
 			if err != nil {
 				return err
 			}

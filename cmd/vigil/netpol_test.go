@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestNetpolCheckDeathStar(t *testing.T) {
@@ -113,5 +115,113 @@ func TestNetpolMatrix(t *testing.T) {
 				t.Errorf("xwing -> deathstar = %+v", f)
 			}
 		}
+	}
+}
+
+// TestNetpolCheckManifests checks `netpol check` without a flow: every
+// problem of every document at once, Lists and JSON read, warnings for what
+// is ignored and for named ports no pod has.
+func TestNetpolCheckManifests(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := filepath.Join(dir, "good")
+	os.Mkdir(good, 0o755)
+	list := filepath.Join(good, "list.yaml")
+	os.WriteFile(list, []byte(`apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata:
+    name: web
+    namespace: shop
+    uid: 0d5a
+    resourceVersion: "77"
+    generation: 1
+    creationTimestamp: "2026-01-01T00:00:00Z"
+    managedFields: [{manager: kubectl-client-side-apply}]
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: |
+        {"apiVersion":"networking.k8s.io/v1"}
+  spec:
+    podSelector: {matchLabels: {app: web}}
+    ingress:
+    - ports: [{port: htpp}]
+  status: {}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: shop}
+  spec: {}
+`), 0o644)
+	jsonFile := filepath.Join(good, "pod.json")
+	os.WriteFile(jsonFile, []byte(`{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+ "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}]}}`), 0o644)
+
+	bad := write("bad.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: db
+  namespace: shop
+spec:
+  podSelector:
+    matchLabels:
+      app: db
+      app: web
+      flag: yes
+  ingress:
+  - ports:
+    - port: 0
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: a}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+kind: NetworkPolicy
+`)
+	tests := []struct {
+		name     string
+		paths    []string
+		wantOut  []string
+		wantCode int
+	}{
+		{"valid, with warnings", []string{good}, []string{
+			list + `:22: items[0].spec.ingress[0].ports[0].port: warning: no pod has a port named "htpp" (TCP): the rule matches nothing on it`,
+			list + ":25: items[1].kind: warning: Service web does not affect connectivity: ignored",
+			"1 policies, 1 pods, 0 namespaces: valid",
+		}, 0},
+		{"every problem", []string{bad}, []string{
+			bad + ":10: spec.podSelector.matchLabels.app: duplicate key (first at line 9)",
+			bad + `:11: spec.podSelector.matchLabels.flag: yes is the boolean true in YAML 1.1 (kubectl, the API server), not a string: quote it ("yes")`,
+			bad + ":14: spec.ingress[0].ports[0].port: port 0 is out of range (1-65535)",
+			bad + ":17: kind: policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy is a policy kind Vigil does not enforce (supported: NetworkPolicy networking.k8s.io/v1, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy cilium.io/v2)",
+			bad + ":23: kind: duplicate key (first at line 21)",
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"netpol", "check"}
+			for _, p := range tt.paths {
+				args = append(args, "--manifests", p)
+			}
+			res := runVigil(t, nil, args...)
+			if res.Code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", res.Code, tt.wantCode, res.Stdout, res.Stderr)
+			}
+			got := strings.Split(strings.TrimSuffix(res.Stdout, "\n"), "\n")
+			if diff := cmp.Diff(tt.wantOut, got); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

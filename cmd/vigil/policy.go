@@ -37,7 +37,7 @@ func newPolicyCommand(g *globals) *cobra.Command {
 
 // validateConfig is the configuration of `vigil policy validate`.
 type validateConfig struct {
-	// Paths are files, or directories searched for *.yaml and *.yml.
+	// Paths are files, or directories searched for *.yaml, *.yml and *.json.
 	Paths []string
 	// NoKernel skips the checks against the running kernel.
 	NoKernel bool
@@ -63,15 +63,16 @@ func newPolicyValidateCommand(g *globals) *cobra.Command {
 		Use:   "validate FILE|DIR...",
 		Short: "Check tracing policy files, and that they fit this kernel",
 		Long: `validate parses every TracingPolicy document of the given files (directories
-are searched for *.yaml and *.yml files) and checks it completely: the schema
+are searched for *.yaml, *.yml and *.json files) and checks it completely: the schema
 (unknown and unsupported fields are errors), values, limits, the safety rule
 for unrestricted enforcement, and, against the running kernel's BTF (or the one
 given with --btf), that every function, syscall, LSM hook and tracepoint exists
 and that each argument fits its parameter.
 
 It prints "FILE: N policies valid" for each good file, or one line per problem,
-FILE:LINE: field.path: what is wrong. Warnings are printed as
-FILE:LINE: warning: ... and do not fail. Exit status: 0 when every document is
+FILE:LINE: field.path: what is wrong: every problem of every document at once
+(duplicate keys, unknown fields, values, limits). Warnings are printed as
+FILE:LINE: field.path: warning: ... and do not fail. Exit status: 0 when every document is
 valid, 1 when any is not, 2 on usage errors.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Paths = args
@@ -185,12 +186,12 @@ func policyFiles(path string) ([]string, error) {
 	if !fi.IsDir() {
 		return []string{path}, nil
 	}
-	files, err := manifest.YAMLFiles(path)
+	files, err := manifest.Files(path)
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, errors.New("no *.yaml or *.yml files in this directory")
+		return nil, errors.New(manifest.NoFilesMessage)
 	}
 	return files, nil
 }
@@ -236,13 +237,9 @@ func byLine(errs manifest.Errors) {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 }
 
-// formatWarning prints a warning as FILE:LINE: warning: path: message.
+// formatWarning prints a warning as FILE:LINE: field.path: warning: message.
 func formatWarning(e *manifest.Error) string {
 	w := *e
-	w.Path = ""
 	w.Msg = "warning: " + e.Msg
-	if e.Path != "" {
-		w.Msg = "warning: " + e.Path + ": " + e.Msg
-	}
 	return w.Error()
 }

@@ -95,7 +95,7 @@ spec:
 			bad + `:15: spec.kprobes[0].selectors[0].matchArgs[0].operatr: unknown field "operatr" (did you mean "operator"?)`,
 		}, 1},
 		{"warnings do not fail", []string{warn}, []string{
-			warn + `:12: warning: spec.lists[0].name: list "unused" is not used by any kprobe (call: "list:unused")`,
+			warn + `:12: spec.lists[0].name: warning: list "unused" is not used by any kprobe (call: "list:unused")`,
 			warn + ": 1 policy valid",
 		}, 0},
 		{"one bad file fails the run", []string{good, bad, inSub}, []string{
@@ -188,5 +188,117 @@ func TestFindTracefs(t *testing.T) {
 `)
 	if got := findTracefs(mi); got != "/sys/kernel/my tracing" {
 		t.Errorf("findTracefs = %q, want the tracefs mount point", got)
+	}
+}
+
+// TestPolicyValidateStrict checks that validate reports every problem of a
+// file at once, reads JSON files and Lists, and refuses input that reads
+// differently from how it looks.
+func TestPolicyValidateStrict(t *testing.T) {
+	dir := t.TempDir()
+	dupes := writeFile(t, dir, "dupes.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: quiet
+  name: loud
+spec:
+  options:
+  - name: policy-mode
+    value: monitor
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: file
+    selectors:
+    - matchActions:
+      - action: Post
+        action: Sigkill
+      matchBinaries:
+      - operator: In
+        values: [/bin/sh]
+        bogus: yes
+---
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: second
+  labels: {on: x}
+spec:
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 9
+      type: file
+`)
+	jsonDir := filepath.Join(dir, "json")
+	os.Mkdir(jsonDir, 0o755)
+	jsonFile := writeFile(t, jsonDir, "p.json", `{"apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicy", "metadata": {"name": "from-json"},
+ "spec": {"kprobes": [{"call": "fd_install", "syscall": false, "args": [{"index": 1, "type": "file"}]}]}}`)
+	list := writeFile(t, dir, "list.yaml", `apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+- apiVersion: cilium.io/v1alpha1
+  kind: TracingPolicy
+  metadata:
+    name: listed
+    uid: 5f0c
+    resourceVersion: "12"
+    managedFields: [{manager: kubectl}]
+  spec:
+    kprobes:
+    - call: fd_install
+      syscall: false
+      args: [{index: 1, type: file}]
+  status: {}
+- apiVersion: cilium.io/v1alpha1
+  kind: TracingPolicy
+  metadata: {name: broken}
+  spec:
+    kprobes:
+    - call: fd_install
+      syscal: false
+`)
+	empty := writeFile(t, dir, "empty.yaml", "\n")
+	binary := writeFile(t, dir, "bin.yaml", "\x7fELF\x02\x01\x01\x00")
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantOut  []string
+		wantCode int
+	}{
+		{"every problem of every document", []string{dupes}, []string{
+			dupes + ":5: metadata.name: duplicate key (first at line 4)",
+			dupes + ":19: spec.kprobes[0].selectors[0].matchActions[0].action: duplicate key (first at line 18)",
+			dupes + `:23: spec.kprobes[0].selectors[0].matchBinaries[0].bogus: unknown field "bogus"`,
+			dupes + `:29: metadata.labels.on: on is the boolean true in YAML 1.1 (kubectl, the API server), not a string: quote it ("on")`,
+			dupes + ":35: spec.kprobes[0].args[0].index: index 9 is out of range: arguments are read from the first 6 parameters (0 to 5)",
+		}, 1},
+		{"JSON files in a directory", []string{jsonDir}, []string{jsonFile + ": 1 policy valid"}, 0},
+		{"a List of policies", []string{list}, []string{
+			list + `:25: items[1].spec.kprobes[0].syscal: unknown field "syscal" (did you mean "syscall"?)`,
+		}, 1},
+		{"empty file", []string{empty}, []string{empty + ":1: the file is empty"}, 1},
+		{"binary file", []string{binary}, []string{binary + ":1: control character 0x7f at column 1: this is not a YAML or JSON text file"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := runPolicyCLI(t, append([]string{"policy", "validate", "--no-kernel"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d (output %q)", code, tt.wantCode, out)
+			}
+			var got []string
+			if out != "" {
+				got = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			}
+			if diff := cmp.Diff(tt.wantOut, got); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -20,9 +20,33 @@ var plain = func() (t [256]bool) {
 // always valid JSON; '<', '>' and '&' are left as they are.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
+	dst = appendEscaped(dst, s, modeReplace)
 	return append(dst, '"')
 }
+
+// AppendBytes appends s, bytes from the kernel (a path, an argument), to dst
+// as a quoted JSON string that loses nothing: a value that is UTF-8 and
+// holds no backslash is written as it is; any other is written escaped, so
+// that the decoded string holds \\ for each backslash and \xNN for each
+// byte that is not UTF-8. Two different values never give the same string.
+func AppendBytes(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s, modeBytes)
+	return append(dst, '"')
+}
+
+// How appendEscaped treats backslashes and bytes that are not UTF-8.
+type escapeMode uint8
+
+const (
+	// modeReplace keeps backslashes (JSON-escaped) and replaces invalid
+	// UTF-8 with U+FFFD.
+	modeReplace escapeMode = iota
+	// modeBytes is AppendBytes': it doubles backslashes and writes invalid
+	// bytes as \xNN, in the decoded string (a value with neither is
+	// written as it is).
+	modeBytes
+)
 
 const (
 	lsb = 0x0101010101010101
@@ -38,7 +62,7 @@ func special(x uint64) bool {
 }
 
 // appendEscaped appends the JSON string escaping of s, without quotes.
-func appendEscaped(dst []byte, s string) []byte {
+func appendEscaped(dst []byte, s string, mode escapeMode) []byte {
 	start := 0
 	p := unsafe.Pointer(unsafe.StringData(s))
 	for i := 0; i < len(s); {
@@ -64,14 +88,24 @@ func appendEscaped(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			if mode == modeReplace {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, '\\', '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			}
 			i++
 			start = i
 			continue
 		}
 		dst = append(dst, s[start:i]...)
 		switch c {
-		case '"', '\\':
+		case '\\':
+			if mode == modeReplace {
+				dst = append(dst, '\\', '\\')
+			} else {
+				dst = append(dst, '\\', '\\', '\\', '\\')
+			}
+		case '"':
 			dst = append(dst, '\\', c)
 		case '\n':
 			dst = append(dst, '\\', 'n')

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,8 +62,8 @@ func FuzzAppendJSON(f *testing.F) {
 				if err := json.Unmarshal(raw, &p); err != nil {
 					t.Fatal(err)
 				}
-				if p.Binary != validUTF8(s1) || p.PID != uint32(u) {
-					t.Fatalf("process binary %q pid %d, want %q %d", p.Binary, p.PID, validUTF8(s1), uint32(u))
+				if got, ok := readBytes(p.Binary); !ok || got != s1 || p.PID != uint32(u) {
+					t.Fatalf("process binary %q (reads as %q) pid %d, want %q %d", p.Binary, got, p.PID, s1, uint32(u))
 				}
 			}
 		}
@@ -126,4 +128,35 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 		ev.RateLimit = &event.RateLimitInfo{NumberOfDroppedProcessEvents: u}
 	}
 	return ev
+}
+
+// readBytes undoes AppendBytes: a value without a backslash is the bytes
+// themselves; otherwise \\ is a backslash and \xNN a byte. It reports
+// false for a value AppendBytes cannot have written.
+func readBytes(s string) (string, bool) {
+	if !strings.Contains(s, `\`) {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case i+1 < len(s) && s[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case i+3 < len(s) && s[i+1] == 'x':
+			n, err := strconv.ParseUint(s[i+2:i+4], 16, 8)
+			if err != nil {
+				return "", false
+			}
+			b.WriteByte(byte(n))
+			i += 3
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }

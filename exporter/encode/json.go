@@ -14,6 +14,9 @@ type Options struct {
 	// (process, parent, and those inside alerts) before they are encoded.
 	// It must return its input unchanged when there is nothing to redact.
 	Redact func(args string) string
+	// ArgumentsList adds "arguments_list" to every process object that has
+	// arguments: the arguments as an array of strings, one per argument.
+	ArgumentsList bool
 }
 
 // maxAlertDepth bounds the nesting of alerts that carry alerts.

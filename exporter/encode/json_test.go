@@ -149,7 +149,7 @@ func TestFieldValues(t *testing.T) {
 		{"process_kprobe", "args.0.label", "file"},
 		{"process_kprobe", "args.1.int_arg", -4.0},
 		{"process_kprobe", "args.3.size_arg", "1099511627776"},
-		{"process_kprobe", "args.4.string_arg", "tab\there \"quoted\" \x01 \ufffd end"},
+		{"process_kprobe", "args.4.string_arg", "tab\there \"quoted\" \x01 \\xff end"},
 		{"process_kprobe", "args.5.bytes_arg", "AAEC/v8="},
 		{"process_kprobe", "args.6.path_arg.permission", "-rwsr-xr-x"},
 		{"process_kprobe", "args.8.sock_arg.family", "AF_INET"},

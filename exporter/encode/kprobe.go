@@ -91,20 +91,20 @@ func appendArg(dst []byte, a *event.Arg) []byte {
 		dst = strconv.AppendUint(dst, a.Uint, 10)
 		dst = append(dst, '"')
 	case event.ArgString:
-		dst = AppendString(dst, a.Str)
+		dst = AppendBytes(dst, a.Str)
 	case event.ArgBytes:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, a.Bytes)
 		dst = append(dst, '"')
 	case event.ArgFile:
 		dst = append(dst, `{"path":`...)
-		dst = AppendString(dst, a.Str)
+		dst = AppendBytes(dst, a.Str)
 		dst = append(dst, `,"flags":"`...)
 		dst = appendOpenFlags(dst, a.Flags)
 		dst = append(dst, '"', '}')
 	case event.ArgPath, event.ArgBinprm:
 		dst = append(dst, `{"path":`...)
-		dst = AppendString(dst, a.Str)
+		dst = AppendBytes(dst, a.Str)
 		if a.Flags != 0 {
 			dst = append(dst, `,"permission":"`...)
 			dst = appendPermission(dst, a.Flags)

@@ -36,10 +36,10 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 	dst = strconv.AppendUint(dst, uint64(p.AUID), 10)
 	if p.CWD != "" {
 		dst = append(dst, `,"cwd":`...)
-		dst = AppendString(dst, p.CWD)
+		dst = AppendBytes(dst, p.CWD)
 	}
 	dst = append(dst, `,"binary":`...)
-	dst = AppendString(dst, p.Binary)
+	dst = AppendBytes(dst, p.Binary)
 	if p.Arguments != "" {
 		args := p.Arguments
 		if e.opts.Redact != nil {
@@ -47,6 +47,10 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		}
 		dst = append(dst, `,"arguments":`...)
 		dst = AppendString(dst, args)
+		if e.opts.ArgumentsList {
+			dst = append(dst, `,"arguments_list":`...)
+			dst = appendArgumentsList(dst, args)
+		}
 	}
 	if p.Flags != 0 {
 		dst = append(dst, `,"flags":"`...)

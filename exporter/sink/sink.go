@@ -39,6 +39,14 @@ type Hooks struct {
 	Delivered func(lines int)
 	// Latency observes one write or request to the destination.
 	Latency func(time.Duration)
+	// Failure reports one failed attempt to reach or write to the
+	// destination, with a reason (see the Failure* constants). Lines it
+	// carried may still be delivered by a retry; those that will not be
+	// are reported through Lost.
+	Failure func(reason string)
+	// Retry reports one new attempt after a failure: a webhook batch sent
+	// again, a syslog connection tried again.
+	Retry func()
 	// Log receives errors, at most one line per sink every few seconds.
 	Log logrus.FieldLogger
 }
@@ -52,6 +60,36 @@ func (h *Hooks) lost(reason string, n int) {
 func (h *Hooks) delivered(n int) {
 	if h.Delivered != nil && n > 0 {
 		h.Delivered(n)
+	}
+}
+
+// Reasons for failed attempts, as they appear in metrics.
+const (
+	// FailureNetwork: the connection could not be made or broke.
+	FailureNetwork = "network"
+	// FailureHTTP5xx, FailureHTTP429, FailureHTTP408: the webhook
+	// receiver answered a status that is retried.
+	FailureHTTP5xx = "http_5xx"
+	FailureHTTP429 = "http_429"
+	FailureHTTP408 = "http_408"
+	// FailureHTTPRefused: the receiver answered another status; the
+	// batch is dropped.
+	FailureHTTPRefused = "http_refused"
+	// FailureWrite: a syslog write failed.
+	FailureWrite = "write"
+	// FailureTooLarge: a syslog message does not fit in a UDP datagram.
+	FailureTooLarge = "too_large"
+)
+
+func (h *Hooks) failure(reason string) {
+	if h.Failure != nil {
+		h.Failure(reason)
+	}
+}
+
+func (h *Hooks) retry() {
+	if h.Retry != nil {
+		h.Retry()
 	}
 }
 

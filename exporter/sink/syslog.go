@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -98,6 +99,10 @@ type Syslog struct {
 	buf    []byte
 	ends   []int
 	procID string
+	// failed is set after a failure, until a connection succeeds: the
+	// next connection attempt is a retry.
+	failed    bool
+	connected atomic.Bool
 }
 
 var _ Sink = (*Syslog)(nil)
@@ -132,6 +137,9 @@ func (s *Syslog) connect() error {
 	if time.Now().Before(s.retry) {
 		return errors.New("not connected, waiting before the next attempt")
 	}
+	if s.failed {
+		s.hooks.retry()
+	}
 	d := net.Dialer{Timeout: s.opts.Timeout}
 	var conn net.Conn
 	var err error
@@ -142,12 +150,19 @@ func (s *Syslog) connect() error {
 		conn, err = d.Dial(s.opts.Network, s.opts.Address)
 	}
 	if err != nil {
+		s.failed = true
+		s.hooks.failure(FailureNetwork)
 		s.backoff()
 		return err
 	}
-	s.conn, s.wait = conn, 0
+	s.conn, s.wait, s.failed = conn, 0, false
+	s.connected.Store(true)
 	return nil
 }
+
+// Connected reports whether the sink holds a connection to the receiver
+// (for UDP: a socket); safe for concurrent use.
+func (s *Syslog) Connected() bool { return s.connected.Load() }
 
 func (s *Syslog) backoff() {
 	switch {
@@ -164,6 +179,8 @@ func (s *Syslog) disconnect() {
 		s.conn.Close()
 		s.conn = nil
 	}
+	s.connected.Store(false)
+	s.failed = true
 	s.backoff()
 }
 
@@ -264,6 +281,7 @@ func (s *Syslog) Write(_ context.Context, lines []byte, count int) {
 			done++
 		}
 	}
+	s.hooks.failure(FailureWrite)
 	s.disconnect()
 	s.hooks.delivered(done)
 	s.hooks.lost(ReasonSinkError, len(s.ends)-done)
@@ -284,12 +302,14 @@ func (s *Syslog) writeDatagrams(lines []byte, now time.Time) {
 		s.buf = s.appendHeader(s.buf[:0], line, now)
 		s.buf = append(s.buf, line...)
 		if len(s.buf) > maxDatagram {
+			s.hooks.failure(FailureTooLarge)
 			failed++
 			lastErr = fmt.Errorf("message of %d bytes does not fit in a UDP datagram", len(s.buf))
 			continue
 		}
 		s.conn.SetWriteDeadline(time.Now().Add(s.opts.Timeout))
 		if _, err := s.conn.Write(s.buf); err != nil {
+			s.hooks.failure(FailureWrite)
 			failed++
 			lastErr = err
 			continue
@@ -314,6 +334,7 @@ func (s *Syslog) Run(ctx context.Context) error {
 
 // Close implements Sink.
 func (s *Syslog) Close(context.Context) error {
+	s.connected.Store(false)
 	if s.conn != nil {
 		err := s.conn.Close()
 		s.conn = nil

@@ -90,6 +90,9 @@ func NewWebhook(opts WebhookOptions, hooks Hooks) (*Webhook, error) {
 	if opts.MaxRetryInterval <= 0 {
 		opts.MaxRetryInterval = 30 * time.Second
 	}
+	if opts.Spool.Log == nil {
+		opts.Spool.Log = hooks.Log
+	}
 	sp, err := spool.Open(opts.SpoolDir, opts.Spool)
 	if err != nil {
 		return nil, err
@@ -195,9 +198,12 @@ func (s *Webhook) deliver(ctx context.Context) {
 // attempts (false). A request in flight is not aborted by ctx.
 func (s *Webhook) post(ctx context.Context, rec spool.Record) bool {
 	wait := 200 * time.Millisecond
-	for {
+	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return false
+		}
+		if attempt > 0 {
+			s.hooks.retry()
 		}
 		status, retryAfter, err := s.send(s.reqCtx, rec.Data)
 		switch {
@@ -206,11 +212,15 @@ func (s *Webhook) post(ctx context.Context, rec spool.Record) bool {
 			s.errs.recovered()
 			return true
 		case err == nil && !retryable(status):
+			s.hooks.failure(FailureHTTPRefused)
 			s.hooks.lost(ReasonSinkError, rec.Count)
 			s.errs.error(fmt.Errorf("HTTP %d", status), "webhook refused a batch, lines lost", rec.Count)
 			return true
 		case err == nil:
+			s.hooks.failure(statusFailure(status))
 			err = fmt.Errorf("HTTP %d", status)
+		default:
+			s.hooks.failure(FailureNetwork)
 		}
 		if ctx.Err() != nil {
 			return false
@@ -228,6 +238,17 @@ func (s *Webhook) post(ctx context.Context, rec spool.Record) bool {
 		}
 		wait = min(wait*2, s.opts.MaxRetryInterval)
 	}
+}
+
+// statusFailure names the failure of a retried status.
+func statusFailure(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return FailureHTTP429
+	case http.StatusRequestTimeout:
+		return FailureHTTP408
+	}
+	return FailureHTTP5xx
 }
 
 func retryable(status int) bool {

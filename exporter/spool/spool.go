@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Options bound a spool. Zero values take the defaults.
@@ -23,6 +25,9 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment file is started
 	// (default 8 MiB). Segments are deleted once delivered.
 	SegmentBytes int64
+	// Log receives what Open changes in the directory (its mode); may be
+	// nil.
+	Log logrus.FieldLogger
 }
 
 func (o *Options) defaults() {
@@ -104,7 +109,8 @@ const cursorName = "cursor"
 const firstSeq = 1 << 32
 
 // Open returns a spool. With dir empty it keeps records in memory only;
-// otherwise it creates dir (0700) if needed and resumes any records a
+// otherwise it creates dir (0700) if needed, or makes an existing one 0700
+// (refusing a directory of another user), and resumes any records a
 // previous run left there.
 func Open(dir string, opts Options) (*Spool, error) {
 	opts.defaults()
@@ -112,8 +118,8 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if dir == "" {
 		return s, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+	if err := prepareDir(dir, opts.Log); err != nil {
+		return nil, err
 	}
 	if err := s.load(); err != nil {
 		s.closeFiles()

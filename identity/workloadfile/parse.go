@@ -50,11 +50,8 @@ type Spec struct {
 // workload is returned.
 func Parse(file string, data []byte) ([]source.Pod, error) {
 	docs, err := manifest.Split(file, data)
-	if err != nil {
-		return nil, err
-	}
+	errs := manifest.AsErrors(file, err)
 	var ok []parsed
-	var errs manifest.Errors
 	for _, d := range docs {
 		p, err := parseDoc(d)
 		if err != nil {
@@ -85,14 +82,14 @@ func parseDoc(d *manifest.Document) (source.Pod, error) {
 		if d.APIVersion == "" {
 			msg = "missing apiVersion (want " + APIVersion + ")"
 		}
-		return source.Pod{}, manifest.Errors{d.Errorf("apiVersion", "%s", msg)}
+		return source.Pod{}, append(manifest.Errors{d.Errorf("apiVersion", "%s", msg)}, manifest.AsErrors(d.File, d.Err())...)
 	}
 	if d.Kind != Kind {
 		msg := fmt.Sprintf("%q is not a kind this file may hold (want %s)", d.Kind, Kind)
 		if d.Kind == "" {
 			msg = "missing kind (want " + Kind + ")"
 		}
-		return source.Pod{}, manifest.Errors{d.Errorf("kind", "%s", msg)}
+		return source.Pod{}, append(manifest.Errors{d.Errorf("kind", "%s", msg)}, manifest.AsErrors(d.File, d.Err())...)
 	}
 	var doc Document
 	if err := d.Decode(&doc); err != nil {

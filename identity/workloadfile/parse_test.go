@@ -73,7 +73,16 @@ func TestParseErrors(t *testing.T) {
 		{"twice the same cgroup", head + "metadata: {name: a}\nspec: {cgroupPath: /a}\n---\n" + head + "metadata: {name: b}\nspec: {cgroupPath: /a}\n",
 			[]string{`w.yaml:9: spec.cgroupPath: cgroup /a already belongs to the workload at line 4`}},
 		{"syntax", head + "metadata: {name: a\n", []string{`w.yaml:2: invalid YAML: did not find expected ',' or '}'`}},
-		{"not a mapping", "- a\n", []string{`w.yaml:1: a document must be a mapping with apiVersion and kind`}},
+		{"not a mapping", "- a\n", []string{`w.yaml:1: a document must be a mapping with apiVersion and kind, got a list`}},
+		{"duplicate key", head + "metadata: {name: a}\nspec:\n  cgroupPath: /a\n  cgroupPath: /b\n",
+			[]string{`w.yaml:6: spec.cgroupPath: duplicate key (first at line 5)`}},
+		{"duplicate key in a document of the wrong kind", "apiVersion: vigil.dev/v1alpha1\nkind: Pod\nkind: Workload\n",
+			[]string{`w.yaml:2: kind: "Pod" is not a kind this file may hold (want Workload)`, `w.yaml:3: kind: duplicate key (first at line 2)`}},
+		{"YAML 1.1 label", head + "metadata:\n  name: a\n  labels: {canary: no}\nspec: {cgroupPath: /a}\n",
+			[]string{`w.yaml:5: metadata.labels.canary: no is the boolean false in YAML 1.1 (kubectl, the API server), not a string: quote it ("no")`}},
+		{"an item of a List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: vigil.dev/v1alpha1\n  kind: Workload\n  metadata: {name: a}\n  spec: {cgroupPath: a}\n",
+			[]string{`w.yaml:7: items[0].spec.cgroupPath: "a" must be absolute, as /proc/PID/cgroup shows it (such as /system.slice/web.service)`}},
+		{"empty", "\n", []string{`w.yaml:1: the file is empty`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ type Source struct {
 var _ source.Source = (*Source)(nil)
 
 // NewSource returns a source reading the Workload documents of paths:
-// files, or directories whose *.yaml and *.yml files are read.
+// files, or directories whose *.yaml, *.yml and *.json files are read.
 func NewSource(name string, paths []string) *Source {
 	return &Source{name: name, paths: paths, good: map[string][]source.Pod{}}
 }
@@ -102,7 +102,7 @@ func (s *Source) relevant(name string) bool {
 		if filepath.Clean(name) == filepath.Clean(p) {
 			return true
 		}
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() && filepath.Dir(name) == filepath.Clean(p) && manifest.IsYAMLFile(name) {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() && filepath.Dir(name) == filepath.Clean(p) && manifest.IsManifestFile(name) {
 			return true
 		}
 	}
@@ -177,7 +177,7 @@ func (s *Source) files() ([]string, []error) {
 			out = append(out, p)
 			continue
 		}
-		fs, err := manifest.YAMLFiles(p)
+		fs, err := manifest.Files(p)
 		if err != nil {
 			errs = append(errs, err)
 		}

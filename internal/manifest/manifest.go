@@ -1,10 +1,3 @@
-// Package manifest reads multi-document YAML files (policies, workloads,
-// Kubernetes manifests) and decodes them strictly into Go types while keeping
-// source positions, so that every problem can be reported as
-//
-//	FILE:LINE: field.path[0].name: what is wrong
-//
-// Unknown fields and values of the wrong shape are errors, never ignored.
 package manifest
 
 import (
@@ -12,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	yamlv3 "go.yaml.in/yaml/v3"
-	"sigs.k8s.io/yaml"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // Error is one problem in a manifest, located by file, line and field path.
@@ -57,6 +48,17 @@ func (l Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Sort orders the problems by file, then line, keeping the order of those
+// on the same line.
+func (l Errors) Sort() {
+	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].File != l[j].File {
+			return l[i].File < l[j].File
+		}
+		return l[i].Line < l[j].Line
+	})
+}
+
 // Err returns nil for an empty list and the list otherwise.
 func (l Errors) Err() error {
 	if len(l) == 0 {
@@ -88,129 +90,108 @@ type TypeMeta struct {
 	Kind       string `json:"kind"`
 }
 
-// Document is one YAML document of a file.
+// Document is one YAML or JSON document of a file, or one item of a List
+// document.
 type Document struct {
 	File string
-	// Index is the position of the document in its file, from 0.
+	// Index is the position of the document in its file, from 0; the
+	// items of a List count one each.
 	Index int
-	// Line is the line the document starts on.
+	// Line is the line the document (or the List item) starts on.
 	Line int
 	TypeMeta
 	// Name is metadata.name, when present.
 	Name string
+	// Prefix is the field path of a List item within its document, such
+	// as items[3]; empty for a document of its own. Every problem of the
+	// item is reported under it.
+	Prefix string
 
 	raw  []byte
 	root *yamlv3.Node
+	// problems are those found while splitting (duplicate keys): a
+	// document that has any never decodes.
+	problems Errors
 }
 
 // Raw returns the document's YAML text.
 func (d *Document) Raw() []byte { return d.raw }
 
-// ReadPath reads a file, or every *.yaml and *.yml file below a directory in
-// lexical order.
-func ReadPath(path string) ([]*Document, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return ReadFile(path)
-	}
-	files, err := YAMLFiles(path)
-	if err != nil {
-		return nil, err
-	}
-	var docs []*Document
-	var errs Errors
-	for _, f := range files {
-		d, err := ReadFile(f)
-		if err != nil {
-			errs = append(errs, AsErrors(f, err)...)
-			continue
-		}
-		docs = append(docs, d...)
-	}
-	return docs, errs.Err()
-}
+// Err returns the problems found in the document itself while the file was
+// read (duplicate keys), or nil. Decode returns them too; a caller that
+// refuses a document without decoding it (an unknown kind) adds them, so
+// that every problem is reported at once.
+func (d *Document) Err() error { return d.problems.Err() }
 
-// YAMLFiles lists the *.yaml and *.yml files below dir, sorted.
-func YAMLFiles(dir string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if IsYAMLFile(p) {
-			files = append(files, p)
-		}
-		return nil
-	})
-	sort.Strings(files)
-	return files, err
-}
-
-// IsYAMLFile reports whether the name ends in .yaml or .yml and is not hidden.
-func IsYAMLFile(name string) bool {
-	base := filepath.Base(name)
-	if strings.HasPrefix(base, ".") {
-		return false
-	}
-	ext := strings.ToLower(filepath.Ext(base))
-	return ext == ".yaml" || ext == ".yml"
-}
-
-// ReadFile reads and splits one file.
-func ReadFile(path string) ([]*Document, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Split(path, data)
-}
-
-// Split parses data as a stream of YAML documents. Empty documents are
-// skipped. A syntax error is reported with its line.
+// Split parses data as a stream of YAML (or JSON) documents; see the
+// package documentation for what it refuses. It returns every document it
+// could read, each with the problems found in it (see Document.Err), and an
+// error listing the problems of the file as a whole (syntax, empty or
+// binary content). Empty documents are skipped; List documents are expanded
+// into their items.
 func Split(file string, data []byte) ([]*Document, error) {
+	if err := checkText(file, data); err != nil {
+		return nil, err
+	}
 	dec := yamlv3.NewDecoder(bytes.NewReader(data))
 	var docs []*Document
-	for i := 0; ; i++ {
+	var errs Errors
+	for {
 		var n yamlv3.Node
 		err := dec.Decode(&n)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, syntaxError(file, err)
+			errs = append(errs, syntaxError(file, err))
+			break
 		}
 		if len(n.Content) == 0 || isNull(n.Content[0]) {
 			continue
 		}
 		root := n.Content[0]
 		if root.Kind != yamlv3.MappingNode {
-			return nil, Errors{{File: file, Line: root.Line, Msg: "a document must be a mapping with apiVersion and kind"}}
+			errs = append(errs, &Error{File: file, Line: root.Line, Msg: "a document must be a mapping with apiVersion and kind, got " + describe(root)})
+			continue
 		}
-		raw, err := yamlv3.Marshal(root)
-		if err != nil {
-			return nil, Errors{{File: file, Line: root.Line, Msg: err.Error()}}
+		problems := duplicateKeys(file, root, "")
+		if isList(root) {
+			items, listErrs := expandList(file, root, len(docs))
+			for _, it := range items {
+				it.problems = append(problemsUnder(problems, it.Prefix), it.problems...)
+			}
+			docs = append(docs, items...)
+			// Problems of the List itself (not of an item) are the file's.
+			errs = append(errs, listErrs...)
+			errs = append(errs, problemsOutsideItems(problems)...)
+			continue
 		}
-		d := &Document{File: file, Index: len(docs), Line: root.Line, raw: raw, root: root}
-		d.APIVersion = scalarAt(root, "apiVersion")
-		d.Kind = scalarAt(root, "kind")
-		if md := child(root, "metadata"); md != nil {
-			d.Name = scalarAt(md, "name")
+		d, derr := newDocument(file, root, len(docs), "")
+		if derr != nil {
+			errs = append(errs, derr)
+			continue
 		}
+		d.problems = problems
 		docs = append(docs, d)
 	}
-	return docs, nil
+	return docs, errs.Err()
 }
 
-func syntaxError(file string, err error) error {
+func newDocument(file string, root *yamlv3.Node, index int, prefix string) (*Document, *Error) {
+	raw, err := yamlv3.Marshal(root)
+	if err != nil {
+		return nil, &Error{File: file, Line: root.Line, Path: prefix, Msg: err.Error()}
+	}
+	d := &Document{File: file, Index: index, Line: root.Line, Prefix: prefix, raw: raw, root: root}
+	d.APIVersion = scalarAt(root, "apiVersion")
+	d.Kind = scalarAt(root, "kind")
+	if md := child(root, "metadata"); md != nil {
+		d.Name = scalarAt(md, "name")
+	}
+	return d, nil
+}
+
+func syntaxError(file string, err error) *Error {
 	msg := err.Error()
 	line := 0
 	// go.yaml.in/yaml/v3 reports "yaml: line N: message".
@@ -222,7 +203,10 @@ func syntaxError(file string, err error) error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return Errors{{File: file, Line: line, Msg: "invalid YAML: " + msg}}
+	if line == 0 {
+		line = 1
+	}
+	return &Error{File: file, Line: line, Msg: "invalid YAML: " + msg}
 }
 
 func isNull(n *yamlv3.Node) bool {
@@ -250,7 +234,19 @@ func scalarAt(m *yamlv3.Node, key string) string {
 
 // Errorf returns a problem located at path in this document.
 func (d *Document) Errorf(path, format string, args ...any) *Error {
-	return &Error{File: d.File, Line: d.LineOf(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: d.File, Line: d.LineOf(path), Path: d.FullPath(path), Msg: fmt.Sprintf(format, args...)}
+}
+
+// FullPath returns path as problems of the document name it: under its
+// prefix for the item of a List (items[3].spec...).
+func (d *Document) FullPath(path string) string {
+	if d.Prefix == "" {
+		return path
+	}
+	if path == "" {
+		return d.Prefix
+	}
+	return d.Prefix + "." + path
 }
 
 // LineOf returns the line of the field at path, or of its nearest ancestor
@@ -324,15 +320,32 @@ func parsePath(path string) []pathStep {
 }
 
 // Decode decodes the document into out, a pointer to a struct with json
-// tags. Unknown fields and values of the wrong shape are reported with their
-// line and path; all of them are reported, not just the first.
+// tags. Duplicate keys, unknown fields, values of the wrong shape and plain
+// scalars that YAML 1.1 readers take differently are reported with their
+// line and path; all of them, not just the first. Read-only fields that
+// the API server sets (status, metadata.uid, metadata.managedFields, ...)
+// are accepted where out has no place for them.
 func (d *Document) Decode(out any) error {
-	errs := d.check(out)
+	js, errs := d.convert(out, false)
+	errs = append(append(Errors{}, d.problems...), errs...)
 	if len(errs) > 0 {
+		errs.Sort()
 		return errs
 	}
-	if err := yaml.Unmarshal(d.raw, out); err != nil {
-		return Errors{{File: d.File, Line: d.Line, Msg: cleanDecodeError(err)}}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, out); err != nil {
+		return Errors{{File: d.File, Line: d.Line, Path: d.Prefix, Msg: cleanDecodeError(err)}}
+	}
+	return nil
+}
+
+// DecodeLenient decodes what fits into out and leaves out the rest, without
+// reporting anything. It is for checking the rest of a document that Decode
+// refused, so that every problem can be reported at once; never use its
+// result.
+func (d *Document) DecodeLenient(out any) error {
+	js, _ := d.convert(out, true)
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, out); err != nil {
+		return Errors{{File: d.File, Line: d.Line, Path: d.Prefix, Msg: cleanDecodeError(err)}}
 	}
 	return nil
 }
@@ -343,4 +356,43 @@ func cleanDecodeError(err error) string {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
 	return msg
+}
+
+// AlsoChecked returns decodeErrs, the problems Decode found, followed by
+// those of more (found by checking what DecodeLenient made of the same
+// document) that are not about the same fields: problems inside an object
+// with an unknown field, at or below a duplicate key, or at a value that
+// did not decode, are most likely the same mistake (a misspelt "operator"
+// leaves the operator missing) and are left out. With it a command reports every
+// problem of a document at once.
+func (d *Document) AlsoChecked(decodeErrs, more Errors) Errors {
+	var broken []string
+	for _, e := range decodeErrs {
+		path := e.Path
+		if strings.Contains(e.Msg, "unknown field") {
+			if i := strings.LastIndexAny(path, ".["); i >= 0 && path[i] == '.' {
+				path = path[:i]
+			} else if i >= 0 {
+				path = path[:i]
+			} else {
+				path = ""
+			}
+		}
+		if path == "" || path == d.Prefix {
+			return decodeErrs // the whole document is in doubt
+		}
+		broken = append(broken, path)
+	}
+	errs := append(Errors{}, decodeErrs...)
+next:
+	for _, e := range more {
+		for _, b := range broken {
+			if under(e.Path, b) {
+				continue next
+			}
+		}
+		errs = append(errs, e)
+	}
+	errs.Sort()
+	return errs
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 type testSpec struct {
@@ -131,27 +132,40 @@ func TestSyntaxError(t *testing.T) {
 	}
 }
 
+// FuzzDecode feeds arbitrary bytes through the strict reader: it must
+// never panic, every problem must carry its file and a line, a document
+// that decodes has no duplicate key (yaml.v3's own decoder is the judge),
+// and the problems of a List item are reported under its path.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: T\nspec:\n  call: x\n  index: 1\n  args: [{type: int}]\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("---\n---\nkind: [\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, err := Split("fuzz.yaml", data)
-		if err != nil {
-			if len(AsErrors("fuzz.yaml", err)) == 0 {
-				t.Fatal("error without location list")
+		for _, e := range AsErrors("fuzz.yaml", err) {
+			if e.File != "fuzz.yaml" || e.Line < 1 {
+				t.Fatalf("problem without file or line: %#v", e)
 			}
-			return
 		}
 		for _, d := range docs {
 			var out testDoc
-			if err := d.Decode(&out); err != nil {
-				for _, e := range AsErrors(d.File, err) {
-					if e.File != "fuzz.yaml" {
-						t.Fatalf("error lost its file: %v", e)
-					}
+			err := d.Decode(&out)
+			for _, e := range AsErrors(d.File, err) {
+				if e.File != "fuzz.yaml" || e.Line < 1 {
+					t.Fatalf("problem without file or line: %#v", e)
+				}
+				if d.Prefix != "" && !under(e.Path, d.Prefix) {
+					t.Fatalf("problem of %s reported at %q", d.Prefix, e.Path)
 				}
 			}
+			if err == nil {
+				var m map[string]any
+				if uerr := yamlv3.Unmarshal(d.Raw(), &m); uerr != nil && strings.Contains(uerr.Error(), "already defined") {
+					t.Fatalf("decoded a document with a duplicate key: %v", uerr)
+				}
+			}
+			var lenient testDoc
+			d.DecodeLenient(&lenient)
 			d.LineOf("spec.args[0].type")
 		}
 	})

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
 )
@@ -184,8 +182,9 @@ func inStep(d *manifest.Document, step int) (bool, error) {
 			Annotations map[string]string `json:"annotations"`
 		} `json:"metadata"`
 	}
-	if err := yaml.Unmarshal(d.Raw(), &meta); err != nil {
-		return false, d.Errorf("metadata", "%v", err)
+	// Only the annotations matter here; the document's kind checks the rest.
+	if err := d.DecodeLenient(&meta); err != nil {
+		return false, err
 	}
 	v, ok := meta.Metadata.Annotations[AnnotationSteps]
 	if !ok {
@@ -292,7 +291,7 @@ func ParseVerdict(s string) (networkpolicy.Verdict, error) {
 // Files lists the truth tables in a directory (files named *.yaml that hold
 // a ConnectivityTest; base files are skipped).
 func Files(dir string) ([]string, error) {
-	files, err := manifest.YAMLFiles(dir)
+	files, err := manifest.Files(dir)
 	if err != nil {
 		return nil, err
 	}
