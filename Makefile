@@ -44,15 +44,13 @@ test-host: setup test-tools
 	VIGIL_PRIVILEGED=1 ./bin/testsum -label host -- $(GO) test -json -count=1 $(PRIVRUN) $(PKGS)
 
 # The same privileged tests inside qemu on each Debian kernel (see
-# docs/testing.md). Packages without a matching test never boot a VM. All
-# kernels run even when one fails; any failure fails the target.
+# docs/testing.md), the kernels side by side, VM_P VMs at a time in all.
+# Packages without a matching test never boot a VM. Each package's VM run
+# has VM_TIMEOUT; a test still running then is named, with its goroutines.
+VM_TIMEOUT ?= 12m
 test-vm: setup-vm test-tools
-	@rc=0; for k in $(VM_KERNELS); do \
-		echo "== VM tests on $$k ($$(readlink $(CACHE)/kernels/$$k || echo $(CACHE)/kernels/$$k))"; \
-		VIGIL_PRIVILEGED=1 CGO_ENABLED=0 ./bin/testsum -label vm-$$k -- \
-			$(GO) test -json -count=1 -p $(VM_P) $(PRIVRUN) \
-			-exec "$(CURDIR)/bin/vmtest -kernel $(CACHE)/kernels/$$k" $(PKGS) || rc=1; \
-	done; exit $$rc
+	GO=$(GO) CACHE=$(CACHE) PKGS="$(PKGS)" VM_P=$(VM_P) VM_TIMEOUT=$(VM_TIMEOUT) \
+		./scripts/test-vm.sh $(VM_KERNELS)
 
 # qemu, busybox-static and the Debian kernels the VM tier boots.
 setup-vm: setup

@@ -22,6 +22,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("testsum", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	label := fl.String("label", "tests", "one word naming the run in the closing line")
+	tag := fl.Bool("tag", false, "start every progress line with the label (for runs that share a terminal)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: testsum [-label WORD] [-- go test -json ...]  (without a command, reads go test -json from stdin)")
 		fl.PrintDefaults()
@@ -35,6 +36,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	start := time.Now()
 	s := newSummary(stdout)
+	if *tag {
+		s.progress = prefixWriter{w: stdout, prefix: "[" + *label + "] "}
+	}
 	var cmdErr error
 	if cmdArgs := fl.Args(); len(cmdArgs) > 0 {
 		cmdErr = runCommand(cmdArgs, s, stderr)
@@ -259,4 +263,17 @@ func skipReason(out []string) string {
 		parts = append(parts, t)
 	}
 	return strings.Join(parts, " ")
+}
+
+// prefixWriter starts every write (one line each) with a prefix.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

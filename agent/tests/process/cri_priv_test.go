@@ -1,8 +1,10 @@
-package agent_test
+package process_test
 
 import (
 	"context"
 	"testing"
+
+	"github.com/vigilsec/vigil/agent/agenttest"
 
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/internal/containerdtest"
@@ -15,7 +17,7 @@ import (
 func TestPrivCRIPodEnrichment(t *testing.T) {
 	kerneltest.Require(t)
 	env := containerdtest.Start(t)
-	h := startAgent(t, func(c *agent.Config) {
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
 		c.Identity.CRIEndpoints = []string{"unix://" + env.Socket}
 		c.Identity.Kubernetes = "off"
 	})
@@ -29,12 +31,12 @@ func TestPrivCRIPodEnrichment(t *testing.T) {
 	env.StartContainer(ctx, t, id)
 	t.Cleanup(func() { env.RemoveContainer(ctx, t, id); env.RemovePod(ctx, t, sandbox) })
 
-	e := h.waitFor("exec in the container", func(e ev) bool {
-		return e.get("process_exec") != nil && e.str("process_exec.process.pod.container.name") == "app"
+	e := h.WaitFor("exec in the container", func(e agenttest.Event) bool {
+		return e.Get("process_exec") != nil && e.Str("process_exec.process.pod.container.name") == "app"
 	})
 	p := "process_exec.process.pod."
-	if e.str(p+"name") != "frontend" || e.str(p+"namespace") != "shop" || e.str(p+"pod_labels.app") != "web" ||
-		e.str(p+"container.image.name") == "" || e.str(p+"container.id") != id {
-		t.Errorf("pod of the first exec: %v (container %s)", e.get("process_exec.process.pod"), id)
+	if e.Str(p+"name") != "frontend" || e.Str(p+"namespace") != "shop" || e.Str(p+"pod_labels.app") != "web" ||
+		e.Str(p+"container.image.name") == "" || e.Str(p+"container.id") != id {
+		t.Errorf("pod of the first exec: %v (container %s)", e.Get("process_exec.process.pod"), id)
 	}
 }

@@ -1,9 +1,8 @@
-package agent_test
+package detect_test
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -11,7 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/vigilsec/vigil/agent/agenttest"
 
 	"golang.org/x/sys/unix"
 
@@ -27,17 +27,17 @@ import (
 // VIGIL_RULES_RECORD=FILE writes every exported event of the run to FILE
 // (recorded events for rules/testdata).
 func TestPrivDefaultRules(t *testing.T) {
-	root := cgroup2Root(t)
+	root := agenttest.Cgroup2Root(t)
 	name := fmt.Sprintf("vigil-rules-%d", os.Getpid())
 	cg := filepath.Join(root, name)
-	fatalIf(t, os.Mkdir(cg, 0o755))
+	agenttest.FatalIf(t, os.Mkdir(cg, 0o755))
 	t.Cleanup(func() { os.Remove(cg) })
-	wl := writePolicy(t, t.TempDir(), "workloads.yaml", fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+	wl := agenttest.WritePolicy(t, t.TempDir(), "workloads.yaml", fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
 kind: Workload
 metadata: {name: web, namespace: shop, labels: {app: web}}
 spec: {cgroupPath: /%s}
 `, name))
-	h := startAgent(t, func(c *agent.Config) {
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
 		c.NoDefaultPolicies = false
 		c.Rules.NoDefaultRules = false
 		c.Identity.WorkloadFiles = []string{wl}
@@ -45,32 +45,30 @@ spec: {cgroupPath: /%s}
 		c.Identity.Kubernetes = "off"
 	})
 	for _, p := range []string{"default-file-access", "default-detections", "default-system-changes"} {
-		h.waitPolicy(p)
+		h.WaitPolicy(p)
 	}
 	if out := os.Getenv("VIGIL_RULES_RECORD"); out != "" {
 		t.Cleanup(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
 			var b []byte
-			for _, l := range h.lines {
+			for _, l := range h.Lines() {
 				b = append(b, l...)
 			}
-			fatalIf(t, os.WriteFile(out, b, 0o644))
+			agenttest.FatalIf(t, os.WriteFile(out, b, 0o644))
 		})
 	}
 
 	self, err := os.Executable()
-	fatalIf(t, err)
+	agenttest.FatalIf(t, err)
 	// Programs are placed outside /tmp, so that only the rule about
 	// temporary directories looks at where they run from.
 	work := fmt.Sprintf("/var/lib/vigil-rules-test-%d", os.Getpid())
-	fatalIf(t, os.MkdirAll(work, 0o755))
+	agenttest.FatalIf(t, os.MkdirAll(work, 0o755))
 	t.Cleanup(func() { os.RemoveAll(work) })
 	// named is this test binary under another name, running helper op.
 	named := func(dir, base string) string {
 		p := filepath.Join(dir, base)
 		if err := os.Link(self, p); err != nil {
-			copyFile(t, self, p, 0o755)
+			agenttest.CopyFile(t, self, p, 0o755)
 		}
 		return p
 	}
@@ -90,14 +88,14 @@ spec: {cgroupPath: /%s}
 			return path
 		}
 		p := filepath.Join(work, filepath.Base(path))
-		copyFile(t, real, p, 0o755)
+		agenttest.CopyFile(t, real, p, 0o755)
 		return p
 	}
 	inPod := func(cmd *exec.Cmd) *exec.Cmd {
 		if cmd.SysProcAttr == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{}
 		}
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, openDir(t, cg)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, agenttest.OpenDir(t, cg)
 		return cmd
 	}
 	helper := func(path, op string, args ...string) *exec.Cmd {
@@ -119,18 +117,18 @@ spec: {cgroupPath: /%s}
 	// expect waits for rule id's alert on pid, then checks that nothing
 	// the benign pids did raised it (they ran first, and rules evaluate
 	// events in order).
-	expect := func(t *testing.T, id string, pid int, benign ...int) ev {
+	expect := func(t *testing.T, id string, pid int, benign ...int) agenttest.Event {
 		t.Helper()
-		a, ok := h.find(timeout(), alertOf(id, pid))
+		a, ok := h.Find(agenttest.Timeout(), agenttest.AlertOf(id, pid))
 		if !ok {
-			t.Fatalf("no %s alert for pid %d within %v", id, pid, timeout())
+			t.Fatalf("no %s alert for pid %d within %v", id, pid, agenttest.Timeout())
 		}
-		if a.str("alert.rule.severity") == "" || a.get("alert.rule.mitre") == nil || a.str("alert.description") == "" || a.get("alert.event") == nil {
+		if a.Str("alert.rule.severity") == "" || a.Get("alert.rule.mitre") == nil || a.Str("alert.description") == "" || a.Get("alert.event") == nil {
 			t.Errorf("%s alert lacks its rule, description or event: %s", id, a)
 		}
 		for _, b := range benign {
-			for _, x := range h.all(alertOf(id, b)) {
-				t.Errorf("benign counterpart (pid %d) raised %s: %s", b, id, x.str("alert.description"))
+			for _, x := range h.All(agenttest.AlertOf(id, b)) {
+				t.Errorf("benign counterpart (pid %d) raised %s: %s", b, id, x.Str("alert.description"))
 			}
 		}
 		return a
@@ -143,19 +141,19 @@ spec: {cgroupPath: /%s}
 		b2 := run(script(exec.Command(sh)))
 		pid := run(inPod(script(exec.Command(sh))))
 		a := expect(t, "VGL-EXEC-001", pid, b1, b2)
-		if a.str("alert.pod.name") != "web" || a.str("alert.pod.namespace") != "shop" {
-			t.Errorf("alert pod: %v", a.get("alert.pod"))
+		if a.Str("alert.pod.name") != "web" || a.Str("alert.pod.namespace") != "shop" {
+			t.Errorf("alert pod: %v", a.Get("alert.pod"))
 		}
 	})
 
 	t.Run("sensitive file read", func(t *testing.T) {
 		cat := tool(t, "cat")
 		if _, err := os.Stat("/etc/shadow"); errors.Is(err, os.ErrNotExist) {
-			fatalIf(t, os.WriteFile("/etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o640))
+			agenttest.FatalIf(t, os.WriteFile("/etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o640))
 			t.Cleanup(func() { os.Remove("/etc/shadow") })
 		}
 		plain := filepath.Join(work, "notes.txt")
-		fatalIf(t, os.WriteFile(plain, []byte("hello\n"), 0o644))
+		agenttest.FatalIf(t, os.WriteFile(plain, []byte("hello\n"), 0o644))
 		b := run(exec.Command(cat, plain))
 		pid := run(exec.Command(cat, "/etc/shadow"))
 		expect(t, "VGL-CRED-001", pid, b)
@@ -177,14 +175,14 @@ spec: {cgroupPath: /%s}
 	})
 
 	t.Run("reverse shell", func(t *testing.T) {
-		ln := listen(t, "127.0.0.1:0")
+		ln := agenttest.Listen(t, "127.0.0.1:0")
 		py := named(work, "python3")
 		b := run(helper(py, "dup-pipe"))
 		pid := run(helper(py, "dup-socket", ln.Addr().String()))
 		a := expect(t, "VGL-EXEC-003", pid, b)
-		if a.str("alert.event.process_kprobe.args.0.file_arg.path") != "socket:" {
+		if a.Str("alert.event.process_kprobe.args.0.file_arg.path") != "socket:" {
 			// args is a list: check through the generic walker.
-			args, _ := a.get("alert.event.process_kprobe.args").([]any)
+			args, _ := a.Get("alert.event.process_kprobe.args").([]any)
 			if len(args) == 0 || fmt.Sprint(args[0]) != "map[file_arg:map[flags:O_RDWR path:socket:] label:oldfd]" {
 				t.Errorf("dup2 argument: %v", args)
 			}
@@ -196,12 +194,12 @@ spec: {cgroupPath: /%s}
 		if err != nil {
 			kerneltest.Skip(t, "port 6443 is taken on this machine: %v", err)
 		}
-		serve(t, api)
-		other := listen(t, "127.0.0.1:0")
+		agenttest.Serve(t, api)
+		other := agenttest.Listen(t, "127.0.0.1:0")
 		b := run(inPod(helper(self, "tcp-send", other.Addr().String())))
 		pid := run(inPod(helper(self, "tcp-send", "127.0.0.1:6443")))
 		a := expect(t, "VGL-DISC-001", pid, b)
-		if a.get("alert.event.flow") == nil {
+		if a.Get("alert.event.flow") == nil {
 			t.Errorf("alert event is not the flow: %s", a)
 		}
 	})
@@ -216,9 +214,9 @@ spec: {cgroupPath: /%s}
 		if _, err := os.Stat("/proc/modules"); err != nil {
 			kerneltest.Skip(t, "this kernel has no loadable module support: finit_module cannot be traced (default-kernel-modules does not load)")
 		}
-		h.waitPolicy("default-kernel-modules")
+		h.WaitPolicy("default-kernel-modules")
 		mod := filepath.Join(work, "not-a-module.ko")
-		fatalIf(t, os.WriteFile(mod, []byte("not an ELF module"), 0o644))
+		agenttest.FatalIf(t, os.WriteFile(mod, []byte("not an ELF module"), 0o644))
 		// Every module load is reported: there is no benign counterpart.
 		pid := run(helper(self, "finit_module", mod))
 		expect(t, "VGL-PERS-002", pid)
@@ -226,7 +224,7 @@ spec: {cgroupPath: /%s}
 
 	t.Run("ptrace attach", func(t *testing.T) {
 		target := exec.Command(tool(t, "sleep"), "30")
-		fatalIf(t, target.Start())
+		agenttest.FatalIf(t, target.Start())
 		t.Cleanup(func() { target.Process.Kill(); target.Wait() })
 		tp := fmt.Sprint(target.Process.Pid)
 		b := run(helper(self, "ptrace-peek", tp))
@@ -236,7 +234,7 @@ spec: {cgroupPath: /%s}
 
 	t.Run("execution from /tmp", func(t *testing.T) {
 		dir, err := os.MkdirTemp("/tmp", "vigil-rules-")
-		fatalIf(t, err)
+		agenttest.FatalIf(t, err)
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		b := run(helper(named(work, "payload"), "noop"))
 		pid := run(helper(named(dir, "payload"), "noop"))
@@ -247,8 +245,8 @@ spec: {cgroupPath: /%s}
 		b := run(helper(self, "noop"))
 		pid := run(helper(self, "memfd-exec"))
 		a := expect(t, "VGL-DEF-001", pid, b)
-		if a.get("alert.event.process_exec.process.binary_properties.memfd") != true {
-			t.Errorf("exec event: %v", a.get("alert.event.process_exec.process.binary_properties"))
+		if a.Get("alert.event.process_exec.process.binary_properties.memfd") != true {
+			t.Errorf("exec event: %v", a.Get("alert.event.process_exec.process.binary_properties"))
 		}
 	})
 
@@ -257,23 +255,23 @@ spec: {cgroupPath: /%s}
 		dirs := map[string]string{}
 		for _, d := range []string{"lower", "upper", "work", "merged"} {
 			dirs[d] = filepath.Join(base, d)
-			fatalIf(t, os.MkdirAll(dirs[d], 0o755))
+			agenttest.FatalIf(t, os.MkdirAll(dirs[d], 0o755))
 		}
 		truePath := tool(t, "true")
-		copyFile(t, truePath, filepath.Join(dirs["lower"], "inimage"), 0o755)
+		agenttest.CopyFile(t, truePath, filepath.Join(dirs["lower"], "inimage"), 0o755)
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", dirs["lower"], dirs["upper"], dirs["work"])
 		if err := unix.Mount("overlay", dirs["merged"], "overlay", 0, opts); err != nil {
 			kerneltest.Skip(t, "cannot mount an overlay here: %v", err)
 		}
 		t.Cleanup(func() { unix.Unmount(dirs["merged"], unix.MNT_DETACH) })
-		copyFile(t, truePath, filepath.Join(dirs["merged"], "dropped"), 0o755)
+		agenttest.CopyFile(t, truePath, filepath.Join(dirs["merged"], "dropped"), 0o755)
 		b := run(inPod(exec.Command(filepath.Join(dirs["merged"], "inimage"))))
 		pid := run(inPod(exec.Command(filepath.Join(dirs["merged"], "dropped"))))
 		expect(t, "VGL-EXEC-005", pid, b)
 	})
 
 	t.Run("clearing logs", func(t *testing.T) {
-		fatalIf(t, os.MkdirAll("/var/log", 0o755))
+		agenttest.FatalIf(t, os.MkdirAll("/var/log", 0o755))
 		log := fmt.Sprintf("/var/log/vigil-rules-test-%d.log", os.Getpid())
 		t.Cleanup(func() { os.Remove(log) })
 		b1 := run(helper(self, "open-write", log, "create"))
@@ -287,8 +285,8 @@ spec: {cgroupPath: /%s}
 	t.Run("searching for private keys", func(t *testing.T) {
 		grep := applet(t, tool(t, "grep"))
 		dir := filepath.Join(work, "notes")
-		fatalIf(t, os.MkdirAll(dir, 0o755))
-		fatalIf(t, os.WriteFile(filepath.Join(dir, "todo.txt"), []byte("hello\n"), 0o644))
+		agenttest.FatalIf(t, os.MkdirAll(dir, 0o755))
+		agenttest.FatalIf(t, os.WriteFile(filepath.Join(dir, "todo.txt"), []byte("hello\n"), 0o644))
 		b := run(exec.Command(grep, "-r", "hello", dir))
 		pid := run(exec.Command(grep, "-r", "BEGIN RSA PRIVATE KEY", dir))
 		expect(t, "VGL-CRED-002", pid, b)
@@ -306,51 +304,11 @@ spec: {cgroupPath: /%s}
 	t.Run("set-user-ID program in a container", func(t *testing.T) {
 		truePath := tool(t, "true")
 		plain, suid := filepath.Join(work, "plain"), filepath.Join(work, "suid")
-		copyFile(t, truePath, plain, 0o755)
-		copyFile(t, truePath, suid, 0o755)
-		fatalIf(t, os.Chmod(suid, 0o755|os.ModeSetuid))
+		agenttest.CopyFile(t, truePath, plain, 0o755)
+		agenttest.CopyFile(t, truePath, suid, 0o755)
+		agenttest.FatalIf(t, os.Chmod(suid, 0o755|os.ModeSetuid))
 		b := run(inPod(exec.Command(plain)))
 		pid := run(inPod(exec.Command(suid)))
 		expect(t, "VGL-PRIV-003", pid, b)
 	})
-}
-
-func alertOf(id string, pid int) func(ev) bool {
-	return func(e ev) bool {
-		return e.str("alert.rule.id") == id && int(e.num("alert.process.pid")) == pid
-	}
-}
-
-// listen listens on addr and answers every connection with "ok".
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	fatalIf(t, err)
-	serve(t, ln)
-	return ln
-}
-
-func serve(t *testing.T, ln net.Listener) {
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.Copy(io.Discard, io.LimitReader(c, 5))
-				c.Write([]byte("ok"))
-				c.Close()
-			}()
-		}
-	}()
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	fatalIf(t, err)
-	fatalIf(t, os.WriteFile(to, b, mode))
 }

@@ -1,4 +1,4 @@
-package agent_test
+package network_test
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilsec/vigil/agent/agenttest"
 
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
@@ -51,8 +53,8 @@ spec: {cgroupPath: %s/elsewhere, ips: [10.210.0.13]}
 		workload("xwing", "org: alliance", 3, "10.210.0.12"),
 		strings.Replace(workload("probe", "org: neutral", 4, ""), ", ips: []", "", 1),
 	}
-	wl := writePolicy(t, t.TempDir(), "workloads.yaml", strings.Join(append(pods, remote("neutral")), "---\n"))
-	pol := writePolicy(t, t.TempDir(), "np.yaml", `apiVersion: networking.k8s.io/v1
+	wl := agenttest.WritePolicy(t, t.TempDir(), "workloads.yaml", strings.Join(append(pods, remote("neutral")), "---\n"))
+	pol := agenttest.WritePolicy(t, t.TempDir(), "np.yaml", `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deathstar-empire-only, namespace: default}
 spec:
@@ -70,7 +72,7 @@ spec:
   egress:
   - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.210.0.10/32]}}]
 `)
-	h := startAgent(t, func(cfg *agent.Config) {
+	h := agenttest.StartAgent(t, func(cfg *agent.Config) {
 		cfg.NetworkPolicies = []string{pol}
 		cfg.Identity.WorkloadFiles = []string{wl}
 		cfg.Identity.CRIEndpoints = []string{"none"}
@@ -82,7 +84,7 @@ spec:
 	target := netip.AddrPortFrom(star, 80)
 	// The policy is applied once the pods are known: retry the allowed
 	// probe until it lands.
-	deadline := time.Now().Add(timeout())
+	deadline := time.Now().Add(agenttest.Timeout())
 	for {
 		if r := tie.Probe("tcp", target, time.Second); r == testpods.Allowed {
 			break
@@ -101,19 +103,19 @@ spec:
 		t.Errorf("probe pod: %s, want timeout (dropped at the deathstar)", r)
 	}
 
-	eg := h.waitFor("xwing's dropped flow", func(e ev) bool {
-		return e.str("flow.verdict") == "DROPPED" && e.str("flow.traffic_direction") == "EGRESS" &&
-			int(e.num("flow.process.pid")) == xw.PID()
+	eg := h.WaitFor("xwing's dropped flow", func(e agenttest.Event) bool {
+		return e.Str("flow.verdict") == "DROPPED" && e.Str("flow.traffic_direction") == "EGRESS" &&
+			int(e.Num("flow.process.pid")) == xw.PID()
 	})
-	if !strings.Contains(fmt.Sprint(eg.get("flow.egress_denied_by")), "alliance-egress") || eg.str("flow.source.pod_name") != "xwing" ||
-		eg.str("flow.destination.pod_name") != "deathstar" {
+	if !strings.Contains(fmt.Sprint(eg.Get("flow.egress_denied_by")), "alliance-egress") || eg.Str("flow.source.pod_name") != "xwing" ||
+		eg.Str("flow.destination.pod_name") != "deathstar" {
 		t.Errorf("xwing's flow: %s", eg)
 	}
-	in := h.waitFor("dropped ingress at the deathstar", func(e ev) bool {
-		return e.str("flow.verdict") == "DROPPED" && e.str("flow.traffic_direction") == "INGRESS" && e.str("flow.IP.source") == "10.210.0.13"
+	in := h.WaitFor("dropped ingress at the deathstar", func(e agenttest.Event) bool {
+		return e.Str("flow.verdict") == "DROPPED" && e.Str("flow.traffic_direction") == "INGRESS" && e.Str("flow.IP.source") == "10.210.0.13"
 	})
-	if !strings.Contains(fmt.Sprint(in.get("flow.ingress_denied_by")), "deathstar-empire-only") || in.str("flow.destination.pod_name") != "deathstar" ||
-		in.str("flow.source.pod_name") != "probe-addr" {
+	if !strings.Contains(fmt.Sprint(in.Get("flow.ingress_denied_by")), "deathstar-empire-only") || in.Str("flow.destination.pod_name") != "deathstar" ||
+		in.Str("flow.source.pod_name") != "probe-addr" {
 		t.Errorf("ingress drop: %s", in)
 	}
 
@@ -122,7 +124,7 @@ spec:
 	if err := os.WriteFile(wl, []byte(strings.Join(append(pods, remote("empire")), "---\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(timeout())
+	deadline = time.Now().Add(agenttest.Timeout())
 	for {
 		r := probe.Probe("tcp", target, 300*time.Millisecond)
 		if r == testpods.Allowed {

@@ -1,0 +1,11 @@
+package enforce_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/vigilsec/vigil/agent/agenttest"
+)
+
+// The test binary doubles as the helper program of agenttest.RunHelper.
+func TestMain(m *testing.M) { os.Exit(agenttest.Main(m)) }
