@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,6 +96,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	cgroupRoot := feats.Kernel.Cgroup2
+	metricsLn, pprofLn, err := a.listen()
+	if err != nil {
+		return err
+	}
+	for _, ln := range []net.Listener{metricsLn, pprofLn} {
+		if ln != nil {
+			defer ln.Close()
+		}
+	}
 
 	a.cfg.Identity.NodeName = a.cfg.NodeName
 	ids, err := identity.New(a.cfg.Identity, cgroupRoot, log.WithField(logFieldComponent, "identity"), a.reg)
@@ -301,8 +311,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return nil
 		})
 	}
-	if a.cfg.MetricsAddr != "" {
-		srv, err := a.startHTTP()
+	if metricsLn != nil {
+		srv, err := a.startHTTP(metricsLn)
 		if err != nil {
 			return err
 		}
@@ -311,6 +321,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return srv.Shutdown(sctx)
+		})
+	}
+
+	if pprofLn != nil {
+		srv, err := a.startPprof(pprofLn)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			<-gctx.Done()
+			return srv.Close()
 		})
 	}
 

@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +29,9 @@ type Config struct {
 	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
 	// disables the server.
 	MetricsAddr string
+	// PprofAddr, when set, serves Go's profiles (/debug/pprof/) on a
+	// loopback address, for profiling the agent on a node.
+	PprofAddr string
 	// SocketPath is the control socket (vigil policy list, vigil events).
 	SocketPath string
 	// ExecFilter drops exec and exit events in the kernel.
@@ -144,6 +149,11 @@ func (c *Config) Validate() error {
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.PprofAddr != "" {
+		if err := loopbackAddr(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--pprof-addr: %w", err))
+		}
+	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {
 		errs = append(errs, fmt.Errorf("--socket: %q must be an absolute path", c.SocketPath))
 	}
@@ -171,4 +181,21 @@ func ParseSize(s string) (uint64, error) {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return n * mult, nil
+}
+
+// loopbackAddr checks that addr is host:port with a loopback host: profiles
+// reveal memory contents and must not be served beyond the node.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: profiles are served on a loopback address only (such as 127.0.0.1:6060)", addr)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -48,11 +49,7 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // startHTTP serves /metrics, /healthz and /readyz on the metrics address.
-func (a *Agent) startHTTP() (*http.Server, error) {
-	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", a.cfg.MetricsAddr, err)
-	}
+func (a *Agent) startHTTP(ln net.Listener) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -72,6 +69,44 @@ func (a *Agent) startHTTP() (*http.Server, error) {
 		}
 	}()
 	a.log.WithField("addr", ln.Addr().String()).Info("serving metrics and health")
+	return srv, nil
+}
+
+// listen binds the addresses the agent serves on, before anything is
+// loaded into the kernel: an address in use fails the start at once and
+// leaves nothing attached.
+func (a *Agent) listen() (metrics, pprof net.Listener, err error) {
+	if a.cfg.MetricsAddr != "" {
+		if metrics, err = net.Listen("tcp", a.cfg.MetricsAddr); err != nil {
+			return nil, nil, fmt.Errorf("--metrics-addr %s: %w", a.cfg.MetricsAddr, err)
+		}
+	}
+	if a.cfg.PprofAddr != "" {
+		if pprof, err = net.Listen("tcp", a.cfg.PprofAddr); err != nil {
+			if metrics != nil {
+				metrics.Close()
+			}
+			return nil, nil, fmt.Errorf("--pprof-addr %s: %w", a.cfg.PprofAddr, err)
+		}
+	}
+	return metrics, pprof, nil
+}
+
+// startPprof serves Go's profiles on the loopback address of --pprof-addr.
+func (a *Agent) startPprof(ln net.Listener) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.WithError(err).Error("pprof server stopped")
+		}
+	}()
+	a.log.WithField("addr", ln.Addr().String()).Info("serving Go profiles")
 	return srv, nil
 }
 

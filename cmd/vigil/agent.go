@@ -45,6 +45,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache")
 	f.BoolVar(&cfg.BPFStats, "bpf-stats", false, "collect BPF program run counts and times (vigil_bpf_program_*); costs about two clock reads per program run")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable)")
+	f.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address serving Go profiles at /debug/pprof/ (for example 127.0.0.1:6060; empty to disable)")
 	f.StringVar(&cfg.SocketPath, "socket", cfg.SocketPath, "control socket for vigil policy and vigil events (mode 0600)")
 	f.StringArrayVar(&cfg.ExecFilter.CgroupPaths, "exec-filter-cgroup", nil, "drop exec/exit events of processes in this cgroup v2 path (repeatable)")
 	f.StringArrayVar(&cfg.ExecFilter.PidNamespaces, "exec-filter-pidns", nil, `drop exec/exit events of this pid namespace: an inode number or "host" (repeatable)`)

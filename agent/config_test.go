@@ -1,0 +1,31 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidatePprofAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr, want string
+	}{
+		{"127.0.0.1:6060", ""},
+		{"[::1]:6060", ""},
+		{"localhost:6060", ""},
+		{"0.0.0.0:6060", "--pprof-addr: \"0.0.0.0:6060\": profiles are served on a loopback address only"},
+		{"10.0.0.1:6060", "loopback address only"},
+		{":6060", "loopback address only"},
+		{"6060", "is not host:port"},
+	} {
+		cfg := DefaultConfig()
+		cfg.NodeName = "n"
+		cfg.PprofAddr = tc.addr
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.addr, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one containing %q", tc.addr, err, tc.want)
+		}
+	}
+}
