@@ -164,11 +164,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 
 	pipe, err := pipeline.New(pipeline.Config{HoldTimeout: a.cfg.Identity.HoldTimeout, HoldMax: a.cfg.Identity.HoldMax},
-		procs.Events(), ids, detect, a.exp, a.reg, log.WithField(logFieldComponent, "pipeline"))
+		procs.Events(), procs.RingReader(), ids, detect, a.exp, a.reg, log.WithField(logFieldComponent, "pipeline"))
 	if err != nil {
 		return err
 	}
-	pipe.KernelLosses(procs.LostTotal)
 	decoded := pipe.Decoded()
 	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 

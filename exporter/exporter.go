@@ -194,7 +194,21 @@ func (e *Exporter) closeSinks() {
 // Export encodes ev and hands the line to every sink's queue and every
 // subscriber. It does not keep ev. Safe for concurrent use; events are
 // written in the order Export is called.
-func (e *Exporter) Export(ev *event.Event) {
+func (e *Exporter) Export(ev *event.Event) { e.export(ev, true) }
+
+// ExportBatched exports ev like Export but leaves the sinks asleep until
+// Flush (or until a chunk of lines is full): a producer that hands over
+// events in batches wakes each sink once per batch, not once per event.
+func (e *Exporter) ExportBatched(ev *event.Event) { e.export(ev, false) }
+
+// Flush wakes the sinks that have lines queued by ExportBatched.
+func (e *Exporter) Flush() {
+	for _, q := range e.queues {
+		q.wakeup()
+	}
+}
+
+func (e *Exporter) export(ev *event.Event, wake bool) {
 	if ev == nil {
 		return
 	}
@@ -219,7 +233,7 @@ func (e *Exporter) Export(ev *event.Event) {
 	line = append(line, '\n')
 	e.metrics.countEvent(ev)
 	for _, q := range e.queues {
-		if !q.push(line) {
+		if !q.push(line, wake) {
 			e.losses.add(ReasonQueueFull, q.name, 1)
 		}
 	}

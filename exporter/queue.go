@@ -40,8 +40,9 @@ func newQueue(name string, maxBytes int64) *queue {
 }
 
 // push copies line into the queue. It returns false when the queue is full
-// or closed; the line is then lost for this sink.
-func (q *queue) push(line []byte) bool {
+// or closed; the line is then lost for this sink. With wake false a waiting
+// sink is left asleep until wakeup, unless the line filled a chunk.
+func (q *queue) push(line []byte, wake bool) bool {
 	q.mu.Lock()
 	if q.closed || q.bytes.Load()+int64(len(line)) > q.max {
 		q.mu.Unlock()
@@ -71,16 +72,35 @@ func (q *queue) push(line []byte) bool {
 	c.lines++
 	q.bytes.Add(int64(len(line)))
 	q.lines.Add(1)
-	wake := q.waiting
-	q.waiting = false
+	wake = q.waiting && (wake || len(c.data) >= chunkSize)
+	if wake {
+		q.waiting = false
+	}
 	q.mu.Unlock()
 	if wake {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.signal()
 	}
 	return true
+}
+
+// wakeup wakes a waiting sink if lines are queued.
+func (q *queue) wakeup() {
+	q.mu.Lock()
+	wake := q.waiting && q.n > 0
+	if wake {
+		q.waiting = false
+	}
+	q.mu.Unlock()
+	if wake {
+		q.signal()
+	}
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // pop returns the oldest chunk, waiting until there is one. After close it

@@ -21,14 +21,19 @@ type Pods interface {
 // without it after a bounded wait. Nothing is dropped and the rest of the
 // stream never waits.
 type holder struct {
-	next Stage
-	pods Pods
-	wait time.Duration
-	max  int
+	// next takes the events that pass through; release the held ones,
+	// which leave from another goroutine.
+	next, release Stage
+	pods          Pods
+	wait          time.Duration
+	max           int
 
 	mu   sync.Mutex
 	held map[uint64][]heldEvent
 	n    int
+	// started is signalled when the hold goes from empty to holding, so
+	// that expiry is checked only while something waits.
+	started chan struct{}
 
 	heldTotal, enriched, expired, overflow prometheus.Counter
 }
@@ -38,14 +43,15 @@ type heldEvent struct {
 	since time.Time
 }
 
-func newHolder(next Stage, pods Pods, wait time.Duration, max int, reg prometheus.Registerer) *holder {
+func newHolder(next, release Stage, pods Pods, wait time.Duration, max int, reg prometheus.Registerer) *holder {
 	c := func(name, help string) prometheus.Counter {
 		m := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		reg.MustRegister(m)
 		return m
 	}
 	return &holder{
-		next: next, pods: pods, wait: wait, max: max, held: map[uint64][]heldEvent{},
+		next: next, release: release, pods: pods, wait: wait, max: max, held: map[uint64][]heldEvent{},
+		started: make(chan struct{}, 1),
 		heldTotal: c("vigil_identity_events_held_total", "Events held until their container's metadata was known."),
 		enriched:  c("vigil_identity_events_held_enriched_total", "Held events released with their pod."),
 		expired:   c("vigil_identity_events_held_expired_total", "Held events released without a pod when the wait ended."),
@@ -75,11 +81,17 @@ func (h *holder) Export(ev *event.Event) {
 	}
 	h.held[cg] = append(h.held[cg], heldEvent{ev: ev.Clone(), since: time.Now()})
 	h.n++
+	if h.n == 1 {
+		select {
+		case h.started <- struct{}{}:
+		default:
+		}
+	}
 	h.heldTotal.Inc()
 }
 
-// release sends a cgroup's held events, with pod when known.
-func (h *holder) release(cg uint64, pod *event.Pod) {
+// releaseCgroup sends a cgroup's held events, with pod when known.
+func (h *holder) releaseCgroup(cg uint64, pod *event.Pod) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	q := h.held[cg]
@@ -92,7 +104,7 @@ func (h *holder) release(cg uint64, pod *event.Pod) {
 		} else {
 			h.expired.Inc()
 		}
-		h.next.Export(he.ev)
+		h.release.Export(he.ev)
 	}
 }
 
@@ -109,8 +121,9 @@ func withPod(ev *event.Event, pod *event.Pod) {
 	}
 }
 
-// expire releases, without a pod, what waited too long.
-func (h *holder) expire(now time.Time) {
+// expire releases, without a pod, what waited too long, and returns how
+// many events are still held.
+func (h *holder) expire(now time.Time) int {
 	h.mu.Lock()
 	var due []uint64
 	for cg, q := range h.held {
@@ -120,6 +133,9 @@ func (h *holder) expire(now time.Time) {
 	}
 	h.mu.Unlock()
 	for _, cg := range due {
-		h.release(cg, nil)
+		h.releaseCgroup(cg, nil)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }

@@ -27,6 +27,13 @@ type Exporter interface {
 	ReportLost(reason string, n uint64)
 }
 
+// Batcher is an exporter that can take the events of a batch without
+// waking its sinks for each, and wake them at the end of the batch.
+type Batcher interface {
+	ExportBatched(ev *event.Event)
+	Flush()
+}
+
 // Detector is the detection stage: it takes the events its rules consume
 // without blocking and evaluates them on its own goroutine (Run).
 type Detector interface {
@@ -64,20 +71,29 @@ type kernelLosses struct {
 	seen uint64
 }
 
-// New builds the pipeline of the ring buffer ring. pods tells the hold
-// stage which cgroups still wait for their pod; detect may be nil (no
-// rules). A nil ring makes a pipeline fed by Dispatch only.
-func New(cfg Config, ring *ebpf.Map, pods Pods, detect Detector, export Exporter, reg prometheus.Registerer, log logrus.FieldLogger) (*Pipeline, error) {
+// New builds the pipeline of the ring buffer ring, whose programs share
+// state (their ring_reader map: wakeup request and loss counters) with the
+// reader. pods tells the hold stage which cgroups still wait for their pod;
+// detect may be nil (no rules). A nil ring makes a pipeline fed by Dispatch
+// only.
+func New(cfg Config, ring, state *ebpf.Map, pods Pods, detect Detector, export Exporter, reg prometheus.Registerer, log logrus.FieldLogger) (*Pipeline, error) {
 	read := observer.NewDispatcher(log.WithField("stage", "read"))
 	if ring != nil {
 		var err error
-		if read, err = observer.New(ring, log.WithField("stage", "read")); err != nil {
+		if read, err = observer.New(ring, state, log.WithField("stage", "read")); err != nil {
 			return nil, err
 		}
 	}
-	var next Stage = export
+	// The reader's events go to the sinks in batches, woken when the
+	// ring is drained; held events released from another goroutine wake
+	// them at once.
+	var batched, now Stage = export, export
+	if b, ok := export.(Batcher); ok {
+		batched = batchedExport{b}
+		read.OnIdle(b.Flush)
+	}
 	if detect != nil {
-		next = tee{detect: detect, next: export}
+		batched, now = tee{detect: detect, next: batched}, tee{detect: detect, next: now}
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_ring_records_total", Help: "Records read from the shared event ring buffer.",
@@ -85,14 +101,26 @@ func New(cfg Config, ring *ebpf.Map, pods Pods, detect Detector, export Exporter
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_ring_records_undecodable_total", Help: "Records of the shared ring buffer no decoder could turn into an event (also counted as lost, reason undecodable).",
 	}, func() float64 { s := read.Stats(); return float64(s.Unknown + s.Errors) }))
-	return &Pipeline{
+	if state != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_ring_reader_sleeps_total", Help: "Times the ring buffer's reader slept until a program woke it (the ring was idle).",
+		}, func() float64 { return float64(read.Stats().Sleeps) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_ring_reader_batches_total", Help: "Batches of records the ring buffer's reader read before finding the ring empty.",
+		}, func() float64 { return float64(read.Stats().Batches) }))
+	}
+	p := &Pipeline{
 		read:   read,
-		hold:   newHolder(next, pods, cfg.HoldTimeout, cfg.HoldMax, reg),
+		hold:   newHolder(batched, now, pods, cfg.HoldTimeout, cfg.HoldMax, reg),
 		detect: detect,
 		export: export,
 		holdT:  cfg.HoldTimeout,
 		log:    log,
-	}, nil
+	}
+	if state != nil {
+		p.KernelLosses(read.Lost)
+	}
+	return p, nil
 }
 
 // Route sends the records of each route's opcode to its decoder. Register
@@ -105,7 +133,7 @@ func (p *Pipeline) Decoded() Stage { return p.hold }
 
 // PodKnown releases the events held for cgroup cg, with its pod (nil when
 // the cgroup turned out to have none).
-func (p *Pipeline) PodKnown(cg uint64, pod *event.Pod) { p.hold.release(cg, pod) }
+func (p *Pipeline) PodKnown(cg uint64, pod *event.Pod) { p.hold.releaseCgroup(cg, pod) }
 
 // KernelLosses adds a counter of records the kernel could not reserve in a
 // ring buffer (a running total); Run reports its increases as lost events.
@@ -135,26 +163,33 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return err
 }
 
-// tick releases expired holds and polls the loss counters.
+// tick releases expired holds, checking only while events are held, and
+// reports the losses every second (reading shared memory: no system call).
 func (p *Pipeline) tick(ctx context.Context) error {
-	holdTick := time.Duration(0)
-	if p.holdT > 0 {
-		holdTick = max(p.holdT/4, 10*time.Millisecond)
-	}
+	holdTick := max(p.holdT/4, 10*time.Millisecond)
 	lossTick := time.NewTicker(time.Second)
 	defer lossTick.Stop()
-	var hold <-chan time.Time
-	if holdTick > 0 {
-		t := time.NewTicker(holdTick)
-		defer t.Stop()
-		hold = t.C
-	}
+	var hold *time.Ticker
+	var holdC <-chan time.Time
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-hold:
-			p.hold.expire(now)
+		case <-p.hold.started:
+			if hold == nil {
+				hold = time.NewTicker(holdTick)
+				holdC = hold.C
+			}
+		case now := <-holdC:
+			if p.hold.expire(now) == 0 {
+				hold.Stop()
+				hold, holdC = nil, nil
+			}
 		case <-lossTick.C:
 			p.reportLosses()
 		}
@@ -194,3 +229,8 @@ func (t tee) Export(ev *event.Event) {
 	t.detect.Submit(ev)
 	t.next.Export(ev)
 }
+
+// batchedExport is the export stage of the reader's goroutine.
+type batchedExport struct{ b Batcher }
+
+func (s batchedExport) Export(ev *event.Event) { s.b.ExportBatched(ev) }

@@ -110,7 +110,7 @@ func TestRecordedStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{HoldTimeout: time.Second, HoldMax: 16}, nil, holdPods{pods{frontend}}, nil, exp, prometheus.NewRegistry(), log)
+	p, err := New(Config{HoldTimeout: time.Second, HoldMax: 16}, nil, nil, holdPods{pods{frontend}}, nil, exp, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

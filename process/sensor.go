@@ -140,7 +140,7 @@ func (s *Sensor) Events() *ebpf.Map { return s.coll.Maps[abi.ProcessMapEvents] }
 // counters, the table of live processes and the path scratch space.
 func (s *Sensor) SharedMaps() map[string]*ebpf.Map {
 	out := map[string]*ebpf.Map{}
-	for _, name := range []string{abi.ProcessMapEvents, abi.ProcessMapLostCounters, abi.ProcessMapProcs, abi.ProcessMapPathScratchMap} {
+	for _, name := range []string{abi.ProcessMapEvents, abi.ProcessMapRingReader, abi.ProcessMapProcs, abi.ProcessMapPathScratchMap} {
 		out[name] = s.coll.Maps[name]
 	}
 	return out
@@ -149,14 +149,18 @@ func (s *Sensor) SharedMaps() map[string]*ebpf.Map {
 // Procs is the kernel's table of live processes (tgid -> abi.ProcEntry).
 func (s *Sensor) Procs() *ebpf.Map { return s.coll.Maps[abi.ProcessMapProcs] }
 
-// LostCounters is the per-CPU table of records the kernel failed to reserve,
-// indexed by opcode.
-func (s *Sensor) LostCounters() *ebpf.Map { return s.coll.Maps[abi.ProcessMapLostCounters] }
+// RingReader is the map the programs share with the ring buffer's reader
+// (abi.ReaderState): its wakeup request and the loss counters.
+func (s *Sensor) RingReader() *ebpf.Map { return s.coll.Maps[abi.ProcessMapRingReader] }
 
 // Lost returns the number of records the kernel failed to write to the ring
 // buffer, per opcode, since load.
 func (s *Sensor) Lost() ([abi.OpMax]uint64, error) {
-	return ReadLost(s.LostCounters())
+	var st abi.ReaderState
+	if err := s.RingReader().Lookup(uint32(0), &st); err != nil {
+		return [abi.OpMax]uint64{}, fmt.Errorf("read lost counters: %w", err)
+	}
+	return st.Lost, nil
 }
 
 // LostTotal returns the number of records of every opcode the kernel
@@ -168,21 +172,6 @@ func (s *Sensor) LostTotal() (uint64, error) {
 		n += l
 	}
 	return n, err
-}
-
-// ReadLost sums a per-CPU loss counter map by opcode.
-func ReadLost(m *ebpf.Map) ([abi.OpMax]uint64, error) {
-	var out [abi.OpMax]uint64
-	var perCPU []uint64
-	for op := uint32(0); op < uint32(abi.OpMax); op++ {
-		if err := m.Lookup(op, &perCPU); err != nil {
-			return out, fmt.Errorf("read lost counters: %w", err)
-		}
-		for _, v := range perCPU {
-			out[op] += v
-		}
-	}
-	return out, nil
 }
 
 // ExecFilters select processes whose exec and exit events are dropped in the

@@ -85,7 +85,7 @@ func BenchmarkPrivSyscallHook(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	obs, err := observer.New(ps.Events(), log)
+	obs, err := observer.New(ps.Events(), ps.RingReader(), log)
 	if err != nil {
 		b.Fatal(err)
 	}

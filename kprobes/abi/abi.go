@@ -22,6 +22,10 @@ type (
 	ProcEntry     = ProcessProcEntry
 	BinaryKey     = ProcessBinaryKey
 	ProcessConfig = ProcessProcessConfig
+	// ReaderState is what the programs and the ring buffer's reader share
+	// through memory mapping: the reader's wakeup request and the loss
+	// counters.
+	ReaderState = ProcessReaderState
 	// Creds are a task's ids and capability sets (lib/task.h), in exec
 	// records and as the value of cred arguments.
 	Creds = ProcessTaskCreds

@@ -82,6 +82,13 @@ type FlowListenerKey struct {
 	Family uint16
 }
 
+type FlowReaderState struct {
+	_          structs.HostLayout
+	NeedWakeup uint32
+	Pad        uint32
+	Lost       [16]uint64
+}
+
 type FlowUdpKey struct {
 	_          structs.HostLayout
 	Cookie     uint64
@@ -99,7 +106,7 @@ const (
 	FlowMapFlowReportMode      = "flow_report_mode"
 	FlowMapFlowSocks           = "flow_socks"
 	FlowMapFlowUdpSeen         = "flow_udp_seen"
-	FlowMapLostCounters        = "lost_counters"
+	FlowMapRingReader          = "ring_reader"
 	FlowProgFlowTcpState       = "flow_tcp_state"
 	FlowProgFlowUdpConnect4    = "flow_udp_connect4"
 	FlowProgFlowUdpConnect6    = "flow_udp_connect6"
@@ -174,7 +181,7 @@ type FlowMapSpecs struct {
 	FlowReportMode *ebpf.MapSpec `ebpf:"flow_report_mode"`
 	FlowSocks      *ebpf.MapSpec `ebpf:"flow_socks"`
 	FlowUdpSeen    *ebpf.MapSpec `ebpf:"flow_udp_seen"`
-	LostCounters   *ebpf.MapSpec `ebpf:"lost_counters"`
+	RingReader     *ebpf.MapSpec `ebpf:"ring_reader"`
 }
 
 // FlowVariableSpecs contains global variables before they are loaded into the kernel.
@@ -213,7 +220,7 @@ type FlowMaps struct {
 	FlowReportMode *ebpf.Map `ebpf:"flow_report_mode"`
 	FlowSocks      *ebpf.Map `ebpf:"flow_socks"`
 	FlowUdpSeen    *ebpf.Map `ebpf:"flow_udp_seen"`
-	LostCounters   *ebpf.Map `ebpf:"lost_counters"`
+	RingReader     *ebpf.Map `ebpf:"ring_reader"`
 }
 
 func (m *FlowMaps) Close() error {
@@ -223,7 +230,7 @@ func (m *FlowMaps) Close() error {
 		m.FlowReportMode,
 		m.FlowSocks,
 		m.FlowUdpSeen,
-		m.LostCounters,
+		m.RingReader,
 	)
 }
 

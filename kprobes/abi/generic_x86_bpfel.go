@@ -411,6 +411,13 @@ type GenericProcEntry struct {
 	Bin        [256]int8
 }
 
+type GenericReaderState struct {
+	_          structs.HostLayout
+	NeedWakeup uint32
+	Pad        uint32
+	Lost       [16]uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -430,9 +437,9 @@ const (
 	GenericMapGenStateScratch        = "gen_state_scratch"
 	GenericMapGenStats               = "gen_stats"
 	GenericMapGenStrSets             = "gen_str_sets"
-	GenericMapLostCounters           = "lost_counters"
 	GenericMapPathScratchMap         = "path_scratch_map"
 	GenericMapProcs                  = "procs"
+	GenericMapRingReader             = "ring_reader"
 	GenericProgGenericFentry         = "generic_fentry"
 	GenericProgGenericFexit          = "generic_fexit"
 	GenericProgGenericFmodRet        = "generic_fmod_ret"
@@ -537,9 +544,9 @@ type GenericMapSpecs struct {
 	GenStateScratch  *ebpf.MapSpec `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
 	GenStrSets       *ebpf.MapSpec `ebpf:"gen_str_sets"`
-	LostCounters     *ebpf.MapSpec `ebpf:"lost_counters"`
 	PathScratchMap   *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	Procs            *ebpf.MapSpec `ebpf:"procs"`
+	RingReader       *ebpf.MapSpec `ebpf:"ring_reader"`
 }
 
 // GenericVariableSpecs contains global variables before they are loaded into the kernel.
@@ -602,9 +609,9 @@ type GenericMaps struct {
 	GenStateScratch  *ebpf.Map `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
 	GenStrSets       *ebpf.Map `ebpf:"gen_str_sets"`
-	LostCounters     *ebpf.Map `ebpf:"lost_counters"`
 	PathScratchMap   *ebpf.Map `ebpf:"path_scratch_map"`
 	Procs            *ebpf.Map `ebpf:"procs"`
+	RingReader       *ebpf.Map `ebpf:"ring_reader"`
 }
 
 func (m *GenericMaps) Close() error {
@@ -624,9 +631,9 @@ func (m *GenericMaps) Close() error {
 		m.GenStateScratch,
 		m.GenStats,
 		m.GenStrSets,
-		m.LostCounters,
 		m.PathScratchMap,
 		m.Procs,
+		m.RingReader,
 	)
 }
 

@@ -120,6 +120,13 @@ type ProcessProcessConfig struct {
 	Pad            uint32
 }
 
+type ProcessReaderState struct {
+	_          structs.HostLayout
+	NeedWakeup uint32
+	Pad        uint32
+	Lost       [16]uint64
+}
+
 type ProcessTaskCreds struct {
 	_              structs.HostLayout
 	Uid            uint32
@@ -156,11 +163,11 @@ const (
 	ProcessMapFilterCgroupIds   = "filter_cgroup_ids"
 	ProcessMapFilterPidnsIds    = "filter_pidns_ids"
 	ProcessMapFollowBinaries    = "follow_binaries"
-	ProcessMapLostCounters      = "lost_counters"
 	ProcessMapPathScratchMap    = "path_scratch_map"
 	ProcessMapProcScratch       = "proc_scratch"
 	ProcessMapProcessConfigMap  = "process_config_map"
 	ProcessMapProcs             = "procs"
+	ProcessMapRingReader        = "ring_reader"
 	ProcessProgRawTpExec        = "raw_tp_exec"
 	ProcessProgRawTpExit        = "raw_tp_exit"
 	ProcessProgRawTpFork        = "raw_tp_fork"
@@ -235,11 +242,11 @@ type ProcessMapSpecs struct {
 	FilterCgroupIds   *ebpf.MapSpec `ebpf:"filter_cgroup_ids"`
 	FilterPidnsIds    *ebpf.MapSpec `ebpf:"filter_pidns_ids"`
 	FollowBinaries    *ebpf.MapSpec `ebpf:"follow_binaries"`
-	LostCounters      *ebpf.MapSpec `ebpf:"lost_counters"`
 	PathScratchMap    *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	ProcScratch       *ebpf.MapSpec `ebpf:"proc_scratch"`
 	ProcessConfigMap  *ebpf.MapSpec `ebpf:"process_config_map"`
 	Procs             *ebpf.MapSpec `ebpf:"procs"`
+	RingReader        *ebpf.MapSpec `ebpf:"ring_reader"`
 }
 
 // ProcessVariableSpecs contains global variables before they are loaded into the kernel.
@@ -280,11 +287,11 @@ type ProcessMaps struct {
 	FilterCgroupIds   *ebpf.Map `ebpf:"filter_cgroup_ids"`
 	FilterPidnsIds    *ebpf.Map `ebpf:"filter_pidns_ids"`
 	FollowBinaries    *ebpf.Map `ebpf:"follow_binaries"`
-	LostCounters      *ebpf.Map `ebpf:"lost_counters"`
 	PathScratchMap    *ebpf.Map `ebpf:"path_scratch_map"`
 	ProcScratch       *ebpf.Map `ebpf:"proc_scratch"`
 	ProcessConfigMap  *ebpf.Map `ebpf:"process_config_map"`
 	Procs             *ebpf.Map `ebpf:"procs"`
+	RingReader        *ebpf.Map `ebpf:"ring_reader"`
 }
 
 func (m *ProcessMaps) Close() error {
@@ -295,11 +302,11 @@ func (m *ProcessMaps) Close() error {
 		m.FilterCgroupIds,
 		m.FilterPidnsIds,
 		m.FollowBinaries,
-		m.LostCounters,
 		m.PathScratchMap,
 		m.ProcScratch,
 		m.ProcessConfigMap,
 		m.Procs,
+		m.RingReader,
 	)
 }
 

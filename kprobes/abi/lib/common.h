@@ -39,26 +39,45 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized by the loader */
 } events SEC(".maps");
 
-/* Records the kernel could not reserve in the ring buffer, per opcode. */
+/* What the programs and the reader share through memory mapping
+ * (BPF_F_MMAPABLE), so that neither side needs a system call for it:
+ *   need_wakeup  set by the reader just before it sleeps; a program that
+ *                publishes a record while it is set wakes the reader once
+ *                and clears it (see submit);
+ *   lost         records the kernel could not reserve, per opcode. */
+struct reader_state {
+	__u32 need_wakeup;
+	__u32 pad;
+	__u64 lost[VIGIL_OP_MAX];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VIGIL_OP_MAX);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u64);
-} lost_counters SEC(".maps");
+	__type(value, struct reader_state);
+} ring_reader SEC(".maps");
+
+static __always_inline struct reader_state *reader(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&ring_reader, &zero);
+}
 
 static __always_inline void count_lost(__u32 op)
 {
-	__u64 *c = bpf_map_lookup_elem(&lost_counters, &op);
-	if (c)
-		(*c)++;
+	struct reader_state *st = reader();
+
+	if (st)
+		__sync_fetch_and_add(&st->lost[op & (VIGIL_OP_MAX - 1)], 1);
 }
 
-/* The reader is woken only once a backlog builds up (an eighth of the
- * ring). A wakeup is an irq_work, a self-interrupt that costs microseconds
- * (tens on virtual machines) and that the default policy would raise for
- * nearly every record of a reader that keeps up; the reader polls on a short
- * timer instead, so a record waits at most that long. */
+/* While the reader drains the ring or lingers after a batch, records are
+ * published without a wakeup: a wakeup is an irq_work, a self-interrupt that
+ * costs the traced process microseconds (tens on virtual machines). A
+ * backlog of an eighth of the ring wakes it regardless. */
 #define WAKEUP_FRACTION 8
 
 static __always_inline __u64 wakeup_flags(void)
@@ -69,11 +88,32 @@ static __always_inline __u64 wakeup_flags(void)
 	return avail >= size / WAKEUP_FRACTION ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* wake_reader wakes a reader that went to sleep. It runs after the record
+ * is published: the commit is a full barrier, and the reader sets
+ * need_wakeup (a full barrier too) before it looks at the ring a last time,
+ * so either the reader sees the record or this program sees the flag. The
+ * wakeup rides on an empty record that is discarded at once. */
+static __always_inline void wake_reader(void)
+{
+	struct reader_state *st = reader();
+	void *p;
+
+	if (!st || !*(volatile __u32 *)&st->need_wakeup)
+		return;
+	st->need_wakeup = 0;
+	p = bpf_ringbuf_reserve(&events, 8, 0);
+	if (p)
+		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+}
+
 /* submit copies size bytes of rec into the ring buffer, counting a failure. */
 static __always_inline void submit(void *rec, __u64 size, __u32 op)
 {
-	if (bpf_ringbuf_output(&events, rec, size, wakeup_flags()) < 0)
+	if (bpf_ringbuf_output(&events, rec, size, wakeup_flags()) < 0) {
 		count_lost(op);
+		return;
+	}
+	wake_reader();
 }
 
 #endif
