@@ -3,6 +3,7 @@ package tracingpolicies
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -324,6 +325,7 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 		g.Args[i] = c.argFilter(path, h, f)
 	}
 	g.Nargs = uint8(min(len(filters), len(g.Args)))
+	orderByCost(g.Args[:g.Nargs])
 
 	for i, b := range s.MatchBinaries {
 		path := fmt.Sprintf("%s.matchBinaries[%d]", s.Path, i)
@@ -685,4 +687,25 @@ func (c *compiler) nsFilter(path string, n NamespaceFilter) abi.GenNSFilter {
 		}
 	}
 	return abi.GenNSFilter{Ns: uint8(nsCodes[n.Namespace]), Negate: b2u(n.Op == OpNotIn), SetId: c.intSet(vals)}
+}
+
+// orderByCost puts a selector's argument filters in the order the kernel
+// evaluates them cheapest: integer comparisons (a register and at most a
+// hash lookup) before socket fields, and those before strings (a copy from
+// user memory and a trie lookup). The filters of a selector are ANDed, so
+// the order changes no verdict, only how soon a call that matches none is
+// dismissed: an O_RDONLY open no longer reads its path for a selector that
+// also wants O_WRONLY.
+func orderByCost(filters []abi.GenArgFilter) {
+	cost := func(f abi.GenArgFilter) int {
+		switch abi.GenOp(f.Op) {
+		case abi.GenericGenOpGEN_OP_STR_EQ, abi.GenericGenOpGEN_OP_STR_PREFIX, abi.GenericGenOpGEN_OP_STR_POSTFIX:
+			return 2
+		case abi.GenericGenOpGEN_OP_SADDR, abi.GenericGenOpGEN_OP_DADDR, abi.GenericGenOpGEN_OP_SPORT,
+			abi.GenericGenOpGEN_OP_DPORT, abi.GenericGenOpGEN_OP_PROTOCOL, abi.GenericGenOpGEN_OP_FAMILY:
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(filters, func(a, b abi.GenArgFilter) int { return cost(a) - cost(b) })
 }

@@ -1,0 +1,185 @@
+package tracingpolicies
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilsec/vigil/internal/manifest"
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+)
+
+var updateCompiled = flag.Bool("update", false, "rewrite testdata/compiled/*.golden")
+
+// seqIDs hands out ids in order, as the loader would for a first policy.
+type seqIDs struct {
+	hook, set uint32
+	bit       uint8
+}
+
+func (s *seqIDs) HookID() (uint32, error) { s.hook++; return s.hook, nil }
+func (s *seqIDs) SetID() uint32           { s.set++; return s.set }
+func (s *seqIDs) FollowBit() (uint8, error) {
+	s.bit++
+	return s.bit - 1, nil
+}
+
+var testKernelInfo = &KernelInfo{
+	TracepointFields: func(sub, ev string) ([]kprobes.TracepointField, error) {
+		return nil, errors.New("no tracefs in this test")
+	},
+	HostNamespace: func(ns NamespaceType) (uint32, error) { return 4026531836, nil },
+}
+
+func compileDoc(t *testing.T, name, doc string) *Compiled {
+	t.Helper()
+	ps, err := Parse(name, []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(ps[0], 1, &seqIDs{}, testKernelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The kernel evaluates a selector's argument filters in the order of the
+// compiled form: integers first, strings last, whatever the order written.
+func TestCompileOrdersFiltersByCost(t *testing.T) {
+	c := compileDoc(t, "p.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string}
+    - {index: 2, type: int}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Prefix, values: [/etc/]}
+      - {index: 2, operator: Mask, values: ["0x243"]}
+      - {index: 1, operator: NotPostfix, values: [.conf]}
+`)
+	sel := c.Hooks[0].Selectors[0]
+	var got []string
+	for _, f := range sel.Args[:sel.Nargs] {
+		got = append(got, fmt.Sprintf("%s(arg %d)", opName(f.Op), f.Arg))
+	}
+	// Filters name the hook's arguments by position in its args list.
+	want := []string{"mask(arg 1)", "prefix(arg 0)", "postfix(arg 0)"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("filter order (-want +got):\n%s", diff)
+	}
+}
+
+func opName(op uint8) string {
+	switch abi.GenOp(op) {
+	case abi.GenericGenOpGEN_OP_INT_IN:
+		return "in"
+	case abi.GenericGenOpGEN_OP_GT:
+		return "gt"
+	case abi.GenericGenOpGEN_OP_LT:
+		return "lt"
+	case abi.GenericGenOpGEN_OP_MASK:
+		return "mask"
+	case abi.GenericGenOpGEN_OP_STR_EQ:
+		return "equal"
+	case abi.GenericGenOpGEN_OP_STR_PREFIX:
+		return "prefix"
+	case abi.GenericGenOpGEN_OP_STR_POSTFIX:
+		return "postfix"
+	}
+	return fmt.Sprintf("op%d", op)
+}
+
+// dumpCompiled renders the kernel form of a policy readably: every hook's
+// configuration and selectors, and the contents of its value sets.
+func dumpCompiled(c *Compiled) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy %s: id %d mode %d scoped %d\n", c.Policy.Name, c.PolicyID, c.State.Mode, c.State.Scoped)
+	for _, h := range c.Hooks {
+		fmt.Fprintf(&b, "hook %s %v return=%v override=%v enforces=%v\n", h.Source.Path, h.Request.Kind, h.Request.Return, h.Request.Override, h.Enforces)
+		for i, t := range h.Request.Targets {
+			cfg := h.Configs[i]
+			fmt.Fprintf(&b, "  target %d %s: flags %#x nargs %d nsel %d args %+v\n", t.ID, t.Name, cfg.Flags, cfg.Nargs, cfg.Nsel, cfg.Args[:cfg.Nargs])
+		}
+		for i, s := range h.Selectors {
+			fmt.Fprintf(&b, "  selector %d: actions %#x errno %d signal %d rate %dms explicit %d\n", i, s.Actions, s.Errno, s.Signal, s.RateMs, s.ExplicitTarget)
+			for _, f := range s.Args[:s.Nargs] {
+				fmt.Fprintf(&b, "    arg %d %s negate=%d signed=%d set %d value %#x\n", f.Arg, opName(f.Op), f.Negate, f.IsSigned, f.SetId, f.Value)
+			}
+			for _, f := range s.Bins[:s.Nbins] {
+				fmt.Fprintf(&b, "    binary op %d negate=%d follow=%d set %d\n", f.Op, f.Negate, f.Follow, f.SetId)
+			}
+		}
+	}
+	var sets []string
+	for _, k := range c.IntSets {
+		sets = append(sets, fmt.Sprintf("int set %d: %d", k.SetId, int64(k.Value)))
+	}
+	for _, k := range c.StrSets {
+		sets = append(sets, fmt.Sprintf("string set %d: %q (%d bits)", k.SetId, strings.TrimRight(string(k.Data[:]), "\x00"), k.Prefixlen))
+	}
+	sort.Strings(sets)
+	for _, s := range sets {
+		fmt.Fprintln(&b, s)
+	}
+	return b.String()
+}
+
+// TestCompiledGolden holds the kernel form of the example policies that
+// compile without a kernel (no tracepoints) against testdata/compiled: a
+// change to the compiler shows up here, byte by byte.
+func TestCompiledGolden(t *testing.T) {
+	files, err := manifest.Files(examplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := Parse(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			c, err := Compile(p, 1, &seqIDs{}, testKernelInfo)
+			if err != nil {
+				continue // needs a kernel (tracepoint formats)
+			}
+			n++
+			golden := filepath.Join("testdata", "compiled", p.Name+".golden")
+			got := dumpCompiled(c)
+			if *updateCompiled {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test ./tracingpolicies -run TestCompiledGolden -update writes it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("%s compiled differently from %s (-want +got):\n%s", f, golden, diff)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d example policies compiled without a kernel", n)
+	}
+}
