@@ -182,7 +182,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	eps := &flows.PodEndpoints{}
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
-		fs, err := flows.NewSensor(procs, cgroupRoot, report)
+		fs, err := flows.NewSensor(procs, cgroupRoot, report, feats)
 		if err != nil {
 			return fmt.Errorf("flow sensor: %w", err)
 		}

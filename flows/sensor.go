@@ -46,7 +46,11 @@ type Sensor struct {
 // NewSensor loads the flow programs and attaches them: the
 // sock:inet_sock_set_state tracepoint for TCP, and the cgroup socket-address
 // hooks at cgroupRoot for UDP (alongside any other program there).
-func NewSensor(proc *process.Sensor, cgroupRoot string, report Report) (_ *Sensor, err error) {
+//
+// TCP is followed with tp_btf where the kernel has it (the tracepoint's
+// arguments without a perf record built for each state change) and with the
+// tracepoint otherwise.
+func NewSensor(proc *process.Sensor, cgroupRoot string, report Report, f *kprobes.Features) (_ *Sensor, err error) {
 	spec, err := abi.LoadFlow()
 	if err != nil {
 		return nil, fmt.Errorf("load flow object: %w", err)
@@ -61,6 +65,11 @@ func NewSensor(proc *process.Sensor, cgroupRoot string, report Report) (_ *Senso
 			ms.MaxEntries = m.MaxEntries()
 		}
 	}
+	tcpProg, unused := abi.FlowProgFlowTcpStateBtf, abi.FlowProgFlowTcpState
+	if f != nil && !f.Has(kprobes.FeatureTpBTF) {
+		tcpProg, unused = unused, tcpProg
+	}
+	delete(spec.Programs, unused)
 	attachTypes := map[string]ebpf.AttachType{}
 	for name, ps := range spec.Programs {
 		attachTypes[name] = ps.AttachType
@@ -78,7 +87,12 @@ func NewSensor(proc *process.Sensor, cgroupRoot string, report Report) (_ *Senso
 	if err := s.SetReport(report); err != nil {
 		return nil, err
 	}
-	l, err := link.Tracepoint("sock", "inet_sock_set_state", coll.Programs[abi.FlowProgFlowTcpState], nil)
+	var l link.Link
+	if tcpProg == abi.FlowProgFlowTcpStateBtf {
+		l, err = link.AttachTracing(link.TracingOptions{Program: coll.Programs[tcpProg]})
+	} else {
+		l, err = link.Tracepoint("sock", "inet_sock_set_state", coll.Programs[tcpProg], nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("attach sock/inet_sock_set_state: %w", err)
 	}

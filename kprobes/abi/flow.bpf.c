@@ -131,11 +131,18 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-static __always_inline void emit_tcp(struct trace_event_raw_inet_sock_set_state *ctx, struct flow_owner *o, __u8 phase)
+/* A TCP socket's change of state, as both flavours of the tracepoint
+ * give it. */
+struct tcp_change {
+	const struct sock *sk;
+	int oldstate, newstate;
+	__u16 family, sport;
+};
+
+static __always_inline void emit_tcp(struct tcp_change *c, struct flow_owner *o, __u8 phase)
 {
 	struct flow_event e = {};
-	const struct sock *sk = ctx->skaddr;
-	__u16 family = ctx->family;
+	const struct sock *sk = c->sk;
 
 	e.hdr.op = VIGIL_OP_FLOW;
 	e.hdr.size = sizeof(e);
@@ -144,21 +151,17 @@ static __always_inline void emit_tcp(struct trace_event_raw_inet_sock_set_state 
 	e.phase = phase;
 	e.direction = o->direction;
 	e.protocol = IPPROTO_TCP;
-	e.family = family == AF_INET6 ? 6 : 4;
+	e.family = c->family == AF_INET6 ? 6 : 4;
 	e.cgroup_id = o->cgroup_id;
-	if (family == AF_INET6) {
-		bpf_probe_read_kernel(e.local, 16, ctx->saddr_v6);
-		bpf_probe_read_kernel(e.remote, 16, ctx->daddr_v6);
+	if (c->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e.local, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&e.remote, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
-		__u32 a;
-
-		bpf_probe_read_kernel(&a, 4, ctx->saddr);
-		addr_v4mapped(e.local, a);
-		bpf_probe_read_kernel(&a, 4, ctx->daddr);
-		addr_v4mapped(e.remote, a);
+		addr_v4mapped(e.local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		addr_v4mapped(e.remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
 	}
-	e.local_port = ctx->sport;
-	e.remote_port = ctx->dport;
+	e.local_port = c->sport;
+	e.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (phase == FLOW_END) {
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
@@ -177,21 +180,19 @@ static __always_inline void emit_tcp(struct trace_event_raw_inet_sock_set_state 
 	submit(&e, sizeof(e), VIGIL_OP_FLOW);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+/* on_tcp_state follows a TCP socket from its connect() or accept to its
+ * close. Most changes (FIN_WAIT1 and the like) are dismissed by the switch
+ * before any map is touched. */
+static __always_inline int on_tcp_state(struct tcp_change *c)
 {
-	__u64 sk = (__u64)ctx->skaddr;
-	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+	__u64 sk = (__u64)c->sk;
 	struct flow_owner *o, owner = {};
-	__u32 mode;
+	__u32 mode = report_mode();
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	mode = report_mode();
 	if (mode == FLOW_REPORT_OFF)
 		return 0;
 
-	switch (newstate) {
+	switch (c->newstate) {
 	case TCP_SYN_SENT: /* connect(): in the connecting process */
 		owner.tgid = bpf_get_current_pid_tgid() >> 32;
 		if (owner.tgid == agent_tgid)
@@ -201,7 +202,7 @@ int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		bpf_map_update_elem(&flow_socks, &sk, &owner, BPF_ANY);
 		return 0;
 	case TCP_LISTEN: { /* listen(): in the listening process */
-		struct listener_key lk = { .netns = sk_netns(ctx->skaddr), .port = ctx->sport, .family = ctx->family };
+		struct listener_key lk = { .netns = sk_netns(c->sk), .port = c->sport, .family = c->family };
 
 		owner.tgid = bpf_get_current_pid_tgid() >> 32;
 		if (owner.tgid == agent_tgid)
@@ -212,7 +213,7 @@ int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	}
 	case TCP_SYN_RECV: { /* a new connection to a listener, in softirq */
-		struct listener_key lk = { .netns = sk_netns(ctx->skaddr), .port = ctx->sport, .family = ctx->family };
+		struct listener_key lk = { .netns = sk_netns(c->sk), .port = c->sport, .family = c->family };
 
 		o = bpf_map_lookup_elem(&flow_listeners, &lk);
 		if (!o)
@@ -227,11 +228,11 @@ int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			return 0;
 		o->established = 1;
 		o->established_ktime = bpf_ktime_get_ns();
-		emit_tcp(ctx, o, FLOW_START);
+		emit_tcp(c, o, FLOW_START);
 		return 0;
 	case TCP_CLOSE:
-		if (oldstate == TCP_LISTEN) {
-			struct listener_key lk = { .netns = sk_netns(ctx->skaddr), .port = ctx->sport, .family = ctx->family };
+		if (c->oldstate == TCP_LISTEN) {
+			struct listener_key lk = { .netns = sk_netns(c->sk), .port = c->sport, .family = c->family };
 
 			bpf_map_delete_elem(&flow_listeners, &lk);
 			return 0;
@@ -240,11 +241,44 @@ int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (!o)
 			return 0;
 		if (o->established && mode == FLOW_REPORT_START_END)
-			emit_tcp(ctx, o, FLOW_END);
+			emit_tcp(c, o, FLOW_END);
 		bpf_map_delete_elem(&flow_socks, &sk);
 		return 0;
 	}
 	return 0;
+}
+
+/* The tracepoint as a perf event: every kernel with tracepoints. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int flow_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct tcp_change c;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	c.sk = ctx->skaddr;
+	c.oldstate = ctx->oldstate;
+	c.newstate = ctx->newstate;
+	c.family = ctx->family;
+	c.sport = ctx->sport;
+	return on_tcp_state(&c);
+}
+
+/* The same tracepoint called directly with its arguments (tp_btf): no perf
+ * record is built for it, which costs the tracepoint about half. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(flow_tcp_state_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct tcp_change c;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	c.sk = sk;
+	c.oldstate = oldstate;
+	c.newstate = newstate;
+	c.family = sk->__sk_common.skc_family;
+	c.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	return on_tcp_state(&c);
 }
 
 /* UDP: one record per (socket, peer), in the process's context. */

@@ -108,6 +108,7 @@ const (
 	FlowMapFlowUdpSeen         = "flow_udp_seen"
 	FlowMapRingReader          = "ring_reader"
 	FlowProgFlowTcpState       = "flow_tcp_state"
+	FlowProgFlowTcpStateBtf    = "flow_tcp_state_btf"
 	FlowProgFlowUdpConnect4    = "flow_udp_connect4"
 	FlowProgFlowUdpConnect6    = "flow_udp_connect6"
 	FlowProgFlowUdpRecvmsg4    = "flow_udp_recvmsg4"
@@ -164,6 +165,7 @@ type FlowSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type FlowProgramSpecs struct {
 	FlowTcpState    *ebpf.ProgramSpec `ebpf:"flow_tcp_state"`
+	FlowTcpStateBtf *ebpf.ProgramSpec `ebpf:"flow_tcp_state_btf"`
 	FlowUdpConnect4 *ebpf.ProgramSpec `ebpf:"flow_udp_connect4"`
 	FlowUdpConnect6 *ebpf.ProgramSpec `ebpf:"flow_udp_connect6"`
 	FlowUdpRecvmsg4 *ebpf.ProgramSpec `ebpf:"flow_udp_recvmsg4"`
@@ -250,6 +252,7 @@ type FlowVariables struct {
 // It can be passed to LoadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FlowPrograms struct {
 	FlowTcpState    *ebpf.Program `ebpf:"flow_tcp_state"`
+	FlowTcpStateBtf *ebpf.Program `ebpf:"flow_tcp_state_btf"`
 	FlowUdpConnect4 *ebpf.Program `ebpf:"flow_udp_connect4"`
 	FlowUdpConnect6 *ebpf.Program `ebpf:"flow_udp_connect6"`
 	FlowUdpRecvmsg4 *ebpf.Program `ebpf:"flow_udp_recvmsg4"`
@@ -261,6 +264,7 @@ type FlowPrograms struct {
 func (p *FlowPrograms) Close() error {
 	return _FlowClose(
 		p.FlowTcpState,
+		p.FlowTcpStateBtf,
 		p.FlowUdpConnect4,
 		p.FlowUdpConnect6,
 		p.FlowUdpRecvmsg4,
