@@ -48,6 +48,9 @@ type Compiled struct {
 	Hooks    []*CompiledHook
 	IntSets  []abi.GenIntKey
 	StrSets  []abi.GenStrKey
+	// StrHeads are the heads of the Prefix and Equal string sets of
+	// argument filters (gen_str_heads), for the kernel's quick rejection.
+	StrHeads []abi.GenHeadKey
 	AddrSets []abi.GenAddrKey
 	PortSets []abi.GenPortKey
 	// FollowBinaries maps executable paths to the follow bits a process
@@ -427,6 +430,7 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 		if typ.Class() == ClassString || typ.Class() == ClassPath {
 			g.Op = uint8(abi.GenericGenOpGEN_OP_STR_EQ)
 			g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_EQ)
+			g.Value = c.strHeads(g.SetId, f.Values)
 			return g
 		}
 		g.Op = uint8(abi.GenericGenOpGEN_OP_INT_IN)
@@ -434,6 +438,7 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 	case OpPrefix, OpNotPrefix:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_PREFIX)
 		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_PREFIX)
+		g.Value = c.strHeads(g.SetId, f.Values)
 	case OpPostfix, OpNotPostfix:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_POSTFIX)
 		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_POSTFIX)
@@ -544,6 +549,38 @@ func (c *compiler) strSet(path string, values []string, op abi.GenOp) uint32 {
 		c.out.StrSets = append(c.out.StrSets, k)
 	}
 	return id
+}
+
+// maxHead is the longest head the kernel compares (gen_head_key).
+const maxHead = len(abi.GenHeadKey{}.Head)
+
+// strHeads adds the heads of a Prefix or Equal set's values: their first n
+// bytes, n being the shortest value's length capped at maxHead. It returns
+// n, which the filter carries; 0 (a set with an empty value) means the
+// kernel has no head to check.
+func (c *compiler) strHeads(setID uint32, values []string) uint64 {
+	if len(values) == 0 {
+		return 0
+	}
+	n := maxHead
+	for _, v := range values {
+		n = min(n, len(v))
+	}
+	if n == 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, v := range values {
+		h := v[:n]
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		k := abi.GenHeadKey{SetId: setID, Len: uint32(n)}
+		copy(k.Head[:], h)
+		c.out.StrHeads = append(c.out.StrHeads, k)
+	}
+	return uint64(n)
 }
 
 // AddrKey builds the set key of an address prefix; IPv4 is v4-mapped.

@@ -131,6 +131,9 @@ func dumpCompiled(c *Compiled) string {
 	for _, k := range c.StrSets {
 		sets = append(sets, fmt.Sprintf("string set %d: %q (%d bits)", k.SetId, strings.TrimRight(string(k.Data[:]), "\x00"), k.Prefixlen))
 	}
+	for _, k := range c.StrHeads {
+		sets = append(sets, fmt.Sprintf("string set %d head: %q", k.SetId, string(k.Head[:k.Len])))
+	}
 	sort.Strings(sets)
 	for _, s := range sets {
 		fmt.Fprintln(&b, s)

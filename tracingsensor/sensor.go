@@ -297,6 +297,9 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 	if err := putAll(m("gen_str_sets"), c.StrSets, &undo); err != nil {
 		return nil, fmt.Errorf("write string sets: %w", err)
 	}
+	if err := putAll(m(abi.GenericMapGenStrHeads), c.StrHeads, &undo); err != nil {
+		return nil, fmt.Errorf("write string heads: %w", err)
+	}
 	if err := putAll(m("gen_addr_sets"), c.AddrSets, &undo); err != nil {
 		return nil, fmt.Errorf("write address sets: %w", err)
 	}
@@ -393,6 +396,7 @@ func (s *Sensor) unload(p *Policy) {
 	}
 	deleteAll(m("gen_int_sets"), c.IntSets)
 	deleteAll(m("gen_str_sets"), c.StrSets)
+	deleteAll(m(abi.GenericMapGenStrHeads), c.StrHeads)
 	deleteAll(m("gen_addr_sets"), c.AddrSets)
 	deleteAll(m("gen_port_sets"), c.PortSets)
 	s.clearScope(p)

@@ -44,6 +44,7 @@ type (
 	GenPolicy     = GenericGenPolicy
 	GenIntKey     = GenericGenIntKey
 	GenStrKey     = GenericGenStrKey
+	GenHeadKey    = GenericGenHeadKey
 	GenAddrKey    = GenericGenAddrKey
 	GenPortKey    = GenericGenPortKey
 	GenScopeKey   = GenericGenScopeKey

@@ -159,6 +159,14 @@ struct {
 } gen_pending_calls SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gen_head_key);
+	__type(value, __u8);
+} gen_str_heads SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -212,6 +220,7 @@ const enum gen_policy_mode *unused_gen_policy_mode __attribute__((unused));
 const enum gen_event_flags *unused_gen_event_flags __attribute__((unused));
 const enum gen_arg_state *unused_gen_arg_state __attribute__((unused));
 const enum gen_limit *unused_gen_limit __attribute__((unused));
+const struct gen_head_key *unused_gen_head_key __attribute__((unused));
 
 static __always_inline struct gen_state *gen_state(void)
 {
@@ -807,6 +816,97 @@ __noinline int gen_str_lookup(__u64 set, __u64 source, __u64 off, __u64 len, __u
 	return bpf_map_lookup_elem(&gen_str_sets, k) != 0;
 }
 
+/* The value of a plain integer parameter, extended per its type, as
+ * gen_put_int would record it and arg_int read it back. */
+static __always_inline __u64 extend_int(__u64 v, __u8 type)
+{
+	switch (type) {
+	case GEN_ARG_S8:
+		return (__u64)(__s64)(__s8)v;
+	case GEN_ARG_U8:
+		return (__u8)v;
+	case GEN_ARG_S16:
+		return (__u64)(__s64)(__s16)v;
+	case GEN_ARG_U16:
+		return (__u16)v;
+	case GEN_ARG_S32:
+		return (__u64)(__s64)(__s32)v;
+	case GEN_ARG_U32:
+		return (__u32)v;
+	}
+	return v;
+}
+
+/* gen_fast_arg decides filter flt on argument i without recording it, when
+ * that is cheap and certain: an integer comparison on a plain parameter, or
+ * a Prefix or Equal string filter whose set the string's head is not in. It
+ * returns false when the filter needs the full argument. */
+static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *h, struct gen_arg_filter *flt, __u32 i,
+					 bool *match)
+{
+	struct gen_arg_desc *d;
+	__u32 pi;
+	__u8 type;
+
+	if (i >= GEN_MAX_ARGS)
+		return false;
+	d = &h->args[i];
+	pi = d->index;
+	type = d->type;
+	if ((d->flags & (GEN_ARGF_DATALOC | GEN_ARGF_RETURN_COPY)) || pi >= GEN_MAX_ARGS)
+		return false;
+	switch (flt->op) {
+	case GEN_OP_GT:
+	case GEN_OP_LT:
+	case GEN_OP_MASK:
+	case GEN_OP_INT_IN: {
+		__u64 v;
+
+		if (type < GEN_ARG_S8 || type > GEN_ARG_U64)
+			return false;
+		v = extend_int(st->param[pi], type);
+		if (flt->op == GEN_OP_MASK) {
+			*match = (v & flt->value) != 0;
+		} else if (flt->op == GEN_OP_GT) {
+			*match = flt->is_signed ? (__s64)v > (__s64)flt->value : v > flt->value;
+		} else if (flt->op == GEN_OP_LT) {
+			*match = flt->is_signed ? (__s64)v < (__s64)flt->value : v < flt->value;
+		} else {
+			struct gen_int_key ik = { .set_id = flt->set_id, .value = v };
+
+			*match = bpf_map_lookup_elem(&gen_int_sets, &ik) != 0;
+		}
+		return true;
+	}
+	case GEN_OP_STR_PREFIX:
+	case GEN_OP_STR_EQ: {
+		struct gen_head_key hk = { .set_id = flt->set_id };
+		char head[9] = {};
+		long n;
+		int j;
+
+		if (type != GEN_ARG_STRING || flt->value == 0 || flt->value > 8 || (st->read_mask & (1 << i)))
+			return false;
+		n = read_str(head, sizeof(head), (void *)st->param[pi], d->flags & GEN_ARGF_USER);
+		if (n <= 0)
+			return false;
+		hk.len = flt->value;
+		if (n - 1 < hk.len) {
+			/* Shorter than every value of the set. */
+			*match = false;
+			return true;
+		}
+		for (j = 0; j < 8; j++)
+			hk.head[j] = j < hk.len ? head[j] : 0;
+		if (bpf_map_lookup_elem(&gen_str_heads, &hk))
+			return false;
+		*match = false;
+		return true;
+	}
+	}
+	return false;
+}
+
 /* gen_match_arg evaluates filter f of selector sel of the current hook. */
 __noinline int gen_match_arg(__u64 sel, __u64 f)
 {
@@ -852,6 +952,8 @@ __noinline int gen_match_arg(__u64 sel, __u64 f)
 	}
 	if (i >= GEN_MAX_ARGS)
 		return 0;
+	if (gen_fast_arg(st, h, flt, i, &match))
+		return match != flt->negate;
 	if (gen_read_arg(i) < 0)
 		return 0;
 	type = h->args[i].type;

@@ -173,6 +173,13 @@ type GenericGenFileArg struct {
 	Mode  uint32
 }
 
+type GenericGenHeadKey struct {
+	_     structs.HostLayout
+	SetId uint32
+	Len   uint32
+	Head  [8]uint8
+}
+
 type GenericGenHook struct {
 	_        structs.HostLayout
 	PolicyId uint32
@@ -436,6 +443,7 @@ const (
 	GenericMapGenSelectors           = "gen_selectors"
 	GenericMapGenStateScratch        = "gen_state_scratch"
 	GenericMapGenStats               = "gen_stats"
+	GenericMapGenStrHeads            = "gen_str_heads"
 	GenericMapGenStrSets             = "gen_str_sets"
 	GenericMapPathScratchMap         = "path_scratch_map"
 	GenericMapProcs                  = "procs"
@@ -462,6 +470,7 @@ const (
 	GenericVarUnusedGenEvent         = "unused_gen_event"
 	GenericVarUnusedGenEventFlags    = "unused_gen_event_flags"
 	GenericVarUnusedGenFileArg       = "unused_gen_file_arg"
+	GenericVarUnusedGenHeadKey       = "unused_gen_head_key"
 	GenericVarUnusedGenHookFlags     = "unused_gen_hook_flags"
 	GenericVarUnusedGenLimit         = "unused_gen_limit"
 	GenericVarUnusedGenNs            = "unused_gen_ns"
@@ -543,6 +552,7 @@ type GenericMapSpecs struct {
 	GenSelectors     *ebpf.MapSpec `ebpf:"gen_selectors"`
 	GenStateScratch  *ebpf.MapSpec `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
+	GenStrHeads      *ebpf.MapSpec `ebpf:"gen_str_heads"`
 	GenStrSets       *ebpf.MapSpec `ebpf:"gen_str_sets"`
 	PathScratchMap   *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	Procs            *ebpf.MapSpec `ebpf:"procs"`
@@ -565,6 +575,7 @@ type GenericVariableSpecs struct {
 	UnusedGenEvent      *ebpf.VariableSpec `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.VariableSpec `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.VariableSpec `ebpf:"unused_gen_file_arg"`
+	UnusedGenHeadKey    *ebpf.VariableSpec `ebpf:"unused_gen_head_key"`
 	UnusedGenHookFlags  *ebpf.VariableSpec `ebpf:"unused_gen_hook_flags"`
 	UnusedGenLimit      *ebpf.VariableSpec `ebpf:"unused_gen_limit"`
 	UnusedGenNs         *ebpf.VariableSpec `ebpf:"unused_gen_ns"`
@@ -608,6 +619,7 @@ type GenericMaps struct {
 	GenSelectors     *ebpf.Map `ebpf:"gen_selectors"`
 	GenStateScratch  *ebpf.Map `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
+	GenStrHeads      *ebpf.Map `ebpf:"gen_str_heads"`
 	GenStrSets       *ebpf.Map `ebpf:"gen_str_sets"`
 	PathScratchMap   *ebpf.Map `ebpf:"path_scratch_map"`
 	Procs            *ebpf.Map `ebpf:"procs"`
@@ -630,6 +642,7 @@ func (m *GenericMaps) Close() error {
 		m.GenSelectors,
 		m.GenStateScratch,
 		m.GenStats,
+		m.GenStrHeads,
 		m.GenStrSets,
 		m.PathScratchMap,
 		m.Procs,
@@ -653,6 +666,7 @@ type GenericVariables struct {
 	UnusedGenEvent      *ebpf.Variable `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.Variable `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.Variable `ebpf:"unused_gen_file_arg"`
+	UnusedGenHeadKey    *ebpf.Variable `ebpf:"unused_gen_head_key"`
 	UnusedGenHookFlags  *ebpf.Variable `ebpf:"unused_gen_hook_flags"`
 	UnusedGenLimit      *ebpf.Variable `ebpf:"unused_gen_limit"`
 	UnusedGenNs         *ebpf.Variable `ebpf:"unused_gen_ns"`

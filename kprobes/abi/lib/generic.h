@@ -113,7 +113,21 @@ struct gen_arg_filter {
 	__u8 negate; /* NotEqual, NotPrefix, NotSAddr, ... */
 	__u8 is_signed;
 	__u32 set_id;
-	__u64 value; /* GT, LT, Mask */
+	/* GT, LT, Mask: the operand. Prefix and Equal: the length of the set's
+	 * heads in gen_str_heads (see struct gen_head_key), 0 when it has
+	 * none. */
+	__u64 value;
+};
+
+/* The head of every value of a Prefix or Equal string set: its first len
+ * bytes, len being the shortest value's length capped at 8. A string whose
+ * head is not in the set matches none of its values, which is found with
+ * one small read and one hash lookup instead of reading the whole string
+ * and walking the trie. */
+struct gen_head_key {
+	__u32 set_id;
+	__u32 len;
+	__u8 head[8];
 };
 
 enum gen_bin_op {
