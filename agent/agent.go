@@ -280,6 +280,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
+	g.Go(func() error { return a.ts.RunFolds(gctx, pipe.Async()) })
 	a.np = np
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)

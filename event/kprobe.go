@@ -1,6 +1,9 @@
 package event
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Kprobe is the type-specific part of process_kprobe, process_tracepoint and
 // process_lsm events: a call that matched a tracing policy's selectors.
@@ -29,6 +32,17 @@ type Kprobe struct {
 	PolicyName string
 	Message    string
 	Tags       []string
+	// Repeats, when set, makes the event the report of identical calls of
+	// its process that were folded in the kernel after the first one was
+	// reported: how many, between which times.
+	Repeats *Repeats
+}
+
+// Repeats counts calls identical to an event's (same hook, selector,
+// arguments, return value and action, same process image).
+type Repeats struct {
+	Count       uint64
+	First, Last time.Time
 }
 
 func (k *Kprobe) clone() *Kprobe {
@@ -37,6 +51,10 @@ func (k *Kprobe) clone() *Kprobe {
 	if k.Return != nil {
 		r := *k.Return
 		c.Return = &r
+	}
+	if k.Repeats != nil {
+		r := *k.Repeats
+		c.Repeats = &r
 	}
 	return &c
 }

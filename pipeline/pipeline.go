@@ -55,6 +55,7 @@ type Config struct {
 type Pipeline struct {
 	read   *observer.Observer
 	hold   *holder
+	async  Stage
 	detect Detector
 	export Exporter
 	holdT  time.Duration
@@ -112,6 +113,7 @@ func New(cfg Config, ring, state *ebpf.Map, pods Pods, detect Detector, export E
 	p := &Pipeline{
 		read:   read,
 		hold:   newHolder(batched, now, pods, cfg.HoldTimeout, cfg.HoldMax, reg),
+		async:  now,
 		detect: detect,
 		export: export,
 		holdT:  cfg.HoldTimeout,
@@ -130,6 +132,11 @@ func (p *Pipeline) Route(routes ...observer.Route) { p.read.Route(routes...) }
 // Decoded is where decoders send the events they make: the hold stage,
 // then detect and export.
 func (p *Pipeline) Decoded() Stage { return p.hold }
+
+// Async is where events made away from the reader's goroutine go (reports
+// of folded calls, for example): detect and export, waking the sinks at
+// once. It may be used from any goroutine.
+func (p *Pipeline) Async() Stage { return p.async }
 
 // PodKnown releases the events held for cgroup cg, with its pod (nil when
 // the cgroup turned out to have none).

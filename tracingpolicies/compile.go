@@ -160,6 +160,9 @@ func Compile(p *Policy, policyID uint32, ids IDs, k *KernelInfo) (*Compiled, err
 	if p.Kind == KindTracingPolicyNamespaced || p.PodSelector != nil || p.ContainerSelector != nil {
 		c.out.State.Scoped = 1
 	}
+	if p.Repeats.ReportAll {
+		c.out.State.Repeats = uint8(abi.GenericGenRepeatsGEN_REPEATS_REPORT)
+	}
 	for _, h := range p.Hooks {
 		c.hook(h)
 	}

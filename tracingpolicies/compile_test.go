@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -184,5 +185,50 @@ func TestCompiledGolden(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("only %d example policies compiled without a kernel", n)
+	}
+}
+
+func TestRepeatedEventsOption(t *testing.T) {
+	doc := func(v string) string {
+		return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+  options:
+  - {name: repeated-events, value: "` + v + `"}
+  kprobes:
+  - {call: sys_openat, syscall: true}
+`
+	}
+	for _, tc := range []struct {
+		value   string
+		want    Repeats
+		repeats uint8
+	}{
+		{"fold", Repeats{Window: time.Second}, uint8(abi.GenericGenRepeatsGEN_REPEATS_FOLD)},
+		{"report-all", Repeats{ReportAll: true}, uint8(abi.GenericGenRepeatsGEN_REPEATS_REPORT)},
+		{"rate-limit=1m", Repeats{Window: time.Minute}, uint8(abi.GenericGenRepeatsGEN_REPEATS_FOLD)},
+	} {
+		c := compileDoc(t, "p.yaml", doc(tc.value))
+		if c.Policy.Repeats != tc.want || c.State.Repeats != tc.repeats {
+			t.Errorf("%s: %+v in the kernel as %d, want %+v as %d", tc.value, c.Policy.Repeats, c.State.Repeats, tc.want, tc.repeats)
+		}
+	}
+	// The default folds, every second.
+	c := compileDoc(t, "p.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+  kprobes:
+  - {call: sys_openat, syscall: true}
+`)
+	if c.Policy.Repeats != (Repeats{Window: time.Second}) {
+		t.Errorf("default %+v, want folding every second", c.Policy.Repeats)
+	}
+	for _, bad := range []string{"folds", "rate-limit=10ms", "rate-limit=forever", ""} {
+		_, err := Parse("p.yaml", []byte(doc(bad)))
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:6: spec.options[0].value:") {
+			t.Errorf("%q: %v, want an error at p.yaml:6 naming spec.options[0].value", bad, err)
+		}
 	}
 }

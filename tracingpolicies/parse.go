@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -127,7 +128,7 @@ func ParseDocument(d *manifest.Document) (*Policy, error) {
 
 func check(d *manifest.Document, doc *Document) (*Policy, *checker) {
 	c := &checker{doc: d}
-	p := &Policy{Doc: d, Kind: d.Kind, Name: doc.Metadata.Name, Namespace: doc.Metadata.Namespace, Mode: ModeEnforce, Spec: doc.Spec}
+	p := &Policy{Doc: d, Kind: d.Kind, Name: doc.Metadata.Name, Namespace: doc.Metadata.Namespace, Mode: ModeEnforce, Repeats: Repeats{Window: DefaultFoldWindow}, Spec: doc.Spec}
 	c.metadata(p, &doc.Metadata)
 	c.spec(p, &doc.Spec)
 	return p, c
@@ -283,6 +284,12 @@ func (c *checker) options(p *Policy, opts []OptionSpec) {
 				c.errorf(path+".value", "%q is not a boolean (want \"true\" or \"false\")", o.Value)
 			}
 			p.AllowUnrestrictedEnforcement = b
+		case OptionRepeatedEvents:
+			r, err := parseRepeats(o.Value)
+			if err != nil {
+				c.errorf(path+".value", "%v", err)
+			}
+			p.Repeats = r
 		case "":
 			c.errorf(path+".name", "missing option name")
 		default:
@@ -290,10 +297,27 @@ func (c *checker) options(p *Policy, opts []OptionSpec) {
 				c.errorf(path+".name", "option %q is not supported by Vigil: %s", o.Name, why)
 				continue
 			}
-			c.errorf(path+".name", "unknown option %q (Vigil knows %q and %q)%s", o.Name, OptionPolicyMode, OptionAllowUnrestrictedEnforcement,
-				didYouMean(o.Name, []string{OptionPolicyMode, OptionAllowUnrestrictedEnforcement}))
+			c.errorf(path+".name", "unknown option %q (Vigil knows %q, %q and %q)%s", o.Name, OptionPolicyMode, OptionAllowUnrestrictedEnforcement,
+				OptionRepeatedEvents, didYouMean(o.Name, []string{OptionPolicyMode, OptionAllowUnrestrictedEnforcement, OptionRepeatedEvents}))
 		}
 	}
+}
+
+// parseRepeats parses the value of the repeated-events option.
+func parseRepeats(v string) (Repeats, error) {
+	switch {
+	case v == "fold":
+		return Repeats{Window: DefaultFoldWindow}, nil
+	case v == "report-all":
+		return Repeats{ReportAll: true}, nil
+	case strings.HasPrefix(v, "rate-limit="):
+		d, err := time.ParseDuration(strings.TrimPrefix(v, "rate-limit="))
+		if err != nil || d < DefaultFoldWindow || d > 24*time.Hour {
+			return Repeats{Window: DefaultFoldWindow}, fmt.Errorf("%q: the rate limit is a duration between 1s and 24h, such as rate-limit=1m", v)
+		}
+		return Repeats{Window: d}, nil
+	}
+	return Repeats{Window: DefaultFoldWindow}, fmt.Errorf("%q: want fold, report-all or rate-limit=DURATION", v)
 }
 
 // PodNamespaceLabel is the label a pod selector matches the pod's namespace

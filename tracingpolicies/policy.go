@@ -30,7 +30,24 @@ const (
 	// kill or deny on a hook every process passes through (exec, fork,
 	// raw syscall entry) without a filter that restricts it.
 	OptionAllowUnrestrictedEnforcement = "allow-unrestricted-enforcement"
+	// OptionRepeatedEvents says what becomes of identical calls of a
+	// process (same hook, selector, arguments, return value and action):
+	// "fold" (the default: the first is reported at once, the repeats as
+	// one event per second with their count), "rate-limit=DURATION" (the
+	// same, one event per DURATION at most) or "report-all".
+	OptionRepeatedEvents = "repeated-events"
 )
+
+// Repeats is what becomes of a policy's repeated identical events.
+type Repeats struct {
+	// ReportAll reports every call; otherwise the repeats of a call are
+	// counted in the kernel and reported every Window.
+	ReportAll bool
+	Window    time.Duration
+}
+
+// DefaultFoldWindow is how often folded repeats are reported by default.
+const DefaultFoldWindow = time.Second
 
 // HookKind is the kind of kernel hook a policy entry asks for.
 type HookKind string
@@ -63,6 +80,8 @@ type Policy struct {
 	// AllowUnrestrictedEnforcement is the allow-unrestricted-enforcement
 	// option.
 	AllowUnrestrictedEnforcement bool
+	// Repeats is the repeated-events option.
+	Repeats Repeats
 	// PodSelector and ContainerSelector restrict the workloads the policy
 	// applies to; nil selects everything. Pods are matched on their labels
 	// plus PodNamespaceLabel (their namespace); containers on "name" and

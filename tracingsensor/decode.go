@@ -113,6 +113,9 @@ func (d *decoder) handle(rec []byte) error {
 		Parent:  parent,
 		Kprobe:  &d.kp,
 	}
+	if r.Flags&uint32(abi.GenericGenEventFlagsGEN_EV_FOLD_HEAD) != 0 {
+		d.s.foldHead(r, &d.ev)
+	}
 	d.s.sink.Export(&d.ev)
 	return nil
 }

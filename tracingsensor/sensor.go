@@ -38,6 +38,12 @@ type Sensor struct {
 	dec decoder
 	// unknown counts records whose hook id is not registered.
 	unknown atomic.Uint64
+
+	// folds are the runs of identical calls the kernel folds (folds.go);
+	// foldOut is where their reports go while RunFolds runs.
+	foldMu  sync.Mutex
+	folds   *folds
+	foldOut atomic.Pointer[process.Sink]
 }
 
 // Config configures a Sensor.
@@ -60,6 +66,7 @@ func New(cfg Config, procs *process.Sensor, feats *kprobes.Features, cache *proc
 		gen: gen, procs: procs, cache: cache, sink: sink, log: log,
 		ids:      newAllocator(),
 		policies: map[string]*Policy{},
+		folds:    newFolds(),
 	}
 	s.kinfo = &tracingpolicies.KernelInfo{
 		TracepointFields: func(sub, ev string) ([]kprobes.TracepointField, error) {
@@ -384,6 +391,8 @@ func (s *Sensor) unload(p *Policy) {
 			s.log.WithError(err).WithField("policy", p.Key()).Warn("detach hook")
 		}
 	}
+	// What the kernel folded for it is reported before its hooks are gone.
+	s.flushFolds(p.hookIDs)
 	c := p.compiled
 	m := s.gen.Map
 	for _, id := range p.hookIDs {

@@ -73,6 +73,16 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 		dst = appendSignal(dst, k.Signal)
 		dst = append(dst, '"')
 	}
+	if r := k.Repeats; r != nil {
+		dst = appendKey(dst, "repeats")
+		dst = append(dst, `{"count":`...)
+		dst = strconv.AppendUint(dst, r.Count, 10)
+		dst = append(dst, `,"first_time":`...)
+		dst = appendTime(dst, r.First)
+		dst = append(dst, `,"last_time":`...)
+		dst = appendTime(dst, r.Last)
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 

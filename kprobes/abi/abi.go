@@ -45,6 +45,9 @@ type (
 	GenIntKey     = GenericGenIntKey
 	GenStrKey     = GenericGenStrKey
 	GenHeadKey    = GenericGenHeadKey
+	GenFoldKey    = GenericGenFoldKey
+	GenFold       = GenericGenFold
+	GenRepeats    = GenericGenRepeats
 	GenAddrKey    = GenericGenAddrKey
 	GenPortKey    = GenericGenPortKey
 	GenScopeKey   = GenericGenScopeKey

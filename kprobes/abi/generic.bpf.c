@@ -158,6 +158,17 @@ struct {
 	__type(value, struct gen_pending);
 } gen_pending_calls SEC(".maps");
 
+/* Runs of identical calls, folded (see gen_fold_call). Not preallocated:
+ * an entry user space deletes is freed only after every program that may
+ * hold it has finished. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* set by the loader */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gen_fold_key);
+	__type(value, struct gen_fold);
+} gen_folds SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -194,6 +205,8 @@ struct gen_hook_stats {
 	__u64 rate_limited;
 	__u64 actions;
 	__u64 action_errors;
+	__u64 folded;      /* repeats counted instead of reported */
+	__u64 fold_full;   /* runs reported call by call: gen_folds was full */
 };
 
 struct {
@@ -221,6 +234,9 @@ const enum gen_event_flags *unused_gen_event_flags __attribute__((unused));
 const enum gen_arg_state *unused_gen_arg_state __attribute__((unused));
 const enum gen_limit *unused_gen_limit __attribute__((unused));
 const struct gen_head_key *unused_gen_head_key __attribute__((unused));
+const struct gen_fold_key *unused_gen_fold_key __attribute__((unused));
+const struct gen_fold *unused_gen_fold __attribute__((unused));
+const enum gen_repeats *unused_gen_repeats __attribute__((unused));
 
 static __always_inline struct gen_state *gen_state(void)
 {
@@ -1327,6 +1343,76 @@ static __always_inline bool rate_limited(struct gen_state *st, __u32 sel, __u32 
 	return false;
 }
 
+#define GEN_FOLD_MAX 4096 /* record data hashed for folding; longer records are reported */
+
+/* gen_record_hash hashes what makes two calls' records identical: the
+ * arguments (pos bytes of data with their offsets and states), the return
+ * value, the action and its outcome. 0 means "do not fold" (too long). */
+__noinline __u64 gen_record_hash(__u64 pos)
+{
+	struct gen_record *rec = gen_record();
+	__u64 h = 0xcbf29ce484222325ULL, w;
+	__u32 j, words, tail;
+
+	if (!rec || pos > GEN_FOLD_MAX)
+		return 0;
+	h = (h ^ (__u64)rec->ev.ret) * 0x100000001b3ULL;
+	h = (h ^ ((__u64)rec->ev.action << 32 | rec->ev.flags)) * 0x100000001b3ULL;
+	h = (h ^ ((__u64)rec->ev.errno << 32 | rec->ev.signal)) * 0x100000001b3ULL;
+	for (j = 0; j < GEN_MAX_ARGS; j++) {
+		h = (h ^ ((__u64)rec->ev.arg_off[j] << 32 | (__u64)rec->ev.arg_len[j] << 8 | rec->ev.arg_state[j])) *
+		    0x100000001b3ULL;
+	}
+	words = pos / 8;
+	tail = pos % 8;
+	for (j = 0; j < GEN_FOLD_MAX / 8; j++) {
+		if (j >= words)
+			break;
+		w = *(__u64 *)&rec->data[(j * 8) & (GEN_DATA_MASK & ~7)];
+		h = (h ^ w) * 0x100000001b3ULL;
+	}
+	if (tail) {
+		w = *(__u64 *)&rec->data[(words * 8) & (GEN_DATA_MASK & ~7)];
+		w &= (1ULL << (tail * 8)) - 1;
+		h = (h ^ w) * 0x100000001b3ULL;
+	}
+	return h ? h : 1;
+}
+
+/* gen_fold_call counts a repeat of an earlier call of the same run and
+ * returns true: the call is not reported. For the first call of a run it
+ * starts the run, marks the record as its head and returns false. */
+static __always_inline bool gen_fold_call(struct gen_state *st, struct gen_record *rec, struct gen_hook_stats *stats,
+					  __u32 sel, __u64 now)
+{
+	struct gen_fold_key fk = { .tgid = st->tgid, .hook_id = st->hook_id, .selector = sel };
+	struct gen_fold nf = { .first = now, .last = now }, *f;
+	struct proc_entry *pe;
+
+	fk.hash = gen_record_hash(st->pos);
+	if (!fk.hash)
+		return false;
+	pe = bpf_map_lookup_elem(&procs, &fk.tgid);
+	if (pe)
+		fk.exec_ktime = pe->exec_ktime;
+	f = bpf_map_lookup_elem(&gen_folds, &fk);
+	if (f) {
+		__sync_fetch_and_add(&f->count, 1);
+		f->last = now;
+		if (stats)
+			stats->folded++;
+		return true;
+	}
+	if (bpf_map_update_elem(&gen_folds, &fk, &nf, BPF_NOEXIST) == 0) {
+		rec->ev.flags |= GEN_EV_FOLD_HEAD;
+		rec->ev.exec_ktime = fk.exec_ktime;
+		rec->ev.fold_hash = fk.hash;
+	} else if (stats) {
+		stats->fold_full++;
+	}
+	return false;
+}
+
 /* gen_finish takes the actions of the matching selector, writes the record
  * and returns the error an Override asks for (0: none). can_override says
  * whether the running program can change the call's result. */
@@ -1424,6 +1510,10 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 	if (st->phase != GEN_PHASE_ENTRY && (h->flags & GEN_HOOK_RETURN))
 		rec->ev.flags |= GEN_EV_RETURN;
 	rec->ev.cgroup_id = bpf_get_current_cgroup_id();
+	rec->ev.exec_ktime = 0;
+	rec->ev.fold_hash = 0;
+	if (pol->repeats == GEN_REPEATS_FOLD && gen_fold_call(st, rec, stats, sel, now))
+		return override;
 	size = sizeof(rec->ev) + st->pos;
 	if (size > sizeof(*rec))
 		size = sizeof(*rec);

@@ -141,21 +141,23 @@ type GenericGenEvent struct {
 		Pad1  uint32
 		Ktime uint64
 	}
-	HookId   uint32
-	PolicyId uint32
-	Action   uint32
-	Flags    uint32
-	Errno    int32
-	Signal   uint32
-	Ret      int64
-	CgroupId uint64
-	Selector uint8
-	Nargs    uint8
-	ArgState [6]uint8
-	ArgOff   [6]uint16
-	ArgLen   [6]uint16
-	Pad      uint32
-	_        [4]byte
+	HookId    uint32
+	PolicyId  uint32
+	Action    uint32
+	Flags     uint32
+	Errno     int32
+	Signal    uint32
+	Ret       int64
+	CgroupId  uint64
+	Selector  uint8
+	Nargs     uint8
+	ArgState  [6]uint8
+	ArgOff    [6]uint16
+	ArgLen    [6]uint16
+	Pad       uint32
+	_         [4]byte
+	ExecKtime uint64
+	FoldHash  uint64
 }
 
 type GenericGenEventFlags uint32
@@ -165,12 +167,30 @@ const (
 	GenericGenEventFlagsGEN_EV_PROTECTED     GenericGenEventFlags = 2
 	GenericGenEventFlagsGEN_EV_RETURN        GenericGenEventFlags = 4
 	GenericGenEventFlagsGEN_EV_ACTION_FAILED GenericGenEventFlags = 8
+	GenericGenEventFlagsGEN_EV_FOLD_HEAD     GenericGenEventFlags = 16
 )
 
 type GenericGenFileArg struct {
 	_     structs.HostLayout
 	Flags uint32
 	Mode  uint32
+}
+
+type GenericGenFold struct {
+	_     structs.HostLayout
+	Count uint64
+	First uint64
+	Last  uint64
+}
+
+type GenericGenFoldKey struct {
+	_         structs.HostLayout
+	Tgid      uint32
+	HookId    uint32
+	ExecKtime uint64
+	Hash      uint64
+	Selector  uint32
+	Pad       uint32
 }
 
 type GenericGenHeadKey struct {
@@ -207,6 +227,8 @@ type GenericGenHookStats struct {
 	RateLimited  uint64
 	Actions      uint64
 	ActionErrors uint64
+	Folded       uint64
+	FoldFull     uint64
 }
 
 type GenericGenIntKey struct {
@@ -296,10 +318,11 @@ type GenericGenPidFilter struct {
 }
 
 type GenericGenPolicy struct {
-	_      structs.HostLayout
-	Mode   uint8
-	Scoped uint8
-	Pad    [6]uint8
+	_       structs.HostLayout
+	Mode    uint8
+	Scoped  uint8
+	Repeats uint8
+	Pad     [5]uint8
 }
 
 type GenericGenPolicyMode uint32
@@ -330,6 +353,13 @@ type GenericGenRecord struct {
 	Ev   GenericGenEvent
 	Data [20480]int8
 }
+
+type GenericGenRepeats uint32
+
+const (
+	GenericGenRepeatsGEN_REPEATS_FOLD   GenericGenRepeats = 0
+	GenericGenRepeatsGEN_REPEATS_REPORT GenericGenRepeats = 1
+)
 
 type GenericGenScopeKey struct {
 	_        structs.HostLayout
@@ -431,6 +461,7 @@ type GenericReaderState struct {
 const (
 	GenericMapEvents                 = "events"
 	GenericMapGenAddrSets            = "gen_addr_sets"
+	GenericMapGenFolds               = "gen_folds"
 	GenericMapGenHooks               = "gen_hooks"
 	GenericMapGenIntSets             = "gen_int_sets"
 	GenericMapGenKeyScratch          = "gen_key_scratch"
@@ -470,12 +501,15 @@ const (
 	GenericVarUnusedGenEvent         = "unused_gen_event"
 	GenericVarUnusedGenEventFlags    = "unused_gen_event_flags"
 	GenericVarUnusedGenFileArg       = "unused_gen_file_arg"
+	GenericVarUnusedGenFold          = "unused_gen_fold"
+	GenericVarUnusedGenFoldKey       = "unused_gen_fold_key"
 	GenericVarUnusedGenHeadKey       = "unused_gen_head_key"
 	GenericVarUnusedGenHookFlags     = "unused_gen_hook_flags"
 	GenericVarUnusedGenLimit         = "unused_gen_limit"
 	GenericVarUnusedGenNs            = "unused_gen_ns"
 	GenericVarUnusedGenOp            = "unused_gen_op"
 	GenericVarUnusedGenPolicyMode    = "unused_gen_policy_mode"
+	GenericVarUnusedGenRepeats       = "unused_gen_repeats"
 	GenericVarUnusedGenSockArg       = "unused_gen_sock_arg"
 	GenericVarUnusedTaskCreds        = "unused_task_creds"
 )
@@ -540,6 +574,7 @@ type GenericProgramSpecs struct {
 type GenericMapSpecs struct {
 	Events           *ebpf.MapSpec `ebpf:"events"`
 	GenAddrSets      *ebpf.MapSpec `ebpf:"gen_addr_sets"`
+	GenFolds         *ebpf.MapSpec `ebpf:"gen_folds"`
 	GenHooks         *ebpf.MapSpec `ebpf:"gen_hooks"`
 	GenIntSets       *ebpf.MapSpec `ebpf:"gen_int_sets"`
 	GenKeyScratch    *ebpf.MapSpec `ebpf:"gen_key_scratch"`
@@ -575,12 +610,15 @@ type GenericVariableSpecs struct {
 	UnusedGenEvent      *ebpf.VariableSpec `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.VariableSpec `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.VariableSpec `ebpf:"unused_gen_file_arg"`
+	UnusedGenFold       *ebpf.VariableSpec `ebpf:"unused_gen_fold"`
+	UnusedGenFoldKey    *ebpf.VariableSpec `ebpf:"unused_gen_fold_key"`
 	UnusedGenHeadKey    *ebpf.VariableSpec `ebpf:"unused_gen_head_key"`
 	UnusedGenHookFlags  *ebpf.VariableSpec `ebpf:"unused_gen_hook_flags"`
 	UnusedGenLimit      *ebpf.VariableSpec `ebpf:"unused_gen_limit"`
 	UnusedGenNs         *ebpf.VariableSpec `ebpf:"unused_gen_ns"`
 	UnusedGenOp         *ebpf.VariableSpec `ebpf:"unused_gen_op"`
 	UnusedGenPolicyMode *ebpf.VariableSpec `ebpf:"unused_gen_policy_mode"`
+	UnusedGenRepeats    *ebpf.VariableSpec `ebpf:"unused_gen_repeats"`
 	UnusedGenSockArg    *ebpf.VariableSpec `ebpf:"unused_gen_sock_arg"`
 	UnusedTaskCreds     *ebpf.VariableSpec `ebpf:"unused_task_creds"`
 }
@@ -607,6 +645,7 @@ func (o *GenericObjects) Close() error {
 type GenericMaps struct {
 	Events           *ebpf.Map `ebpf:"events"`
 	GenAddrSets      *ebpf.Map `ebpf:"gen_addr_sets"`
+	GenFolds         *ebpf.Map `ebpf:"gen_folds"`
 	GenHooks         *ebpf.Map `ebpf:"gen_hooks"`
 	GenIntSets       *ebpf.Map `ebpf:"gen_int_sets"`
 	GenKeyScratch    *ebpf.Map `ebpf:"gen_key_scratch"`
@@ -630,6 +669,7 @@ func (m *GenericMaps) Close() error {
 	return _GenericClose(
 		m.Events,
 		m.GenAddrSets,
+		m.GenFolds,
 		m.GenHooks,
 		m.GenIntSets,
 		m.GenKeyScratch,
@@ -666,12 +706,15 @@ type GenericVariables struct {
 	UnusedGenEvent      *ebpf.Variable `ebpf:"unused_gen_event"`
 	UnusedGenEventFlags *ebpf.Variable `ebpf:"unused_gen_event_flags"`
 	UnusedGenFileArg    *ebpf.Variable `ebpf:"unused_gen_file_arg"`
+	UnusedGenFold       *ebpf.Variable `ebpf:"unused_gen_fold"`
+	UnusedGenFoldKey    *ebpf.Variable `ebpf:"unused_gen_fold_key"`
 	UnusedGenHeadKey    *ebpf.Variable `ebpf:"unused_gen_head_key"`
 	UnusedGenHookFlags  *ebpf.Variable `ebpf:"unused_gen_hook_flags"`
 	UnusedGenLimit      *ebpf.Variable `ebpf:"unused_gen_limit"`
 	UnusedGenNs         *ebpf.Variable `ebpf:"unused_gen_ns"`
 	UnusedGenOp         *ebpf.Variable `ebpf:"unused_gen_op"`
 	UnusedGenPolicyMode *ebpf.Variable `ebpf:"unused_gen_policy_mode"`
+	UnusedGenRepeats    *ebpf.Variable `ebpf:"unused_gen_repeats"`
 	UnusedGenSockArg    *ebpf.Variable `ebpf:"unused_gen_sock_arg"`
 	UnusedTaskCreds     *ebpf.Variable `ebpf:"unused_task_creds"`
 }

@@ -219,10 +219,37 @@ enum gen_policy_mode {
 	GEN_MODE_MONITOR = 1,
 };
 
+/* What becomes of repeated identical calls of a process (same hook,
+ * selector, arguments, return value and action): folded (counted in
+ * gen_folds, the first reported at once, the repeats as counts by user
+ * space), or each one reported. */
+enum gen_repeats {
+	GEN_REPEATS_FOLD = 0,
+	GEN_REPEATS_REPORT = 1,
+};
+
 struct gen_policy {
-	__u8 mode;   /* enum gen_policy_mode, switchable live */
-	__u8 scoped; /* restricted to the cgroups in policy_cgroups */
-	__u8 pad[6];
+	__u8 mode;    /* enum gen_policy_mode, switchable live */
+	__u8 scoped;  /* restricted to the cgroups in policy_cgroups */
+	__u8 repeats; /* enum gen_repeats */
+	__u8 pad[5];
+};
+
+/* A run of identical calls of one process image: the key of gen_folds. */
+struct gen_fold_key {
+	__u32 tgid;
+	__u32 hook_id;
+	__u64 exec_ktime; /* the image: an exec starts new runs */
+	__u64 hash;       /* of the call's record: arguments, return, action */
+	__u32 selector;
+	__u32 pad;
+};
+
+/* The repeats of a run since its first call, which was reported. */
+struct gen_fold {
+	__u64 count;
+	__u64 first; /* bpf_ktime_get_ns of the first call */
+	__u64 last;  /* of the latest repeat */
 };
 
 /* Set keys. */
@@ -263,6 +290,7 @@ enum gen_event_flags {
 	GEN_EV_PROTECTED = 1 << 1,  /* action not taken: protected process */
 	GEN_EV_RETURN = 1 << 2,     /* has a return value */
 	GEN_EV_ACTION_FAILED = 1 << 3,
+	GEN_EV_FOLD_HEAD = 1 << 4, /* the first of a run: repeats are counted under fold_hash */
 };
 
 /* Flags of one argument in a record. */
@@ -287,6 +315,8 @@ struct gen_event {
 	__u16 arg_off[GEN_MAX_ARGS]; /* offset of each argument in the data that follows */
 	__u16 arg_len[GEN_MAX_ARGS];
 	__u32 pad;
+	__u64 exec_ktime; /* GEN_EV_FOLD_HEAD: the run's key (struct gen_fold_key) */
+	__u64 fold_hash;
 };
 
 /* Serialised forms of structured arguments. */
