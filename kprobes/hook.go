@@ -24,6 +24,10 @@ type HookRequest struct {
 	Return bool
 	// Override asks for the ability to change the call's result.
 	Override bool
+	// Mechanism, when set, asks for that mechanism rather than the one
+	// PlanHook prefers, to measure them side by side; it is refused when
+	// it cannot serve the hook on this kernel.
+	Mechanism Mechanism
 }
 
 // ErrCannotAttach says that no mechanism of this kernel can serve a hook.
@@ -38,6 +42,56 @@ func (e *attachError) Is(target error) bool { return target == ErrCannotAttach }
 
 func cannot(format string, args ...any) error {
 	return &attachError{msg: fmt.Sprintf(format, args...)}
+}
+
+// MaxFentryTargets is the most functions one hook attaches fentry programs
+// to; a hook of more uses kprobe.multi where the kernel has it.
+const MaxFentryTargets = 8
+
+// callMechanisms lists the mechanisms that can report calls of a kernel
+// function or syscall req names, cheapest first, as BenchmarkPrivSyscallCost
+// measured them (docs/benchmarks.md): fentry and fexit (a direct call from
+// the function's trampoline) before kprobes (an ftrace callback and the
+// kprobe handler), kprobe.multi for several functions at once (one link,
+// one program), and for syscalls last the syscall tracepoints (every
+// syscall of every task then takes the traced slow path, and each hooked
+// call builds a perf record).
+func (f *Features) callMechanisms(req *HookRequest) []Mechanism {
+	var out []Mechanism
+	if req.Return {
+		if f.Has(FeatureFexit) {
+			out = append(out, MechFexit)
+		}
+		if f.Has(FeatureKretprobe) {
+			out = append(out, MechKprobe)
+		}
+	} else {
+		multi := f.Has(FeatureKprobe) && f.Has(FeatureKprobeMulti) && len(req.Targets) > 1
+		// Many functions: one kprobe.multi program and link rather than
+		// a verified program and a trampoline per function.
+		if multi && len(req.Targets) > MaxFentryTargets {
+			out = append(out, MechKprobeMulti)
+		}
+		if f.Has(FeatureFentry) {
+			out = append(out, MechFentry)
+		}
+		if multi && len(req.Targets) <= MaxFentryTargets {
+			out = append(out, MechKprobeMulti)
+		}
+		if f.Has(FeatureKprobe) {
+			out = append(out, MechKprobe)
+		}
+	}
+	if req.Kind == HookSyscall && f.Has(FeatureTracepoint) {
+		out = append(out, MechTracepoint)
+	}
+	return out
+}
+
+// SyscallMechanisms lists the mechanisms that can report a syscall's entry
+// on this kernel, cheapest first (the first is the one PlanHook uses).
+func (f *Features) SyscallMechanisms() []Mechanism {
+	return f.callMechanisms(&HookRequest{Kind: HookSyscall, Targets: make([]HookTarget, 1)})
 }
 
 // PlanHook returns the mechanism that serves req on this kernel, or an
@@ -80,19 +134,16 @@ func (f *Features) PlanHook(req *HookRequest) (Mechanism, error) {
 			}
 			return "", cannot("%s: Override needs fmod_ret or bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) and this kernel has neither; %s", what, hint)
 		}
-		switch {
-		case req.Return && f.Has(FeatureFexit):
-			return MechFexit, nil
-		case req.Return && f.Has(FeatureKretprobe):
-			return MechKprobe, nil
-		case !req.Return && f.Has(FeatureKprobe) && f.Has(FeatureKprobeMulti) && len(req.Targets) > 1:
-			return MechKprobeMulti, nil
-		case !req.Return && f.Has(FeatureKprobe):
-			return MechKprobe, nil
-		case !req.Return && f.Has(FeatureFentry):
-			return MechFentry, nil
-		case req.Kind == HookSyscall && f.Has(FeatureTracepoint):
-			return MechTracepoint, nil
+		if c := f.callMechanisms(req); len(c) > 0 {
+			if req.Mechanism == "" {
+				return c[0], nil
+			}
+			for _, m := range c {
+				if m == req.Mechanism {
+					return m, nil
+				}
+			}
+			return "", cannot("%s: %s cannot serve it on this kernel (it can use %v)", what, req.Mechanism, c)
 		}
 		if req.Kind == HookSyscall {
 			return "", cannot("%s: this kernel has no kprobes, refuses fentry and has no syscall tracepoints", what)

@@ -1,6 +1,7 @@
 package kprobes
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 )
@@ -87,28 +88,40 @@ func planAll(f *Features) []Plan {
 // attachPlan picks how to observe a hook kind, in order of preference.
 func attachPlan(f *Features, hook HookKind) Plan {
 	switch hook {
-	case HookKernelFunction:
-		switch {
-		case f.Has(FeatureKprobe) && f.Has(FeatureKprobeMulti):
-			return Plan{Mechanism: MechKprobe, Detail: "kprobe.multi when a policy hooks several functions"}
-		case f.Has(FeatureKprobe):
-			return Plan{Mechanism: MechKprobe}
-		case f.Has(FeatureFentry):
-			return Plan{Mechanism: MechFentry}
+	case HookKernelFunction, HookSyscall:
+		// The same choice as PlanHook's, cheapest first (callMechanisms).
+		one := f.callMechanisms(&HookRequest{Kind: hook, Targets: make([]HookTarget, 1)})
+		if len(one) == 0 {
+			if hook == HookSyscall {
+				return unavailable("kernel has no kprobes, refuses fentry and has no syscall tracepoints")
+			}
+			return unavailable("kernel has no kprobes and refuses fentry programs")
 		}
-		return unavailable("kernel has no kprobes and refuses fentry programs")
-	case HookSyscall:
+		p := Plan{Mechanism: one[0]}
+		var details []string
 		switch {
-		case f.Has(FeatureKprobe) && f.Has(FeatureKprobeMulti):
-			return Plan{Mechanism: MechKprobe, Detail: "on " + SyscallSymbol("*") + "; kprobe.multi when a policy hooks several syscalls"}
-		case f.Has(FeatureKprobe):
-			return Plan{Mechanism: MechKprobe, Detail: "on " + SyscallSymbol("*")}
-		case f.Has(FeatureFentry):
-			return Plan{Mechanism: MechFentry, Detail: "on " + SyscallSymbol("*")}
-		case f.Has(FeatureTracepoint):
-			return Plan{Mechanism: MechTracepoint, Detail: "syscalls/sys_enter_* and sys_exit_*"}
+		case hook == HookSyscall && one[0] == MechTracepoint:
+			details = append(details, "syscalls/sys_enter_* and sys_exit_*")
+		case hook == HookSyscall:
+			details = append(details, "on "+SyscallSymbol("*"))
 		}
-		return unavailable("kernel has no kprobes, refuses fentry and has no syscall tracepoints")
+		many := f.callMechanisms(&HookRequest{Kind: hook, Targets: make([]HookTarget, MaxFentryTargets+1)})
+		if many[0] != one[0] {
+			what := "functions"
+			if hook == HookSyscall {
+				what = "syscalls"
+			}
+			details = append(details, fmt.Sprintf("%s when a policy hooks more than %d %s", many[0], MaxFentryTargets, what))
+		}
+		if len(one) > 1 {
+			var rest []string
+			for _, m := range one[1:] {
+				rest = append(rest, string(m))
+			}
+			details = append(details, "cheapest of "+string(one[0])+", "+strings.Join(rest, ", "))
+		}
+		p.Detail = strings.Join(details, "; ")
+		return p
 	case HookLSM:
 		switch {
 		case f.Has(FeatureLSM):

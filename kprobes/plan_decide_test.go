@@ -87,12 +87,12 @@ func TestPlans(t *testing.T) {
 			name: "Debian 6.1",
 			f:    probed(withBPF, debian61...),
 			want: plans(
-				MechKprobe, sig, MechFmodRet,
-				MechKprobe, sig, none,
+				MechFentry, sig, MechFmodRet,
+				MechFentry, sig, none,
 				MechLSM, sig, MechLSM,
 				MechTracepoint, sig, none),
 			explain: map[string]string{
-				"syscall/post":      "on __x64_sys_*",
+				"syscall/post":      "on __x64_sys_*; cheapest of fentry, kprobe, tracepoint",
 				"lsm_hook/override": "the LSM program returns the error",
 				"lsm_hook/sigkill":  "from the lsm program",
 				"syscall/override":  "use an LSM hook such as file_open instead",
@@ -102,21 +102,21 @@ func TestPlans(t *testing.T) {
 			name: "Debian 6.12",
 			f:    probed(withBPF, debian612...),
 			want: plans(
-				MechKprobe, sig, MechFmodRet,
-				MechKprobe, sig, none,
+				MechFentry, sig, MechFmodRet,
+				MechFentry, sig, none,
 				MechLSM, sig, MechLSM,
 				MechTracepoint, sig, none),
 			explain: map[string]string{
-				"kernel_function/post": "kprobe.multi when a policy hooks several functions",
-				"syscall/post":         "kprobe.multi when a policy hooks several syscalls",
+				"kernel_function/post": "kprobe.multi when a policy hooks more than 8 functions",
+				"syscall/post":         "kprobe.multi when a policy hooks more than 8 syscalls",
 			},
 		},
 		{
 			name: "fmod_ret on syscalls (CONFIG_FUNCTION_ERROR_INJECTION)",
 			f:    probed(withBPF, append([]Feature{FeatureFmodRetSyscall}, debian61...)...),
 			want: plans(
-				MechKprobe, sig, MechFmodRet,
-				MechKprobe, sig, MechFmodRet,
+				MechFentry, sig, MechFmodRet,
+				MechFentry, sig, MechFmodRet,
 				MechLSM, sig, MechLSM,
 				MechTracepoint, sig, none),
 			explain: map[string]string{"syscall/override": "on __x64_sys_*"},

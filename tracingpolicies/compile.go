@@ -197,7 +197,7 @@ func (c *compiler) errorf(path, format string, args ...any) {
 }
 
 func (c *compiler) hook(h *Hook) {
-	ch := &CompiledHook{Source: h, Request: kprobes.HookRequest{Kind: hookKinds[h.Kind], Return: h.Return}}
+	ch := &CompiledHook{Source: h, Request: kprobes.HookRequest{Kind: hookKinds[h.Kind], Return: h.Return, Mechanism: h.Mechanism}}
 	base := abi.GenHook{PolicyId: c.out.PolicyID}
 	if h.Return {
 		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RETURN)

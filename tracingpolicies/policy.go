@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vigilsec/vigil/internal/manifest"
+	"github.com/vigilsec/vigil/kprobes"
 )
 
 // Mode says whether a policy's enforcement actions (Sigkill, Signal,
@@ -133,6 +134,10 @@ type Hook struct {
 	Tags      []string
 	Args      []Arg
 	Selectors []Selector
+	// Mechanism, when set by a program (never by a document), asks for
+	// that attach mechanism instead of the one the kernel's plan prefers:
+	// benchmarks compare them with it.
+	Mechanism kprobes.Mechanism
 }
 
 // Arg is an argument to read.

@@ -5,11 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/process"
@@ -60,7 +62,10 @@ func BenchmarkPrivSyscallCost(b *testing.B) {
 	if err := os.WriteFile(target, []byte("benchmark\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	const calls = 200000
+	calls := 200000
+	if n, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_CALLS")); err == nil && n > 0 {
+		calls = n // emulated VMs: fewer
+	}
 	loop := func() time.Duration {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), envOpenLoop+"="+strconv.Itoa(calls)+" "+target)
@@ -70,14 +75,25 @@ func BenchmarkPrivSyscallCost(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	getppid := func() time.Duration {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envGetppidLoop+"="+strconv.Itoa(calls))
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("getppid loop: %v: %s", err, out)
+		}
+		return time.Since(start)
+	}
+	mechs := f.SyscallMechanisms()
 	for _, tc := range []struct{ name, selectors string }{
 		{"default-file-access", fileAccessSelectors},
 		{"one-int-filter", `
     - matchArgs:
       - {index: 2, operator: Mask, values: ["0x40000000"]}`},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			doc := `apiVersion: cilium.io/v1alpha1
+		for _, mech := range mechs {
+			b.Run(tc.name+"/"+string(mech), func(b *testing.B) {
+				doc := `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
   name: bench-cost
@@ -89,24 +105,57 @@ spec:
     - {index: 1, type: string, label: filename}
     - {index: 2, type: int, label: flags}
     selectors:` + tc.selectors + "\n"
-			tps, err := tracingpolicies.Parse("bench-cost.yaml", []byte(doc))
-			if err != nil {
-				b.Fatal(err)
-			}
-			var with, without time.Duration
-			for range b.N {
-				without += loop()
-				p, err := s.Load(tps[0], "bench-cost.yaml")
+				tps, err := tracingpolicies.Parse("bench-cost.yaml", []byte(doc))
 				if err != nil {
 					b.Fatal(err)
 				}
-				with += loop()
-				s.Unload(p.Key())
-			}
-			n := float64(b.N * calls)
-			b.ReportMetric(float64(without.Nanoseconds())/n, "base-ns/call")
-			b.ReportMetric(float64((with-without).Nanoseconds())/n, "added-ns/call")
-			b.ReportMetric(float64(with)/float64(without), "ratio")
-		})
+				for _, h := range tps[0].Hooks {
+					h.Mechanism = mech
+				}
+				var with, without, otherWith, otherWithout time.Duration
+				for range b.N {
+					without += loop()
+					otherWithout += getppid()
+					p, err := s.Load(tps[0], "bench-cost.yaml")
+					if err != nil {
+						b.Fatal(err)
+					}
+					if got := p.Hooks()[0].Mechanism; got != mech {
+						b.Fatalf("the hook is attached with %s, want %s", got, mech)
+					}
+					with += loop()
+					otherWith += getppid()
+					s.Unload(p.Key())
+				}
+				n := float64(b.N * calls)
+				b.ReportMetric(float64(without.Nanoseconds())/n, "base-ns/call")
+				b.ReportMetric(float64((with-without).Nanoseconds())/n, "added-ns/call")
+				b.ReportMetric(float64(with)/float64(without), "ratio")
+				b.ReportMetric(float64((otherWith-otherWithout).Nanoseconds())/n, "getppid-added-ns/call")
+			})
+		}
 	}
+}
+
+// envGetppidLoop makes the test binary a child that calls getppid N times,
+// a syscall no policy hooks.
+const envGetppidLoop = "VIGIL_BENCH_GETPPID_LOOP"
+
+func init() {
+	if n := os.Getenv(envGetppidLoop); n != "" {
+		count, _ := strconv.Atoi(n)
+		for range count {
+			unix.Getppid()
+		}
+		os.Exit(0)
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

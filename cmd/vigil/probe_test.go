@@ -41,8 +41,8 @@ var wantPlans = map[string]map[string]kprobes.Mechanism{
 // security_* work. Both are built without CONFIG_FUNCTION_ERROR_INJECTION
 // and CONFIG_BPF_KPROBE_OVERRIDE, so nothing can override a syscall's result.
 var vmPlans = map[string]kprobes.Mechanism{
-	"kernel_function/post": kprobes.MechKprobe, "kernel_function/sigkill": kprobes.MechSendSignal, "kernel_function/override": kprobes.MechFmodRet,
-	"syscall/post": kprobes.MechKprobe, "syscall/sigkill": kprobes.MechSendSignal, "syscall/override": kprobes.MechUnavailable,
+	"kernel_function/post": kprobes.MechFentry, "kernel_function/sigkill": kprobes.MechSendSignal, "kernel_function/override": kprobes.MechFmodRet,
+	"syscall/post": kprobes.MechFentry, "syscall/sigkill": kprobes.MechSendSignal, "syscall/override": kprobes.MechUnavailable,
 	"lsm_hook/post": kprobes.MechLSM, "lsm_hook/sigkill": kprobes.MechSendSignal, "lsm_hook/override": kprobes.MechLSM,
 	"tracepoint/post": kprobes.MechTracepoint, "tracepoint/sigkill": kprobes.MechSendSignal, "tracepoint/override": kprobes.MechUnavailable,
 }
