@@ -40,8 +40,11 @@ type Options struct {
 	Sustained time.Duration
 	// Network policy set and latency runs.
 	Identities, Rules, Connects, NewPodTrials int
-	// Only restricts the run to these parts (empty: all): table, stats,
-	// sustained, netpol, gobench.
+	// Idle is how long each configuration's agent is left alone to
+	// measure what it costs when nothing happens.
+	Idle time.Duration
+	// Only restricts the run to these parts (empty: all): table, idle,
+	// stats, sustained, netpol, gobench.
 	Only []string
 	// Docs is the file the report goes into between markers ("" for none).
 	Docs string
@@ -58,6 +61,7 @@ func DefaultOptions() Options {
 		Rounds: 5, ExecN: 5000, FileN: 200000, MonitoredN: 50000, ConnectN: 20000,
 		BulkBytes: 2 << 30, RedisN: 50000, RedisClients: 50,
 		Sustained: 30 * time.Second, Identities: 1000, Rules: 10000, Connects: 2000, NewPodTrials: 5,
+		Idle: 30 * time.Second,
 	}
 }
 
@@ -65,6 +69,7 @@ func DefaultOptions() Options {
 func (o Options) Quick() Options {
 	o.Rounds, o.ExecN, o.FileN, o.MonitoredN, o.ConnectN = 3, 1000, 50000, 10000, 5000
 	o.BulkBytes, o.RedisN, o.Sustained, o.Connects, o.NewPodTrials = 512<<20, 10000, 10*time.Second, 500, 3
+	o.Idle = 10 * time.Second
 	return o
 }
 
@@ -93,9 +98,9 @@ func (o *Options) Validate() error {
 	}
 	for _, p := range o.Only {
 		switch p {
-		case "table", "stats", "sustained", "netpol", "gobench":
+		case "table", "idle", "stats", "sustained", "netpol", "gobench":
 		default:
-			errs = append(errs, fmt.Errorf("-only %q: want table, stats, sustained, netpol or gobench", p))
+			errs = append(errs, fmt.Errorf("-only %q: want table, idle, stats, sustained, netpol or gobench", p))
 		}
 	}
 	return errors.Join(errs...)
@@ -162,6 +167,11 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	if o.wants("table") {
 		if err := h.runTable(ctx, lock); err != nil {
+			return err
+		}
+	}
+	if o.wants("idle") {
+		if err := h.runIdle(ctx); err != nil {
 			return err
 		}
 	}
@@ -375,6 +385,45 @@ func (m Measurement) short() string {
 		parts = append(parts, fmt.Sprintf("%s=%.4g", k, m.Values[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// runIdle starts each configuration's agent, lets it settle and leaves it
+// alone for Idle, measuring its CPU time and memory.
+func (h *Harness) runIdle(ctx context.Context) error {
+	for _, c := range h.configs {
+		h.progress("idle: %s for %v", c.Name, h.opts.Idle)
+		a, err := StartAgent(ctx, h.opts.Vigil, c, h.dir, 180*time.Second)
+		if err != nil {
+			return err
+		}
+		h.rep.agentStarted(c.Name, a)
+		// Start-up work (the /proc scan, the first identity sync) is over
+		// once the counts stop moving.
+		if _, err := a.Settle(ctx, 5*time.Second, false); err != nil {
+			a.Stop()
+			return err
+		}
+		before, err := readProcUsage("/proc", a.Pid)
+		if err != nil {
+			a.Stop()
+			return err
+		}
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			a.Stop()
+			return ctx.Err()
+		case <-time.After(h.opts.Idle):
+		}
+		after, err := readProcUsage("/proc", a.Pid)
+		secs := time.Since(start).Seconds()
+		a.Stop()
+		if err != nil {
+			return err
+		}
+		h.rep.idle[c.Name] = &idleStats{cpu: (after.CPUSeconds - before.CPUSeconds) / secs, rss: after.RSS, anon: after.RSSAnon, file: after.RSSFile, seconds: secs}
+	}
+	return nil
 }
 
 // runBPFStats runs every workload once per configuration with the

@@ -20,6 +20,10 @@ type ProcUsage struct {
 	// PeakRSS is VmHWM in bytes.
 	PeakRSS int64
 	RSS     int64
+	// RSSAnon is memory of the process's own (heap, stacks, maps it
+	// wrote); RSSFile is pages of files it mapped (the binary, shared
+	// memory such as BPF ring buffers), which the kernel can reclaim.
+	RSSAnon, RSSFile int64
 }
 
 // readProcUsage reads /proc/PID/stat and /proc/PID/status.
@@ -35,6 +39,11 @@ func readProcUsage(procRoot string, pid int) (ProcUsage, error) {
 		return u, fmt.Errorf("%s/stat: %w", dir, err)
 	}
 	u.CPUSeconds = cpu
+	// The scheduler's run time of every thread is exact (nanoseconds);
+	// utime+stime counts clock ticks. Use it when the kernel has it.
+	if ns, ok := schedRunTime(dir); ok {
+		u.CPUSeconds = ns / 1e9
+	}
 	f, err := os.Open(filepath.Join(dir, "status"))
 	if err != nil {
 		return u, err
@@ -51,9 +60,44 @@ func readProcUsage(procRoot string, pid int) (ProcUsage, error) {
 			u.PeakRSS = parseKB(v)
 		case "VmRSS":
 			u.RSS = parseKB(v)
+		case "RssAnon":
+			u.RSSAnon = parseKB(v)
+		case "RssFile":
+			u.RSSFile = parseKB(v)
+		case "RssShmem":
+			// Ring buffers and other mmapped BPF maps count here.
+			u.RSSFile += parseKB(v)
 		}
 	}
 	return u, sc.Err()
+}
+
+// schedRunTime sums the first field of /proc/PID/task/*/schedstat: the
+// time each thread ran, in nanoseconds. Threads that exited are not
+// counted, which is why the harness reads it over periods a long-lived
+// agent's threads span.
+func schedRunTime(dir string) (float64, bool) {
+	tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+	if err != nil {
+		return 0, false
+	}
+	var total float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "schedstat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, false
+		}
+		total += v
+	}
+	return total, true
 }
 
 // parseStatCPU returns utime+stime of a /proc/PID/stat line, in seconds.

@@ -63,7 +63,7 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.Bool("quick", false, "fewer rounds and smaller workloads (a few minutes; to check the harness, not to quote)")
-	only := fs.String("only", "", "comma-separated parts to run: table, stats, sustained, netpol, gobench (default all)")
+	only := fs.String("only", "", "comma-separated parts to run: table, idle, stats, sustained, netpol, gobench (default all)")
 	fs.StringVar(&o.Vigil, "vigil", "bin/vigil", "agent binary")
 	fs.StringVar(&o.Repo, "repo", ".", "repository root (examples, Go benchmarks, docs)")
 	fs.StringVar(&o.Docs, "docs", "docs/benchmarks.md", "file to write the report into, between markers (empty: stdout only)")
@@ -76,6 +76,7 @@ func run(args []string) error {
 	fs.IntVar(&o.RedisN, "redis-requests", o.RedisN, "redis-benchmark requests per test")
 	fs.IntVar(&o.RedisClients, "redis-clients", o.RedisClients, "redis-benchmark parallel clients")
 	fs.DurationVar(&o.Sustained, "sustained", o.Sustained, "duration of the sustained exec storm")
+	fs.DurationVar(&o.Idle, "idle", o.Idle, "how long each agent is left alone for the idle figures")
 	fs.IntVar(&o.Identities, "identities", o.Identities, "identities of the large network policy set")
 	fs.IntVar(&o.Rules, "rules", o.Rules, "rules of the large network policy set")
 	fs.IntVar(&o.Connects, "latency-connects", o.Connects, "connects per network policy latency run")
