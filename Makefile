@@ -14,6 +14,10 @@ VM_P       ?= 2
 
 export GOFLAGS := -buildvcs=false
 
+empty :=
+space := $(empty) $(empty)
+comma := ,
+
 .PHONY: all build generate lint test test-unit test-host test-vm setup setup-vm test-tools run bench
 
 all: build
@@ -63,12 +67,16 @@ test-tools:
 run: setup build
 	./bin/vigil agent
 
-# Overhead benchmarks (root, about 20 minutes on two cores): workloads with
-# and without the agent, the agent's own costs, network policy latencies and
-# the Go benchmarks; prints the report and writes it into docs/benchmarks.md.
-# BENCH_FLAGS=-quick for a short check of the harness (see bin/vigil-bench run -h).
-BENCH_FLAGS ?=
-bench: build
+# Overhead benchmarks (root, about 25 minutes on two cores): workloads with
+# and without the agent, the agent's own costs, network policy latencies,
+# the Go benchmarks and the overhead table again inside qemu on each of
+# BENCH_VM_KERNELS (ratios only); prints the report and writes it into
+# docs/benchmarks.md. BENCH_FLAGS=-quick for a short check of the harness
+# (see bin/vigil-bench run -h); BENCH_VM_KERNELS= leaves the VM out.
+BENCH_FLAGS      ?=
+BENCH_VM_KERNELS ?= 6.12
+bench: build test-tools
 	./scripts/setup-host.sh --bench
+	$(if $(strip $(BENCH_VM_KERNELS)),./scripts/setup-host.sh --vm && CACHE=$(CACHE) ./scripts/vm-kernels.sh $(BENCH_VM_KERNELS))
 	CGO_ENABLED=0 $(GO) build -o bin/vigil-bench ./bench/cmd/vigil-bench
-	./bin/vigil-bench run $(BENCH_FLAGS)
+	./bin/vigil-bench run $(if $(strip $(BENCH_VM_KERNELS)),-vmtest bin/vmtest -vm-kernel $(subst $(space),$(comma),$(addprefix $(CACHE)/kernels/,$(BENCH_VM_KERNELS)))) $(BENCH_FLAGS)

@@ -42,6 +42,10 @@ type Agent struct {
 	Args    []string
 	done    chan error
 
+	// scrapeCPU is the agent CPU time the harness's own metric reads
+	// have cost so far; samples leave it out.
+	scrapeCPU float64
+
 	mu     sync.Mutex
 	log    []string // stderr lines
 	loaded []string // policies the agent reported loaded
@@ -233,9 +237,15 @@ type Sample struct {
 }
 
 // Sample reads the agent's metrics and /proc (and its programs' BPF
-// statistics when bpf is set).
+// statistics when bpf is set). Its CPU time leaves out what serving the
+// harness's metric reads cost the agent (measured around each read), so
+// that waiting for an agent to settle does not count as the workload's.
 func (a *Agent) Sample(ctx context.Context, bpf bool) (Sample, error) {
 	s := Sample{At: time.Now()}
+	u0, err := readProcUsage("/proc", a.Pid)
+	if err != nil {
+		return s, err
+	}
 	m, err := scrape(ctx, a.Metrics)
 	if err != nil {
 		return s, err
@@ -244,6 +254,8 @@ func (a *Agent) Sample(ctx context.Context, bpf bool) (Sample, error) {
 	if s.Usage, err = readProcUsage("/proc", a.Pid); err != nil {
 		return s, err
 	}
+	a.scrapeCPU += s.Usage.CPUSeconds - u0.CPUSeconds
+	s.Usage.CPUSeconds -= a.scrapeCPU
 	if bpf {
 		if s.BPF, err = bpfstats.Of("/proc", a.Pid); err != nil {
 			return s, err

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,8 +45,23 @@ type Options struct {
 	// measure what it costs when nothing happens.
 	Idle time.Duration
 	// Only restricts the run to these parts (empty: all): table, idle,
-	// stats, sustained, netpol, gobench.
+	// stats, sustained, netpol, gobench, vm.
 	Only []string
+	// Configs restricts the agent configurations (empty: all).
+	Configs []string
+	// NoRedis leaves out the redis workload (where redis-server is not
+	// installed, as inside the VM).
+	NoRedis bool
+	// Guest makes the report the part a VM run contributes to its host's:
+	// the overhead table and the agent's side, between GuestBegin and
+	// GuestEnd.
+	Guest bool
+	// VMKernels are kernel folders (scripts/vm-kernels.sh) the vm part
+	// boots, VMTool the vmtest binary that boots them and GuestArgs the
+	// arguments of the vigil-bench run inside.
+	VMKernels []string
+	VMTool    string
+	GuestArgs []string
 	// Docs is the file the report goes into between markers ("" for none).
 	Docs string
 	// Command is the command line that started the run, for the record.
@@ -98,10 +114,21 @@ func (o *Options) Validate() error {
 	}
 	for _, p := range o.Only {
 		switch p {
-		case "table", "idle", "stats", "sustained", "netpol", "gobench":
+		case "table", "idle", "stats", "sustained", "netpol", "gobench", "vm":
 		default:
-			errs = append(errs, fmt.Errorf("-only %q: want table, idle, stats, sustained, netpol or gobench", p))
+			errs = append(errs, fmt.Errorf("-only %q: want table, idle, stats, sustained, netpol, gobench or vm", p))
 		}
+	}
+	for _, c := range o.Configs {
+		if !slices.Contains(ConfigNames, c) {
+			errs = append(errs, fmt.Errorf("-configs %q: want one of %s", c, strings.Join(ConfigNames, ", ")))
+		}
+	}
+	if slices.Contains(o.Only, "vm") && len(o.VMKernels) == 0 {
+		errs = append(errs, errors.New("-only vm: no -vm-kernel to run in"))
+	}
+	if o.wants("vm") && len(o.VMKernels) > 0 && o.VMTool == "" {
+		errs = append(errs, errors.New("-vm-kernel: needs -vmtest, the vmtest binary that boots it (make test-tools builds bin/vmtest)"))
 	}
 	return errors.Join(errs...)
 }
@@ -195,8 +222,18 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 	}
+	if o.wants("vm") && !o.Guest {
+		for _, k := range o.VMKernels {
+			if err := h.runVM(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
 	h.rep.noiseEnd()
 	text := h.rep.Markdown()
+	if o.Guest {
+		text = GuestBegin + "\n" + h.rep.GuestMarkdown() + GuestEnd + "\n"
+	}
 	fmt.Fprint(o.Out, text)
 	if o.Docs != "" {
 		if err := WriteSection(o.Docs, text); err != nil {
@@ -220,7 +257,7 @@ func (h *Harness) prepare(ctx context.Context) error {
 	if h.serverCg, err = h.cg.Make("server"); err != nil {
 		return err
 	}
-	if h.opts.wants("table") || h.opts.wants("stats") {
+	if (h.opts.wants("table") || h.opts.wants("stats")) && !h.opts.NoRedis {
 		if err := h.startRedis(ctx); err != nil {
 			return err
 		}
@@ -252,7 +289,25 @@ func (h *Harness) cleanup() {
 }
 
 // agentConfigs are the configurations of the table.
+// ConfigNames are the names of the agent configurations, in the table's
+// order.
+var ConfigNames = []string{"default", "examples", "netpol"}
+
 func (h *Harness) agentConfigs() []AgentConfig {
+	all := h.allConfigs()
+	if len(h.opts.Configs) == 0 {
+		return all
+	}
+	var out []AgentConfig
+	for _, c := range all {
+		if slices.Contains(h.opts.Configs, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (h *Harness) allConfigs() []AgentConfig {
 	examples := filepath.Join(h.opts.Repo, "examples", "tracingpolicy")
 	return []AgentConfig{
 		{Name: "default", Description: "`vigil agent` as installed: embedded default policies, flows at connection start"},

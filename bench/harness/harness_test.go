@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -129,5 +130,53 @@ func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// -configs names exactly the configurations the table runs, and selects
+// them in the table's order.
+func TestConfigNames(t *testing.T) {
+	h := &Harness{opts: DefaultOptions()}
+	if diff := cmp.Diff(ConfigNames, configNames(h.allConfigs())); diff != "" {
+		t.Errorf("ConfigNames and the configurations differ (-names +configs):\n%s", diff)
+	}
+	h.opts.Configs = []string{"netpol", "default"}
+	if got := configNames(h.agentConfigs()); !cmp.Equal(got, []string{"default", "netpol"}) {
+		t.Errorf("-configs netpol,default ran %v", got)
+	}
+	o := DefaultOptions()
+	o.Configs = []string{"defualt"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `-configs "defualt"`) {
+		t.Errorf("Validate of a misspelt configuration: %v", err)
+	}
+}
+
+// A guest's report keeps its tables and moves its headings below the
+// host's "Inside a VM" heading.
+func TestGuestMarkdown(t *testing.T) {
+	o := DefaultOptions()
+	o.Configs = []string{"default"}
+	h := &Harness{opts: o, rep: newReport(o)}
+	h.configs = h.agentConfigs()
+	h.rep.Configs = h.configs
+	h.rep.Workloads = h.Workloads()
+	w := h.rep.Workloads[0]
+	for round, v := range []float64{1, 1.2} {
+		h.rep.addValue("", w, round, Measurement{Values: map[string]float64{"wall time": 2}, Seconds: 2, Ops: 10})
+		h.rep.addValue("default", w, round, Measurement{Values: map[string]float64{"wall time": 2 * v}, Seconds: 2 * v, Ops: 10})
+	}
+	md := h.rep.GuestMarkdown()
+	if strings.Contains(md, "\n### ") || !strings.Contains(md, "#### Overhead") {
+		t.Errorf("headings not moved down:\n%s", md)
+	}
+	if !strings.Contains(md, "| exec | wall time | default | 1.100 |") {
+		t.Errorf("no exec ratio of 1.1 (median of 1 and 1.2):\n%s", md)
+	}
+	r := newReport(o)
+	r.vm = []*vmRun{{kernel: "6.12", text: md, seconds: 100}}
+	var b strings.Builder
+	r.vmMarkdown(func(f string, a ...any) { b.WriteString(fmt.Sprintf(f, a...)) })
+	if !strings.Contains(b.String(), "### Inside a VM on Debian's 6.12 kernel") || !strings.Contains(b.String(), "| exec | wall time | default | 1.100 |") {
+		t.Errorf("vm section:\n%s", b.String())
 	}
 }

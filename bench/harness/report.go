@@ -34,6 +34,7 @@ type Report struct {
 	bpf map[string]map[string]*bpfRun
 
 	idle map[string]*idleStats
+	vm   []*vmRun
 
 	Sustained *SustainedResult
 	Netpol    *NetpolResult
@@ -271,6 +272,7 @@ func (r *Report) Markdown() string {
 	if len(r.bpf) > 0 {
 		r.bpfMarkdown(p)
 	}
+	r.vmMarkdown(p)
 	if r.Sustained != nil {
 		r.sustainedMarkdown(p)
 	}
@@ -344,7 +346,7 @@ func finite(xs []float64) []float64 {
 
 func (r *Report) agentMarkdown(p printf) {
 	p("### The agent's side\n\n")
-	p("Per workload run (medians over the rounds): events that reached the exporter (produced) and lines written to the export file (delivered) per second of workload, events lost over all rounds by reason, the agent's CPU time relative to the workload's wall time (100 %% = one CPU busy for the whole run), and the agent's CPU time per operation of the workload (an exec, an open, a connection, ...) and per event it produced.\n\n")
+	p("Per workload run (medians over the rounds): events that reached the exporter (produced) and lines written to the export file (delivered) per second of workload, events lost over all rounds by reason, the agent's CPU time relative to the workload's wall time (100 %% = one CPU busy for the whole run), and the agent's CPU time per operation of the workload (an exec, an open, a connection, ...) and per event it produced. The agent's CPU time runs from the workload's start until the agent has delivered what it produced, leaving out what serving the harness's own metric reads cost it.\n\n")
 	p("| configuration | workload | events/s produced | events/s delivered | lost (all rounds) | agent CPU | agent CPU per op | per event |\n")
 	p("|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Configs {

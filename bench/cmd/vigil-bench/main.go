@@ -63,7 +63,13 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.Bool("quick", false, "fewer rounds and smaller workloads (a few minutes; to check the harness, not to quote)")
-	only := fs.String("only", "", "comma-separated parts to run: table, idle, stats, sustained, netpol, gobench (default all)")
+	only := fs.String("only", "", "comma-separated parts to run: table, idle, stats, sustained, netpol, gobench, vm (default all; vm only with -vm-kernel)")
+	configs := fs.String("configs", "", "comma-separated agent configurations: "+strings.Join(harness.ConfigNames, ", ")+" (default all)")
+	vmKernels := fs.String("vm-kernel", "", "comma-separated kernel folders (scripts/vm-kernels.sh) to run the overhead table in, in qemu, for the vm part")
+	fs.StringVar(&o.VMTool, "vmtest", "bin/vmtest", "the vmtest binary that boots -vm-kernel")
+	guestArgs := fs.String("guest-args", strings.Join(harness.DefaultGuestArgs, " "), "flags of the vigil-bench run inside each VM")
+	fs.BoolVar(&o.Guest, "guest", false, "print only the part a VM run contributes to its host's report (the harness runs this inside the VM)")
+	fs.BoolVar(&o.NoRedis, "no-redis", false, "leave out the redis workload")
 	fs.StringVar(&o.Vigil, "vigil", "bin/vigil", "agent binary")
 	fs.StringVar(&o.Repo, "repo", ".", "repository root (examples, Go benchmarks, docs)")
 	fs.StringVar(&o.Docs, "docs", "docs/benchmarks.md", "file to write the report into, between markers (empty: stdout only)")
@@ -87,6 +93,27 @@ func run(args []string) error {
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
+	if *configs != "" {
+		o.Configs = strings.Split(*configs, ",")
+	}
+	if *vmKernels != "" {
+		for _, k := range strings.Split(*vmKernels, ",") {
+			abs, err := filepath.Abs(k)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(filepath.Join(abs, "boot")); err != nil {
+				return flagError{fmt.Errorf("-vm-kernel %s: %w (scripts/vm-kernels.sh fetches the test kernels)", k, err)}
+			}
+			o.VMKernels = append(o.VMKernels, abs)
+		}
+		abs, err := filepath.Abs(o.VMTool)
+		if err != nil {
+			return err
+		}
+		o.VMTool = abs
+	}
+	o.GuestArgs = strings.Fields(*guestArgs)
 	self, err := os.Executable()
 	if err != nil {
 		return err
