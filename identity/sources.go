@@ -9,6 +9,7 @@ import (
 	"github.com/vigilsec/vigil/identity/kube"
 	"github.com/vigilsec/vigil/identity/source"
 	"github.com/vigilsec/vigil/identity/workloadfile"
+	"github.com/vigilsec/vigil/internal/kubeclient"
 )
 
 // buildSources makes the sources cfg selects. Auto-detected sources that
@@ -41,7 +42,7 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 
 	useKube := cfg.KubernetesEnabled()
 	if useKube {
-		client, err := kube.NewClient(cfg.Kubeconfig)
+		client, err := kubeclient.New(cfg.Kubeconfig)
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes client: %w", err)
 		}
@@ -59,5 +60,5 @@ func buildSources(cfg *Config, log logrus.FieldLogger) ([]source.Source, error) 
 // KubernetesEnabled says whether the Kubernetes API is used: on, or auto in
 // a cluster or with a kubeconfig.
 func (c *Config) KubernetesEnabled() bool {
-	return c.Kubernetes == KubernetesOn || (c.Kubernetes == KubernetesAuto && (c.Kubeconfig != "" || kube.InCluster()))
+	return c.Kubernetes == KubernetesOn || (c.Kubernetes == KubernetesAuto && (c.Kubeconfig != "" || kubeclient.InCluster()))
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -22,11 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
-	"github.com/vigilsec/vigil/identity/kube"
+	"github.com/vigilsec/vigil/internal/kubeclient"
 )
 
 // Family says which part of the agent consumes a kind.
@@ -65,8 +65,8 @@ type Handler interface {
 
 // Run follows every kind the cluster serves until ctx ends.
 func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.FieldLogger) error {
-	f := dynamicinformer.NewDynamicSharedInformerFactory(client, 10*time.Minute)
 	var started []Kind
+	var infs []cache.SharedIndexInformer
 	for _, k := range Kinds {
 		// Probe the resource first: an informer on a resource the cluster
 		// does not serve retries forever.
@@ -80,8 +80,9 @@ func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.Fi
 			continue
 		}
 		k := k
-		inf := f.ForResource(k.GVR).Informer()
-		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		inf := kubeclient.Dynamic(client, k.GVR, "", 10*time.Minute, nil)
+		infs = append(infs, inf)
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { apply(h, k, o, log) },
 			UpdateFunc: func(_, o any) { apply(h, k, o, log) },
 			DeleteFunc: func(o any) {
@@ -92,18 +93,27 @@ func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.Fi
 					h.Remove(k.Family, SourceName(k, u.GetNamespace(), u.GetName()))
 				}
 			},
-		})
+		}); err != nil {
+			return fmt.Errorf("%s: %w", k.GVR, err)
+		}
 		started = append(started, k)
 	}
-	f.Start(ctx.Done())
-	for gvr, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok && ctx.Err() == nil {
-			return fmt.Errorf("sync %s", gvr)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, inf := range infs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.RunWithContext(ctx)
+		}()
+	}
+	for i, inf := range infs {
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) && ctx.Err() == nil {
+			return fmt.Errorf("sync %s", started[i].GVR)
 		}
 	}
 	log.WithField("kinds", len(started)).Info("following policies in the cluster")
 	<-ctx.Done()
-	f.Shutdown()
 	return nil
 }
 
@@ -167,7 +177,7 @@ var listOne = metav1.ListOptions{Limit: 1}
 // NewClient returns a dynamic client from kubeconfig, or from the in-cluster
 // configuration when kubeconfig is empty.
 func NewClient(kubeconfig string) (dynamic.Interface, error) {
-	cfg, err := kube.RestConfig(kubeconfig)
+	cfg, err := kubeclient.RestConfig(kubeconfig)
 	if err != nil {
 		return nil, err
 	}

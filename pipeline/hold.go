@@ -51,7 +51,7 @@ func newHolder(next, release Stage, pods Pods, wait time.Duration, max int, reg 
 	}
 	return &holder{
 		next: next, release: release, pods: pods, wait: wait, max: max, held: map[uint64][]heldEvent{},
-		started: make(chan struct{}, 1),
+		started:   make(chan struct{}, 1),
 		heldTotal: c("vigil_identity_events_held_total", "Events held until their container's metadata was known."),
 		enriched:  c("vigil_identity_events_held_enriched_total", "Held events released with their pod."),
 		expired:   c("vigil_identity_events_held_expired_total", "Held events released without a pod when the wait ended."),

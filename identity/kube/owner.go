@@ -6,10 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 )
-
-func everything() labels.Selector { return labels.Everything() }
 
 // maxOwners bounds the owner cache; it is emptied when full.
 const maxOwners = 16384
@@ -46,7 +43,7 @@ func (s *Source) owner(ctx context.Context, p *corev1.Pod) owner {
 	return o
 }
 
-// resolveOwner GETs the ReplicaSet or Job. When that fails (no permission,
+// resolveOwner GETs the ReplicaSet's or Job's metadata. When that fails (no permission,
 // not found yet) a ReplicaSet named <deployment>-<pod-template-hash> is
 // taken for its Deployment, and the answer is not cached.
 func (s *Source) resolveOwner(ctx context.Context, p *corev1.Pod, ref *metav1.OwnerReference) (owner, bool) {
@@ -55,7 +52,7 @@ func (s *Source) resolveOwner(ctx context.Context, p *corev1.Pod, ref *metav1.Ow
 	var meta *metav1.ObjectMeta
 	switch ref.Kind {
 	case "ReplicaSet":
-		rs, err := s.client.AppsV1().ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		rs, err := s.clients.Metadata.Resource(replicaSetsGVR).Namespace(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			if h := p.Labels["pod-template-hash"]; h != "" {
 				if d, ok := strings.CutSuffix(ref.Name, "-"+h); ok && d != "" {
@@ -66,7 +63,7 @@ func (s *Source) resolveOwner(ctx context.Context, p *corev1.Pod, ref *metav1.Ow
 		}
 		meta = &rs.ObjectMeta
 	case "Job":
-		j, err := s.client.BatchV1().Jobs(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		j, err := s.clients.Metadata.Resource(jobsGVR).Namespace(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			return owner{ref.Name, ref.Kind}, false
 		}

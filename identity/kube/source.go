@@ -10,16 +10,24 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/vigilsec/vigil/identity/source"
+	"github.com/vigilsec/vigil/internal/kubeclient"
+)
+
+// The resources the source reads: pods in full, the rest as metadata.
+var (
+	podsGVR        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	namespacesGVR  = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	replicaSetsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
+	jobsGVR        = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
 )
 
 // Options configure a Source.
@@ -34,12 +42,12 @@ type Options struct {
 
 // Source reports the pods of one node from the Kubernetes API.
 type Source struct {
-	name   string
-	client kubernetes.Interface
-	opts   Options
+	name    string
+	clients kubeclient.Clients
+	opts    Options
 
-	pods       listersv1.PodLister
-	namespaces listersv1.NamespaceLister
+	pods       cache.Indexer // *unstructured.Unstructured
+	namespaces cache.Indexer // *metav1.PartialObjectMetadata
 	queue      workqueue.TypedInterface[string]
 
 	ownerMu sync.Mutex
@@ -50,12 +58,12 @@ type owner struct{ name, kind string }
 
 var _ source.Source = (*Source)(nil)
 
-// NewSource returns a source reading through client.
-func NewSource(name string, client kubernetes.Interface, opts Options) *Source {
+// NewSource returns a source reading through clients.
+func NewSource(name string, clients kubeclient.Clients, opts Options) *Source {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	return &Source{name: name, client: client, opts: opts, owners: map[string]owner{}}
+	return &Source{name: name, clients: clients, opts: opts, owners: map[string]owner{}}
 }
 
 // Name implements source.Source.
@@ -73,43 +81,52 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 	s.queue = workqueue.NewTyped[string]()
 	defer s.queue.ShutDown()
 
-	podFactory := informers.NewSharedInformerFactoryWithOptions(s.client, s.opts.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.opts.NodeName).String()
-		}))
-	nsFactory := informers.NewSharedInformerFactory(s.client, s.opts.Resync)
-	podInf := podFactory.Core().V1().Pods()
-	nsInf := nsFactory.Core().V1().Namespaces()
-	s.pods, s.namespaces = podInf.Lister(), nsInf.Lister()
+	onNode := func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.opts.NodeName).String()
+	}
+	podInf := kubeclient.Dynamic(s.clients.Dynamic, podsGVR, "", s.opts.Resync, onNode)
+	nsInf := kubeclient.Metadata(s.clients.Metadata, namespacesGVR, "", s.opts.Resync, nil)
+	s.pods, s.namespaces = podInf.GetIndexer(), nsInf.GetIndexer()
 
 	onWatchError := func(op string) cache.WatchErrorHandlerWithContext {
 		return func(_ context.Context, _ *cache.Reflector, err error) { sink.Failed(s.name, op, err) }
 	}
-	if err := podInf.Informer().SetWatchErrorHandlerWithContext(onWatchError("watch pods")); err != nil {
+	if err := podInf.SetWatchErrorHandlerWithContext(onWatchError("watch pods")); err != nil {
 		return err
 	}
-	if err := nsInf.Informer().SetWatchErrorHandlerWithContext(onWatchError("watch namespaces")); err != nil {
+	if err := nsInf.SetWatchErrorHandlerWithContext(onWatchError("watch namespaces")); err != nil {
 		return err
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.enqueuePod(o) },
 		UpdateFunc: func(_, o any) { s.enqueuePod(o) },
 		DeleteFunc: func(o any) { s.enqueuePod(o) },
-	})
-	nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	}); err != nil {
+		return err
+	}
+	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.enqueueNamespace(o) },
 		UpdateFunc: func(_, o any) { s.enqueueNamespace(o) },
-	})
-	podFactory.Start(ctx.Done())
-	nsFactory.Start(ctx.Done())
-	defer podFactory.Shutdown()
-	defer nsFactory.Shutdown()
+	}); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	infCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, inf := range []cache.SharedIndexInformer{podInf, nsInf} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.RunWithContext(infCtx)
+		}()
+	}
 
-	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nsInf.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.HasSynced, nsInf.HasSynced) {
 		return nil // ctx ended
 	}
 	// Everything queued so far is in the first full state.
-	sink.Replace(s.name, s.all(ctx))
+	sink.Replace(s.name, s.all(ctx, sink))
 	sink.Synced(s.name)
 	sink.Recovered(s.name)
 
@@ -131,20 +148,54 @@ func (s *Source) enqueuePod(o any) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = d.Obj
 	}
-	if p, ok := o.(*corev1.Pod); ok {
-		s.queue.Add(podKey(p.Namespace, p.Name))
+	if p, ok := o.(*unstructured.Unstructured); ok {
+		s.queue.Add(podKey(p.GetNamespace(), p.GetName()))
 	}
 }
 
 func (s *Source) enqueueNamespace(o any) {
-	if n, ok := o.(*corev1.Namespace); ok {
+	if n, ok := o.(*metav1.PartialObjectMetadata); ok {
 		s.queue.Add(nsKey(n.Name))
 	}
 }
 
+// typedPod converts a pod of the informer's store. A pod the API server
+// sent that does not convert is left out, and said so.
+func (s *Source) typedPod(o any) (*corev1.Pod, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("pod store holds a %T", o)
+	}
+	var p corev1.Pod
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	return &p, nil
+}
+
+// podsIn returns the converted pods of the store (namespace "" for all).
+func (s *Source) podsIn(sink source.Sink, namespace string) []*corev1.Pod {
+	var objs []any
+	if namespace == "" {
+		objs = s.pods.List()
+	} else {
+		objs, _ = s.pods.ByIndex(cache.NamespaceIndex, namespace)
+	}
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		p, err := s.typedPod(o)
+		if err != nil {
+			sink.Failed(s.name, "read pod", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // all converts every pod of the node.
-func (s *Source) all(ctx context.Context) []source.Pod {
-	pods, _ := s.pods.List(everything())
+func (s *Source) all(ctx context.Context, sink source.Sink) []source.Pod {
+	pods := s.podsIn(sink, "")
 	out := make([]source.Pod, 0, len(pods))
 	for _, p := range pods {
 		if s.ours(p) {
@@ -157,8 +208,7 @@ func (s *Source) all(ctx context.Context) []source.Pod {
 
 func (s *Source) handle(ctx context.Context, sink source.Sink, key string) {
 	if ns, ok := strings.CutPrefix(key, "n/"); ok {
-		pods, _ := s.pods.Pods(ns).List(everything())
-		for _, p := range pods {
+		for _, p := range s.podsIn(sink, ns) {
 			if s.ours(p) {
 				sink.Upsert(s.name, s.convert(ctx, p))
 			}
@@ -166,13 +216,18 @@ func (s *Source) handle(ctx context.Context, sink source.Sink, key string) {
 		return
 	}
 	rest := strings.TrimPrefix(key, "p/")
-	ns, name, _ := strings.Cut(rest, "/")
-	p, err := s.pods.Pods(ns).Get(name)
-	if apierrors.IsNotFound(err) || (err == nil && !s.ours(p)) {
+	o, exists, _ := s.pods.GetByKey(rest)
+	if !exists {
 		sink.Delete(s.name, rest)
 		return
 	}
+	p, err := s.typedPod(o)
 	if err != nil {
+		sink.Failed(s.name, "read pod", err)
+		return
+	}
+	if !s.ours(p) {
+		sink.Delete(s.name, rest)
 		return
 	}
 	sink.Upsert(s.name, s.convert(ctx, p))
@@ -193,7 +248,8 @@ func (s *Source) convert(ctx context.Context, p *corev1.Pod) source.Pod {
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	if ns, err := s.namespaces.Get(p.Namespace); err == nil {
+	if o, ok, _ := s.namespaces.GetByKey(p.Namespace); ok {
+		ns := o.(*metav1.PartialObjectMetadata)
 		out.NamespaceLabels = ns.Labels
 		if out.NamespaceLabels == nil {
 			out.NamespaceLabels = map[string]string{}

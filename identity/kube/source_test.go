@@ -14,16 +14,19 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 
 	"github.com/vigilsec/vigil/identity/source"
+	"github.com/vigilsec/vigil/internal/kubeclient"
 )
 
-// The Kubernetes side is tested with client-go's fake clientset: there is
-// no API server here. The fake ignores field selectors, so the source's own
-// node check is what keeps other nodes' pods out.
+// The Kubernetes side is tested with client-go's fake dynamic and metadata
+// clients. The fakes ignore field selectors, so the source's own node check
+// is what keeps other nodes' pods out.
 
 const node = "node-1"
 
@@ -110,10 +113,97 @@ func (s *kubeSink) wait(t *testing.T, what string, cond func(map[string]source.P
 	}
 }
 
-func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, *kubeSink) {
+// cluster is the fake API: pods through the dynamic client, everything
+// else through the metadata client, as the source reads them.
+type cluster struct {
+	t    *testing.T
+	dyn  *dynamicfake.FakeDynamicClient
+	meta *metadatafake.FakeMetadataClient
+}
+
+func testScheme(t *testing.T) *runtime.Scheme {
+	sc := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, metav1.AddMetaToScheme} {
+		if err := add(sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sc
+}
+
+// metaOf is the metadata client's view of a typed object.
+func metaOf(t *testing.T, o runtime.Object) *metav1.PartialObjectMetadata {
+	var m *metav1.ObjectMeta
+	var tm metav1.TypeMeta
+	switch o := o.(type) {
+	case *corev1.Namespace:
+		m, tm = &o.ObjectMeta, metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}
+	case *appsv1.ReplicaSet:
+		m, tm = &o.ObjectMeta, metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"}
+	case *batchv1.Job:
+		m, tm = &o.ObjectMeta, metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"}
+	default:
+		t.Fatalf("no metadata kind for %T", o)
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: tm, ObjectMeta: *m}
+}
+
+func unstructuredPod(t *testing.T, p *corev1.Pod) *unstructured.Unstructured {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion("v1")
+	u.SetKind("Pod")
+	return u
+}
+
+func (c *cluster) createPod(p *corev1.Pod) {
+	if _, err := c.dyn.Resource(podsGVR).Namespace(p.Namespace).Create(context.Background(), unstructuredPod(c.t, p), metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) updatePod(p *corev1.Pod) {
+	if _, err := c.dyn.Resource(podsGVR).Namespace(p.Namespace).Update(context.Background(), unstructuredPod(c.t, p), metav1.UpdateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) deletePod(ns, name string) {
+	if err := c.dyn.Resource(podsGVR).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) updateNamespace(ns *corev1.Namespace) {
+	r := c.meta.Resource(namespacesGVR).(metadatafake.MetadataClient)
+	if _, err := r.UpdateFake(metaOf(c.t, ns), metav1.UpdateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func newCluster(t *testing.T, objs ...runtime.Object) (*cluster, kubeclient.Clients) {
+	sc := testScheme(t)
+	var pods, metas []runtime.Object
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			pods = append(pods, p)
+		} else {
+			metas = append(metas, metaOf(t, o))
+		}
+	}
+	c := &cluster{t: t,
+		dyn:  dynamicfake.NewSimpleDynamicClient(sc, pods...),
+		meta: metadatafake.NewSimpleMetadataClient(sc, metas...)}
+	return c, kubeclient.Clients{Dynamic: c.dyn, Metadata: c.meta}
+}
+
+func start(t *testing.T, objs ...runtime.Object) (*cluster, *kubeSink) {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	s := NewSource("kubernetes", client, Options{NodeName: node})
+	c, clients := newCluster(t, objs...)
+	s := NewSource("kubernetes", clients, Options{NodeName: node})
 	sink := &kubeSink{ch: make(chan struct{}, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -124,7 +214,7 @@ func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, *kubeSink) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return client, sink
+	return c, sink
 }
 
 // TestOwners resolves each kind of owner to the workload users name.
@@ -221,33 +311,24 @@ func TestPodDetails(t *testing.T) {
 		t.Errorf("host-network pod has pod addresses %v", host.IPs)
 	}
 
-	ctx := context.Background()
 	p2 := p.DeepCopy()
 	p2.Labels["version"] = "2"
-	if _, err := client.CoreV1().Pods("shop").Update(ctx, p2, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	client.updatePod(p2)
 	sink.wait(t, "the new label", func(m map[string]source.Pod) bool { return m["shop/web-0"].Labels["version"] == "2" })
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"env": "prod"}}}
-	if _, err := client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	client.updateNamespace(ns)
 	sink.wait(t, "namespace labels on every pod", func(m map[string]source.Pod) bool {
 		return m["shop/web-0"].NamespaceLabels["env"] == "prod" && m["shop/host"].NamespaceLabels["env"] == "prod"
 	})
 
-	if err := client.CoreV1().Pods("shop").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	client.deletePod("shop", "web-0")
 	sink.wait(t, "the deletion", func(m map[string]source.Pod) bool { _, ok := m["shop/web-0"]; return !ok })
 
 	// A pod moved to another node (as the fake ignores field selectors,
 	// it still arrives) is not ours.
 	other := pod("shop", "other", "u3", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-2" })
-	if _, err := client.CoreV1().Pods("shop").Create(ctx, other, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	client.createPod(other)
 	time.Sleep(200 * time.Millisecond)
 	sink.mu.Lock()
 	keys := make([]string, 0, len(sink.pods))
@@ -262,7 +343,8 @@ func TestPodDetails(t *testing.T) {
 }
 
 func TestNoNodeName(t *testing.T) {
-	s := NewSource("kubernetes", fake.NewClientset(), Options{})
+	_, clients := newCluster(t)
+	s := NewSource("kubernetes", clients, Options{})
 	if err := s.Run(context.Background(), &kubeSink{}); err == nil {
 		t.Error("Run without a node name succeeded")
 	}

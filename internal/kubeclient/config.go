@@ -1,11 +1,12 @@
-package kube
+package kubeclient
 
 import (
 	"errors"
 	"fmt"
 	"os"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -22,18 +23,28 @@ func InCluster() bool {
 	return err == nil
 }
 
-// NewClient returns a clientset from kubeconfig, or from the in-cluster
+// Clients are the two clients Vigil reads the API with.
+type Clients struct {
+	Dynamic  dynamic.Interface
+	Metadata metadata.Interface
+}
+
+// New returns the clients of kubeconfig, or of the in-cluster
 // configuration when kubeconfig is empty.
-func NewClient(kubeconfig string) (kubernetes.Interface, error) {
+func New(kubeconfig string) (Clients, error) {
 	cfg, err := RestConfig(kubeconfig)
 	if err != nil {
-		return nil, err
+		return Clients{}, err
 	}
-	c, err := kubernetes.NewForConfig(cfg)
+	d, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return Clients{}, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return c, nil
+	m, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return Clients{Dynamic: d, Metadata: m}, nil
 }
 
 // RestConfig returns the client configuration from kubeconfig, or the
