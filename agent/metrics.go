@@ -110,10 +110,11 @@ func (a *Agent) startPprof(ln net.Listener) (*http.Server, error) {
 	return srv, nil
 }
 
-// policyCollector exports the tracing policies by state and their events.
+// policyCollector exports the tracing policies by state, their events and
+// what the kernel folded.
 type policyCollector struct {
-	a             *Agent
-	state, events *prometheus.Desc
+	a                               *Agent
+	state, events, folded, foldFull *prometheus.Desc
 }
 
 func newPolicyCollector(a *Agent) prometheus.Collector {
@@ -121,12 +122,18 @@ func newPolicyCollector(a *Agent) prometheus.Collector {
 		a:      a,
 		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error).", []string{"state"}, nil),
 		events: prometheus.NewDesc("vigil_tracing_policy_events_total", "Events produced by each loaded tracing policy.", []string{"policy"}, nil),
+		folded: prometheus.NewDesc("vigil_tracing_policy_calls_folded_total",
+			"Calls the kernel folded into the repeat count of an event already reported, per policy.", []string{"policy"}, nil),
+		foldFull: prometheus.NewDesc("vigil_tracing_policy_fold_table_full_total",
+			"Calls reported on their own because the kernel's table of folds was full, per policy.", []string{"policy"}, nil),
 	}
 }
 
 func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.state
 	ch <- c.events
+	ch <- c.folded
+	ch <- c.foldFull
 }
 
 func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -139,6 +146,13 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 				name = p.Namespace + "/" + p.Name
 			}
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(p.Events), name)
+			var folded, full uint64
+			for _, h := range p.Hooks {
+				folded += h.Folded
+				full += h.FoldFull
+			}
+			ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(folded), name)
+			ch <- prometheus.MustNewConstMetric(c.foldFull, prometheus.CounterValue, float64(full), name)
 		}
 	}
 	for s, n := range counts {

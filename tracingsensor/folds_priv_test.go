@@ -114,7 +114,8 @@ spec:` + tc.option + `
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Load(tps[0], "folds.yaml"); err != nil {
+			pol, err := s.Load(tps[0], "folds.yaml")
+			if err != nil {
 				t.Fatal(err)
 			}
 			counts := map[string]int{filepath.Join(dir, "a"): 20000, filepath.Join(dir, "b"): 3, filepath.Join(dir, "c"): 1}
@@ -152,6 +153,21 @@ spec:` + tc.option + `
 				if tc.maxEvents == 0 && events != uint64(n) {
 					t.Errorf("%s: %d events for %d calls with report-all", filepath.Base(p), events, n)
 				}
+			}
+			// The hook's counter (vigil policy list, the metric) tells
+			// how many calls were folded into repeats.
+			var folded uint64
+			for _, h := range pol.Hooks() {
+				folded += h.Folded
+			}
+			var repeats uint64
+			sink.mu.Lock()
+			for _, r := range sink.repeats {
+				repeats += r
+			}
+			sink.mu.Unlock()
+			if folded != repeats {
+				t.Errorf("hooks report %d calls folded; the events' repeat counts add up to %d", folded, repeats)
 			}
 			// The child is gone: its runs are deleted within a few sweeps.
 			m := s.gen.Map(abi.GenericMapGenFolds)

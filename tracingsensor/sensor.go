@@ -135,6 +135,12 @@ type HookStatus struct {
 	Mechanism kprobes.Mechanism `json:"mechanism"`
 	Matched   uint64            `json:"matched"`
 	Limited   uint64            `json:"rate_limited"`
+	// Folded counts calls folded into a repeat of an event already
+	// reported (repeated-events fold or rate-limit); FoldFull calls that
+	// were reported on their own because the kernel's table of folds was
+	// full.
+	Folded   uint64 `json:"folded"`
+	FoldFull uint64 `json:"fold_table_full"`
 }
 
 // Hooks returns the policy's hooks with their mechanisms and counters.
@@ -152,6 +158,8 @@ func (p *Policy) Hooks() []HookStatus {
 			for _, c := range per {
 				st.Matched += c.Matched
 				st.Limited += c.RateLimited
+				st.Folded += c.Folded
+				st.FoldFull += c.FoldFull
 			}
 		}
 		out = append(out, st)
