@@ -111,9 +111,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	procCap := a.cfg.ProcessCacheSize
+	if procCap == 0 {
+		procCap = process.NodeMaxEntries(a.cfg.ProcRoot)
+	}
+	log.WithField("processes", procCap).Debug("process cache size")
 	cache, err := process.NewCache(process.Config{
 		NodeName:   a.cfg.NodeName,
-		MaxEntries: a.cfg.ProcessCacheSize,
+		MaxEntries: procCap,
 		HostNS:     process.HostNamespaces(a.cfg.ProcRoot),
 		Pods:       podLookup{ids},
 	})
@@ -143,7 +148,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	procs, err := process.NewSensor(&process.SensorOptions{
 		RingBufferSize: uint32(a.cfg.RingBufferSize),
-		MaxProcesses:   uint32(a.cfg.ProcessCacheSize),
+		MaxProcesses:   uint32(procCap),
 		RawTracepoints: a.cfg.RawTracepoints,
 	}, feats)
 	if err != nil {

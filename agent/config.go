@@ -24,7 +24,8 @@ type Config struct {
 	// RingBufferSize is the event ring buffer's size in bytes.
 	RingBufferSize uint64
 	// ProcessCacheSize bounds the process cache (live and recently exited
-	// processes).
+	// processes) and the kernel's process table; 0 sizes them for the
+	// node (process.NodeMaxEntries).
 	ProcessCacheSize int
 	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
 	// disables the server.
@@ -92,7 +93,7 @@ func DefaultConfig() Config {
 	return Config{
 		NodeName:         host,
 		RingBufferSize:   process.DefaultRingBufferSize,
-		ProcessCacheSize: process.DefaultMaxEntries,
+		ProcessCacheSize: 0, // derived from the node
 		MetricsAddr:      "127.0.0.1:2112",
 		SocketPath:       "/run/vigil/vigil.sock",
 		ProcRoot:         "/proc",
@@ -115,8 +116,8 @@ func (c *Config) Validate() error {
 	if err := process.ValidateRingBufferSize(c.RingBufferSize); err != nil {
 		errs = append(errs, fmt.Errorf("--ringbuf-size: %w", err))
 	}
-	if c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22 {
-		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d)", c.ProcessCacheSize, 1<<22))
+	if c.ProcessCacheSize != 0 && (c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22) {
+		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d, or 0 for the node's size)", c.ProcessCacheSize, 1<<22))
 	}
 	for _, ns := range c.ExecFilter.PidNamespaces {
 		if ns == "host" {

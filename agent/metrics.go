@@ -19,14 +19,15 @@ import (
 
 // cacheCollector exports the process cache's counters.
 type cacheCollector struct {
-	cache                         *process.Cache
-	size, hits, misses, evictions *prometheus.Desc
+	cache                                   *process.Cache
+	size, capacity, hits, misses, evictions *prometheus.Desc
 }
 
 func newCacheCollector(c *process.Cache) prometheus.Collector {
 	return &cacheCollector{
 		cache:     c,
 		size:      prometheus.NewDesc("vigil_process_cache_size", "Processes in the process cache (live and recently exited).", nil, nil),
+		capacity:  prometheus.NewDesc("vigil_process_cache_capacity", "Most processes the process cache keeps (--process-cache-size, by default derived from the node's memory).", nil, nil),
 		hits:      prometheus.NewDesc("vigil_process_cache_hits_total", "Process cache lookups that found the process.", nil, nil),
 		misses:    prometheus.NewDesc("vigil_process_cache_misses_total", "Process cache lookups that did not find the process.", nil, nil),
 		evictions: prometheus.NewDesc("vigil_process_cache_evictions_total", "Processes evicted from a full process cache.", nil, nil),
@@ -35,6 +36,7 @@ func newCacheCollector(c *process.Cache) prometheus.Collector {
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.size
+	ch <- c.capacity
 	ch <- c.hits
 	ch <- c.misses
 	ch <- c.evictions
@@ -43,6 +45,7 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.cache.Stats()
 	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(s.Size))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(s.Capacity))
 	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits))
 	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses))
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))

@@ -2,6 +2,10 @@ package process
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +17,28 @@ const (
 	DefaultMaxEntries = 65536
 	DefaultExitGrace  = 30 * time.Second
 )
+
+// Bounds of NodeMaxEntries.
+const (
+	minNodeEntries = 4096
+	maxNodeEntries = DefaultMaxEntries
+)
+
+// NodeMaxEntries is the process cache size for this node: a quarter of the
+// kernel's threads-max (which the kernel derives from the node's memory:
+// one thread per 128 KiB), so one entry per 512 KiB of memory, between 4096
+// and 65536. Without /proc/sys/kernel/threads-max it is DefaultMaxEntries.
+func NodeMaxEntries(procRoot string) int {
+	b, err := os.ReadFile(filepath.Join(procRoot, "sys/kernel/threads-max"))
+	if err != nil {
+		return DefaultMaxEntries
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return DefaultMaxEntries
+	}
+	return min(max(n/4, minNodeEntries), maxNodeEntries)
+}
 
 // PodResolver maps a cgroup id to the pod (or standalone workload) its
 // processes belong to. It must be cheap: it runs for every new process.
@@ -54,6 +80,7 @@ func (c *Config) Validate() error {
 // Stats are the cache's counters.
 type Stats struct {
 	Size      int
+	Capacity  int
 	Hits      uint64
 	Misses    uint64
 	Evictions uint64
@@ -102,6 +129,7 @@ func (c *Cache) Stats() Stats {
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Size = len(c.byPID)
+	s.Capacity = c.cfg.MaxEntries
 	return s
 }
 

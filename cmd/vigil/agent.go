@@ -42,7 +42,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringVar(&configFile, "config", "", "YAML file setting any of these flags (flag names as keys)")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name reported in events (default: $NODE_NAME or the host name)")
 	f.StringVar(&ringbufSize, "ringbuf-size", "8Mi", "event ring buffer size: a power of two, multiple of the page size (e.g. 8Mi)")
-	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache")
+	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache and the kernel's process table (0: one per 512 KiB of the node's memory, a quarter of kernel.threads-max, between 4096 and 65536)")
 	f.BoolVar(&cfg.BPFStats, "bpf-stats", false, "collect BPF program run counts and times (vigil_bpf_program_*); costs about two clock reads per program run")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable)")
 	f.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address serving Go profiles at /debug/pprof/ (for example 127.0.0.1:6060; empty to disable)")
