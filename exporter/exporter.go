@@ -43,6 +43,8 @@ type Exporter struct {
 	mask     *filter.FieldMask
 	limiter  *rateLimiter
 	subs     []*Subscription
+	evsubs   []*EventSubscription
+	redact   func(string) string
 
 	sinks   []sink.Sink
 	queues  []*queue
@@ -85,6 +87,7 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer) (*Export
 	opts := &encode.Options{}
 	if c.redact.Len() > 0 {
 		opts.Redact = c.redact.Redact
+		e.redact = c.redact.Redact
 	}
 	e.enc = encode.NewEncoder(opts)
 	if err := e.openSinks(c); err != nil {
@@ -234,6 +237,9 @@ func (e *Exporter) Export(ev *event.Event) {
 	}
 	if len(e.subs) > 0 {
 		e.publish(ev, line)
+	}
+	if len(e.evsubs) > 0 {
+		e.publishEvents(ev)
 	}
 }
 

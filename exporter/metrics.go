@@ -17,6 +17,7 @@ type exporterMetrics struct {
 	latency     *prometheus.HistogramVec // sink
 	subDropped  prometheus.Counter
 	subscribers prometheus.Gauge
+	evDropped   *prometheus.CounterVec            // subscriber
 	byType      [16]map[string]prometheus.Counter // cache of events by type and policy
 	registerer  prometheus.Registerer
 	registered  []prometheus.Collector
@@ -49,12 +50,16 @@ func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
 			Name: "vigil_export_subscribers",
 			Help: "Live-tail subscribers connected.",
 		}),
+		evDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_event_subscriber_dropped_total",
+			Help: "Events in-process subscribers (the flow API and UI) lost because they read too slowly.",
+		}, []string{"subscriber"}),
 		registerer: reg,
 	}
 	for i := range m.byType {
 		m.byType[i] = map[string]prometheus.Counter{}
 	}
-	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.subDropped, m.subscribers); err != nil {
+	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.subDropped, m.subscribers, m.evDropped); err != nil {
 		return nil, err
 	}
 	return m, nil
