@@ -12,6 +12,7 @@ import (
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
+	"github.com/vigilsec/vigil/ui"
 )
 
 // Config is everything `vigil agent` can be told. Flags and the config file
@@ -63,6 +64,8 @@ type Config struct {
 	// CiliumNetworkPolicy documents to enforce (and watch); none leaves
 	// the network policy datapath unloaded.
 	NetworkPolicies []string
+	// UI is the web UI and Hubble's Observer API over the node's flows.
+	UI ui.Config
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 		KubernetesTracingPolicies: true,
 		Identity:                  identity.DefaultConfig(),
 		Rules:                     rules.DefaultConfig(),
+		UI:                        ui.DefaultConfig(),
 	}
 }
 
@@ -142,6 +146,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.UI.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {

@@ -83,6 +83,7 @@ func startAgent(t *testing.T, mutate func(*agent.Config)) *harness {
 	cfg := agent.DefaultConfig()
 	cfg.NodeName = "test-node"
 	cfg.MetricsAddr = ""
+	cfg.UI.Addr, cfg.UI.HubbleAddr = "", ""
 	cfg.SocketPath = filepath.Join(t.TempDir(), "vigil.sock")
 	cfg.NoDefaultPolicies = true
 	cfg.Rules.NoDefaultRules = true

@@ -27,8 +27,8 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name  string
 		cfg   Config
-		addrs []string
-		want  string // "" for valid
+		addrs []string // of --ui-addr
+		want  string   // "" for valid
 	}{
 		{"loopback without auth", Config{}, []string{"127.0.0.1:12000", "[::1]:4244", "localhost:1"}, ""},
 		{"all addresses without auth", Config{}, []string{"0.0.0.0:12000"}, "--ui-addr 0.0.0.0:12000: beyond loopback the API requires authentication"},
@@ -42,7 +42,11 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate(flags, "--ui-addr", tt.addrs...)
+			var ls []Listener
+			for _, a := range tt.addrs {
+				ls = append(ls, Listener{"--ui-addr", a})
+			}
+			err := tt.cfg.Validate(flags, ls...)
 			if tt.want == "" && err != nil {
 				t.Errorf("error %v, want none", err)
 			}

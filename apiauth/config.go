@@ -32,10 +32,15 @@ func (c Config) TLS() bool { return c.CertFile != "" }
 // Authenticated reports whether clients must prove who they are.
 func (c Config) Authenticated() bool { return c.TokenFile != "" || c.ClientCAFile != "" }
 
-// Validate checks the combination of options for an API listening on each
-// of addrs (empty ones are skipped): TLS needs both files, client CAs need
+// Listener is an address an API listens on and the flag that set it.
+type Listener struct {
+	Flag, Addr string
+}
+
+// Validate checks the combination of options for APIs listening on each
+// of ls (empty addresses are skipped): TLS needs both files, client CAs need
 // TLS, and a listener beyond loopback needs a token or client certificates.
-func (c Config) Validate(f Flags, addrFlag string, addrs ...string) error {
+func (c Config) Validate(f Flags, ls ...Listener) error {
 	var errs []error
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("%s and %s: give both or neither", f.CertFile, f.KeyFile))
@@ -44,22 +49,22 @@ func (c Config) Validate(f Flags, addrFlag string, addrs ...string) error {
 		errs = append(errs, fmt.Errorf("%s: client certificates need TLS: give %s and %s too", f.ClientCAFile, f.CertFile, f.KeyFile))
 	}
 	if c.TokenFile != "" && c.CertFile == "" {
-		for _, a := range addrs {
-			if a != "" && !IsLoopback(a) {
-				errs = append(errs, fmt.Errorf("%s: a bearer token over plain text to %s can be read on the network: give %s and %s too", f.TokenFile, a, f.CertFile, f.KeyFile))
+		for _, l := range ls {
+			if l.Addr != "" && !IsLoopback(l.Addr) {
+				errs = append(errs, fmt.Errorf("%s: a bearer token over plain text to %s %s can be read on the network: give %s and %s too", f.TokenFile, l.Flag, l.Addr, f.CertFile, f.KeyFile))
 			}
 		}
 	}
-	for _, a := range addrs {
-		if a == "" {
+	for _, l := range ls {
+		if l.Addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not host:port: %w", addrFlag, a, err))
+		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port: %w", l.Flag, l.Addr, err))
 			continue
 		}
-		if !IsLoopback(a) && !c.Authenticated() {
-			errs = append(errs, fmt.Errorf("%s %s: beyond loopback the API requires authentication: give %s, or %s with %s and %s", addrFlag, a, f.TokenFile, f.ClientCAFile, f.CertFile, f.KeyFile))
+		if !IsLoopback(l.Addr) && !c.Authenticated() {
+			errs = append(errs, fmt.Errorf("%s %s: beyond loopback the API requires authentication: give %s, or %s with %s and %s", l.Flag, l.Addr, f.TokenFile, f.ClientCAFile, f.CertFile, f.KeyFile))
 		}
 	}
 	return errors.Join(errs...)

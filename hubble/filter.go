@@ -507,3 +507,14 @@ func nodeMatch(pattern, node string) bool {
 	ok, _ := path.Match(pattern, name)
 	return ok
 }
+
+// LabelMatcher compiles a label selector in Hubble's syntax ("org=empire",
+// "k8s:app in (web, api)", "!reserved:world") into a function over Cilium
+// labels ("k8s:org=empire").
+func LabelMatcher(selector string) (func(labels []string) bool, error) {
+	fn, err := labelMatcher([]string{selector}, func(f *flowpb.Flow) *flowpb.Endpoint { return f.GetSource() })
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a label selector%s", selector, strings.TrimPrefix(err.Error(), "[0]: \""+selector+"\" is not a label selector"))
+	}
+	return func(ls []string) bool { return fn(&flowpb.Flow{Source: &flowpb.Endpoint{Labels: ls}}) }, nil
+}
