@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/hubble"
 )
@@ -93,6 +92,5 @@ func deathstarStore(t testing.TB) (*hubble.Store, *hubble.Converter) {
 	}
 	return store, conv
 }
-
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s+"\n"), 0o600) }
