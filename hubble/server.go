@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -92,6 +93,11 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStr
 		})
 	}
 
+	// Headers first, so that a follower knows the stream is up before the
+	// first flow (the relay reports the peer as connected).
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	oldest, next := s.store.Oldest()
 	upstream := s.store.Lost()
 	number := req.GetNumber()
