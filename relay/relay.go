@@ -226,7 +226,6 @@ func (r *Relay) snapshot() []peerState {
 	return out
 }
 
-
 // Run is `vigil relay`: it validates cfg, finds the peers, follows them,
 // and serves the cluster's flows until ctx ends.
 func Run(ctx context.Context, cfg Config, log logrus.FieldLogger) error {

@@ -54,7 +54,9 @@ func startAgent(t *testing.T, name string, auth *apiauth.Authenticator) *agent {
 	if auth != nil {
 		opts = auth.GRPCOptions()
 	}
-	go func() { a.done <- hubble.Serve(ctx, lis, hubble.NewServer(store, hubble.ServerOptions{NodeName: name}), opts...) }()
+	go func() {
+		a.done <- hubble.Serve(ctx, lis, hubble.NewServer(store, hubble.ServerOptions{NodeName: name}), opts...)
+	}()
 	t.Cleanup(a.stop)
 	return a
 }
@@ -232,4 +234,3 @@ func TestSlowClientDoesNotSlowPeers(t *testing.T) {
 		t.Errorf("slow client lost %d flows", lost)
 	}
 }
-
