@@ -38,7 +38,7 @@ type Config struct {
 // Deployment does behind a Service; authentication is then required.
 func DefaultConfig() Config {
 	return Config{Addr: ":12000", HubbleAddr: ":4245", FlowBuffer: 4 * hubble.DefaultCapacity,
-		Namespace: "vigil", Selector: "app.kubernetes.io/name=vigil,app.kubernetes.io/component=agent", PeerPort: 4244}
+		Namespace: "vigil", Selector: "app.kubernetes.io/name=vigil", PeerPort: 4244}
 }
 
 // AddFlags registers the relay's flags on fs.

@@ -12,10 +12,12 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-func agentPod(name, node, ip string, phase corev1.PodPhase, component string) *corev1.Pod {
+// agentPod is a pod of the chart: the agents' are app.kubernetes.io/name
+// vigil, the relay's vigil-relay.
+func agentPod(name, node, ip string, phase corev1.PodPhase, app string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "vigil",
-			Labels: map[string]string{"app.kubernetes.io/name": "vigil", "app.kubernetes.io/component": component}},
+			Labels: map[string]string{"app.kubernetes.io/name": app, "app.kubernetes.io/instance": "vigil"}},
 		Spec:   corev1.PodSpec{NodeName: node},
 		Status: corev1.PodStatus{Phase: phase, PodIP: ip},
 	}
@@ -26,9 +28,9 @@ func agentPod(name, node, ip string, phase corev1.PodPhase, component string) *c
 // yet running are not peers.
 func TestKubernetesDiscovery(t *testing.T) {
 	client := fake.NewClientset(
-		agentPod("vigil-a", "node-a", "10.0.0.1", corev1.PodRunning, "agent"),
-		agentPod("vigil-b", "node-b", "10.0.0.2", corev1.PodPending, "agent"),
-		agentPod("vigil-relay", "node-a", "10.0.0.9", corev1.PodRunning, "relay"),
+		agentPod("vigil-a", "node-a", "10.0.0.1", corev1.PodRunning, "vigil"),
+		agentPod("vigil-b", "node-b", "10.0.0.2", corev1.PodPending, "vigil"),
+		agentPod("vigil-relay", "node-a", "10.0.0.9", corev1.PodRunning, "vigil-relay"),
 	)
 	d := &Kubernetes{Client: client, Namespace: "vigil", Selector: DefaultConfig().Selector, Port: 4244}
 	updates := make(chan []Peer, 10)
@@ -48,7 +50,7 @@ func TestKubernetesDiscovery(t *testing.T) {
 		t.Errorf("first peers (-want +got):\n%s", diff)
 	}
 	pods := client.CoreV1().Pods("vigil")
-	b := agentPod("vigil-b", "node-b", "10.0.0.2", corev1.PodRunning, "agent")
+	b := agentPod("vigil-b", "node-b", "10.0.0.2", corev1.PodRunning, "vigil")
 	if _, err := pods.UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
