@@ -32,8 +32,13 @@ type Converter struct {
 	redact   func(string) string
 	emitter  *flowpb.Emitter
 
-	mu    sync.Mutex
-	procs map[procKey]*processExt
+	mu     sync.Mutex
+	procs  map[procKey]*processExt
+	labels map[*string][]string // Cilium labels by the first of Vigil's (label slices are shared)
+	works  map[*event.Workload][]*flowpb.Workload
+	// summaries by protocol and TCP flags; drop event types by reason.
+	summaries map[uint16]string
+	drops     map[int32]*flowpb.CiliumEventType
 }
 
 type procKey struct{ p, parent *event.Process }
@@ -45,7 +50,8 @@ const maxCachedProcs = 8192
 // passes process arguments through redact (nil: unchanged).
 func NewConverter(nodeName string, redact func(string) string) *Converter {
 	return &Converter{nodeName: nodeName, redact: redact, emitter: &flowpb.Emitter{Name: "Vigil", Version: Version},
-		procs: map[procKey]*processExt{}}
+		procs: map[procKey]*processExt{}, labels: map[*string][]string{}, works: map[*event.Workload][]*flowpb.Workload{},
+		summaries: map[uint16]string{}, drops: map[int32]*flowpb.CiliumEventType{}}
 }
 
 // Convert returns the Hubble flow of ev, or nil when ev is not a flow.
@@ -61,28 +67,28 @@ func (c *Converter) Convert(ev *event.Event) *flowpb.Flow {
 		Type:             flowpb.FlowType_L3_L4,
 		NodeName:         c.nodeName,
 		TrafficDirection: direction(f.Direction),
-		IsReply:          wrapperspb.Bool(f.IsReply),
-		Source:           endpoint(&f.SourceEndpoint),
-		Destination:      endpoint(&f.DestEndpoint),
+		IsReply:          isReply[b2i(f.IsReply)],
+		Source:           c.endpoint(&f.SourceEndpoint),
+		Destination:      c.endpoint(&f.DestEndpoint),
 		L4:               layer4(f),
 		IP:               ip(f.Source, f.Destination),
-		Summary:          string(encode.AppendSummary(make([]byte, 0, 32), f)),
+		Summary:          c.summary(f),
 	}
 	if ev.Process != nil {
 		out.CgroupId = ev.Process.CgroupID
 	}
 	switch f.Verdict {
 	case event.VerdictDropped:
-		out.EventType = &flowpb.CiliumEventType{Type: monitorDrop}
+		out.EventType = eventTypes[monitorDrop]
 		if r, ok := flowpb.DropReason_value[f.DropReasonDesc]; ok {
 			out.DropReasonDesc = flowpb.DropReason(r)
 			out.DropReason = uint32(r)
-			out.EventType.SubType = r
+			out.EventType = c.dropType(r)
 		}
 	case event.VerdictAudit:
-		out.EventType = &flowpb.CiliumEventType{Type: monitorPolicyVerdict}
+		out.EventType = eventTypes[monitorPolicyVerdict]
 	default:
-		out.EventType = &flowpb.CiliumEventType{Type: monitorTrace}
+		out.EventType = eventTypes[monitorTrace]
 		if f.Direction == event.DirectionIngress {
 			out.TraceObservationPoint = flowpb.TraceObservationPoint_TO_ENDPOINT
 		} else {
@@ -117,6 +123,28 @@ func (c *Converter) process(p, parent *event.Process) *processExt {
 	x := newProcessExt(p, parent, c.redact)
 	c.procs[k] = x
 	return x
+}
+
+func (c *Converter) ciliumLabels(ls []string) []string {
+	key := &ls[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if out, ok := c.labels[key]; ok && len(out) == len(ls) {
+		return out
+	}
+	if len(c.labels) >= maxCachedProcs {
+		clear(c.labels)
+	}
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		if k, _, _ := strings.Cut(l, "="); strings.Contains(k, ":") {
+			out[i] = l
+		} else {
+			out[i] = "k8s:" + l
+		}
+	}
+	c.labels[key] = out
+	return out
 }
 
 func verdict(v event.Verdict) flowpb.Verdict {
@@ -183,26 +211,76 @@ func layer4(f *event.Flow) *flowpb.Layer4 {
 }
 
 // endpoint converts one side of a flow. Pod labels ("key=value") get
-// Cilium's "k8s:" source prefix; reserved labels keep theirs.
-func endpoint(ep *event.Endpoint) *flowpb.Endpoint {
+// Cilium's "k8s:" source prefix; reserved labels keep theirs. The
+// endpoints of one pod share their label slice, and so do their flows'.
+func (c *Converter) endpoint(ep *event.Endpoint) *flowpb.Endpoint {
 	out := &flowpb.Endpoint{Identity: ep.Identity, Namespace: ep.Namespace, PodName: ep.PodName}
 	if len(ep.Labels) > 0 {
-		out.Labels = make([]string, len(ep.Labels))
-		for i, l := range ep.Labels {
-			if k, _, _ := strings.Cut(l, "="); strings.Contains(k, ":") {
-				out.Labels[i] = l
-			} else {
-				out.Labels[i] = "k8s:" + l
-			}
-		}
+		out.Labels = c.ciliumLabels(ep.Labels)
 	}
 	if len(ep.Workloads) > 0 {
-		out.Workloads = make([]*flowpb.Workload, len(ep.Workloads))
-		for i, w := range ep.Workloads {
-			out.Workloads[i] = &flowpb.Workload{Name: w.Name, Kind: w.Kind}
-		}
+		out.Workloads = c.workloads(ep.Workloads)
 	}
 	return out
+}
+
+// Parts of flows that many flows have alike are made once and shared:
+// stored flows are never modified.
+var (
+	isReply    = [2]*wrapperspb.BoolValue{wrapperspb.Bool(false), wrapperspb.Bool(true)}
+	eventTypes = map[int32]*flowpb.CiliumEventType{
+		monitorDrop:          {Type: monitorDrop},
+		monitorTrace:         {Type: monitorTrace},
+		monitorPolicyVerdict: {Type: monitorPolicyVerdict},
+	}
+)
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *Converter) workloads(ws []event.Workload) []*flowpb.Workload {
+	key := &ws[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if out, ok := c.works[key]; ok && len(out) == len(ws) {
+		return out
+	}
+	if len(c.works) >= maxCachedProcs {
+		clear(c.works)
+	}
+	out := make([]*flowpb.Workload, len(ws))
+	for i, w := range ws {
+		out[i] = &flowpb.Workload{Name: w.Name, Kind: w.Kind}
+	}
+	c.works[key] = out
+	return out
+}
+
+func (c *Converter) summary(f *event.Flow) string {
+	key := uint16(f.Protocol)<<8 | uint16(f.TCPFlags)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.summaries[key]; ok {
+		return s
+	}
+	s := string(encode.AppendSummary(make([]byte, 0, 32), f))
+	c.summaries[key] = s
+	return s
+}
+
+func (c *Converter) dropType(reason int32) *flowpb.CiliumEventType {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.drops[reason]
+	if !ok {
+		t = &flowpb.CiliumEventType{Type: monitorDrop, SubType: reason}
+		c.drops[reason] = t
+	}
+	return t
 }
 
 // policies converts Vigil's policy references ("Kind namespace/name",

@@ -158,8 +158,17 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStr
 			}
 		}
 		clear(batch)
+		// Let flows gather: a follower is sent batches, not woken per flow.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(followInterval):
+		}
 	}
 }
+
+// followInterval is how long a follower lets flows gather between reads.
+const followInterval = 10 * time.Millisecond
 
 func (s *Server) sendLost(stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse], src flowpb.LostEventSource, n uint64) error {
 	now := timestamppb.Now()

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -125,6 +126,10 @@ type edge struct {
 	recent   [recentPerEdge]*flowpb.Flow
 	nrecent  int
 	last     time.Time
+	// version counts the changes of the sets above (not of the counts);
+	// parts caches what view builds from them (ids and sorted lists).
+	version uint64
+	parts   atomic.Pointer[edgeParts]
 }
 
 // graph aggregates flows into workloads and edges. Safe for concurrent
@@ -217,7 +222,7 @@ func (g *graph) add(f *flowpb.Flow) {
 		e.last = t
 	}
 	if r := f.GetDropReasonDesc(); r != flowpb.DropReason_DROP_REASON_UNKNOWN {
-		e.reasons[r.String()]++
+		e.count(e.reasons, r.String(), 1<<10)
 	}
 	for _, p := range f.GetEgressAllowedBy() {
 		addPolicy(e, sw, p, v)
@@ -232,24 +237,32 @@ func (g *graph) add(f *flowpb.Flow) {
 		addPolicy(e, dw, p, flowpb.Verdict_DROPPED)
 	}
 	if proc != nil {
-		if _, ok := e.procs[proc.Binary]; ok || len(e.procs) < maxProcsPerEdge {
-			e.procs[proc.Binary]++
-		}
+		e.count(e.procs, proc.Binary, maxProcsPerEdge)
 	}
 	if l7 := l7Summary(f); l7 != "" {
-		if _, ok := e.l7[l7]; ok || len(e.l7) < maxL7PerEdge {
-			e.l7[l7]++
-		}
+		e.count(e.l7, l7, maxL7PerEdge)
 	}
 	e.recent[e.nrecent%recentPerEdge] = f
 	e.nrecent++
 }
 
+// count adds one to m[k], within limit keys; a new key is a new version
+// of what the edge shows.
+func (e *edge) count(m map[string]uint64, k string, limit int) {
+	if _, ok := m[k]; ok {
+		m[k]++
+	} else if len(m) < limit {
+		m[k] = 1
+		e.version++
+	}
+}
+
 func addPolicy(e *edge, w *workload, p *flowpb.Policy, v flowpb.Verdict) {
 	k := policyKey{p.GetKind(), p.GetNamespace(), p.GetName()}
-	if _, ok := e.policies[k]; ok || len(e.policies) < maxPolicies {
-		if old, ok := e.policies[k]; !ok || v == flowpb.Verdict_DROPPED || old != flowpb.Verdict_DROPPED {
+	if old, ok := e.policies[k]; ok || len(e.policies) < maxPolicies {
+		if !ok || (v == flowpb.Verdict_DROPPED && old != flowpb.Verdict_DROPPED) {
 			e.policies[k] = v
+			e.version++
 		}
 	}
 	if len(w.policies) < maxPolicies {
@@ -268,7 +281,7 @@ func (g *graph) workload(k wkey, ep *flowpb.Endpoint, node string, t time.Time) 
 		}
 		g.works[k] = w
 	}
-	if ls := ep.GetLabels(); len(ls) > 0 && !slices.Equal(ls, w.labels) {
+	if ls := ep.GetLabels(); len(ls) > 0 && !sameLabels(ls, w.labels) {
 		w.labels = ls
 	}
 	if p := ep.GetPodName(); p != "" {
@@ -287,6 +300,15 @@ func (g *graph) workload(k wkey, ep *flowpb.Endpoint, node string, t time.Time) 
 		w.last = t
 	}
 	return w
+}
+
+// sameLabels compares label lists, quickly when they share their array
+// (the flows of one pod do).
+func sameLabels(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0] || slices.Equal(a, b)
 }
 
 func l7Summary(f *flowpb.Flow) string {

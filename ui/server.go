@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -51,6 +52,10 @@ type Server struct {
 	log   logrus.FieldLogger
 	files fs.FS
 	now   func() time.Time
+
+	// streams are the open live streams; updates the live updates sent.
+	streams atomic.Int64
+	updates atomic.Uint64
 }
 
 // NewServer returns a UI server for the flows of store. auth guards the API
@@ -97,8 +102,18 @@ func (s *Server) Run(ctx context.Context) error {
 			s.graph.add(f)
 		}
 		clear(batch)
+		// The page is updated once a tick: taking the flows in batches
+		// spares a wakeup per flow.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(foldInterval):
+		}
 	}
 }
+
+// foldInterval is how long the map lets flows gather before folding them.
+const foldInterval = 50 * time.Millisecond
 
 // contentSecurity keeps every request of the page on its own origin.
 const contentSecurity = "default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'; " +
@@ -193,12 +208,16 @@ type statusView struct {
 	Rate     float64      `json:"rate"`
 	Lost     uint64       `json:"lost"`
 	Missed   uint64       `json:"missed"`
+	// Streams are the pages following the map; Updates the live updates
+	// sent to them.
+	Streams int64  `json:"streams"`
+	Updates uint64 `json:"updates"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.store.Stats()
 	out := statusView{Mode: s.opts.Mode, Node: s.opts.NodeName, Held: st.Held, Capacity: st.Capacity, Seen: st.Seen,
-		Rate: st.Rate, Lost: s.store.Lost()}
+		Rate: st.Rate, Lost: s.store.Lost(), Streams: s.streams.Load(), Updates: s.updates.Load()}
 	s.graph.mu.RLock()
 	out.Missed = s.graph.missed
 	s.graph.mu.RUnlock()
@@ -214,7 +233,7 @@ func (s *Server) mapJSON(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	writeJSON(w, s.graph.view(f, s.now(), s.store.Lost()))
+	writeJSON(w, s.graph.view(f, s.now(), s.store.Lost()).sorted())
 }
 
 // heldFlows returns the store's flows that pass f and keep, newest first,

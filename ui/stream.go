@@ -10,12 +10,15 @@ import (
 
 // delta is a live update of the map: what changed since the last one.
 type delta struct {
-	Now          time.Time  `json:"now"`
-	Nodes        []nodeView `json:"nodes"`
-	Edges        []edgeView `json:"edges"`
-	RemovedNodes []string   `json:"removed_nodes"`
-	RemovedEdges []string   `json:"removed_edges"`
-	Flows        []flowRow  `json:"flows"`
+	Now   time.Time  `json:"now"`
+	Nodes []nodeView `json:"nodes"`
+	Edges []edgeView `json:"edges"`
+	// Counts are edges whose sets (policies, processes...) did not change:
+	// only their counts, verdict and last time, to keep updates small.
+	Counts       []edgeCounts `json:"counts"`
+	RemovedNodes []string     `json:"removed_nodes"`
+	RemovedEdges []string     `json:"removed_edges"`
+	Flows        []flowRow    `json:"flows"`
 	// SkippedFlows are new flows that passed the filter but did not fit
 	// in this update (the table shows how many).
 	SkippedFlows int       `json:"skipped_flows"`
@@ -36,6 +39,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -58,11 +63,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	_, seq := s.store.Oldest()
-	v := s.graph.view(f, s.now(), s.store.Lost())
+	v := s.graph.view(f, s.now(), s.store.Lost()).sorted()
 	if !send("map", v) {
 		return
 	}
-	edges := map[string]string{}
+	edges := map[string]edgeSig{}
 	nodes := map[string]bool{}
 	for i := range v.Edges {
 		edges[v.Edges[i].ID] = v.Edges[i].sig()
@@ -81,15 +86,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		now := s.now()
 		v := s.graph.view(f, now, s.store.Lost())
-		d := delta{Now: now, Nodes: []nodeView{}, Edges: []edgeView{}, RemovedNodes: []string{}, RemovedEdges: []string{},
+		d := delta{Now: now, Nodes: []nodeView{}, Edges: []edgeView{}, Counts: []edgeCounts{}, RemovedNodes: []string{}, RemovedEdges: []string{},
 			Flows: []flowRow{}, Stats: v.Stats}
 		seenE := make(map[string]bool, len(v.Edges))
 		for i := range v.Edges {
 			e := &v.Edges[i]
 			seenE[e.ID] = true
-			if sig := e.sig(); edges[e.ID] != sig {
+			old, seen := edges[e.ID]
+			if sig := e.sig(); old != sig {
 				edges[e.ID] = sig
-				d.Edges = append(d.Edges, *e)
+				if seen && old.sets == sig.sets {
+					d.Counts = append(d.Counts, edgeCounts{e.ID, e.Forwarded, e.Dropped, e.Audit, e.Verdict, e.Last})
+				} else {
+					d.Edges = append(d.Edges, *e)
+				}
 			}
 		}
 		for id := range edges {
@@ -128,5 +138,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		if !send("delta", d) {
 			return
 		}
+		s.updates.Add(1)
 	}
+}
+
+// edgeCounts is the short update of an edge.
+type edgeCounts struct {
+	ID        string    `json:"id"`
+	Forwarded uint64    `json:"forwarded"`
+	Dropped   uint64    `json:"dropped"`
+	Audit     uint64    `json:"audit"`
+	Verdict   string    `json:"verdict"`
+	Last      time.Time `json:"last"`
 }

@@ -143,8 +143,14 @@ type edgeView struct {
 }
 
 // sig changes whenever what the page shows of the edge changes.
-func (e *edgeView) sig() string {
-	return fmt.Sprint(e.Forwarded, e.Dropped, e.Audit, e.Last.UnixNano(), len(e.Reasons), len(e.Policies), len(e.Processes), len(e.L7))
+func (e *edgeView) sig() edgeSig {
+	return edgeSig{e.Forwarded, e.Dropped, e.Audit, e.Last.UnixNano(), len(e.Reasons) + len(e.Policies)<<8 + len(e.Processes)<<16 + len(e.L7)<<24}
+}
+
+type edgeSig struct {
+	fwd, drop, audit uint64
+	last             int64
+	sets             int
 }
 
 type statsView struct {
@@ -172,7 +178,8 @@ func (w *workload) view() nodeView {
 	return v
 }
 
-// view computes what the map shows under f.
+// view computes what the map shows under f, in no particular order (see
+// sorted).
 func (g *graph) view(f *viewFilter, now time.Time, lost uint64) *mapView {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -217,10 +224,15 @@ func (g *graph) view(f *viewFilter, now time.Time, lost uint64) *mapView {
 	for k := range used {
 		out.Nodes = append(out.Nodes, g.works[k].view())
 	}
-	slices.SortFunc(out.Nodes, func(a, b nodeView) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(out.Edges, func(a, b edgeView) int { return strings.Compare(a.ID, b.ID) })
 	out.Stats = statsView{Flows: g.seen, Missed: g.missed, Lost: lost, Workloads: len(out.Nodes), Edges: len(out.Edges)}
 	return out
+}
+
+// sorted orders the view's workloads and edges by id.
+func (v *mapView) sorted() *mapView {
+	slices.SortFunc(v.Nodes, func(a, b nodeView) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(v.Edges, func(a, b edgeView) int { return strings.Compare(a.ID, b.ID) })
+	return v
 }
 
 // onNode reports whether one of the edge's workloads has a pod seen on node.
@@ -237,9 +249,37 @@ func (g *graph) onNode(k ekey, node string) bool {
 	return false
 }
 
+// edgeParts are the parts of an edge's view that change only with its
+// version: computed once per change, not once per client and update.
+type edgeParts struct {
+	version      uint64
+	id, src, dst string
+	reasons      []string
+	policies     []policyView
+	procs, l7    []string
+}
+
+func (e *edge) viewParts() *edgeParts {
+	// Readers hold the graph's read lock, so version is stable; two of
+	// them may build the same parts, the pointer keeps one.
+	if p := e.parts.Load(); p != nil && p.version == e.version {
+		return p
+	}
+	p := &edgeParts{version: e.version, id: e.key.id(), src: e.key.src.id(), dst: e.key.dst.id(), reasons: sortedKeys(e.reasons),
+		procs: sortedKeys(e.procs), l7: sortedKeys(e.l7)}
+	for k, verdict := range e.policies {
+		p.policies = append(p.policies, policyView{Name: k.String(), Verdict: verdictName(verdict)})
+	}
+	slices.SortFunc(p.policies, func(a, b policyView) int { return strings.Compare(a.Name, b.Name) })
+	e.parts.Store(p)
+	return p
+}
+
 func (e *edge) view(c counts) edgeView {
-	v := edgeView{ID: e.key.id(), Source: e.key.src.id(), Target: e.key.dst.id(), Protocol: e.key.proto, Port: e.key.port,
-		Forwarded: c.fwd, Dropped: c.drop, Audit: c.audit, Last: e.last}
+	p := e.viewParts()
+	v := edgeView{ID: p.id, Source: p.src, Target: p.dst, Protocol: e.key.proto, Port: e.key.port,
+		Forwarded: c.fwd, Dropped: c.drop, Audit: c.audit, Last: e.last,
+		Reasons: p.reasons, Policies: p.policies, Processes: p.procs, L7: p.l7}
 	switch {
 	case c.drop > 0 && c.fwd > 0:
 		v.Verdict = "mixed"
@@ -250,13 +290,6 @@ func (e *edge) view(c counts) edgeView {
 	default:
 		v.Verdict = "audit"
 	}
-	v.Reasons = sortedKeys(e.reasons)
-	for k, verdict := range e.policies {
-		v.Policies = append(v.Policies, policyView{Name: k.String(), Verdict: verdictName(verdict)})
-	}
-	slices.SortFunc(v.Policies, func(a, b policyView) int { return strings.Compare(a.Name, b.Name) })
-	v.Processes = sortedKeys(e.procs)
-	v.L7 = sortedKeys(e.l7)
 	return v
 }
 

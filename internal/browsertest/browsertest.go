@@ -60,6 +60,44 @@ func find() {
 	whyNot = "chromium is still missing after scripts/setup-host.sh --browser"
 }
 
+// flags are Chromium's flags for tests: headless, and quiet on the
+// network (no background requests).
+var flags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+	"--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+	"--disable-extensions", "--disable-dev-shm-usage"}
+
+// Path returns the Chromium binary, installing it as New does, or skips.
+func Path(t testing.TB) string {
+	t.Helper()
+	once.Do(find)
+	if execPath == "" {
+		t.Skip(whyNot)
+	}
+	return execPath
+}
+
+// Open starts a plain headless Chromium (no DevTools client) on url, as a
+// person's browser would be, and returns a function that ends it.
+func Open(t testing.TB, chromium, url string) (stop func()) {
+	t.Helper()
+	args := append(append([]string(nil), flags...), "--user-data-dir="+t.TempDir(), "--window-size=1400,900", url)
+	cmd := exec.Command(chromium, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	done := false
+	stop = func() {
+		if done {
+			return
+		}
+		done = true
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 // New starts a headless Chromium for the test and returns a chromedp
 // context of a new tab in it, sized width x height, and cancelled when the
 // test ends.

@@ -22,7 +22,9 @@ const style = [
     label: 'data(label)', 'font-size': 9, 'text-rotation': 'autorotate', 'text-background-color': '#ffffff',
     'text-background-opacity': 0.85, 'text-background-padding': 2, color: '#1f2328', 'min-zoomed-font-size': 8,
   } },
-  { selector: 'edge.dropped', style: { 'line-style': 'dashed' } },
+  { selector: 'edge.dropped', style: { 'line-style': 'dashed', 'line-dash-pattern': [6, 3] } },
+  { selector: 'edge.quiet', style: { label: '', 'curve-style': 'straight' } },
+  { selector: 'edge.quiet.hover, edge.quiet:selected', style: { label: 'data(label)' } },
   { selector: 'edge:selected', style: { 'overlay-color': '#fb8500', 'overlay-opacity': 0.25 } },
 ];
 
@@ -73,6 +75,8 @@ export class ServiceMap {
     });
     this.cy.on('tap', 'edge', (ev) => this.onSelect({ type: 'edge', id: ev.target.id() }));
     this.cy.on('tap', (ev) => { if (ev.target === this.cy) this.onSelect(null); });
+    this.cy.on('mouseover', 'edge', (ev) => ev.target.addClass('hover'));
+    this.cy.on('mouseout', 'edge', (ev) => ev.target.removeClass('hover'));
     new ResizeObserver(() => this.cy.resize()).observe(container);
     this.worker = new Worker('layout-worker.js');
     this.worker.onmessage = (ev) => this.applyLayout(ev.data);
@@ -88,26 +92,58 @@ export class ServiceMap {
   // setSnapshot replaces the map with a full view from the server.
   setSnapshot(view) {
     const cy = this.cy;
+    const t0 = performance.now();
+    // Large maps draw edges straight and label them on hover or selection:
+    // thousands of curved, labelled edges take seconds to draw.
+    this.large = view.edges.length > 1000;
+    // Compound nodes make cytoscape's first style pass slow on large maps
+    // (each node's style touches its parent's and siblings'): those are
+    // drawn without their namespaces first, and grouped once the worker's
+    // layout, which knows the namespaces, comes back.
+    this.grouped = !this.large;
+    const els = [];
+    const namespaces = new Set();
+    this.edges.clear();
+    this.nodes.clear();
+    for (const n of view.nodes) {
+      if (n.namespace && !namespaces.has(n.namespace) && this.grouped) {
+        namespaces.add(n.namespace);
+        els.push({ group: 'nodes', data: { id: 'ns:' + n.namespace, label: n.namespace }, classes: 'namespace' });
+      }
+      const el = nodeElement(n);
+      if (!this.grouped) delete el.data.parent;
+      els.push(el);
+      this.nodes.set(n.id, n);
+    }
+    for (const e of view.edges) {
+      els.push({ group: 'edges', data: edgeData(e), classes: this.edgeClasses(e) });
+      this.edges.set(e.id, e);
+    }
     cy.batch(() => {
       cy.elements().remove();
-      this.edges.clear();
-      this.nodes.clear();
-      for (const n of view.nodes) {
-        if (n.namespace) this.ensureNamespace(n.namespace);
-        cy.add(nodeElement(n));
-        this.nodes.set(n.id, n);
-      }
-      for (const e of view.edges) {
-        cy.add({ group: 'edges', data: edgeData(e), classes: e.verdict });
-        this.edges.set(e.id, e);
-      }
+      cy.add(els);
     });
-    // A quick placement from cytoscape's grid layout paints the map at
-    // once; fCoSE in the worker then arranges it.
-    cy.layout({ name: 'grid', avoidOverlap: true, condense: true, sort: (a, b) => a.id().localeCompare(b.id()) }).run();
+    const t1 = performance.now();
+    // A quick placement from cytoscape's grid layout (of the workloads,
+    // without measuring labels) paints the map at once; fCoSE in the
+    // worker then arranges it.
+    cy.nodes().not('.namespace').layout({ name: 'grid', avoidOverlap: false, fit: false,
+      sort: (a, b) => (a.data('parent') || '').localeCompare(b.data('parent') || '') || a.id().localeCompare(b.id()) }).run();
     this.fit();
-    cy.one('render', () => { if (this.firstPaint === null) this.firstPaint = performance.now(); });
-    this.requestLayout(true);
+    const t2 = performance.now();
+    cy.one('render', () => {
+      if (this.firstPaint === null) {
+        this.firstPaint = performance.now();
+        this.timings = { received: t0, added: t1 - t0, placed: t2 - t1, drawn: this.firstPaint - t2 };
+      }
+      // The worker's layout starts once the map is on screen, so that it
+      // does not compete with the first drawing.
+      this.requestLayout(true);
+    });
+  }
+
+  edgeClasses(e) {
+    return this.large ? e.verdict + ' quiet' : e.verdict;
   }
 
   // applyDelta merges a live update.
@@ -121,8 +157,9 @@ export class ServiceMap {
       }
       for (const n of d.nodes) {
         if (this.nodes.has(n.id)) continue;
-        if (n.namespace) this.ensureNamespace(n.namespace);
         const el = nodeElement(n);
+        if (this.grouped && n.namespace) this.ensureNamespace(n.namespace);
+        else delete el.data.parent;
         el.position = this.placeNear(n);
         cy.add(el);
         this.nodes.set(n.id, n);
@@ -131,13 +168,22 @@ export class ServiceMap {
       for (const e of d.edges) {
         const el = cy.getElementById(e.id);
         if (el.empty()) {
-          cy.add({ group: 'edges', data: edgeData(e), classes: e.verdict });
+          cy.add({ group: 'edges', data: edgeData(e), classes: this.edgeClasses(e) });
           added = true;
         } else {
           el.data(edgeData(e));
-          el.classes(e.verdict);
+          el.classes(this.edgeClasses(e) + (el.hasClass('hover') ? ' hover' : ''));
         }
         this.edges.set(e.id, e);
+      }
+      for (const c of d.counts || []) {
+        const old = this.edges.get(c.id);
+        const el = cy.getElementById(c.id);
+        if (!old || el.empty()) continue;
+        const e = { ...old, ...c };
+        el.data(edgeData(e));
+        el.classes(this.edgeClasses(e) + (el.hasClass('hover') ? ' hover' : ''));
+        this.edges.set(c.id, e);
       }
       for (const id of d.removed_nodes) {
         cy.getElementById(id).remove();
@@ -146,6 +192,20 @@ export class ServiceMap {
       cy.nodes('.namespace').forEach((ns) => { if (ns.children().empty()) ns.remove(); });
     });
     if (added) this.requestLayout(false);
+  }
+
+  // group puts the workloads into their namespaces' boxes.
+  group() {
+    const cy = this.cy;
+    cy.batch(() => {
+      for (const n of this.nodes.values()) {
+        if (!n.namespace) continue;
+        this.ensureNamespace(n.namespace);
+        const el = cy.getElementById(n.id);
+        if (el.nonempty() && el.data('parent') !== 'ns:' + n.namespace) el.move({ parent: 'ns:' + n.namespace });
+      }
+    });
+    this.grouped = true;
   }
 
   // placeNear puts a new workload next to its namespace until the next
@@ -176,7 +236,8 @@ export class ServiceMap {
       const o = { group: el.group(), data: { id: el.id() } };
       if (el.isEdge()) Object.assign(o.data, { source: el.data('source'), target: el.data('target') });
       else {
-        if (el.data('parent')) o.data.parent = el.data('parent');
+        const n = this.nodes.get(el.id());
+        if (n && n.namespace) o.data.parent = 'ns:' + n.namespace;
         if (!el.isParent()) {
           const p = el.position();
           o.position = { x: p.x + Math.random() * 4 - 2, y: p.y + Math.random() * 4 - 2 };
@@ -184,6 +245,16 @@ export class ServiceMap {
       }
       return o;
     });
+    if (!this.grouped) {
+      // The namespaces are not drawn yet; the layout still groups by them.
+      const have = new Set();
+      for (const n of this.nodes.values()) {
+        if (n.namespace && !have.has(n.namespace)) {
+          have.add(n.namespace);
+          elements.unshift({ group: 'nodes', data: { id: 'ns:' + n.namespace } });
+        }
+      }
+    }
     this.worker.postMessage({ id, elements, randomize });
   }
 
@@ -194,8 +265,10 @@ export class ServiceMap {
     cy.batch(() => {
       cy.nodes().forEach((n) => { const p = positions[n.id()]; if (p && !n.isParent()) n.position(p); });
     });
+    if (!this.grouped) this.group();
     this.fit();
     this.layoutsDone++;
+    if (this.firstLayout === undefined) this.firstLayout = performance.now();
     if (this.layoutAgain) {
       const { randomize } = this.layoutAgain;
       this.layoutAgain = null;
@@ -206,7 +279,7 @@ export class ServiceMap {
   // fit shows the whole map, without blowing a small one up.
   fit() {
     const cy = this.cy;
-    cy.fit(undefined, 40);
+    cy.fit(cy.nodes(), 40);
     if (cy.zoom() > 1.2) {
       cy.zoom(1.2);
       cy.center();

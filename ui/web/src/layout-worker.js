@@ -17,7 +17,9 @@ self.onmessage = (ev) => {
   const n = cy.nodes().length;
   cy.layout({
     name: 'fcose',
-    quality: n > 300 ? 'draft' : 'default',
+    // Draft (spectral only) lets namespaces overlap; the default quality
+    // refines with forces, with fewer rounds on large maps.
+    quality: 'default',
     randomize,
     animate: false,
     fit: false,
@@ -26,7 +28,7 @@ self.onmessage = (ev) => {
     nodeRepulsion: 9000,
     packComponents: true,
     tile: true,
-    numIter: n > 300 ? 1500 : 2500,
+    numIter: n > 300 ? 1000 : 2500,
   }).run();
   const positions = {};
   cy.nodes().forEach((node) => {

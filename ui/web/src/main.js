@@ -259,7 +259,7 @@ function App() {
   return html`<div class="app">
     <header>
       <h1>Vigil</h1>
-      <span class="mode">${status ? (status.mode === 'relay' ? `cluster · ${(status.nodes || []).filter((n) => n.connected).length} of ${(status.nodes || []).length} nodes` : `node ${status.node}`) : ''}</span>
+      <span class="mode">${status ? (status.mode === 'relay' ? `cluster · ${(status.nodes || []).filter((n) => n.connected).length} of ${(status.nodes || []).length} nodes` : status.node ? `node ${status.node}` : '') : ''}</span>
       <nav role="tablist">
         <button role="tab" aria-selected=${f.view === 'map'} onClick=${() => update({ view: 'map' })}>Service map</button>
         <button role="tab" aria-selected=${f.view === 'flows'} onClick=${() => update({ view: 'flows' })}>Flows</button>
