@@ -139,7 +139,7 @@ func TestBrowserDeathStar(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(t, ctx, "the map and its first layout",
-		`!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.layoutsDone >= 1)`, pageState, 20*time.Second)
+		`!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.layoutsDone >= 1)`, pageState, 45*time.Second)
 
 	m := drawn(t, ctx)
 	if len(m.Namespaces) != 1 || m.Namespaces[0] != "default" {
@@ -164,7 +164,7 @@ func TestBrowserDeathStar(t *testing.T) {
 
 	// The X-wing's edge: its drops, the reason and the deciding policy.
 	clickOn(t, ctx, "default/xwing>default/deathstar:TCP/80")
-	browsertest.WaitFor(t, ctx, "the edge panel", `!!document.querySelector('aside.panel h2')`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the edge panel", `!!document.querySelector('aside.panel h2')`, pageState, 30*time.Second)
 	panel := text(t, ctx, "aside.panel")
 	for _, want := range []string{"default/xwing → default/deathstar", "TCP/80", "0 forwarded · 2 dropped", "POLICY_DENIED",
 		"CiliumNetworkPolicy default/rule1", "/usr/bin/curl", "--password *****"} {
@@ -180,7 +180,7 @@ func TestBrowserDeathStar(t *testing.T) {
 	// The Death Star's workload: labels, pods, the policy that selects it,
 	// its process tree.
 	clickOn(t, ctx, "default/deathstar")
-	browsertest.WaitFor(t, ctx, "the workload panel", `(document.querySelector('aside.panel h2') || {}).innerText === 'default/deathstar'`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the workload panel", `(document.querySelector('aside.panel h2') || {}).innerText === 'default/deathstar'`, pageState, 30*time.Second)
 	panel = text(t, ctx, "aside.panel")
 	for _, want := range []string{"k8s:class=deathstar", "k8s:org=empire", deathstar.PodName + " on node-a",
 		"Policies selecting it\nCiliumNetworkPolicy default/rule1", "/usr/local/bin/deathstar[1]", "Deployment"} {
@@ -191,7 +191,7 @@ func TestBrowserDeathStar(t *testing.T) {
 
 	// Filters: only drops; the URL keeps the filter across a reload.
 	setSelect(t, ctx, "verdict", "dropped")
-	browsertest.WaitFor(t, ctx, "the dropped-only map", `window.vigil.map.drawn().edges.length === 1`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the dropped-only map", `window.vigil.map.drawn().edges.length === 1`, pageState, 30*time.Second)
 	m = drawn(t, ctx)
 	if l, _, ok := m.edge("default/xwing", "default/deathstar"); !ok || l != "TCP/80 · 2 dropped by default/rule1" {
 		t.Errorf("dropped-only map: %+v", m.Edges)
@@ -203,7 +203,7 @@ func TestBrowserDeathStar(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the reloaded map", `!!(window.vigil && window.vigil.snapshots >= 1)`, pageState, 20*time.Second)
+	browsertest.WaitFor(t, ctx, "the reloaded map", `!!(window.vigil && window.vigil.snapshots >= 1)`, pageState, 45*time.Second)
 	if n := len(drawn(t, ctx).Edges); n != 1 {
 		t.Errorf("after reload the map draws %d edges, want the filtered 1", n)
 	}
@@ -214,14 +214,14 @@ func TestBrowserDeathStar(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=label]`, "org=alliance\r")); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the org=alliance map", `window.vigil.map.drawn().edges.length === 1 && location.search.includes('label=org')`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the org=alliance map", `window.vigil.map.drawn().edges.length === 1 && location.search.includes('label=org')`, pageState, 30*time.Second)
 	if _, _, ok := drawn(t, ctx).edge("default/xwing", "default/deathstar"); !ok {
 		t.Errorf("label filter org=alliance does not keep the xwing's edge")
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(base)); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the unfiltered map", `!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.drawn().edges.length === 2)`, pageState, 20*time.Second)
+	browsertest.WaitFor(t, ctx, "the unfiltered map", `!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.drawn().edges.length === 2)`, pageState, 45*time.Second)
 
 	// Live: a new ship lands; its workload and edge appear without a reload.
 	snapshots, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`window.vigil.snapshots`))
@@ -231,7 +231,7 @@ func TestBrowserDeathStar(t *testing.T) {
 		store.Put(conv.Convert(ev))
 	}
 	browsertest.WaitFor(t, ctx, "the shuttle's live edge",
-		`window.vigil.map.drawn().edges.some(e => e.source === 'empire/shuttle' && e.target === 'default/deathstar')`, pageState, 10*time.Second)
+		`window.vigil.map.drawn().edges.some(e => e.source === 'empire/shuttle' && e.target === 'default/deathstar')`, pageState, 30*time.Second)
 	if m := drawn(t, ctx); len(m.Namespaces) != 2 {
 		t.Errorf("namespaces after the shuttle: %v, want default and empire", m.Namespaces)
 	}
@@ -244,7 +244,7 @@ func TestBrowserDeathStar(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(`nav button:nth-child(2)`)); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the flow table", `!!document.querySelector('table.flows tbody tr')`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the flow table", `!!document.querySelector('table.flows tbody tr')`, pageState, 30*time.Second)
 	table := text(t, ctx, "table.flows")
 	for _, want := range []string{"default/xwing-6d5f9c7b8-x2x7q", "dropped", "POLICY_DENIED · denied by CiliumNetworkPolicy default/rule1",
 		"empire/shuttle-6d5f9c7b8-x2x7q", "/usr/bin/curl[8]"} {
@@ -314,16 +314,16 @@ func TestBrowserSignIn(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base)); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the sign-in form", `!!document.querySelector('form.login')`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the sign-in form", `!!document.querySelector('form.login')`, pageState, 30*time.Second)
 	if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=token]`, "wrong\r")); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the refusal", `(document.querySelector('form.login .error') || {}).innerText === 'wrong token'`, pageState, 10*time.Second)
+	browsertest.WaitFor(t, ctx, "the refusal", `(document.querySelector('form.login .error') || {}).innerText === 'wrong token'`, pageState, 30*time.Second)
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('input[name=token]').value = ''`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=token]`, "correct-horse-battery\r")); err != nil {
 		t.Fatal(err)
 	}
-	browsertest.WaitFor(t, ctx, "the map after signing in", `!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.drawn().edges.length === 2)`, pageState, 20*time.Second)
+	browsertest.WaitFor(t, ctx, "the map after signing in", `!!(window.vigil && window.vigil.snapshots >= 1 && window.vigil.map.drawn().edges.length === 2)`, pageState, 45*time.Second)
 }

@@ -142,6 +142,17 @@ function WorkloadPanel({ d, onSelect }) {
   </div>`;
 }
 
+// LabelInput keeps what is being typed in its own state: the live updates
+// re-render the page every second and must not wipe it.
+function LabelInput({ value, onApply }) {
+  const [draft, setDraft] = useState(value);
+  useEffect(() => setDraft(value), [value]);
+  return html`<input name="label" placeholder="org=empire" value=${draft}
+    onInput=${(e) => setDraft(e.target.value)}
+    onKeyDown=${(e) => { if (e.key === 'Enter') onApply(e.target.value.trim()); }}
+    onBlur=${(e) => onApply(e.target.value.trim())} />`;
+}
+
 function Login({ onDone }) {
   const [err, setErr] = useState('');
   const submit = async (ev) => {
@@ -272,9 +283,7 @@ function App() {
         <label>Verdict <select name="verdict" value=${f.verdict} onChange=${(e) => update({ verdict: e.target.value })}>
           <option value="">all</option><option value="forwarded">forwarded</option><option value="dropped">dropped</option><option value="audit">audit</option>
         </select></label>
-        <label>Label <input name="label" placeholder="org=empire" value=${f.label}
-          onKeyDown=${(e) => { if (e.key === 'Enter') update({ label: e.target.value.trim() }); }}
-          onBlur=${(e) => update({ label: e.target.value.trim() })} /></label>
+        <label>Label <${LabelInput} value=${f.label} onApply=${(label) => update({ label })} /></label>
         <label>Window <select name="window" value=${f.window} onChange=${(e) => update({ window: e.target.value })}>
           ${['1m', '5m', '15m', '1h', 'all'].map((w) => html`<option key=${w} value=${w}>${w === 'all' ? 'all time' : 'last ' + w}</option>`)}
         </select></label>
