@@ -45,7 +45,7 @@ func find() {
 	}
 	root, err := repoRoot()
 	if err != nil {
-		whyNot = "cannot find the repository for scripts/setup-host.sh: " + err.Error()
+		whyNot = "chromium is not installed, and scripts/setup-host.sh --browser needs the source tree and Go (not in the VM tier): " + err.Error()
 		return
 	}
 	cmd := exec.Command(filepath.Join(root, "scripts", "setup-host.sh"), "--browser")
