@@ -29,6 +29,7 @@ import (
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/tracingsensor"
+	"github.com/vigilsec/vigil/ui"
 )
 
 // Log field keys.
@@ -339,6 +340,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return srv.Close()
 		})
 	}
+
+	stopUI, err := ui.Start(gctx, a.cfg.UI, a.exp, log.WithField(logFieldComponent, "ui"))
+	if err != nil {
+		return err
+	}
+	defer stopUI()
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")

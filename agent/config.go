@@ -14,6 +14,7 @@ import (
 	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
+	"github.com/vigilsec/vigil/ui"
 )
 
 // Config is everything `vigil agent` can be told. Flags and the config file
@@ -69,6 +70,8 @@ type Config struct {
 	// CiliumNetworkPolicy documents to enforce (and watch); none leaves
 	// the network policy datapath unloaded.
 	NetworkPolicies []string
+	// UI is the web UI and Hubble's Observer API over the node's flows.
+	UI ui.Config
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -103,6 +106,7 @@ func DefaultConfig() Config {
 		KubernetesTracingPolicies: true,
 		Identity:                  identity.DefaultConfig(),
 		Rules:                     rules.DefaultConfig(),
+		UI:                        ui.DefaultConfig(),
 	}
 }
 
@@ -154,6 +158,9 @@ func (c *Config) Validate() error {
 		if err := loopbackAddr(c.PprofAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--pprof-addr: %w", err))
 		}
+	}
+	if err := c.UI.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {
 		errs = append(errs, fmt.Errorf("--socket: %q must be an absolute path", c.SocketPath))

@@ -20,6 +20,7 @@ import (
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/tracingpolicies"
+	"github.com/vigilsec/vigil/ui"
 )
 
 const renderedFile = "kubernetes/vigil.yaml"
@@ -62,6 +63,8 @@ func TestRenderedUpToDate(t *testing.T) {
 // objects decodes every document strictly into its Kubernetes type.
 type objects struct {
 	ds       []*appsv1.DaemonSet
+	deps     []*appsv1.Deployment
+	svcs     []*corev1.Service
 	cms      map[string]*corev1.ConfigMap
 	sas      []*corev1.ServiceAccount
 	roles    []*rbacv1.ClusterRole
@@ -83,6 +86,12 @@ func decodeAll(t *testing.T, file string, data []byte) *objects {
 		case "apps/v1 DaemonSet":
 			x := &appsv1.DaemonSet{}
 			o.ds, out = append(o.ds, x), x
+		case "apps/v1 Deployment":
+			x := &appsv1.Deployment{}
+			o.deps, out = append(o.deps, x), x
+		case "v1 Service":
+			x := &corev1.Service{}
+			o.svcs, out = append(o.svcs, x), x
 		case "v1 ConfigMap":
 			x := &corev1.ConfigMap{}
 			out = x
@@ -232,6 +241,8 @@ func agentFlags() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
 	cfg := exporter.DefaultConfig()
 	cfg.AddFlags(fs)
+	uc := ui.DefaultConfig()
+	uc.AddFlags(fs)
 	for _, name := range []string{"node-name", "ringbuf-size", "process-cache-size", "metrics-addr", "socket",
 		"exec-filter-cgroup", "exec-filter-pidns", "exec-filter-binary", "policy", "no-default-policies"} {
 		fs.String(name, "", "")

@@ -9,3 +9,8 @@ import "embed"
 //
 //go:embed tracingpolicy/*.yaml
 var TracingPolicies embed.FS
+
+// DeathStar holds the Death Star demo's network policy (deathstar/policy.yaml).
+//
+//go:embed deathstar/policy.yaml
+var DeathStar embed.FS

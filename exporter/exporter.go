@@ -43,6 +43,8 @@ type Exporter struct {
 	mask     *filter.FieldMask
 	limiter  *rateLimiter
 	subs     []*Subscription
+	evsubs   []*EventSubscription
+	redact   func(string) string
 
 	sinks   []sink.Sink
 	queues  []*queue
@@ -85,6 +87,7 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer) (*Export
 	opts := &encode.Options{ArgumentsList: cfg.ArgumentsArray}
 	if c.redact.Len() > 0 {
 		opts.Redact = c.redact.Redact
+		e.redact = c.redact.Redact
 	}
 	e.enc = encode.NewEncoder(opts)
 	if err := e.openSinks(c); err != nil {
@@ -239,6 +242,9 @@ func (e *Exporter) export(ev *event.Event, wake bool) {
 	}
 	if len(e.subs) > 0 {
 		e.publish(ev, line)
+	}
+	if len(e.evsubs) > 0 {
+		e.publishEvents(ev)
 	}
 }
 

@@ -20,6 +20,7 @@ type exporterMetrics struct {
 	retries     *prometheus.CounterVec   // sink
 	subDropped  prometheus.Counter
 	subscribers prometheus.Gauge
+	evDropped   *prometheus.CounterVec            // subscriber
 	byType      [16]map[string]prometheus.Counter // cache of events by type and policy
 	registerer  prometheus.Registerer
 	registered  []prometheus.Collector
@@ -60,12 +61,16 @@ func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
 			Name: "vigil_export_subscribers",
 			Help: "Live-tail subscribers connected.",
 		}),
+		evDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_event_subscriber_dropped_total",
+			Help: "Events in-process subscribers (the flow API and UI) lost because they read too slowly.",
+		}, []string{"subscriber"}),
 		registerer: reg,
 	}
 	for i := range m.byType {
 		m.byType[i] = map[string]prometheus.Counter{}
 	}
-	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.failures, m.retries, m.subDropped, m.subscribers); err != nil {
+	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.failures, m.retries, m.subDropped, m.subscribers, m.evDropped); err != nil {
 		return nil, err
 	}
 	return m, nil

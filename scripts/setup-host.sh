@@ -6,12 +6,14 @@
 #   scripts/setup-host.sh            packages for running and the host tests
 #   scripts/setup-host.sh --vm       also what the VM test tier needs
 #   scripts/setup-host.sh --bench    also what make bench's workloads need
+#   scripts/setup-host.sh --browser  also Chromium, for the web UI's tests
 set -eu
 
 want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static"
 case "${1:-}" in
 --vm) want="$want qemu-system-x86 busybox-static xz-utils cpio zstd" ;;
---bench) want="$want redis-server redis-tools" ;;
+--bench) want="$want redis-server redis-tools chromium fonts-dejavu-core" ;;
+--browser) want="$want chromium fonts-dejavu-core" ;;
 esac
 
 missing=""

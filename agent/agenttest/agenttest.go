@@ -101,6 +101,7 @@ func StartAgent(t *testing.T, mutate func(*agent.Config)) *Harness {
 	cfg := agent.DefaultConfig()
 	cfg.NodeName = "test-node"
 	cfg.MetricsAddr = ""
+	cfg.UI.Addr, cfg.UI.HubbleAddr = "", ""
 	cfg.SocketPath = filepath.Join(t.TempDir(), "vigil.sock")
 	cfg.NoDefaultPolicies = true
 	cfg.Rules.NoDefaultRules = true

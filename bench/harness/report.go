@@ -498,7 +498,8 @@ func (r *Report) netpolMarkdown(p printf) {
 }
 
 // goBenchUnits are the units of the Go benchmarks the report shows.
-var goBenchUnits = []string{"events/s", "allocs/event", "B/event", "bpf-ns/call", "runs/op", "lost/op"}
+var goBenchUnits = []string{"events/s", "allocs/event", "B/event", "bpf-ns/call", "runs/op", "lost/op",
+	"cpu-%-exporter", "cpu-%-with-ui", "cpu-%-extra", "updates/s", "first-paint-ms", "layout-ms"}
 
 func (r *Report) goBenchMarkdown(p printf) {
 	p("### Go benchmarks\n\n")
@@ -547,6 +548,8 @@ func (r *Report) goBenchTargets(p printf) {
 		{"openat hook, BPF ns per call matching no selector", noMatch, func(x float64) bool { return x <= 100 }, "≤100"},
 		{"BPF ns added by a Sigkill decision (monitor mode) over no match", diff("BenchmarkPrivSyscallHook/match-sigkill-monitor"), func(x float64) bool { return x <= 200 }, "≤200"},
 		{"BPF ns added by a Signal sent (enforce mode) over no match", diff("BenchmarkPrivSyscallHook/match-signal-enforce"), func(x float64) bool { return x <= 200 }, "≤200"},
+		{"agent CPU added by a page following the map at 10k flows/s, % of a CPU", get("BenchmarkUIFollow", "cpu-%-extra"), func(x float64) bool { return x <= 5 }, "≤5"},
+		{"first paint of the map, 500 workloads and 5,000 edges, ms", get("BenchmarkFirstPaint", "first-paint-ms"), func(x float64) bool { return x <= 2000 }, "≤2,000"},
 	}
 	p("| target | median | min–max | wanted | |\n|---|---|---|---|---|\n")
 	for _, t := range ts {

@@ -58,6 +58,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	cfg.Export.AddFlags(f)
 	cfg.Identity.AddFlags(f)
 	cfg.Rules.AddFlags(f)
+	cfg.UI.AddFlags(f)
 	f.BoolVar(&cfg.KubernetesTracingPolicies, "kubernetes-tracing-policies", cfg.KubernetesTracingPolicies, "follow TracingPolicy objects in the cluster (when the Kubernetes API is used)")
 	f.BoolVar(&cfg.KubernetesNetworkPolicies, "kubernetes-network-policies", false, "enforce the cluster's NetworkPolicy and CiliumNetworkPolicy objects (when the Kubernetes API is used)")
 	f.StringArrayVar(&cfg.NetworkPolicies, "network-policy", nil, "NetworkPolicy / CiliumNetworkPolicy file or directory to enforce and watch (repeatable)")

@@ -43,6 +43,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newAgentCommand(g))
 	root.AddCommand(newEventsCommand(g))
 	root.AddCommand(newRulesCommand(g))
+	root.AddCommand(newRelayCommand(g))
 	return root
 }
 

@@ -95,7 +95,7 @@ func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte
 	}
 	dst = appendKey(dst, "Summary")
 	dst = append(dst, '"')
-	dst = appendSummary(dst, f)
+	dst = AppendSummary(dst, f)
 	dst = append(dst, '"')
 	dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
 	if len(f.PolicyNames) > 0 {
@@ -134,9 +134,9 @@ func l4Name(proto uint8) string {
 	return ""
 }
 
-// appendSummary appends Hubble's one-line summary ("TCP Flags: SYN, ACK",
+// AppendSummary appends Hubble's one-line summary ("TCP Flags: SYN, ACK",
 // "UDP") without quotes; it contains no characters that need escaping.
-func appendSummary(dst []byte, f *event.Flow) []byte {
+func AppendSummary(dst []byte, f *event.Flow) []byte {
 	switch f.Protocol {
 	case event.ProtoTCP:
 		dst = append(dst, "TCP Flags:"...)

@@ -58,5 +58,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- $_ := set $c "metrics-addr" "" -}}
 {{- end -}}
+{{- if .Values.relay.enabled -}}
+{{/* The Observer API on the node for the relay, with mTLS; the agent's
+     own UI then also wants a client certificate, so it is left off: the
+     cluster's UI is the relay's. */}}
+{{- $_ := set $c "hubble-addr" (printf "0.0.0.0:%d" (int .Values.agentAPI.port)) -}}
+{{- $_ := set $c "ui-addr" "" -}}
+{{- $_ := set $c "api-tls-cert-file" "/etc/vigil/agent-tls/tls.crt" -}}
+{{- $_ := set $c "api-tls-key-file" "/etc/vigil/agent-tls/tls.key" -}}
+{{- $_ := set $c "api-tls-client-ca-file" "/etc/vigil/agent-tls/ca.crt" -}}
+{{- end -}}
 {{- toYaml (merge (deepCopy .Values.config) $c) -}}
+{{- end -}}
+
+{{- define "vigil.relay.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-relay
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: vigil
+{{- end -}}
+
+{{- define "vigil.relay.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-relay
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
