@@ -324,7 +324,7 @@ func (e *Engine) evaluate(ctx context.Context, ev *event.Event) {
 		}
 	}
 	for _, m := range matches {
-		if l.exc.Silences(m.Rule, t, input) {
+		if l.exc.Silences(m.Rule, SubjectOf(t, input)) {
 			e.m.silenced.WithLabelValues(m.Rule.ID).Inc()
 			continue
 		}
