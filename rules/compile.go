@@ -149,11 +149,14 @@ type scope struct {
 	reads *[]int
 	// paths are the input references locals hold, by slot.
 	paths map[int]ast.Ref
+	// ranges are the strings a local of "some v in c" takes, by slot,
+	// when c is a constant of strings.
+	ranges map[int][]string
 }
 
 func newScope(mod *moduleInfo, local map[ast.Var]bool) *scope {
 	return &scope{mod: mod, slots: map[ast.Var]int{}, local: local, size: new(int), reads: new([]int),
-		paths: map[int]ast.Ref{}}
+		paths: map[int]ast.Ref{}, ranges: map[int][]string{}}
 }
 
 // sub is a scope for a negated expression: it sees the locals bound so
@@ -233,7 +236,7 @@ func (cp *compiler) alertBody(mod *moduleInfo, rule *ast.Rule) bodyPlan {
 			continue
 		}
 		steps = append(steps, s...)
-		if c, ok := cp.indexCond(sc, e); ok && (cond == nil || cond.strs == nil && c.strs != nil) {
+		if c, ok := cp.indexCond(sc, e); ok && (cond == nil || selectivity(c) > selectivity(*cond)) {
 			cond = &c
 		}
 	}
@@ -254,6 +257,18 @@ func (cp *compiler) alertBody(mod *moduleInfo, rule *ast.Rule) bodyPlan {
 	}
 	plan.slots = *sc.size
 	return plan
+}
+
+// selectivity ranks index conditions: a set of values before prefixes
+// before a test of truth.
+func selectivity(c indexCond) int {
+	switch {
+	case c.strs != nil:
+		return 2
+	case c.prefixes != nil:
+		return 1
+	}
+	return 0
 }
 
 // chain links steps, the last continuing with end.
@@ -542,6 +557,11 @@ func (cp *compiler) some(sc *scope, d *ast.SomeDecl) (step, bool) {
 	vslot, ok := newLocal(sc, vt)
 	if !ok {
 		return step{}, false
+	}
+	if c, ok := cp.constant(sc, ct); ok && vslot >= 0 {
+		if strs, ok := stringMembers(c); ok {
+			sc.ranges[vslot] = strs
+		}
 	}
 	var binds []int
 	for _, s := range []int{kslot, vslot} {

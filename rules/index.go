@@ -2,8 +2,11 @@ package rules
 
 import (
 	"math/bits"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/vigilsec/vigil/event"
 )
 
 // Rule indexing: most alert bodies hold a condition on a value that every
@@ -16,11 +19,17 @@ import (
 // a body that could hold; the body's guard still runs in full.
 
 // indexCond is a necessary condition of a body: the value of a memoized
-// term is one of strs, or, when strs is nil, defined and not false.
+// term is one of strs, or starts with one of prefixes, or, when both are
+// nil, is defined and not false.
 type indexCond struct {
-	memo  int
-	value term
-	strs  []string
+	memo     int
+	value    term
+	strs     []string
+	prefixes []string
+	// typeKey is the event key the value is below (process_exec in
+	// input.process_exec.process.binary): on events of another type it is
+	// undefined, and the condition never holds.
+	typeKey string
 }
 
 // indexCond returns the condition expression e states, when it is one.
@@ -44,6 +53,22 @@ func (cp *compiler) indexCond(sc *scope, e *ast.Expr) (indexCond, bool) {
 			}
 			if strs, ok := stringMembers(c); ok {
 				return cp.stringCond(sc, args[0], strs)
+			}
+		case op.Equal(ast.StartsWith.Ref()) && len(args) == 2:
+			// startswith(x, "/tmp/"), or startswith(x, d) after
+			// some d in ["/tmp/", ...].
+			var prefixes []string
+			if c, ok := cp.constant(sc, args[1]); ok && c.k == strKind {
+				prefixes = []string{c.s}
+			} else if v, ok := args[1].Value.(ast.Var); ok {
+				if slot, ok := sc.slots[v]; ok {
+					prefixes = sc.ranges[slot]
+				}
+			}
+			if prefixes != nil {
+				c, ok := cp.truthyCond(sc, args[0])
+				c.prefixes = prefixes
+				return c, ok
 			}
 		case (op.Equal(ast.Equal.Ref()) || op.Equal(ast.Equality.Ref())) && len(args) == 2:
 			for _, pair := range [][2]*ast.Term{{args[0], args[1]}, {args[1], args[0]}} {
@@ -94,7 +119,15 @@ func (cp *compiler) stringCond(sc *scope, t *ast.Term, strs []string) (indexCond
 	if !ok {
 		return indexCond{}, false
 	}
-	return indexCond{memo: id, value: v, strs: strs}, true
+	var typeKey string
+	if _, ref, ok := cp.inputPath(sc, t); ok && len(ref) > 1 {
+		typeKey = ref[1].Value.String()
+	} else if call, ok := abs.Value.(ast.Call); ok && len(call) == 2 {
+		if ref, ok := call[1].Value.(ast.Ref); ok && len(ref) > 1 {
+			typeKey = ref[1].Value.String()
+		}
+	}
+	return indexCond{memo: id, value: v, strs: strs, typeKey: typeKey}, true
 }
 
 // stringMembers returns the elements of a constant set or array, or the
@@ -139,13 +172,21 @@ type typeIndex struct {
 
 // condIndex holds the bodies with a condition on one memoized value.
 type condIndex struct {
-	value  term
-	byStr  map[string]bitset
-	truthy bitset
-	all    bitset // every body here, for a value Go cannot decide
+	value    term
+	byStr    map[string]bitset
+	prefixes []prefixBodies
+	truthy   bitset
+	all      bitset // every body here, for a value Go cannot decide
 }
 
-func buildIndex(plans []*rulePlan) *typeIndex {
+type prefixBodies struct {
+	prefix string
+	bodies bitset
+}
+
+// buildIndex indexes the bodies of plans for events of type t.
+func buildIndex(plans []*rulePlan, t event.Type) *typeIndex {
+	own := ast.StringTerm(t.String()).String()
 	x := &typeIndex{}
 	for _, p := range plans {
 		x.first = append(x.first, x.bodies)
@@ -161,6 +202,9 @@ func buildIndex(plans []*rulePlan) *typeIndex {
 				x.always.set(id)
 				continue
 			}
+			if cond.typeKey != "" && cond.typeKey != own && isTypeKey(cond.typeKey) {
+				continue // a body about events of another type: never a candidate
+			}
 			ci := byMemo[cond.memo]
 			if ci == nil {
 				ci = &condIndex{value: cond.value, byStr: map[string]bitset{}, truthy: newBitset(x.bodies), all: newBitset(x.bodies)}
@@ -168,6 +212,14 @@ func buildIndex(plans []*rulePlan) *typeIndex {
 				x.conds = append(x.conds, ci)
 			}
 			ci.all.set(id)
+			if cond.prefixes != nil {
+				for _, p := range cond.prefixes {
+					b := newBitset(x.bodies)
+					b.set(id)
+					ci.prefixes = append(ci.prefixes, prefixBodies{p, b})
+				}
+				continue
+			}
 			if cond.strs == nil {
 				ci.truthy.set(id)
 				continue
@@ -181,6 +233,17 @@ func buildIndex(plans []*rulePlan) *typeIndex {
 		}
 	}
 	return x
+}
+
+// isTypeKey reports whether k (a Rego string, quoted) is an event type's
+// key.
+func isTypeKey(k string) bool {
+	for _, t := range event.Types() {
+		if ast.StringTerm(t.String()).String() == k {
+			return true
+		}
+	}
+	return false
 }
 
 // candidates sets in c.cand the bodies that can hold on c's input.
@@ -201,6 +264,11 @@ func (x *typeIndex) candidates(c *ectx) bitset {
 		if v.k == strKind {
 			if b := ci.byStr[v.s]; b != nil {
 				cand.or(b)
+			}
+			for i := range ci.prefixes {
+				if strings.HasPrefix(v.s, ci.prefixes[i].prefix) {
+					cand.or(ci.prefixes[i].bodies)
+				}
 			}
 		}
 		if v.truthy() {

@@ -99,8 +99,8 @@ func Compile(ctx context.Context, rules []*Rule) (*Set, error) {
 			tr.rego = append(tr.rego, q)
 		}
 	}
-	for _, tr := range s.byType {
-		tr.index = buildIndex(tr.plans)
+	for t, tr := range s.byType {
+		tr.index = buildIndex(tr.plans, t)
 	}
 	s.memo = len(cp.memo)
 	return s, nil
@@ -149,13 +149,8 @@ func (s *Set) Eval(ctx context.Context, t event.Type, input ast.Value) (matches 
 	return s.eval(ctx, c, t, func() ast.Value { return input })
 }
 
-// EvalEvent evaluates the rules that consume ev's type against ev, as it
-// would be exported from node nodeName.
-func (s *Set) EvalEvent(ctx context.Context, ev *event.Event, nodeName string) (matches []Match, errs []RuleError) {
-	c := newEctx(nil)
-	return s.evalEvent(ctx, c, ev, nodeName)
-}
-
+// evalEvent evaluates the rules that consume ev's type against ev, as it
+// would be exported from node nodeName, with c.
 func (s *Set) evalEvent(ctx context.Context, c *ectx, ev *event.Event, nodeName string) ([]Match, []RuleError) {
 	c.view = view{ev: ev, nodeName: nodeName}
 	c.reset(c.view.root(), s.memo)
