@@ -39,12 +39,20 @@ const kprobeJSON = `{"process_kprobe":{"policy_name":"pol","function_name":"__x6
 const kprobeTwice = `{"process_kprobe":{"policy_name":"pol","function_name":"__x64_sys_openat","process":{"binary":"/usr/bin/cat"},` +
 	`"args":[{"label":"filename","string_arg":"/etc/shadow"},{"label":"filename","string_arg":"/etc/x"}]}}`
 
-// Rules of every form the compiler reads, and forms it leaves to Rego:
-// whether Go decides them, and on each input that Go's alerts are
-// Rego's, that a guard never fails where Rego alerts, and that what Go
-// cannot decide exactly (a function with two values, a description that
-// is not a string) goes to Rego, which reports it.
-func TestPlans(t *testing.T) {
+// planCase is a rule body, whether Go evaluates it, inputs, and which of
+// them Rego reports an error on.
+type planCase struct {
+	name, head, body string
+	complete         bool
+	in               []string
+	// errIn marks the inputs on which Rego reports an error: those
+	// holding it.
+	errIn string
+}
+
+// planCases are rules of every form the compiler reads, and forms it
+// leaves to Rego.
+func planCases() []planCase {
 	weird := []string{
 		`{"process_exec":{"process":{"binary":7,"arguments":["a"],"uid":"0"}}}`,
 		`{"process_exec":{"process":{"binary":"/bin/x","uid":1.5,"pod":{"namespace":false}}}}`,
@@ -54,14 +62,7 @@ func TestPlans(t *testing.T) {
 	execs := append([]string{execJSON("/bin/x", "", ""), execJSON("/bin/y", "-c x", "shop"), execJSON("/usr/bin/nc", "-e sh", "shop"),
 		execJSON("/tmp/a/b", "a b", ""), execJSON("/bin/bash", "", "shop"), execJSON("/dev/shm/x", "", "kube-system"),
 		execJSON("/bin/X", "-i", "")}, weird...)
-	for _, tc := range []struct {
-		name, head, body string
-		complete         bool
-		in               []string
-		// errIn marks the inputs on which Rego reports an error: those
-		// holding it.
-		errIn string
-	}{
+	return []planCase{
 		{"equality through an alias", "", `p := input.process_exec.process
 			p.binary == "/bin/x"`, true, execs, ""},
 		{"constant on the left", "", `"/bin/x" = input.process_exec.process.binary`, true, execs, ""},
@@ -143,17 +144,33 @@ g(x) := 2 if endswith(x, "x")`, `msg := sprintf("%d", [g(input.process_exec.proc
 		{"unification with an unbound variable", "", `x = input.process_exec.process.binary
 			x == "/bin/x"`, false, execs, ""},
 		{"a rule with a body", `is_x if input.process_exec.process.binary == "/bin/x"`, `is_x`, false, execs, ""},
-	} {
+	}
+}
+
+// compileCase compiles the rule of tc with the embedded library.
+func compileCase(tb testing.TB, tc planCase) *Set {
+	tb.Helper()
+	meta := strings.Replace(goodMeta, `"events": ["process_exec"]`, `"events": ["process_exec", "process_kprobe"]`, 1)
+	src := fmt.Sprintf("package vigil.rules.g\n\nimport data.vigil.lib.events\n\nmetadata := %s\n\n%s\n\nalert contains msg if {\n%s\n}\n", meta, tc.head, tc.body)
+	if !strings.Contains(tc.body, "msg :=") {
+		src = strings.Replace(src, "alert contains msg if", `alert contains "x" if`, 1)
+	}
+	set, err := Compile(context.Background(), append(libRules(tb), mustRule(tb, "g.rego", src)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
+// Rules of every form the compiler reads, and forms it leaves to Rego:
+// whether Go decides them, and on each input that Go's alerts are
+// Rego's, that a guard never fails where Rego alerts, and that what Go
+// cannot decide exactly (a function with two values, a description that
+// is not a string) goes to Rego, which reports it.
+func TestPlans(t *testing.T) {
+	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			meta := strings.Replace(goodMeta, `"events": ["process_exec"]`, `"events": ["process_exec", "process_kprobe"]`, 1)
-			src := fmt.Sprintf("package vigil.rules.g\n\nimport data.vigil.lib.events\n\nmetadata := %s\n\n%s\n\nalert contains msg if {\n%s\n}\n", meta, tc.head, tc.body)
-			if !strings.Contains(tc.body, "msg :=") {
-				src = strings.Replace(src, "alert contains msg if", `alert contains "x" if`, 1)
-			}
-			set, err := Compile(context.Background(), append(libRules(t), mustRule(t, "g.rego", src)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := compileCase(t, tc)
 			for _, typ := range set.rules[0].Events {
 				tr := set.byType[typ]
 				if got := tr.plans[0].complete; got != tc.complete {
@@ -210,6 +227,33 @@ g(x) := 2 if endswith(x, "x")`, `msg := sprintf("%d", [g(input.process_exec.proc
 			}
 		})
 	}
+}
+
+// FuzzPlans compares Go and Rego for the rules of planCases on fuzzed
+// inputs: any JSON object, so values of every type where the rules expect
+// strings and numbers.
+func FuzzPlans(f *testing.F) {
+	var sets []*Set
+	for _, tc := range planCases() {
+		sets = append(sets, compileCase(f, tc))
+		for _, in := range tc.in {
+			f.Add([]byte(in))
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		v, typ, err := ParseInput(line)
+		if err != nil {
+			return
+		}
+		for _, set := range sets {
+			q := &equivalence{set: set}
+			c := newEctx(nil)
+			c.reset(fromAST(v), set.memo)
+			if err := q.check(c, typ, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 // The embedded library's functions computed in Go give what lib.rego's
