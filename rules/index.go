@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"math/bits"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -276,18 +275,4 @@ func (x *typeIndex) candidates(c *ectx) bitset {
 		}
 	}
 	return cand
-}
-
-// next returns the first body at or after i in cand, -1 when none.
-func (b bitset) next(i int) int {
-	for w := i / 64; w < len(b); w++ {
-		word := b[w]
-		if w == i/64 {
-			word &^= 1<<(i%64) - 1
-		}
-		if word != 0 {
-			return w*64 + bits.TrailingZeros64(word)
-		}
-	}
-	return -1
 }

@@ -82,10 +82,9 @@ func (k key) value() val {
 }
 
 var (
-	undef    = val{}
-	trueVal  = val{k: boolKind, b: true}
-	falseVal = val{k: boolKind}
-	nullVal  = val{k: nullKind}
+	undef   = val{}
+	trueVal = val{k: boolKind, b: true}
+	nullVal = val{k: nullKind}
 )
 
 func strVal(s string) val        { return val{k: strKind, s: s} }
