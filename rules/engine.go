@@ -80,7 +80,7 @@ type Engine struct {
 	log  logrus.FieldLogger
 	out  Sink
 	cur  atomic.Pointer[loaded]
-	q    chan *event.Event
+	q    chan queued
 	m    *metrics
 	warn *rate.Limiter
 
@@ -96,7 +96,7 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer, out Sink
 		return nil, err
 	}
 	e := &Engine{
-		cfg: cfg, log: log, out: out, q: make(chan *event.Event, cfg.QueueSize),
+		cfg: cfg, log: log, out: out, q: make(chan queued, cfg.QueueSize),
 		m: newMetrics(reg), warn: rate.NewLimiter(rate.Every(10*time.Second), 3),
 		ectx: newEctx(&materializer{}),
 	}
@@ -126,12 +126,13 @@ func (e *Engine) Submit(ev *event.Event) {
 	if !set.Wants(ev.Type) {
 		return
 	}
-	if !set.MayAlert(ev, e.cfg.NodeName) {
+	sc, may := set.screen(ev, e.cfg.NodeName)
+	if !may {
 		e.m.ruledOut.Inc()
 		return
 	}
 	select {
-	case e.q <- ev.Clone():
+	case e.q <- queued{ev: ev.Clone(), set: set, bodies: sc}:
 	default:
 		e.m.dropped.Inc()
 		e.out.ReportLost(ReasonQueueFull, 1)
@@ -151,8 +152,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev := <-e.q:
-			e.evaluate(ctx, ev)
+		case q := <-e.q:
+			e.evaluate(ctx, q)
 		case fe := <-w.Events:
 			if e.relevant(fe.Name) {
 				timer = time.After(200 * time.Millisecond)
@@ -308,14 +309,22 @@ func values(m map[string]*Rule) []*Rule {
 	return out
 }
 
-// evaluate runs the rules for ev and exports its alerts.
-func (e *Engine) evaluate(ctx context.Context, ev *event.Event) {
+// queued is an event waiting for evaluation: a copy, the set whose
+// guards let it in, and the bodies whose guards held.
+type queued struct {
+	ev     *event.Event
+	set    *Set
+	bodies screened
+}
+
+// evaluate runs the rules for a queued event and exports its alerts.
+func (e *Engine) evaluate(ctx context.Context, q queued) {
 	start := time.Now()
 	defer func() { e.m.duration.Observe(time.Since(start).Seconds()) }()
 	l := e.cur.Load()
 	e.m.evaluated.Inc()
-	c := e.ectx
-	matches, errs := l.set.evalEvent(ctx, c, ev, e.cfg.NodeName)
+	c, ev := e.ectx, q.ev
+	matches, errs := q.set.evalEvent(ctx, c, ev, e.cfg.NodeName, q.bodies)
 	for _, r := range c.rego {
 		e.m.rego.WithLabelValues(r.ID).Inc()
 	}

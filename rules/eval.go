@@ -57,8 +57,10 @@ type ectx struct {
 	memoVal []val
 	memoGen []uint32
 	gen     uint32
-	// cand is the candidate bodies of the input (typeIndex).
-	cand bitset
+	// cand is the candidate bodies of the input (typeIndex); useCand
+	// tells eval they are known already (screened).
+	cand    bitset
+	useCand bool
 }
 
 type callResult struct {
@@ -132,17 +134,22 @@ type rulePlan struct {
 // (numbered from first) can hold; a nil cand runs them all.
 func (p *rulePlan) mayAlert(c *ectx, cand bitset, first int) bool {
 	for i := range p.bodies {
-		if cand != nil && !cand.has(first+i) {
-			continue
-		}
-		b := &p.bodies[i]
-		saved := c.frame(b.slots)
-		st := b.guard(c)
-		c.unframe(saved)
-		if st != more || c.punted {
-			c.punted = false
+		if (cand == nil || cand.has(first+i)) && p.bodyMayHold(c, i) {
 			return true
 		}
+	}
+	return false
+}
+
+// bodyMayHold runs the guard of body i.
+func (p *rulePlan) bodyMayHold(c *ectx, i int) bool {
+	b := &p.bodies[i]
+	saved := c.frame(b.slots)
+	st := b.guard(c)
+	c.unframe(saved)
+	if st != more || c.punted {
+		c.punted = false
+		return true
 	}
 	return false
 }

@@ -118,24 +118,47 @@ func (s *Set) Wants(t event.Type) bool { return s.byType[t] != nil }
 // decided without Rego). It reads the event in place and allocates
 // nothing; it is safe for concurrent use.
 func (s *Set) MayAlert(ev *event.Event, nodeName string) bool {
+	_, may := s.screen(ev, nodeName)
+	return may
+}
+
+// screened is the result of screen: the bodies of the type's rules
+// whose guards hold on an event (numbered as the type's index numbers
+// them), when the type has at most 64 bodies; all otherwise.
+type screened struct {
+	bodies uint64
+	all    bool
+}
+
+// screen runs the guards of the rules of ev's type on ev.
+func (s *Set) screen(ev *event.Event, nodeName string) (screened, bool) {
 	tr := s.byType[ev.Type]
 	if tr == nil {
-		return false
+		return screened{}, false
 	}
 	c := ectxPool.Get().(*ectx)
 	c.view = view{ev: ev, nodeName: nodeName}
 	c.reset(c.view.root(), s.memo)
-	may := false
 	cand := tr.index.candidates(c)
+	var out screened
+	may := false
 	for i, p := range tr.plans {
-		if p.mayAlert(c, cand, tr.index.first[i]) {
+		first := tr.index.first[i]
+		for j := range p.bodies {
+			if !cand.has(first+j) || !p.bodyMayHold(c, j) {
+				continue
+			}
 			may = true
-			break
+			if first+j >= 64 {
+				out.all = true
+			} else {
+				out.bodies |= 1 << (first + j)
+			}
 		}
 	}
 	c.view, c.root = view{}, undef
 	ectxPool.Put(c)
-	return may
+	return out, may
 }
 
 // Eval evaluates the rules that consume type t against input, the event's
@@ -151,9 +174,14 @@ func (s *Set) Eval(ctx context.Context, t event.Type, input ast.Value) (matches 
 
 // evalEvent evaluates the rules that consume ev's type against ev, as it
 // would be exported from node nodeName, with c.
-func (s *Set) evalEvent(ctx context.Context, c *ectx, ev *event.Event, nodeName string) ([]Match, []RuleError) {
+func (s *Set) evalEvent(ctx context.Context, c *ectx, ev *event.Event, nodeName string, sc screened) ([]Match, []RuleError) {
 	c.view = view{ev: ev, nodeName: nodeName}
 	c.reset(c.view.root(), s.memo)
+	if tr := s.byType[ev.Type]; tr != nil && !sc.all {
+		// Only the bodies whose guards held on the event can hold now.
+		c.cand = append(c.cand[:0], sc.bodies)
+		c.useCand = true
+	}
 	return s.eval(ctx, c, ev.Type, func() ast.Value { return c.mat.input(&c.view) })
 }
 
@@ -168,7 +196,11 @@ func (s *Set) eval(ctx context.Context, c *ectx, t event.Type, input func() ast.
 	}
 	c.rego = c.rego[:0]
 	var in ast.Value
-	cand := tr.index.candidates(c)
+	cand := c.cand
+	if !c.useCand {
+		cand = tr.index.candidates(c)
+	}
+	c.useCand = false
 	for i, p := range tr.plans {
 		r := tr.rules[i]
 		first := tr.index.first[i]
