@@ -84,7 +84,30 @@ var kprobeSchema = newSchema(processField, parentField,
 		return intVal(int64(k.Errno))
 	}),
 	kprobeField("signal", func(_ *event.Event, k *event.Kprobe) val { return signalIf(k.Signal) }),
+	kprobeField("repeats", func(_ *event.Event, k *event.Kprobe) val {
+		if k.Repeats == nil {
+			return undef
+		}
+		return nodeVal(objKind, (*repeatsNode)(k.Repeats))
+	}),
 )
+
+// "repeats": identical calls folded in the kernel, {"count",
+// "first_time", "last_time"}.
+type repeatsNode event.Repeats
+
+var repeatsSchema = newSchema(
+	field[event.Repeats]{"count", func(r *event.Repeats) val { return uintVal(r.Count) }},
+	field[event.Repeats]{"first_time", func(r *event.Repeats) val { return strVal(timeText(r.First)) }},
+	field[event.Repeats]{"last_time", func(r *event.Repeats) val { return strVal(timeText(r.Last)) }},
+)
+
+func (n *repeatsNode) get(k key) val       { return repeatsSchema.get((*event.Repeats)(n), k) }
+func (n *repeatsNode) size() int           { return len(repeatsSchema.fields) }
+func (n *repeatsNode) at(i int) (val, val) { return repeatsSchema.at((*event.Repeats)(n), i) }
+func (n *repeatsNode) term(m *materializer) ast.Value {
+	return repeatsSchema.term(m, (*event.Repeats)(n))
+}
 
 func (n *kprobeNode) get(k key) val       { return kprobeSchema.get((*view)(n), k) }
 func (n *kprobeNode) size() int           { return len(kprobeSchema.fields) }

@@ -184,6 +184,9 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 		ev.Kprobe = &event.Kprobe{FunctionName: s1, Mechanism: s2, Args: args, Return: &args[int(u%uint64(len(args)))],
 			Action: s3, Monitor: i%2 == 0, ActionNote: s4, Errno: int32(i), Signal: uint32(u % 70),
 			PolicyName: s5, Message: s6, Tags: []string{s1, s6}}
+		if u%2 == 0 {
+			ev.Kprobe.Repeats = &event.Repeats{Count: u, First: ts, Last: ts.Add(time.Duration(i))}
+		}
 		if strings.Contains(s1, "nil") {
 			ev.Kprobe = nil
 		}
