@@ -1,154 +1,124 @@
 package rules
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
-// recorded reads testdata/recorded.jsonl: the events of the default rules'
-// privileged test on the host (execs, policy events and flows, the
-// behaviours and their benign counterparts).
-func recorded(tb testing.TB) [][]byte { return readLines(tb, "testdata/recorded.jsonl") }
+// discard is a sink that keeps nothing.
+type discard struct{}
 
-// ordinary reads testdata/ordinary.jsonl.gz: what the agent with its
-// default policies exported on a host during ordinary activity (shells,
-// git, ls, ps, grep of /etc/passwd, curl to a local web server, go vet),
-// less exits and alerts, which never reach the engine.
-func ordinary(tb testing.TB) [][]byte { return readLines(tb, "testdata/ordinary.jsonl.gz") }
+func (discard) Export(*event.Event)       {}
+func (discard) ReportLost(string, uint64) {}
 
-func readLines(tb testing.TB, name string) [][]byte {
-	tb.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if bytes.HasSuffix([]byte(name), []byte(".gz")) {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		r = zr
-	}
-	var lines [][]byte
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		lines = append(lines, bytes.Clone(sc.Bytes()))
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return lines
-}
-
-// BenchmarkRules evaluates recorded events through the whole default rule
-// set, as the engine does after encoding: parse (with the process cache)
-// and evaluate. "ordinary" is the events of ordinary activity on a host,
-// "all" the behaviours the default rules detect and their benign
-// counterparts (every event is one a rule looks at closely: the worst
-// case); then each rule alone over the behaviours (the events of the types
-// it consumes). Run on one core:
+// BenchmarkRules runs recorded events through the rules engine as the
+// agent does: Submit (the rules' conditions on the event in place, a copy
+// queued when a rule may alert), then the evaluation of what was queued
+// (Go plans, exceptions, alert events). "ordinary" is the events of
+// ordinary activity on a host, "all" the behaviours the default rules
+// detect and their benign counterparts (every event is one a rule looks
+// at closely: the worst case); then each rule alone over the behaviours
+// (the events of the types it consumes). Run on one core:
 //
 //	go test ./rules -run '^$' -bench Rules -cpu 1
 func BenchmarkRules(b *testing.B) {
-	lines := recorded(b)
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	all, _, err := Load(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	run := func(b *testing.B, set *Set, lines [][]byte) {
-		o := NewOffline(set, nil)
-		// Only the events a rule consumes reach the engine.
-		var in [][]byte
-		for _, l := range lines {
-			_, typ, err := ParseInput(l)
-			if err == nil && set.Wants(typ) {
-				in = append(in, l)
+	run := func(b *testing.B, e *Engine, lines [][]byte) {
+		evs, nodes := recordedEvents(b, lines)
+		set := e.cur.Load().set
+		var in []*event.Event
+		for _, ev := range evs {
+			if set.Wants(ev.Type) {
+				in = append(in, ev)
 			}
 		}
 		if len(in) == 0 {
 			kerneltest.Skip(b, "no recorded event of the types this rule consumes")
 		}
+		e.cfg.NodeName = nodes[0]
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if _, err := o.Eval(ctx, in[i%len(in)]); err != nil {
-				b.Fatal(err)
-			}
+			e.Submit(in[i%len(in)])
+			e.drain(ctx)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	}
-	b.Run("ordinary", func(b *testing.B) { run(b, all, ordinary(b)) })
-	b.Run("all", func(b *testing.B) { run(b, all, lines) })
-	srcs, err := defaultSources(false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var libs []*Rule
-	for _, s := range srcs {
-		if r, err := ParseRule(s.file, s.text); err == nil && r.lib {
-			libs = append(libs, r)
-		}
-	}
-	for _, r := range all.Rules() {
+	b.Run("ordinary", func(b *testing.B) { run(b, defaultEngine(b, discard{}), ordinary(b)) })
+	b.Run("all", func(b *testing.B) { run(b, defaultEngine(b, discard{}), recorded(b)) })
+	for _, r := range loadDefaults(b).Rules() {
 		b.Run(r.ID, func(b *testing.B) {
-			one, err := Compile(ctx, append([]*Rule{r}, libs...))
+			e := defaultEngine(b, discard{})
+			libs := libRules(b)
+			one, err := Compile(ctx, append(libs, r))
 			if err != nil {
 				b.Fatal(err)
 			}
-			run(b, one, lines)
+			e.cur.Load().set = one
+			run(b, e, recorded(b))
 		})
 	}
 }
 
-// Each default rule raises its alert on the recorded behaviour and nothing
-// on the rest: the recorded events hold each behaviour's benign counterpart.
-func TestDefaultRulesOnRecordedEvents(t *testing.T) {
-	set, _, err := Load(context.Background(), DefaultConfig())
+// BenchmarkSubmitRuledOut is Submit alone for the ordinary events no
+// rule alerts on (nine in ten of them): what most events cost.
+func BenchmarkSubmitRuledOut(b *testing.B) {
+	e := defaultEngine(b, discard{})
+	evs, _ := recordedEvents(b, ordinary(b))
+	var quiet []*event.Event
+	for _, ev := range evs {
+		if !e.cur.Load().set.MayAlert(ev, e.cfg.NodeName) {
+			quiet = append(quiet, ev)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Submit(quiet[i%len(quiet)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEngineMemory reports what a rules engine with the default rules
+// holds: the heap it adds once loaded (after a collection), and the
+// resident size of the process (the test binary) with it.
+func BenchmarkEngineMemory(b *testing.B) {
+	var before, after runtime.MemStats
+	var e *Engine
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		e = defaultEngine(b, discard{})
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(before.HeapAlloc)/(1<<20), "heap-before-MiB")
+	b.ReportMetric(float64(rssBytes(b))/(1<<20), "rss-MiB")
+	runtime.KeepAlive(e)
+}
+
+func rssBytes(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Fatal(err)
+		tb.Skip(err)
 	}
-	o := NewOffline(set, nil)
-	got := map[string]int{}
-	for _, l := range recorded(t) {
-		res, err := o.Eval(context.Background(), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Errors) > 0 {
-			t.Errorf("rule errors: %v", res.Errors)
-		}
-		for _, a := range res.Alerts {
-			got[a.Alert.Rule.ID]++
-		}
-	}
-	for _, r := range set.Rules() {
-		want := 1
-		switch r.ID {
-		case "VGL-PERS-002":
-			want = 0 // the host the events were recorded on has no modules
-		case "VGL-DEF-002":
-			want = 2 // truncated, then removed
-		case "VGL-EXEC-004":
-			// The test's helpers ran from go test's binary in /tmp too.
-			if got[r.ID] < 1 {
-				t.Errorf("%s raised no alert on the recorded events", r.ID)
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				tb.Fatal(err)
 			}
-			continue
-		}
-		if got[r.ID] != want {
-			t.Errorf("%s raised %d alerts on the recorded events, want %d", r.ID, got[r.ID], want)
+			return kb << 10
 		}
 	}
+	tb.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }

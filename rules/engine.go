@@ -16,7 +16,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vigilsec/vigil/event"
-	"github.com/vigilsec/vigil/exporter/encode"
 )
 
 // ReasonQueueFull is the lost-events reason of events the rules' queue
@@ -81,14 +80,12 @@ type Engine struct {
 	log  logrus.FieldLogger
 	out  Sink
 	cur  atomic.Pointer[loaded]
-	q    chan *event.Event
+	q    chan queued
 	m    *metrics
 	warn *rate.Limiter
 
 	// Used by the evaluating goroutine only.
-	enc    *encode.Encoder
-	parser *inputParser
-	buf    []byte
+	ectx *ectx
 }
 
 // New loads the rules and exceptions. A rule file with a problem is logged
@@ -99,9 +96,9 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer, out Sink
 		return nil, err
 	}
 	e := &Engine{
-		cfg: cfg, log: log, out: out, q: make(chan *event.Event, cfg.QueueSize),
+		cfg: cfg, log: log, out: out, q: make(chan queued, cfg.QueueSize),
 		m: newMetrics(reg), warn: rate.NewLimiter(rate.Every(10*time.Second), 3),
-		enc: encode.NewEncoder(nil), parser: newInputParser(4096),
+		ectx: newEctx(&materializer{}),
 	}
 	if err := e.reload(context.Background(), true); err != nil {
 		return nil, err
@@ -115,15 +112,27 @@ func (e *Engine) Rules() []*Rule { return e.cur.Load().set.Rules() }
 // Wants reports whether a rule consumes events of type t.
 func (e *Engine) Wants(t event.Type) bool { return e.cur.Load().set.Wants(t) }
 
-// Submit queues a copy of ev for evaluation if a rule consumes its type.
-// It never blocks: when the queue is full the event is dropped, counted,
-// and reported as lost (reason rules_queue_full).
+// Submit queues a copy of ev for evaluation if a rule can alert on it.
+// The rules' conditions are checked first, on the event in place: an
+// event no rule can alert on is counted and left, at no allocation (most
+// events). Submit never blocks: when the queue is full the event is
+// dropped, counted, and reported as lost (reason rules_queue_full). It is
+// safe for concurrent use.
 func (e *Engine) Submit(ev *event.Event) {
-	if ev == nil || !e.Wants(ev.Type) {
+	if ev == nil {
+		return
+	}
+	set := e.cur.Load().set
+	if !set.Wants(ev.Type) {
+		return
+	}
+	sc, may := set.screen(ev, e.cfg.NodeName)
+	if !may {
+		e.m.ruledOut.Inc()
 		return
 	}
 	select {
-	case e.q <- ev.Clone():
+	case e.q <- queued{ev: ev.Clone(), set: set, bodies: sc}:
 	default:
 		e.m.dropped.Inc()
 		e.out.ReportLost(ReasonQueueFull, 1)
@@ -143,8 +152,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev := <-e.q:
-			e.evaluate(ctx, ev)
+		case q := <-e.q:
+			e.evaluate(ctx, q)
 		case fe := <-w.Events:
 			if e.relevant(fe.Name) {
 				timer = time.After(200 * time.Millisecond)
@@ -300,22 +309,25 @@ func values(m map[string]*Rule) []*Rule {
 	return out
 }
 
-// evaluate runs the rules for ev and exports its alerts.
-func (e *Engine) evaluate(ctx context.Context, ev *event.Event) {
+// queued is an event waiting for evaluation: a copy, the set whose
+// guards let it in, and the bodies whose guards held.
+type queued struct {
+	ev     *event.Event
+	set    *Set
+	bodies screened
+}
+
+// evaluate runs the rules for a queued event and exports its alerts.
+func (e *Engine) evaluate(ctx context.Context, q queued) {
 	start := time.Now()
 	defer func() { e.m.duration.Observe(time.Since(start).Seconds()) }()
 	l := e.cur.Load()
-	e.buf = e.enc.AppendJSON(e.buf[:0], ev, e.cfg.NodeName)
-	input, t, err := e.parser.parse(e.buf)
-	if err != nil {
-		e.m.evalErrors.WithLabelValues("").Inc()
-		if e.warn.Allow() {
-			e.log.WithError(err).Warn("event not evaluated by the rules (counted; logged at most every 10 s)")
-		}
-		return
-	}
 	e.m.evaluated.Inc()
-	matches, errs := l.set.Eval(ctx, t, input)
+	c, ev := e.ectx, q.ev
+	matches, errs := q.set.evalEvent(ctx, c, ev, e.cfg.NodeName, q.bodies)
+	for _, r := range c.rego {
+		e.m.rego.WithLabelValues(r.ID).Inc()
+	}
 	for _, re := range errs {
 		e.m.evalErrors.WithLabelValues(re.Rule.ID).Inc()
 		if e.warn.Allow() {
@@ -323,8 +335,13 @@ func (e *Engine) evaluate(ctx context.Context, ev *event.Event) {
 				Warn("rule failed on an event (counted; logged at most every 10 s)")
 		}
 	}
+	var subject Subject
+	if len(matches) > 0 {
+		subject = subjectOf(ev.Type, c.root)
+	}
+	c.view, c.root = view{}, undef
 	for _, m := range matches {
-		if l.exc.Silences(m.Rule, t, input) {
+		if l.exc.Silences(m.Rule, subject) {
 			e.m.silenced.WithLabelValues(m.Rule.ID).Inc()
 			continue
 		}

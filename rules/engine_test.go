@@ -245,7 +245,7 @@ spec:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := x.Silences(tc.rule, typ, in); got != tc.want {
+		if got := x.Silences(tc.rule, SubjectOf(typ, in)); got != tc.want {
 			t.Errorf("Silences(%s, %s) = %v, want %v", tc.rule.ID, tc.event, got, tc.want)
 		}
 	}

@@ -117,51 +117,49 @@ func (x *Exceptions) unknownRules(s *Set) []string {
 	return out
 }
 
-// Silences reports whether an exception silences rule r's alert on the
-// event input (an exported event of type t).
-func (x *Exceptions) Silences(r *Rule, t event.Type, input ast.Value) bool {
+// Silences reports whether an exception silences rule r's alert on an
+// event with subject s.
+func (x *Exceptions) Silences(r *Rule, s Subject) bool {
 	if x == nil {
 		return false
 	}
-	l := append(x.byRule[r.ID], x.byRule["*"]...)
-	if len(l) == 0 {
-		return false
-	}
-	f := subjectOf(t, input)
-	for _, e := range l {
-		if matchAny(e.binaries, f.binary) && matchAny(e.parentBinaries, f.parent) &&
-			matchAny(e.namespaces, f.namespace) && matchAny(e.images, f.image) {
-			return true
+	for _, l := range [2][]exception{x.byRule[r.ID], x.byRule["*"]} {
+		for _, e := range l {
+			if matchAny(e.binaries, s.Binary) && matchAny(e.parentBinaries, s.Parent) &&
+				matchAny(e.namespaces, s.Namespace) && matchAny(e.images, s.Image) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// subject is what exceptions look at in an event.
-type subject struct{ binary, parent, namespace, image string }
+// Subject is what exceptions look at in an event.
+type Subject struct{ Binary, Parent, Namespace, Image string }
 
-func subjectOf(t event.Type, input ast.Value) subject {
-	at := func(path ...string) string {
-		v := input
-		for _, k := range append([]string{t.String()}, path...) {
-			obj, ok := v.(ast.Object)
-			if !ok {
-				return ""
-			}
-			term := obj.Get(ast.StringTerm(k))
-			if term == nil {
-				return ""
-			}
-			v = term.Value
+// SubjectOf reads the subject of input, an exported event of type t as a
+// Rego value.
+func SubjectOf(t event.Type, input ast.Value) Subject { return subjectOf(t, fromAST(input)) }
+
+var (
+	processKey, parentKey, binaryKey = nameKey("process"), nameKey("parent"), nameKey("binary")
+	podKey, namespaceKey             = nameKey("pod"), nameKey("namespace")
+	containerKey, imageKey, nameK    = nameKey("container"), nameKey("image"), nameKey("name")
+)
+
+func subjectOf(t event.Type, root val) Subject {
+	body := walk(root, nameKey(t.String()))
+	str := func(v val) string {
+		if v.k != strKind {
+			return ""
 		}
-		s, _ := v.(ast.String)
-		return string(s)
+		return v.s
 	}
-	return subject{
-		binary:    at("process", "binary"),
-		parent:    at("parent", "binary"),
-		namespace: at("process", "pod", "namespace"),
-		image:     at("process", "pod", "container", "image", "name"),
+	return Subject{
+		Binary:    str(walk(body, processKey, binaryKey)),
+		Parent:    str(walk(body, parentKey, binaryKey)),
+		Namespace: str(walk(body, processKey, podKey, namespaceKey)),
+		Image:     str(walk(body, processKey, podKey, containerKey, imageKey, nameK)),
 	}
 }
 

@@ -11,6 +11,8 @@ type metrics struct {
 	evaluated  prometheus.Counter
 	duration   prometheus.Histogram
 	dropped    prometheus.Counter
+	ruledOut   prometheus.Counter
+	rego       *prometheus.CounterVec
 	fileErrors prometheus.Counter
 	alerts     *prometheus.CounterVec
 	silenced   *prometheus.CounterVec
@@ -25,10 +27,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		evaluated: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_events_evaluated_total",
 			Help: "Events the detection rules evaluated."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_rules_eval_duration_seconds",
-			Help:    "Time to evaluate the rules on one event (encode, parse, guards, Rego, exceptions).",
+			Help:    "Time to evaluate the rules on one queued event (Go plans, Rego where needed, exceptions).",
 			Buckets: prometheus.ExponentialBuckets(2e-6, 4, 9)}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_events_dropped_total",
 			Help: "Events not evaluated because the rules' queue was full (also reported as lost_events reason rules_queue_full)."}),
+		ruledOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_events_ruled_out_total",
+			Help: "Events of a type some rule consumes on which no rule could alert, left before being copied or queued."}),
+		rego: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rules_rego_evaluations_total",
+			Help: "Rule evaluations done in Rego, by rule: rules (or events) the Go evaluator cannot decide."}, []string{"rule"}),
 		fileErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_rules_file_errors_total",
 			Help: "Rule files refused at load or reload (syntax, metadata, compile errors)."}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rules_alerts_total",
@@ -41,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Loads of the rule files, by result."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.loaded, m.evaluated, m.duration, m.dropped, m.fileErrors, m.alerts, m.silenced, m.evalErrors, m.reloads)
+		reg.MustRegister(m.loaded, m.evaluated, m.duration, m.dropped, m.ruledOut, m.rego, m.fileErrors, m.alerts, m.silenced, m.evalErrors, m.reloads)
 	}
 	return m
 }

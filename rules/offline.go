@@ -11,8 +11,11 @@ import (
 )
 
 // Offline evaluates recorded events, exported JSON lines, as the agent
-// evaluates live ones: for `vigil rules test` and CI. Not safe for
-// concurrent use.
+// evaluates live ones: for `vigil rules test` and CI. A line is parsed
+// into the Rego value of the object, which the same plans and queries
+// read as the agent's typed input of the event it was exported from (the
+// typed input is that object: TestTypedInputIsTheExportedJSON). Not safe
+// for concurrent use.
 type Offline struct {
 	set    *Set
 	exc    *Exceptions
@@ -58,8 +61,9 @@ func (o *Offline) Eval(ctx context.Context, line []byte) (Result, error) {
 	}
 	matches, errs := o.set.Eval(ctx, t, input)
 	res.Errors = errs
+	subject := SubjectOf(t, input)
 	for _, m := range matches {
-		if o.exc.Silences(m.Rule, t, input) {
+		if o.exc.Silences(m.Rule, subject) {
 			res.Silenced++
 			continue
 		}

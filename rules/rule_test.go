@@ -62,7 +62,7 @@ func TestParseRule(t *testing.T) {
 	}
 }
 
-func mustRule(t *testing.T, file, src string) *Rule {
+func mustRule(t testing.TB, file, src string) *Rule {
 	t.Helper()
 	r, err := ParseRule(file, src)
 	if err != nil {

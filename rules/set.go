@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -15,19 +15,19 @@ import (
 // Set is a compiled rule set.
 type Set struct {
 	rules  []*Rule
-	byType map[event.Type]*typeQuery
-	// paths are the input paths the guards read.
-	paths *pathTable
+	byType map[event.Type]*typeRules
+	store  storage.Store
+	// memo is how many values an evaluation computes once (compiler.memo).
+	memo int
 }
 
-// typeQuery evaluates every rule consuming one event type at once; single
-// holds each rule's own query, to tell which rule failed when the joint
-// evaluation does.
-type typeQuery struct {
-	rules  []*Rule
-	guards []*guard
-	joint  rego.PreparedEvalQuery
-	single []rego.PreparedEvalQuery
+// typeRules are the rules consuming one event type: each one's Go plan,
+// and its Rego query for when the plan cannot decide.
+type typeRules struct {
+	rules []*Rule
+	plans []*rulePlan
+	rego  []*regoQuery
+	index *typeIndex
 }
 
 // Match is one alert a rule raised: the rule and the description.
@@ -74,52 +74,36 @@ func Compile(ctx context.Context, rules []*Rule) (*Set, error) {
 	if c.Failed() {
 		return nil, fromOPA("", c.Errors)
 	}
-	s := &Set{byType: map[event.Type]*typeQuery{}}
+	s := &Set{byType: map[event.Type]*typeRules{}, store: newStore()}
 	for _, r := range rules {
 		if !r.lib {
 			s.rules = append(s.rules, r)
 		}
 	}
 	slices.SortFunc(s.rules, func(a, b *Rule) int { return strings.Compare(a.ID, b.ID) })
-	env := newGuardEnv(rules)
-	s.paths = env.paths
+	cp := newCompiler(rules)
 	for _, r := range s.rules {
-		g := buildGuard(env, r)
-		for _, t := range r.Events {
-			q := s.byType[t]
-			if q == nil {
-				q = &typeQuery{}
-				s.byType[t] = q
-			}
-			q.rules = append(q.rules, r)
-			q.guards = append(q.guards, g)
-		}
-	}
-	for t, q := range s.byType {
-		var joint []string
-		for i, r := range q.rules {
-			joint = append(joint, fmt.Sprintf("r%d = %s.alert", i, r.Package))
-			pq, err := prepare(ctx, c, fmt.Sprintf("r0 = %s.alert", r.Package))
-			if err != nil {
-				return nil, fromOPA(r.File, err)
-			}
-			q.single = append(q.single, pq)
-		}
-		pq, err := prepare(ctx, c, strings.Join(joint, "; "))
+		p := cp.plan(r)
+		q, err := prepareAlerts(c, s.store, r.Package)
 		if err != nil {
-			return nil, fmt.Errorf("rules for %s: %w", t, err)
+			return nil, fromOPA(r.File, err)
 		}
-		q.joint = pq
+		for _, t := range r.Events {
+			tr := s.byType[t]
+			if tr == nil {
+				tr = &typeRules{}
+				s.byType[t] = tr
+			}
+			tr.rules = append(tr.rules, r)
+			tr.plans = append(tr.plans, p)
+			tr.rego = append(tr.rego, q)
+		}
 	}
+	for t, tr := range s.byType {
+		tr.index = buildIndex(tr.plans, t)
+	}
+	s.memo = len(cp.memo)
 	return s, nil
-}
-
-func prepare(ctx context.Context, c *ast.Compiler, query string) (rego.PreparedEvalQuery, error) {
-	body, err := ast.ParseBodyWithOpts(query, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return rego.PreparedEvalQuery{}, err
-	}
-	return rego.New(rego.ParsedQuery(body), rego.Compiler(c)).PrepareForEval(ctx)
 }
 
 // Rules returns the rules of the set, by id.
@@ -128,70 +112,116 @@ func (s *Set) Rules() []*Rule { return s.rules }
 // Wants reports whether any rule consumes events of type t.
 func (s *Set) Wants(t event.Type) bool { return s.byType[t] != nil }
 
+// MayAlert reports whether a rule can raise an alert on ev, an event as
+// it would be exported from node nodeName: whether, for some rule
+// consuming its type, the conditions of an alert body hold (or cannot be
+// decided without Rego). It reads the event in place and allocates
+// nothing; it is safe for concurrent use.
+func (s *Set) MayAlert(ev *event.Event, nodeName string) bool {
+	_, may := s.screen(ev, nodeName)
+	return may
+}
+
+// screened is the result of screen: the bodies of the type's rules
+// whose guards hold on an event (numbered as the type's index numbers
+// them), when the type has at most 64 bodies; all otherwise.
+type screened struct {
+	bodies uint64
+	all    bool
+}
+
+// screen runs the guards of the rules of ev's type on ev.
+func (s *Set) screen(ev *event.Event, nodeName string) (screened, bool) {
+	tr := s.byType[ev.Type]
+	if tr == nil {
+		return screened{}, false
+	}
+	c := ectxPool.Get().(*ectx)
+	c.view = view{ev: ev, nodeName: nodeName}
+	c.reset(c.view.root(), s.memo)
+	cand := tr.index.candidates(c)
+	var out screened
+	may := false
+	for i, p := range tr.plans {
+		first := tr.index.first[i]
+		for j := range p.bodies {
+			if !cand.has(first+j) || !p.bodyMayHold(c, j) {
+				continue
+			}
+			may = true
+			if first+j >= 64 {
+				out.all = true
+			} else {
+				out.bodies |= 1 << (first + j)
+			}
+		}
+	}
+	c.view, c.root = view{}, undef
+	ectxPool.Put(c)
+	return out, may
+}
+
 // Eval evaluates the rules that consume type t against input, the event's
-// exported JSON object. A rule that fails is reported in errs; the others'
-// alerts are still returned. Rules whose guard the input fails are not
-// evaluated: they cannot raise an alert on it.
+// exported JSON object as a Rego value. A rule that fails is reported in
+// errs; the others' alerts are still returned.
 func (s *Set) Eval(ctx context.Context, t event.Type, input ast.Value) (matches []Match, errs []RuleError) {
-	q := s.byType[t]
-	if q == nil {
-		return nil, nil
-	}
-	obj, _ := input.(ast.Object)
-	var gin *guardInput
-	if obj != nil {
-		gin = s.paths.input(obj)
-	}
-	var cand [8]int
-	candidates := cand[:0]
-	for i, g := range q.guards {
-		if gin == nil || g.pass(gin) {
-			candidates = append(candidates, i)
-		}
-	}
-	switch {
-	case len(candidates) == 0:
-		return nil, nil
-	case len(candidates) < len(q.rules):
-		return s.evalEach(ctx, q, candidates, input)
-	}
-	rs, err := q.joint.Eval(ctx, rego.EvalParsedInput(input))
-	if err == nil {
-		for i, r := range q.rules {
-			matches, errs = collect(rs, fmt.Sprintf("r%d", i), r, matches, errs)
-		}
-		return matches, errs
-	}
-	// One rule failed: evaluate each alone to report it and keep the others.
-	return s.evalEach(ctx, q, candidates, input)
+	c := ectxPool.Get().(*ectx)
+	defer ectxPool.Put(c)
+	c.reset(fromAST(input), s.memo)
+	defer func() { c.root = undef }()
+	return s.eval(ctx, c, t, func() ast.Value { return input })
 }
 
-// evalEach evaluates the rules of q at the indexes given, one query each.
-func (s *Set) evalEach(ctx context.Context, q *typeQuery, which []int, input ast.Value) (matches []Match, errs []RuleError) {
-	for _, i := range which {
-		r := q.rules[i]
-		rs, err := q.single[i].Eval(ctx, rego.EvalParsedInput(input))
-		if err != nil {
-			errs = append(errs, RuleError{r, err})
-			continue
-		}
-		matches, errs = collect(rs, "r0", r, matches, errs)
+// evalEvent evaluates the rules that consume ev's type against ev, as it
+// would be exported from node nodeName, with c.
+func (s *Set) evalEvent(ctx context.Context, c *ectx, ev *event.Event, nodeName string, sc screened) ([]Match, []RuleError) {
+	c.view = view{ev: ev, nodeName: nodeName}
+	c.reset(c.view.root(), s.memo)
+	if tr := s.byType[ev.Type]; tr != nil && !sc.all {
+		// Only the bodies whose guards held on the event can hold now.
+		c.cand = append(c.cand[:0], sc.bodies)
+		c.useCand = true
 	}
-	return matches, errs
+	return s.eval(ctx, c, ev.Type, func() ast.Value { return c.mat.input(&c.view) })
 }
 
-func collect(rs rego.ResultSet, v string, r *Rule, matches []Match, errs []RuleError) ([]Match, []RuleError) {
-	if len(rs) == 0 {
-		return matches, errs
+// eval evaluates the rules of type t on c's input: in Go where the
+// rule's plan decides, in Rego (on input(), made once) where it does not.
+// Matches come by rule, in the set's order, each rule's descriptions
+// sorted.
+func (s *Set) eval(ctx context.Context, c *ectx, t event.Type, input func() ast.Value) (matches []Match, errs []RuleError) {
+	tr := s.byType[t]
+	if tr == nil {
+		return nil, nil
 	}
-	set, _ := rs[0].Bindings[v].([]any)
-	for _, x := range set {
-		d, ok := x.(string)
-		if !ok {
-			errs = append(errs, RuleError{r, fmt.Errorf("alert produced %T, want a description string", x)})
+	c.rego = c.rego[:0]
+	var in ast.Value
+	cand := c.cand
+	if !c.useCand {
+		cand = tr.index.candidates(c)
+	}
+	c.useCand = false
+	for i, p := range tr.plans {
+		r := tr.rules[i]
+		first := tr.index.first[i]
+		if p.complete {
+			if descs, ok := p.alerts(c, cand, first); ok {
+				for _, d := range descs {
+					matches = append(matches, Match{Rule: r, Description: d})
+				}
+				continue
+			}
+		} else if !p.mayAlert(c, cand, first) {
 			continue
 		}
-		matches = append(matches, Match{Rule: r, Description: d})
+		if in == nil {
+			in = input()
+		}
+		c.rego = append(c.rego, r)
+		var err error
+		if matches, err = regoAlerts(ctx, tr.rego[i], r, in, matches); err != nil {
+			errs = append(errs, RuleError{Rule: r, Err: err})
+		}
 	}
 	return matches, errs
 }
