@@ -1,0 +1,47 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestNetpolMatrixGolden keeps the output of vigil netpol matrix byte for
+// byte: tables and JSON of clusters from conntest.MatrixManifests (every
+// policy kind, audit, deny, named ports, pods without addresses), and of
+// policies without pods.
+func TestNetpolMatrixGolden(t *testing.T) {
+	allPorts := []string{"--port", "80/TCP", "--port", "443/TCP", "--port", "8080/TCP", "--port", "53/UDP", "--port", "9090/TCP"}
+	for _, tc := range []struct {
+		golden, manifests string
+		args              []string
+	}{
+		{"matrix.txt", "matrix.yaml", allPorts},
+		{"matrix-small.json", "matrix-small.yaml", []string{"--port", "443/TCP", "--port", "8080/TCP", "-o", "json"}},
+		{"matrix-nopods.txt", "matrix-nopods.yaml", allPorts},
+		{"matrix-nopods.json", "matrix-nopods.yaml", []string{"-o", "json"}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			args := append([]string{"netpol", "matrix", "--manifests", filepath.Join("testdata", "netpol", tc.manifests)}, tc.args...)
+			res := runVigil(t, nil, args...)
+			if res.Code != 0 {
+				t.Fatalf("exit %d: %s", res.Code, res.Stderr)
+			}
+			golden := filepath.Join("testdata", "netpol", tc.golden+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(golden, []byte(res.Stdout), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), res.Stdout); diff != "" {
+				t.Errorf("vigil %v differs from %s (go test ./cmd/vigil -run NetpolMatrixGolden -update):\n%s", args, golden, diff)
+			}
+		})
+	}
+}
