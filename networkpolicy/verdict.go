@@ -200,17 +200,7 @@ func (e *Engine) Check(from, to Endpoint, proto Protocol, port uint16) Result {
 	if to.Pod != nil {
 		res.Ingress = e.side(e.Decide(to.Local, Ingress, from.Identity, proto, port))
 	}
-	for _, s := range []*Side{res.Egress, res.Ingress} {
-		if s == nil {
-			continue
-		}
-		switch {
-		case s.Verdict == Deny:
-			res.Verdict = Deny
-		case s.Verdict == Audit && res.Verdict == Allow:
-			res.Verdict = Audit
-		}
-	}
+	res.Verdict = combine(res.Egress, res.Ingress)
 	return res
 }
 
