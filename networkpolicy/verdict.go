@@ -280,6 +280,13 @@ func (e *Engine) IdentityOf(ip netip.Addr) uint32 {
 	return IdentityWorldIPv6
 }
 
+// IPCache returns the address table: prefixes and their identities (the
+// datapath's np_ipcache). The map is shared: do not modify it.
+func (e *Engine) IPCache() map[netip.Prefix]uint32 { return e.ipcache }
+
+// NumIdentities returns how many identities there are.
+func (e *Engine) NumIdentities() int { return len(e.identities) }
+
 // Identity returns an identity by number.
 func (e *Engine) Identity(id uint32) (*Identity, bool) {
 	i, ok := e.identities[id]
