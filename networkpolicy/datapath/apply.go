@@ -305,3 +305,13 @@ func (d *Datapath) ruleLocked(id uint32) networkpolicy.RuleRef {
 	}
 	return d.retired[id]
 }
+
+// Size returns how many policy maps the kernel holds, and their entries.
+func (d *Datapath) Size() (maps, entries int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for local := range d.inners {
+		entries += d.countEntries(local)
+	}
+	return len(d.inners), entries
+}
