@@ -67,9 +67,13 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 		return st, times, fmt.Errorf("datapath: list workloads: %w", err)
 	}
 	in := &networkpolicy.Resources{Namespaces: res.Namespaces, Policies: res.Policies, HostIPs: append(res.HostIPs, d.cfg.HostIPs...)}
+	// Copies: the compiler keeps the pods it was given, and a source may
+	// reuse its slice.
+	copies := make([]networkpolicy.Pod, len(pods))
 	in.Pods = make([]*networkpolicy.Pod, len(pods))
 	for i := range pods {
-		in.Pods[i] = &pods[i].Pod
+		copies[i] = pods[i].Pod
+		in.Pods[i] = &copies[i]
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
