@@ -133,23 +133,6 @@ type Delta struct {
 	RetiredRules []RuleRef
 }
 
-// Empty reports whether the update changed nothing.
-func (d *Delta) Empty() bool {
-	return !d.All && len(d.Locals) == 0 && len(d.Remotes) == 0 && len(d.Removed) == 0 && len(d.IPCache) == 0 &&
-		len(d.Identities) == 0 && !d.RulesChanged
-}
-
-// Touched counts the local identities whose entries may differ.
-func (d *Delta) Touched() int {
-	n := len(d.Locals)
-	for l := range d.Remotes {
-		if !d.Locals[l] {
-			n++
-		}
-	}
-	return n
-}
-
 func (d *Delta) markRemote(local, remote uint32) {
 	m := d.Remotes[local]
 	if m == nil {
