@@ -176,24 +176,24 @@ func (d *Datapath) planLocal(e *networkpolicy.Engine, delta *networkpolicy.Delta
 	changed := map[uint32]networkpolicy.Group{}
 	if full || !known || delta.Locals[local] {
 		groups := e.FlattenGroups(local)
-		for r, g := range groups {
-			if !maps.Equal(g, mirror[r]) {
-				changed[r] = g
+		for id, g := range groups {
+			if !maps.Equal(g, mirror[id]) {
+				changed[id] = g
 			}
 		}
-		for r := range mirror {
-			if _, ok := groups[r]; !ok {
-				changed[r] = nil
+		for id := range mirror {
+			if _, ok := groups[id]; !ok {
+				changed[id] = nil
 			}
 		}
 	} else {
-		for r := range delta.Remotes[local] {
-			g := e.FlattenRemote(local, r)
+		for id := range delta.Remotes[local] {
+			g := e.FlattenRemote(local, id)
 			if len(g) == 0 {
 				g = nil
 			}
-			if !maps.Equal(g, mirror[r]) {
-				changed[r] = g
+			if !maps.Equal(g, mirror[id]) {
+				changed[id] = g
 			}
 		}
 	}
@@ -205,16 +205,16 @@ func (d *Datapath) planLocal(e *networkpolicy.Engine, delta *networkpolicy.Delta
 		final = map[uint32]networkpolicy.Group{}
 	}
 	added := 0 // entries the map holds at most while written in place
-	for r, g := range changed {
+	for id, g := range changed {
 		for k := range g {
-			if _, ok := mirror[r][k]; !ok {
+			if _, ok := mirror[id][k]; !ok {
 				added++
 			}
 		}
 		if g == nil {
-			delete(final, r)
+			delete(final, id)
 		} else {
-			final[r] = g
+			final[id] = g
 		}
 	}
 	lp.final = final
@@ -245,15 +245,26 @@ func (d *Datapath) planLocal(e *networkpolicy.Engine, delta *networkpolicy.Delta
 	for id, g := range changed {
 		if id != networkpolicy.IdentityNone && looked && r.before(id) && !r.after(id) {
 			lp.late[id] = g
-			if lp.method == methodBuild {
-				if old := mirror[id]; old != nil {
-					lp.final[id] = old
-				} else {
-					delete(lp.final, id)
-				}
-			}
 		} else {
 			lp.now[id] = g
+		}
+	}
+	if lp.method == methodBuild && len(lp.late) > 0 {
+		built := maps.Clone(lp.final)
+		n := lp.count
+		for id := range lp.late {
+			n += len(mirror[id]) - len(built[id])
+			if old := mirror[id]; old != nil {
+				built[id] = old
+			} else {
+				delete(built, id)
+			}
+		}
+		if n <= d.cfg.MaxPolicyEntries {
+			lp.final = built
+		} else {
+			// No room for both: the map goes to its final state at once.
+			lp.late = map[uint32]networkpolicy.Group{}
 		}
 	}
 	return lp, nil
