@@ -212,7 +212,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, decoded, eps, log.WithField(logFieldComponent, "netpol"))
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -10,12 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/vigilsec/vigil/event"
@@ -31,62 +31,58 @@ import (
 // it loads the datapath, applies the policies with the pods the identity
 // resolver knows whenever either changes, and turns the datapath's verdict
 // records into flow events.
+//
+// A change of pods is applied at once (changes that come during an apply
+// are applied together right after it) and reads no file: the policy files
+// are read again only when the watcher reports a change of them.
 type netpolManager struct {
-	dp    *datapath.Datapath
-	paths []string
-	ids   *identity.Resolver
-	cache *process.Cache
-	sink  process.Sink
-	eps   *flows.PodEndpoints
-	log   logrus.FieldLogger
-	kick  chan struct{}
+	dp      *datapath.Datapath
+	paths   []string
+	ids     *identity.Resolver
+	cache   *process.Cache
+	sink    process.Sink
+	eps     *flows.PodEndpoints
+	log     logrus.FieldLogger
+	metrics *netpolMetrics
+	kick    chan struct{}
+	// since is when the first change not applied yet was reported (unix
+	// nanoseconds; 0: none).
+	since atomic.Int64
 
-	// parsed is the last parse of the policy files and parsedSum the
-	// digest of the documents it came from: pods coming and going
-	// re-apply the policies without parsing the files again.
-	parsed    *networkpolicy.Resources
-	parsedSum [sha256.Size]byte
+	files *netpolFiles
+	// parsed is the last good parse of the policy files; filesChanged asks
+	// for them to be read again.
+	parsed       *networkpolicy.Resources
+	filesChanged bool
 
 	// portWarned are the named-port warnings logged for the policies in
 	// force, so that each is logged once.
 	portWarned map[string]bool
 
-	// docs are policy documents from the cluster, by source.
-	mu   sync.Mutex
-	docs map[string][]byte
+	// cluster are the policy documents from the cluster, by source.
+	mu      sync.Mutex
+	cluster clusterPolicyDocs
 }
 
 // setDoc adds, replaces or (data nil) removes a policy document from the
 // cluster, and asks for a new apply.
 func (m *netpolManager) setDoc(source string, data []byte) {
 	m.mu.Lock()
-	if data == nil {
-		delete(m.docs, source)
-	} else {
-		m.docs[source] = data
-	}
+	m.cluster.set(source, data)
 	m.mu.Unlock()
 	m.changed()
 }
 
-// clusterResources parses the documents from the cluster; one that does not
-// parse is left out and logged.
-func (m *netpolManager) clusterResources() *networkpolicy.Resources {
+// clusterPolicies returns the policies from the cluster; a document that
+// does not parse is left out and logged (once per version).
+func (m *netpolManager) clusterPolicies() []*networkpolicy.Policy {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := &networkpolicy.Resources{}
-	for src, data := range m.docs {
-		docs, err := manifest.Split(src, data)
-		if err == nil {
-			var res *networkpolicy.Resources
-			if res, err = networkpolicy.Parse(docs); err == nil {
-				out.Policies = append(out.Policies, res.Policies...)
-				continue
-			}
-		}
+	pols, refused := m.cluster.policies()
+	for src, err := range refused {
 		m.log.WithError(err).WithField("source", src).Warn("network policy from the cluster refused")
 	}
-	return out
+	return pols
 }
 
 // workloadPods lists the identity resolver's pods for the datapath.
@@ -120,7 +116,11 @@ func (w workloadPods) Pods(context.Context) ([]datapath.Pod, error) {
 	return out, nil
 }
 
-func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, log logrus.FieldLogger) (*netpolManager, error) {
+func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
+	metrics, err := newNetpolMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	dp, err := datapath.New(datapath.Config{
 		Workloads:  workloadPods{ids},
 		CgroupRoot: cgroupRoot,
@@ -132,8 +132,9 @@ func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver,
 	if err := dp.Load(); err != nil {
 		return nil, err
 	}
-	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log,
-		kick: make(chan struct{}, 1), docs: map[string][]byte{}}, nil
+	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics,
+		kick: make(chan struct{}, 1), files: newNetpolFiles(paths), filesChanged: true,
+		cluster: clusterPolicyDocs{docs: map[string]*clusterDoc{}}}, nil
 }
 
 func hostIPs() []netip.Addr {
@@ -150,19 +151,31 @@ func hostIPs() []netip.Addr {
 	return out
 }
 
-// apply loads the policy files and brings the kernel to them and the
-// current pods. A file that does not parse leaves the policies in force.
+// apply brings the kernel to the policies and the current pods, reading
+// the policy files first when they changed. Files that do not parse leave
+// the policies of their last good version in force, and pods keep being
+// applied with them.
 func (m *netpolManager) apply(ctx context.Context) error {
 	start := time.Now()
+	since := m.since.Swap(0)
+	var fileErr error
 	res := &networkpolicy.Resources{}
-	if len(m.paths) > 0 {
-		var err error
-		if res, err = m.loadFiles(); err != nil {
+	if m.filesChanged && len(m.paths) > 0 {
+		m.filesChanged = false
+		parsed, err := m.files.load()
+		if err != nil {
 			m.log.WithError(err).Error("network policy files refused; the policies in force stay")
-			return err
+			m.metrics.refused.Inc()
+			fileErr = err
+		} else {
+			m.parsed = parsed
 		}
 	}
-	res.Policies = append(res.Policies, m.clusterResources().Policies...)
+	if m.parsed != nil {
+		res.Namespaces = slices.Clone(m.parsed.Namespaces)
+		res.Policies = slices.Clone(m.parsed.Policies)
+	}
+	res.Policies = append(res.Policies, m.clusterPolicies()...)
 	// Namespace labels the pods' sources know, unless a file declares the
 	// namespace.
 	declared := map[string]bool{}
@@ -176,82 +189,21 @@ func (m *netpolManager) apply(ctx context.Context) error {
 		declared[w.Pod.Namespace] = true
 		res.Namespaces = append(res.Namespaces, &networkpolicy.Namespace{Name: w.Pod.Namespace, Labels: w.NamespaceLabels})
 	}
-	st, err := m.dp.Apply(ctx, res)
+	parse := time.Since(start)
+	st, times, err := m.dp.ApplyTimed(ctx, res)
+	m.metrics.observe(parse, st, times, time.Since(start), since, err)
 	if err != nil {
 		m.log.WithError(err).Error("apply network policies")
 		return err
 	}
+	if e := m.dp.Engine(); e != nil {
+		maps, entries := m.dp.Size()
+		m.metrics.size(e.NumIdentities(), maps, entries)
+	}
 	m.warnNamedPorts(ctx, res.Policies)
-	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten, "ipcache_updated": st.IPCacheUpdated,
-		"took": time.Since(start).Round(time.Millisecond)}).Debug("network policies applied")
-	return nil
-}
-
-// loadFiles reads the policy files as networkpolicy.Load does, parsing them
-// only when their documents changed since the last call. The result is the
-// caller's to extend.
-func (m *netpolManager) loadFiles() (*networkpolicy.Resources, error) {
-	var docs []*manifest.Document
-	var errs manifest.Errors
-	h := sha256.New()
-	for _, path := range m.paths {
-		d, err := manifest.ReadPath(path)
-		if err != nil {
-			errs = append(errs, manifest.AsErrors(path, err)...)
-		}
-		for _, doc := range d {
-			h.Write([]byte(doc.File + ":" + strconv.Itoa(doc.Line) + "\x00"))
-			h.Write(doc.Raw())
-			h.Write([]byte{0})
-		}
-		docs = append(docs, d...)
-	}
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	if m.parsed == nil || sum != m.parsedSum {
-		res, err := networkpolicy.Parse(docs)
-		if err != nil {
-			return nil, err
-		}
-		if err := agentKinds(res); err != nil {
-			return nil, err
-		}
-		m.parsed, m.parsedSum = res, sum
-	}
-	r := *m.parsed
-	r.Namespaces = slices.Clone(r.Namespaces)
-	r.Pods = slices.Clone(r.Pods)
-	r.Policies = slices.Clone(r.Policies)
-	r.HostIPs = slices.Clone(r.HostIPs)
-	r.Ignored = slices.Clone(r.Ignored)
-	return &r, nil
-}
-
-// agentKinds refuses the documents of the agent's network-policy files
-// that it would not use: everything but policies and namespaces. The agent
-// takes pods from the node, so a Pod or Deployment there would be ignored,
-// and an ignored document must never be silent.
-func agentKinds(res *networkpolicy.Resources) error {
-	var errs manifest.Errors
-	for _, ig := range res.Ignored {
-		e := *ig
-		e.Msg = strings.Replace(e.Msg, "does not affect connectivity: ignored",
-			"is not a network policy; the agent's network-policy files hold NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Namespace documents", 1)
-		errs = append(errs, &e)
-	}
-	for _, p := range res.Pods {
-		what := "Pod " + p.Key()
-		if p.Workload != "" {
-			what = p.Workload + " in " + p.Namespace
-		}
-		errs = append(errs, &manifest.Error{File: p.File, Line: p.Line,
-			Msg: what + ": the agent takes pods from the node (CRI, Kubernetes, Workload files), not from network-policy files; remove it"})
-	}
-	errs.Sort()
-	return errs.Err()
+	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten,
+		"entries_written": st.Entries(), "took": time.Since(start).Round(time.Microsecond)}).Debug("network policies applied")
+	return fileErr
 }
 
 // warnNamedPorts logs, once each, the named ports of the policies in force
@@ -283,8 +235,9 @@ func logNewWarnings(log logrus.FieldLogger, warns manifest.Errors, logged map[st
 	return now
 }
 
-// changed asks for a new apply soon (pods came or went).
+// changed asks for a new apply (pods or cluster policies changed).
 func (m *netpolManager) changed() {
+	m.since.CompareAndSwap(0, time.Now().UnixNano())
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -297,9 +250,15 @@ func (m *netpolManager) drainKick() {
 	case <-m.kick:
 	default:
 	}
+	m.since.Store(0)
 }
 
-// run applies changes (debounced) until ctx ends.
+// filesDebounce gathers the events an editor's save of a policy file
+// makes.
+const filesDebounce = 200 * time.Millisecond
+
+// run applies changes until ctx ends: pod changes at once, policy file
+// changes once their events settle.
 func (m *netpolManager) run(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -322,13 +281,14 @@ func (m *netpolManager) run(ctx context.Context) error {
 			return nil
 		case ev := <-w.Events:
 			if manifest.IsManifestFile(ev.Name) {
-				timer = time.After(200 * time.Millisecond)
+				timer = time.After(filesDebounce)
 			}
 		case <-w.Errors:
 		case <-m.kick:
-			timer = time.After(50 * time.Millisecond)
+			m.apply(ctx)
 		case <-timer:
 			timer = nil
+			m.filesChanged = true
 			m.apply(ctx)
 		}
 	}

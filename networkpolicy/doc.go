@@ -11,6 +11,11 @@
 //	          -> Engine.Decide / Engine.Check (the verdict function)
 //	          -> Engine.Flatten (the exact keys and values the BPF programs look up)
 //
+// A Compiler does the same again and again, compiling only what each
+// change touches, and says in a Delta which entries may differ; Compile is
+// its first update. Engines are immutable: an update shares with the
+// previous engine what did not change.
+//
 // Kernel state (loading, attaching, map updates) lives in the datapath
 // subpackage; this package must not touch the kernel.
 package networkpolicy

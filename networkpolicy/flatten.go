@@ -126,17 +126,55 @@ func (e *Engine) Flatten() *Tables {
 
 // FlattenLocal returns the policy map entries of one local identity.
 func (e *Engine) FlattenLocal(local uint32) map[PolicyKey]PolicyEntry {
-	lp := e.local[local]
 	m := map[PolicyKey]PolicyEntry{}
+	for _, entries := range e.FlattenGroups(local) {
+		for k, v := range entries {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Group is the policy map entries of one local identity that hold one
+// remote identity in their keys (IdentityNone: the wildcard entries).
+type Group map[PolicyKey]PolicyEntry
+
+// FlattenGroups returns the policy map entries of one local identity by
+// remote identity (remote identities without entries are left out).
+func (e *Engine) FlattenGroups(local uint32) map[uint32]Group {
+	out := map[uint32]Group{}
+	lp := e.local[local]
+	if lp == nil {
+		return out
+	}
+	remotes := map[uint32]bool{IdentityNone: true}
+	for _, dir := range []Direction{Ingress, Egress} {
+		for _, r := range e.specificRemotes(&lp.dirs[dir]) {
+			remotes[r] = true
+		}
+	}
+	for r := range remotes {
+		if g := e.FlattenRemote(local, r); len(g) > 0 {
+			out[r] = g
+		}
+	}
+	return out
+}
+
+// FlattenRemote returns the policy map entries of one local identity for
+// one remote identity (IdentityNone: the wildcard entries, which decide
+// for every remote identity without entries of its own).
+func (e *Engine) FlattenRemote(local, remote uint32) Group {
+	m := Group{}
+	lp := e.local[local]
 	if lp == nil {
 		return m
 	}
 	for _, dir := range []Direction{Ingress, Egress} {
 		dp := &lp.dirs[dir]
-		if len(dp.rules) == 0 && len(dp.isolating) == 0 {
+		if dp.empty() {
 			continue
 		}
-		base := portBounds(dp, nil)
 		f := func(remote uint32) valueFn {
 			return func(p Protocol, port uint16) PolicyEntry {
 				d := e.Decide(local, dir, remote, p, port)
@@ -144,33 +182,55 @@ func (e *Engine) FlattenLocal(local uint32) map[PolicyKey]PolicyEntry {
 			}
 		}
 		wild := f(IdentityNone)
-		emit(m, IdentityNone, dir, wild, func(Protocol, uint16) PolicyEntry { return noPolicy }, base)
-		for _, remote := range e.specificRemotes(dp) {
-			ident := e.identities[remote]
-			emit(m, remote, dir, f(remote), wild, portBounds(dp, ident))
+		if remote == IdentityNone {
+			emit(m, IdentityNone, dir, wild, func(Protocol, uint16) PolicyEntry { return noPolicy }, portBounds(dp, nil))
+			continue
 		}
+		if !e.isSpecific(lp, dp, remote) {
+			continue
+		}
+		emit(m, remote, dir, f(remote), wild, portBounds(dp, e.identities[remote]))
 	}
 	return m
 }
 
-// specificRemotes lists the remote identities that some rule names (by
-// selector, CIDR or named port): only they can decide differently from the
-// wildcard.
-func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
-	// Loopback traffic, and the node's connections to its pods, are
-	// allowed whatever the wildcard decides.
-	set := map[uint32]bool{IdentityLocalhost: true, IdentityHost: true}
-	for _, r := range dp.rules {
-		for id := range r.remotes {
-			set[id] = true
+// isSpecific reports whether a remote identity can decide differently from
+// the wildcard in dp: some rule names it (by selector, CIDR or a named port
+// it has), or it is loopback or the node, which are allowed whatever the
+// wildcard decides.
+func (e *Engine) isSpecific(lp *LocalPolicy, dp *dirPolicy, remote uint32) bool {
+	if remote == IdentityLocalhost || remote == IdentityHost || len(dp.byRemote[remote]) > 0 {
+		return true
+	}
+	if !lp.namedAny {
+		return false
+	}
+	ident := e.identities[remote]
+	for _, r := range dp.anyPeer {
+		for _, ps := range r.named {
+			if len(resolveNamed(ps, ident)) > 0 {
+				return true
+			}
 		}
+	}
+	return false
+}
+
+// specificRemotes lists the remote identities that can decide differently
+// from the wildcard in dp (see isSpecific).
+func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
+	if dp.empty() {
+		return nil
+	}
+	set := map[uint32]bool{IdentityLocalhost: true, IdentityHost: true}
+	for id := range dp.byRemote {
+		set[id] = true
+	}
+	for _, r := range dp.anyPeer {
 		if len(r.named) == 0 {
 			continue
 		}
 		for id, ident := range e.identities {
-			if !r.any && !r.remotes[id] {
-				continue
-			}
 			for _, ps := range r.named {
 				if len(resolveNamed(ps, ident)) > 0 {
 					set[id] = true
@@ -178,12 +238,7 @@ func (e *Engine) specificRemotes(dp *dirPolicy) []uint32 {
 			}
 		}
 	}
-	out := make([]uint32, 0, len(set))
-	for id := range set {
-		out = append(out, id)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return sortedIDs(set)
 }
 
 type valueFn func(p Protocol, port uint16) PolicyEntry

@@ -42,23 +42,25 @@ type RuleReport struct {
 // Report converts a result for JSON output.
 func (r Result) Report() FlowReport {
 	out := FlowReport{From: r.From.String(), To: r.To.String(), Port: r.Port, Protocol: r.Protocol.String(), Verdict: r.Verdict.String()}
-	side := func(s *Side) *SideReport {
-		if s == nil {
-			return nil
-		}
-		sr := &SideReport{Verdict: s.Verdict.String(), Reason: s.Reason.String()}
-		for _, ref := range s.Refs {
-			if ref.Policy == nil {
-				continue
-			}
-			sr.Rules = append(sr.Rules, RuleReport{ID: ref.ID, Kind: string(ref.Policy.Kind), Namespace: ref.Policy.Namespace,
-				Name: ref.Policy.Name, Path: ref.Path, DefaultDeny: ref.DefaultDeny, Audit: ref.Policy.Audit,
-				File: ref.Policy.File, Line: ref.Line})
-		}
-		return sr
-	}
-	out.Egress, out.Ingress = side(r.Egress), side(r.Ingress)
+	out.Egress, out.Ingress = r.Egress.report(), r.Ingress.report()
 	return out
+}
+
+// report converts one side for JSON output (nil for nil).
+func (s *Side) report() *SideReport {
+	if s == nil {
+		return nil
+	}
+	sr := &SideReport{Verdict: s.Verdict.String(), Reason: s.Reason.String()}
+	for _, ref := range s.Refs {
+		if ref.Policy == nil {
+			continue
+		}
+		sr.Rules = append(sr.Rules, RuleReport{ID: ref.ID, Kind: string(ref.Policy.Kind), Namespace: ref.Policy.Namespace,
+			Name: ref.Policy.Name, Path: ref.Path, DefaultDeny: ref.DefaultDeny, Audit: ref.Policy.Audit,
+			File: ref.Policy.File, Line: ref.Line})
+	}
+	return sr
 }
 
 // Explain writes the result for people: the verdict line, then each

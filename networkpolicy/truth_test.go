@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/vigilsec/vigil/networkpolicy"
 	"github.com/vigilsec/vigil/networkpolicy/conntest"
 )
@@ -24,7 +26,9 @@ func endpoint(t *testing.T, e *networkpolicy.Engine, ref string) networkpolicy.E
 
 // TestTruthTables runs every truth table under testdata/truth against the
 // offline engine, and checks that the flattened datapath tables decide
-// each case the same way.
+// each case the same way. The steps of a table also go, one after the
+// other, through one Compiler: the incremental engine of each step must be
+// the full compile's, case by case and entry by entry.
 func TestTruthTables(t *testing.T) {
 	files, err := conntest.Files(filepath.Join("testdata", "truth"))
 	if err != nil {
@@ -40,6 +44,7 @@ func TestTruthTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			alloc := networkpolicy.NewAllocator()
+			comp := networkpolicy.NewCompiler(alloc)
 			for i, step := range s.Steps {
 				res, err := s.Resources(i)
 				if err != nil {
@@ -49,12 +54,22 @@ func TestTruthTables(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				inc, _, err := comp.Update(res)
+				if err != nil {
+					t.Fatal(err)
+				}
 				tables := e.Flatten()
+				if diff := cmp.Diff(tables, inc.Flatten()); diff != "" {
+					t.Errorf("step %q: the incremental tables differ from a full compile (-full +incremental):\n%s", step.Name, diff)
+				}
 				for _, c := range step.Cases {
 					from, to := endpoint(t, e, c.From), endpoint(t, e, c.To)
 					got := e.Check(from, to, c.Protocol, c.Port)
 					if got.Verdict != c.Expect {
 						t.Errorf("%s: step %q: %s: got %s, want %s%s", c.Where, step.Name, c, got.Verdict, c.Expect, explain(got))
+					}
+					if ig := inc.Check(endpoint(t, inc, c.From), endpoint(t, inc, c.To), c.Protocol, c.Port); ig.Verdict != got.Verdict {
+						t.Errorf("%s: step %q: %s: the incremental engine says %s, a full compile %s", c.Where, step.Name, c, ig.Verdict, got.Verdict)
 					}
 					if got.Egress != nil {
 						checkTables(t, tables, from.Local, networkpolicy.Egress, to.Identity, c, got.Egress.Decision)

@@ -79,7 +79,7 @@ func (e *Engine) Decide(local uint32, dir Direction, remote uint32, proto Protoc
 		return Decision{Verdict: Allow, Reason: ReasonNoPolicy}
 	}
 	dp := &lp.dirs[dir]
-	if len(dp.rules) == 0 && len(dp.isolating) == 0 {
+	if dp.empty() {
 		return Decision{Verdict: Allow, Reason: ReasonNoPolicy}
 	}
 	if remote == IdentityLocalhost {
@@ -104,7 +104,7 @@ func (e *Engine) Decide(local uint32, dir Direction, remote uint32, proto Protoc
 func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, port uint16, withAudit bool) Decision {
 	var ids []uint32
 	dp.candidates(remote, func(r *irRule) {
-		if r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, remote, proto, port) {
+		if r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, proto, port) {
 			ids = appendID(ids, r.id)
 		}
 	})
@@ -118,7 +118,7 @@ func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, 
 		}
 	}
 	dp.candidates(remote, func(r *irRule) {
-		if !r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, remote, proto, port) {
+		if !r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, proto, port) {
 			ids = appendID(ids, r.id)
 		}
 	})
@@ -139,10 +139,9 @@ func appendID(ids []uint32, id uint32) []uint32 {
 	return append(ids, id)
 }
 
-func (r *irRule) matches(remoteIdent *Identity, remote uint32, proto Protocol, port uint16) bool {
-	if !r.any && !r.remotes[remote] {
-		return false
-	}
+// matches reports whether a rule that may select remote (a candidate of
+// dirPolicy) matches the traffic.
+func (r *irRule) matches(remoteIdent *Identity, proto Protocol, port uint16) bool {
 	if r.allPorts {
 		return true
 	}
@@ -200,17 +199,7 @@ func (e *Engine) Check(from, to Endpoint, proto Protocol, port uint16) Result {
 	if to.Pod != nil {
 		res.Ingress = e.side(e.Decide(to.Local, Ingress, from.Identity, proto, port))
 	}
-	for _, s := range []*Side{res.Egress, res.Ingress} {
-		if s == nil {
-			continue
-		}
-		switch {
-		case s.Verdict == Deny:
-			res.Verdict = Deny
-		case s.Verdict == Audit && res.Verdict == Allow:
-			res.Verdict = Audit
-		}
-	}
+	res.Verdict = combine(res.Egress, res.Ingress)
 	return res
 }
 
@@ -290,6 +279,13 @@ func (e *Engine) IdentityOf(ip netip.Addr) uint32 {
 	}
 	return IdentityWorldIPv6
 }
+
+// IPCache returns the address table: prefixes and their identities (the
+// datapath's np_ipcache). The map is shared: do not modify it.
+func (e *Engine) IPCache() map[netip.Prefix]uint32 { return e.ipcache }
+
+// NumIdentities returns how many identities there are.
+func (e *Engine) NumIdentities() int { return len(e.identities) }
 
 // Identity returns an identity by number.
 func (e *Engine) Identity(id uint32) (*Identity, bool) {

@@ -25,6 +25,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -172,6 +173,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// Metrics returns the agent's metrics registry.
+func (h *Harness) Metrics() *prometheus.Registry { return h.agent.Registry() }
 
 // WaitFor returns the first event for which match is true, waiting until
 // the timeout.

@@ -82,7 +82,8 @@ func (h *Harness) runNetpol(ctx context.Context, lock *Lock) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.waitVerdict(ctx, nil, portAllowed, false, 5*time.Second); err != nil {
+	// A loaded machine may take seconds to start the server.
+	if _, err := h.waitVerdict(ctx, nil, portAllowed, false, 30*time.Second); err != nil {
 		return fmt.Errorf("server in namespace %s: %w", h.netns.Server, err)
 	}
 	res := &NetpolResult{SmallRules: 10, LargeRules: o.Rules, Identities: o.Identities, Connects: o.Connects,

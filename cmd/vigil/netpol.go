@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -209,13 +208,6 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 	return cmd
 }
 
-// matrixReport is the JSON form of vigil netpol matrix.
-type matrixReport struct {
-	Pods  []string                   `json:"pods"`
-	Ports []string                   `json:"ports"`
-	Flows []networkpolicy.FlowReport `json:"flows"`
-}
-
 func newNetpolMatrixCommand(g *globals) *cobra.Command {
 	cfg := &netpolConfig{}
 	cmd := &cobra.Command{
@@ -233,71 +225,16 @@ prints one table per port (rows: source, columns: destination; "." allowed,
 			if err != nil {
 				return err
 			}
-			pods := e.Pods()
-			rep := matrixReport{Pods: []string{}, Ports: cfg.Ports, Flows: []networkpolicy.FlowReport{}}
-			for _, p := range pods {
-				rep.Pods = append(rep.Pods, p.String())
-			}
-			results := make([][][]networkpolicy.Result, len(cfg.Ports))
-			for i, ps := range cfg.Ports {
-				port, proto, _ := networkpolicy.ParsePort(ps)
-				results[i] = make([][]networkpolicy.Result, len(pods))
-				for a, from := range pods {
-					results[i][a] = make([]networkpolicy.Result, len(pods))
-					for b, to := range pods {
-						r := e.Check(from, to, proto, port)
-						results[i][a][b] = r
-						if a != b {
-							rep.Flows = append(rep.Flows, r.Report())
-						}
-					}
-				}
+			ports, err := networkpolicy.ParseMatrixPorts(cfg.Ports)
+			if err != nil {
+				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--port: %w", err)}
 			}
 			if cfg.Output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return e.WriteMatrixJSON(cmd.OutOrStdout(), ports)
 			}
-			return printMatrix(cmd.OutOrStdout(), cfg.Ports, rep.Pods, results)
+			return e.WriteMatrix(cmd.OutOrStdout(), ports)
 		},
 	}
 	cfg.flags(cmd, "port and protocol to evaluate, such as 80/TCP (repeatable)", []string{"80/TCP"})
 	return cmd
-}
-
-func matrixCell(r networkpolicy.Result) string {
-	switch r.Verdict {
-	case networkpolicy.Allow:
-		return "."
-	case networkpolicy.Audit:
-		return "A"
-	}
-	return "X"
-}
-
-func printMatrix(w io.Writer, ports, pods []string, results [][][]networkpolicy.Result) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for i, port := range ports {
-		if i > 0 {
-			fmt.Fprintln(tw)
-		}
-		fmt.Fprintf(tw, "%s FROM \\ TO", port)
-		for _, p := range pods {
-			fmt.Fprintf(tw, "\t%s", p)
-		}
-		fmt.Fprintln(tw)
-		for a, from := range pods {
-			fmt.Fprint(tw, from)
-			for b := range pods {
-				cell := matrixCell(results[i][a][b])
-				if a == b {
-					cell = "-"
-				}
-				fmt.Fprintf(tw, "\t%s", cell)
-			}
-			fmt.Fprintln(tw)
-		}
-	}
-	fmt.Fprintln(tw, "\n. allowed   X denied   A audit (allowed; an audit-mode policy would drop it)   - same pod")
-	return tw.Flush()
 }

@@ -236,3 +236,51 @@ func TestSourceWatch(t *testing.T) {
 	}
 	sink.wait(t, "the removal", func(s *sinkRec) bool { return names(s) == "two" })
 }
+
+// TestSourceInPlaceWrite writes a file in place, in two steps a moment
+// apart (as an editor that truncates and writes does): the cut file is not
+// reported as broken, its workloads stay meanwhile, and the new ones come.
+func TestSourceInPlaceWrite(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.yaml")
+	doc := func(name, path string) string {
+		return head + "metadata: {name: " + name + "}\nspec: {cgroupPath: " + path + "}\n"
+	}
+	if err := os.WriteFile(a, []byte(doc("one", "/one")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSource("workloads", []string{dir})
+	sink := &sinkRec{ch: make(chan struct{}, 10)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx, sink)
+	names := func(s *sinkRec) string {
+		var n []string
+		for _, p := range s.pods {
+			n = append(n, p.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	sink.wait(t, "one", func(s *sinkRec) bool { return names(s) == "one" })
+	f, err := os.OpenFile(a, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond)
+	sink.mu.Lock()
+	if got := names(sink); got != "one" {
+		t.Errorf("while the file is empty: %q, want the last good workloads", got)
+	}
+	sink.mu.Unlock()
+	if _, err := f.WriteString(doc("two", "/two")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	sink.wait(t, "two", func(s *sinkRec) bool { return names(s) == "two" })
+	time.Sleep(2 * settle)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.fails) > 0 {
+		t.Errorf("a file written in two steps was reported broken: %q", sink.fails)
+	}
+}

@@ -2,6 +2,7 @@ package workloadfile
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,16 +17,34 @@ import (
 	"github.com/vigilsec/vigil/internal/manifest"
 )
 
-// debounce gathers the bursts of events an editor's save makes.
-const debounce = 100 * time.Millisecond
+const (
+	// debounce gathers the events of one write of a file (a rename into
+	// place is one event; a file written in place makes a few).
+	debounce = 10 * time.Millisecond
+	// settle is how long a file that changed and does not parse is given
+	// to be written in full before its problems are reported: a file
+	// written in place is empty or cut short for a moment.
+	settle = 150 * time.Millisecond
+)
 
 // Source reports the workloads of files and directories, and follows their
 // changes.
 type Source struct {
 	name  string
 	paths []string
-	// good holds each file's last workloads that parsed.
-	good map[string][]source.Pod
+	// state holds what each file gave; a file is parsed again only when
+	// its bytes change.
+	state map[string]*fileState
+}
+
+// fileState is one file as last read.
+type fileState struct {
+	sum [sha256.Size]byte
+	// good are its last workloads that parsed; err the problems of its
+	// current bytes.
+	good    []source.Pod
+	err     error
+	changed time.Time
 }
 
 var _ source.Source = (*Source)(nil)
@@ -33,7 +52,7 @@ var _ source.Source = (*Source)(nil)
 // NewSource returns a source reading the Workload documents of paths:
 // files, or directories whose *.yaml, *.yml and *.json files are read.
 func NewSource(name string, paths []string) *Source {
-	return &Source{name: name, paths: paths, good: map[string][]source.Pod{}}
+	return &Source{name: name, paths: paths, state: map[string]*fileState{}}
 }
 
 // Name implements source.Source.
@@ -63,10 +82,16 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 			watched[dir] = true
 		}
 	}
-	s.load(sink)
+	retry := s.load(sink)
 	sink.Synced(s.name)
-	var timer *time.Timer
+	timer := time.NewTimer(settle)
+	defer timer.Stop()
 	var fire <-chan time.Time
+	if retry {
+		fire = timer.C
+	} else {
+		timer.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,11 +103,7 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 			if !s.relevant(ev.Name) {
 				continue
 			}
-			if timer == nil {
-				timer = time.NewTimer(debounce)
-			} else {
-				timer.Reset(debounce)
-			}
+			timer.Reset(debounce)
 			fire = timer.C
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -91,7 +112,10 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 			sink.Failed(s.name, "watch", err)
 		case <-fire:
 			fire = nil
-			s.load(sink)
+			if s.load(sink) {
+				timer.Reset(settle)
+				fire = timer.C
+			}
 		}
 	}
 }
@@ -109,11 +133,15 @@ func (s *Source) relevant(name string) bool {
 	return false
 }
 
-// load reads every file and reports the union of their workloads.
-func (s *Source) load(sink source.Sink) {
+// load reads every file and reports the union of their workloads. A file
+// whose bytes did not change is not parsed again. It returns true when a
+// file that changed a moment ago does not parse: its problems are reported
+// only if they are still there at the next load, settle later.
+func (s *Source) load(sink source.Sink) (retry bool) {
 	files, missing := s.files()
 	present := map[string]bool{}
 	var failed []error
+	now := time.Now()
 	for _, f := range files {
 		present[f] = true
 		data, err := os.ReadFile(f)
@@ -121,28 +149,41 @@ func (s *Source) load(sink source.Sink) {
 			failed = append(failed, err)
 			continue
 		}
-		pods, err := Parse(f, data)
-		if err != nil {
-			failed = append(failed, err)
-			continue
+		st := s.state[f]
+		if st == nil {
+			st = &fileState{}
+			s.state[f] = st
 		}
-		s.good[f] = pods
+		if sum := sha256.Sum256(data); sum != st.sum || st.changed.IsZero() {
+			st.sum, st.changed = sum, now
+			pods, err := Parse(f, data)
+			if st.err = err; err == nil {
+				st.good = pods
+			}
+		}
+		if st.err != nil {
+			if now.Sub(st.changed) < settle {
+				retry = true
+				continue
+			}
+			failed = append(failed, st.err)
+		}
 	}
-	for f := range s.good {
+	for f := range s.state {
 		if !present[f] {
-			delete(s.good, f)
+			delete(s.state, f)
 		}
 	}
 	failed = append(failed, missing...)
-	names := make([]string, 0, len(s.good))
-	for f := range s.good {
+	names := make([]string, 0, len(s.state))
+	for f := range s.state {
 		names = append(names, f)
 	}
 	sort.Strings(names)
 	var all []source.Pod
 	seen := map[string]string{}
 	for _, f := range names {
-		for _, p := range s.good[f] {
+		for _, p := range s.state[f].good {
 			if other, dup := seen[p.Key]; dup {
 				failed = append(failed, fmt.Errorf("%s: workload %s is also defined in %s; the first one is used", f, p.Key, other))
 				continue
@@ -154,9 +195,10 @@ func (s *Source) load(sink source.Sink) {
 	sink.Replace(s.name, all)
 	if err := errors.Join(failed...); err != nil {
 		sink.Failed(s.name, "parse", err)
-	} else {
+	} else if !retry {
 		sink.Recovered(s.name)
 	}
+	return retry
 }
 
 // files lists the workload files, and the configured paths that are gone.

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"sync"
@@ -80,17 +79,24 @@ type Datapath struct {
 	log   logrus.FieldLogger
 	alloc *networkpolicy.Allocator
 
-	mu      sync.Mutex
-	objs    abi.NetpolObjects
-	inner   *ebpf.MapSpec
-	links   []link.Link
-	loaded  bool
-	engine  *networkpolicy.Engine
-	policy  map[uint32]map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry
+	mu     sync.Mutex
+	objs   abi.NetpolObjects
+	inner  *ebpf.MapSpec
+	links  []link.Link
+	loaded bool
+	comp   *networkpolicy.Compiler
+	engine *networkpolicy.Engine
+	// What the kernel holds: the policy map entries of each local identity
+	// by remote identity, the maps, the ipcache and the cgroups.
+	policy  map[uint32]map[uint32]networkpolicy.Group
 	inners  map[uint32]*ebpf.Map
 	ipcache map[netip.Prefix]uint32
 	cgroups map[uint64]uint32
-	rules   map[uint32]networkpolicy.RuleRef
+	// resync: an apply failed part way; the next one compares everything.
+	resync bool
+	// retired are the rules of policies gone, which records in flight may
+	// still name.
+	retired map[uint32]networkpolicy.RuleRef
 	// podIPs are the addresses of the pod owning each cgroup, to name the
 	// local address of records made before the socket had one.
 	podIPs map[uint64][]netip.Addr
@@ -112,13 +118,14 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 		l.SetOutput(os.Stderr)
 		log = l
 	}
+	alloc := networkpolicy.NewAllocator()
 	return &Datapath{
-		cfg: cfg, log: log.WithField("component", "netpol-datapath"), alloc: networkpolicy.NewAllocator(),
-		policy:  map[uint32]map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry{},
+		cfg: cfg, log: log.WithField("component", "netpol-datapath"), alloc: alloc, comp: networkpolicy.NewCompiler(alloc),
+		policy:  map[uint32]map[uint32]networkpolicy.Group{},
 		inners:  map[uint32]*ebpf.Map{},
 		ipcache: map[netip.Prefix]uint32{},
 		cgroups: map[uint64]uint32{},
-		rules:   map[uint32]networkpolicy.RuleRef{},
+		retired: map[uint32]networkpolicy.RuleRef{},
 		podIPs:  map[uint64][]netip.Addr{},
 	}, nil
 }
@@ -249,178 +256,6 @@ func (d *Datapath) Engine() *networkpolicy.Engine {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.engine
-}
-
-// ApplyStats counts what an Apply changed in the kernel.
-type ApplyStats struct {
-	// PolicyMapsWritten counts local identities whose policy map was
-	// (re)built and swapped in; PolicyMapsRemoved those dropped.
-	PolicyMapsWritten, PolicyMapsRemoved int
-	IPCacheUpdated, IPCacheRemoved       int
-	CgroupsUpdated, CgroupsRemoved       int
-}
-
-// Apply compiles policies and namespaces of res with the pods of the
-// workload source (res.Pods is ignored) and brings the kernel maps to the
-// result, changing only what differs. A local identity's policy map is
-// built aside and swapped in at once, and a pod's cgroups are mapped to its
-// identity only after that identity's policy is in place, so no half-written
-// state is ever visible.
-func (d *Datapath) Apply(ctx context.Context, res *networkpolicy.Resources) (ApplyStats, error) {
-	var st ApplyStats
-	pods, err := d.cfg.Workloads.Pods(ctx)
-	if err != nil {
-		return st, fmt.Errorf("datapath: list workloads: %w", err)
-	}
-	in := &networkpolicy.Resources{Namespaces: res.Namespaces, Policies: res.Policies, HostIPs: append(res.HostIPs, d.cfg.HostIPs...)}
-	seen := map[string]bool{}
-	for i := range pods {
-		p := pods[i].Pod
-		if seen[p.Key()] {
-			return st, fmt.Errorf("datapath: the workload source lists pod %s twice", p.Key())
-		}
-		seen[p.Key()] = true
-		in.Pods = append(in.Pods, &p)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.loaded {
-		return st, errors.New("datapath: Apply before Load")
-	}
-	engine, err := networkpolicy.Compile(in, d.alloc)
-	if err != nil {
-		return st, err
-	}
-	tables := engine.Flatten()
-
-	// 1. Policy maps of new and changed identities, each built aside and
-	// swapped in.
-	for local, entries := range tables.Policy {
-		if maps.Equal(entries, d.policy[local]) {
-			continue
-		}
-		if len(entries) > d.cfg.MaxPolicyEntries {
-			return st, fmt.Errorf("datapath: identity %d needs %d policy entries, more than MaxPolicyEntries %d", local, len(entries), d.cfg.MaxPolicyEntries)
-		}
-		m, err := d.buildInner(entries)
-		if err != nil {
-			return st, fmt.Errorf("datapath: policy map of identity %d: %w", local, err)
-		}
-		if err := d.objs.NpPolicy.Put(local, m); err != nil {
-			m.Close()
-			return st, fmt.Errorf("datapath: install policy map of identity %d: %w", local, err)
-		}
-		if old := d.inners[local]; old != nil {
-			old.Close()
-		}
-		d.inners[local], d.policy[local] = m, entries
-		st.PolicyMapsWritten++
-	}
-	// 2. Address to identity.
-	for p, id := range tables.IPCache {
-		if cur, ok := d.ipcache[p]; ok && cur == id {
-			continue
-		}
-		if err := d.objs.NpIpcache.Put(ipcacheKey(p), id); err != nil {
-			return st, fmt.Errorf("datapath: ipcache %s: %w", p, err)
-		}
-		d.ipcache[p] = id
-		st.IPCacheUpdated++
-	}
-	// 3. Cgroups to local identities.
-	want := map[uint64]uint32{}
-	podIPs := map[uint64][]netip.Addr{}
-	for _, p := range pods {
-		ep, err := engine.Pod(p.Key())
-		if err != nil {
-			return st, err
-		}
-		for _, cg := range p.CgroupIDs {
-			want[cg] = ep.Local
-			podIPs[cg] = p.IPs
-		}
-	}
-	d.podIPs = podIPs
-	for cg, id := range want {
-		if cur, ok := d.cgroups[cg]; ok && cur == id {
-			continue
-		}
-		if err := d.objs.NpCgroups.Put(cg, id); err != nil {
-			return st, fmt.Errorf("datapath: cgroup %d: %w", cg, err)
-		}
-		d.cgroups[cg] = id
-		st.CgroupsUpdated++
-	}
-	// 4. What is gone, in reverse order.
-	for cg := range d.cgroups {
-		if _, ok := want[cg]; !ok {
-			if err := d.objs.NpCgroups.Delete(cg); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return st, fmt.Errorf("datapath: remove cgroup %d: %w", cg, err)
-			}
-			delete(d.cgroups, cg)
-			st.CgroupsRemoved++
-		}
-	}
-	for p := range d.ipcache {
-		if _, ok := tables.IPCache[p]; !ok {
-			if err := d.objs.NpIpcache.Delete(ipcacheKey(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return st, fmt.Errorf("datapath: remove ipcache %s: %w", p, err)
-			}
-			delete(d.ipcache, p)
-			st.IPCacheRemoved++
-		}
-	}
-	for local, m := range d.inners {
-		if _, ok := tables.Policy[local]; !ok {
-			if err := d.objs.NpPolicy.Delete(local); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return st, fmt.Errorf("datapath: remove policy map of identity %d: %w", local, err)
-			}
-			m.Close()
-			delete(d.inners, local)
-			delete(d.policy, local)
-			st.PolicyMapsRemoved++
-		}
-	}
-	d.engine = engine
-	d.recordRules(engine)
-	d.log.WithFields(logrus.Fields{
-		"policy_maps_written": st.PolicyMapsWritten, "policy_maps_removed": st.PolicyMapsRemoved,
-		"ipcache_updated": st.IPCacheUpdated, "ipcache_removed": st.IPCacheRemoved,
-		"cgroups_updated": st.CgroupsUpdated, "cgroups_removed": st.CgroupsRemoved,
-	}).Debug("network policy applied")
-	return st, nil
-}
-
-// recordRules remembers every rule number the kernel may report, including
-// those of earlier Applies still in flight.
-func (d *Datapath) recordRules(e *networkpolicy.Engine) {
-	for _, entries := range d.policy {
-		for _, v := range entries {
-			if r, ok := e.Rule(v.Rule); ok {
-				d.rules[v.Rule] = r
-			}
-		}
-	}
-}
-
-func (d *Datapath) buildInner(entries map[networkpolicy.PolicyKey]networkpolicy.PolicyEntry) (*ebpf.Map, error) {
-	m, err := ebpf.NewMap(d.inner)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]abi.NetpolPolicyKey, 0, len(entries))
-	vals := make([]abi.NetpolPolicyValue, 0, len(entries))
-	for k, v := range entries {
-		keys = append(keys, PolicyKey(k))
-		vals = append(vals, abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule})
-	}
-	for i := range keys {
-		if err := m.Put(&keys[i], &vals[i]); err != nil {
-			m.Close()
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // PolicyKey converts an engine key into the kernel's byte layout.

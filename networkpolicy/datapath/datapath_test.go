@@ -60,26 +60,34 @@ func TestPrivIncrementalApply(t *testing.T) {
 	if err := a.Listen("tcp", 80); err != "ok" {
 		t.Fatal(err)
 	}
-	// A new pod: its address and cgroup appear; the server's policy map,
-	// which names the client's identity, is rebuilt.
+	// A new pod: its address and cgroup appear; the server's entries for
+	// the client's new identity are written into its map in place (no
+	// address had that identity yet), and the client's identity, which no
+	// policy selects, gets no map.
 	res.Pods = append(res.Pods, pod("b", "client", "198.18.0.12"))
 	st := apply(res)
-	if st.CgroupsUpdated != 1 || st.IPCacheUpdated != 1 || st.PolicyMapsRemoved != 0 {
+	if st.CgroupsUpdated != 1 || st.IPCacheUpdated != 1 || st.PolicyMapsRemoved != 0 || st.PolicyMapsWritten != 0 || st.PolicyEntriesWritten == 0 {
 		t.Errorf("adding a pod: %+v", st)
 	}
 	if r := b.Probe("tcp", netip.MustParseAddrPort("198.18.0.11:80"), 300*time.Millisecond); r != testpods.Timeout {
 		t.Errorf("b -> a with the deny rule in place: %s, want a drop", r)
 	}
-	// The pod goes away: its entries go, the server keeps its map.
+	// The pod goes away: its address, its cgroup and the server's entries
+	// for its identity go, the server keeps its map.
 	res.Pods = res.Pods[:1]
 	st = apply(res)
-	if st.CgroupsRemoved != 1 || st.IPCacheRemoved != 1 || st.PolicyMapsRemoved != 0 {
+	if st.CgroupsRemoved != 1 || st.IPCacheRemoved != 1 || st.PolicyMapsRemoved != 0 || st.PolicyMapsWritten != 0 || st.PolicyEntriesRemoved == 0 {
 		t.Errorf("removing a pod: %+v", st)
 	}
 	if r := b.Probe("tcp", netip.MustParseAddrPort("198.18.0.11:80"), 2*time.Second); r != testpods.Allowed {
 		t.Errorf("b -> a once b is no pod of the cluster: %s, want allowed", r)
 	}
 }
+
+// staticPods is a workload source that always lists the same pods.
+type staticPods []datapath.Pod
+
+func (s staticPods) Pods(context.Context) ([]datapath.Pod, error) { return s, nil }
 
 // TestPrivConfigErrors checks that configuration problems name the field.
 func TestConfigErrors(t *testing.T) {
@@ -101,9 +109,9 @@ func TestPrivCloseLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol.Pods = []*networkpolicy.Pod{{Namespace: "x", Name: "a", Labels: map[string]string{"app": "server"}}}
-	src := &testpods.Workloads{}
-	src.Set(pol, nil)
+	// A pod with a cgroup (one that does not exist: no socket is in it),
+	// so that its identity gets a policy map.
+	src := staticPods{{Pod: networkpolicy.Pod{Namespace: "x", Name: "a", Labels: map[string]string{"app": "server"}}, CgroupIDs: []uint64{1 << 50}}}
 	d := testpods.NewDatapath(t, root, src, -1)
 	if _, err := d.Apply(context.Background(), pol); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func (r *RecordReader) Read() (Record, error) {
 		return rec, err
 	}
 	r.d.mu.Lock()
-	rec.Rule = r.d.rules[rec.RuleID]
+	rec.Rule = r.d.ruleLocked(rec.RuleID)
 	// connect() and sendmsg() decide before the socket has a local address.
 	local, remote := &rec.Source, rec.Destination
 	if rec.Direction == networkpolicy.Ingress {

@@ -27,6 +27,7 @@ func helperMain(in io.Reader, out io.Writer) int {
 	}
 	sc := bufio.NewScanner(in)
 	var wg sync.WaitGroup
+	watches := newHelperWatches()
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 {
@@ -48,6 +49,20 @@ func helperMain(in io.Reader, out io.Writer) int {
 			}()
 		case "bench":
 			reply(id, bench(args))
+		case "watch":
+			reply(id, watches.start(args))
+		case "unwatch":
+			reply(id, watches.end(args))
+		case "hold":
+			reply(id, watches.hold(args))
+		case "held":
+			reply(id, watches.exchange(args))
+		case "listen-echo":
+			if len(args) != 1 {
+				reply(id, errorTag+": listen-echo PORT")
+				continue
+			}
+			reply(id, listenEcho(args[0]))
 		default:
 			reply(id, errorTag+": unknown command "+verb)
 		}
