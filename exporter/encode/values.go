@@ -25,7 +25,7 @@ func ProtocolText(p uint16) string { return string(lookup(protoNames, uint64(p),
 func TCPStateText(s uint8) string { return string(lookup(tcpStateNames, uint64(s), "TCP_", nil)) }
 
 // FlowSummaryText is a flow's "Summary": "TCP Flags: SYN, ACK".
-func FlowSummaryText(f *event.Flow) string { return string(appendSummary(nil, f)) }
+func FlowSummaryText(f *event.Flow) string { return string(AppendSummary(nil, f)) }
 
 // L4Name is the key of a flow's "l4" object ("TCP", "UDP", "SCTP"), ""
 // when a flow has none.
