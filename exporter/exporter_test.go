@@ -505,3 +505,77 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// Events exported in a batch reach the sink together, in one write, once
+// the batch is flushed; an event exported on its own is written at once.
+func TestBatchedExportIsWrittenAtFlush(t *testing.T) {
+	gate := make(chan struct{}, 1)
+	counting := &countingMemSink{memSink: memSink{name: "mem", gate: gate}}
+	cfg := DefaultConfig()
+	cfg.NodeName = "node-a"
+	cfg.LostEventsInterval = Duration(time.Hour)
+	e, err := New(cfg, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sinks, e.queues = nil, nil
+	e.addSink(counting)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// A single event: the writer takes it and is held in its write
+	// while a batch is exported.
+	e.Export(execEvent(proc(99, "/bin/true", "", nil)))
+	waitFor(t, "the writer to take the first event", func() bool { w, _ := counting.stats(); return w == 1 })
+	for i := range 50 {
+		e.ExportBatched(execEvent(proc(uint32(100+i), "/bin/true", "", nil)))
+	}
+	gate <- struct{}{} // the first write completes
+	close(gate)        // later writes pass
+	time.Sleep(50 * time.Millisecond)
+	if w, l := counting.stats(); w != 1 {
+		t.Fatalf("before Flush: %d writes of %d lines, want only the first event's", w, l)
+	}
+	e.Flush()
+	waitFor(t, "the batch", func() bool { _, l := counting.stats(); return l == 51 })
+	if w, _ := counting.stats(); w != 2 {
+		t.Errorf("the batch of 50 took %d writes, want 1", w-1)
+	}
+	e.Export(execEvent(proc(200, "/bin/true", "", nil)))
+	waitFor(t, "the single event", func() bool { _, l := counting.stats(); return l == 52 })
+}
+
+type countingMemSink struct {
+	memSink
+	cmu           sync.Mutex
+	writes, lines int
+}
+
+func (s *countingMemSink) Write(ctx context.Context, lines []byte, count int) {
+	s.cmu.Lock()
+	s.writes++
+	s.cmu.Unlock()
+	s.memSink.Write(ctx, lines, count)
+	s.cmu.Lock()
+	s.lines += count
+	s.cmu.Unlock()
+}
+
+func (s *countingMemSink) stats() (writes, lines int) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.writes, s.lines
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -13,12 +13,17 @@ const chunkSize = 64 << 10
 type chunk struct {
 	data  []byte
 	lines int
+	// sealed marks the end of a producer's batch: the chunk being filled
+	// may be taken once it is sealed (or full).
+	sealed bool
 }
 
 // queue is one sink's bounded FIFO of chunks. The producer appends lines
 // under the exporter's lock; the sink's goroutine takes whole chunks, the
-// oldest first, including the one being filled, so a sink that keeps up
-// sees lines at once and a slow one gets large writes.
+// oldest first. The chunk being filled is taken once the producer has
+// finished a batch (Export, or ExportBatched then Flush), so a sink that
+// keeps up sees each batch at once in one write, and a slow one gets large
+// writes.
 type queue struct {
 	name string
 
@@ -70,6 +75,9 @@ func (q *queue) push(line []byte, wake bool) bool {
 	}
 	c.data = append(c.data, line...)
 	c.lines++
+	if wake {
+		c.sealed = true
+	}
 	q.bytes.Add(int64(len(line)))
 	q.lines.Add(1)
 	wake = q.waiting && (wake || len(c.data) >= chunkSize)
@@ -86,6 +94,9 @@ func (q *queue) push(line []byte, wake bool) bool {
 // wakeup wakes a waiting sink if lines are queued.
 func (q *queue) wakeup() {
 	q.mu.Lock()
+	if q.n > 0 {
+		q.ring[(q.head+q.n-1)%len(q.ring)].sealed = true
+	}
 	wake := q.waiting && q.n > 0
 	if wake {
 		q.waiting = false
@@ -108,7 +119,7 @@ func (q *queue) signal() {
 func (q *queue) pop(ctx context.Context) *chunk {
 	for {
 		q.mu.Lock()
-		if q.n > 0 {
+		if q.n > 1 || (q.n == 1 && (q.closed || q.ring[q.head].sealed || len(q.ring[q.head].data) >= chunkSize)) {
 			c := q.ring[q.head]
 			q.ring[q.head] = nil
 			q.head = (q.head + 1) % len(q.ring)
@@ -134,7 +145,7 @@ func (q *queue) pop(ctx context.Context) *chunk {
 
 // release gives a written chunk back for reuse.
 func (q *queue) release(c *chunk) {
-	c.data, c.lines = c.data[:0], 0
+	c.data, c.lines, c.sealed = c.data[:0], 0, false
 	if cap(c.data) > 4*chunkSize {
 		return // grown by a huge line: let it go
 	}

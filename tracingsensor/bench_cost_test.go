@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -83,6 +86,58 @@ func BenchmarkPrivSyscallCost(b *testing.B) {
 			b.Fatalf("getppid loop: %v: %s", err, out)
 		}
 		return time.Since(start)
+	}
+	// The floor of two ways to hook openat: an empty program on its
+	// syscall tracepoint, and one raw tracepoint on sys_enter that every
+	// syscall runs and that returns unless the syscall is openat (how a
+	// single dispatch program for all syscall hooks would start).
+	if f.Kernel.Tracefs != "" {
+		ret0 := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+		dispatch := asm.Instructions{
+			asm.LoadMem(asm.R2, asm.R1, 8, asm.DWord), // ctx->args[1]: the syscall number
+			asm.Mov.Imm(asm.R0, 0),
+			asm.JNE.Imm(asm.R2, unix.SYS_OPENAT, "out"),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return().WithSymbol("out"),
+		}
+		for _, fl := range []struct {
+			name   string
+			typ    ebpf.ProgramType
+			insns  asm.Instructions
+			attach func(*ebpf.Program) (link.Link, error)
+		}{
+			{"floor/tracepoint-empty", ebpf.TracePoint, ret0, func(p *ebpf.Program) (link.Link, error) {
+				return link.Tracepoint("syscalls", "sys_enter_openat", p, nil)
+			}},
+			{"floor/raw_tp-sys_enter-dispatch", ebpf.RawTracepoint, dispatch, func(p *ebpf.Program) (link.Link, error) {
+				return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: p})
+			}},
+		} {
+			b.Run(fl.name, func(b *testing.B) {
+				prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: fl.typ, Instructions: fl.insns, License: "GPL"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer prog.Close()
+				var with, without, otherWith, otherWithout time.Duration
+				for range b.N {
+					without += loop()
+					otherWithout += getppid()
+					l, err := fl.attach(prog)
+					if err != nil {
+						b.Fatal(err)
+					}
+					with += loop()
+					otherWith += getppid()
+					l.Close()
+				}
+				n := float64(b.N * calls)
+				b.ReportMetric(float64(without.Nanoseconds())/n, "base-ns/call")
+				b.ReportMetric(float64((with-without).Nanoseconds())/n, "added-ns/call")
+				b.ReportMetric(float64(with)/float64(without), "ratio")
+				b.ReportMetric(float64((otherWith-otherWithout).Nanoseconds())/n, "getppid-added-ns/call")
+			})
+		}
 	}
 	mechs := f.SyscallMechanisms()
 	for _, tc := range []struct{ name, selectors string }{
