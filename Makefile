@@ -18,7 +18,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: all build generate lint test test-unit test-host test-vm setup setup-vm test-tools run bench
+.PHONY: all build generate lint test test-unit test-host test-vm setup setup-test setup-vm test-tools run bench
 
 all: build
 
@@ -40,11 +40,18 @@ lint:
 # The whole suite, as CI runs it.
 test: setup lint test-unit test-host test-vm
 
-test-unit:
+# What the tests use beyond the agent's own needs: Chromium for the web UI's
+# pages, and the hubble CLI (built once from the cilium module into
+# $(CACHE)/hubble, a few minutes) that the Hubble API tests drive.
+setup-test: setup
+	./scripts/setup-host.sh --browser
+	CACHE=$(CACHE) ./scripts/hubble-cli.sh >/dev/null
+
+test-unit: setup-test
 	$(GO) test -count=1 ./...
 
 # Privileged tests on the host kernel, summed up per run by tools/testsum.
-test-host: setup test-tools
+test-host: setup-test test-tools
 	VIGIL_PRIVILEGED=1 ./bin/testsum -label host -- $(GO) test -json -count=1 $(PRIVRUN) $(PKGS)
 
 # The same privileged tests inside qemu on each Debian kernel (see

@@ -118,7 +118,7 @@ func TestSyslogMetrics(t *testing.T) {
 	}
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
+		t.Fatalf("listening again on the receiver's port %s: %v", addr, err)
 	}
 	defer ln.Close()
 	go func() {

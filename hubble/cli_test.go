@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 // hubbleCLI returns the hubble CLI that scripts/hubble-cli.sh builds from
@@ -20,7 +21,7 @@ import (
 func hubbleCLI(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("-short: the hubble CLI may have to be built")
+		kerneltest.Skip(t, "-short: the hubble CLI may have to be built")
 	}
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {

@@ -134,7 +134,7 @@ func TestPrivRelayThreeNamespaces(t *testing.T) {
 	kerneltest.Require(t)
 	// iproute2 with network namespaces, which the busybox test VMs lack.
 	if err := exec.Command("ip", "netns", "list").Run(); err != nil {
-		t.Skipf("needs iproute2's ip netns: %v", err)
+		kerneltest.Skip(t, "needs iproute2's ip netns: %v", err)
 	}
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, dir, "vigil")
@@ -311,7 +311,7 @@ func relaySeen(t *testing.T, c observerpb.ObserverClient) uint64 {
 func hubbleCLIPath(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("building the hubble CLI needs the Go toolchain")
+		kerneltest.Skip(t, "building the hubble CLI needs the Go toolchain")
 	}
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {

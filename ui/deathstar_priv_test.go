@@ -24,6 +24,7 @@ import (
 	"github.com/vigilsec/vigil/examples"
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/internal/browsertest"
+	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
 )
 
@@ -189,7 +190,7 @@ func TestPrivDeathStarInTheUI(t *testing.T) {
 func hubbleCLI(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("building the hubble CLI needs the Go toolchain (not in the VM tier)")
+		kerneltest.Skip(t, "building the hubble CLI needs the Go toolchain (not in the VM tier)")
 	}
 	cmd := exec.Command("../scripts/hubble-cli.sh")
 	cmd.Stderr = os.Stderr

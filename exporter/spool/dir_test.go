@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 func TestSpoolDirPermissions(t *testing.T) {
@@ -55,7 +57,7 @@ func TestSpoolDirPermissions(t *testing.T) {
 	}
 
 	if os.Geteuid() != 0 {
-		t.Skip("giving a directory to another user needs root")
+		kerneltest.Skip(t, "giving a directory to another user needs root")
 	}
 	theirs := filepath.Join(base, "theirs")
 	os.Mkdir(theirs, 0o700)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 var (
@@ -71,7 +73,7 @@ func Path(t testing.TB) string {
 	t.Helper()
 	once.Do(find)
 	if execPath == "" {
-		t.Skip(whyNot)
+		kerneltest.Skip(t, "%s", whyNot)
 	}
 	return execPath
 }
@@ -105,7 +107,7 @@ func New(t testing.TB, width, height int) context.Context {
 	t.Helper()
 	once.Do(find)
 	if execPath == "" {
-		t.Skip(whyNot)
+		kerneltest.Skip(t, "%s", whyNot)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(execPath),
