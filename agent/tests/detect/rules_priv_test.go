@@ -121,7 +121,16 @@ spec: {cgroupPath: /%s}
 		t.Helper()
 		a, ok := h.Find(agenttest.Timeout(), agenttest.AlertOf(id, pid))
 		if !ok {
-			t.Fatalf("no %s alert for pid %d within %v", id, pid, agenttest.Timeout())
+			// Say what the agent saw of pid and what it lost, so that a
+			// miss tells a missing event from a missing pod or a drop.
+			var seen []string
+			for _, e := range h.All(agenttest.ExecOf(pid)) {
+				seen = append(seen, fmt.Sprintf("exec of %s in pod %v", e.Str("process_exec.process.binary"), e.Get("process_exec.process.pod")))
+			}
+			for _, e := range h.All(func(e agenttest.Event) bool { return e.Get("lost_events") != nil }) {
+				seen = append(seen, fmt.Sprintf("lost %v", e.Get("lost_events")))
+			}
+			t.Fatalf("no %s alert for pid %d within %v; the stream had: %v", id, pid, agenttest.Timeout(), seen)
 		}
 		if a.Str("alert.rule.severity") == "" || a.Get("alert.rule.mitre") == nil || a.Str("alert.description") == "" || a.Get("alert.event") == nil {
 			t.Errorf("%s alert lacks its rule, description or event: %s", id, a)
