@@ -3,6 +3,7 @@ package kprobes
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -28,6 +29,23 @@ type HookRequest struct {
 	// PlanHook prefers, to measure them side by side; it is refused when
 	// it cannot serve the hook on this kernel.
 	Mechanism Mechanism
+	// Exclude are mechanisms found unable to serve these targets (a
+	// function the kernel's BTF lacks, or names twice, has no fentry);
+	// PlanHook picks among the others.
+	Exclude []Mechanism
+}
+
+// excluded reports whether m is among r.Exclude.
+func (r *HookRequest) excluded(m Mechanism) bool { return slices.Contains(r.Exclude, m) }
+
+// BTFMechanism reports whether m attaches through the kernel's BTF of the
+// target function (a trampoline), so that the function must be in it once.
+func BTFMechanism(m Mechanism) bool {
+	switch m {
+	case MechFentry, MechFexit, MechFmodRet:
+		return true
+	}
+	return false
 }
 
 // ErrCannotAttach says that no mechanism of this kernel can serve a hook.
@@ -85,7 +103,7 @@ func (f *Features) callMechanisms(req *HookRequest) []Mechanism {
 	if req.Kind == HookSyscall && f.Has(FeatureTracepoint) {
 		out = append(out, MechTracepoint)
 	}
-	return out
+	return slices.DeleteFunc(out, req.excluded)
 }
 
 // SyscallMechanisms lists the mechanisms that can report a syscall's entry
@@ -123,7 +141,7 @@ func (f *Features) PlanHook(req *HookRequest) (Mechanism, error) {
 				fmodOK = f.Has(FeatureFmodRetSyscall)
 			}
 			switch {
-			case fmodOK:
+			case fmodOK && !req.excluded(MechFmodRet):
 				return MechFmodRet, nil
 			case f.Has(FeatureOverrideReturn) && f.Has(FeatureKprobe):
 				return MechOverrideReturn, nil

@@ -127,19 +127,52 @@ func hookFlags(req *kprobes.HookRequest, mech kprobes.Mechanism) uint32 {
 
 // plan returns the mechanism attach would use for req and the hook flags
 // it needs, without loading anything.
+//
+// A trampoline (fentry, fexit, fmod_ret) needs each target function in the
+// kernel's BTF exactly once; where one is missing or named twice (some 6.1
+// builds list syscall wrappers twice) the next cheapest mechanism serves
+// the hook, unless the request forced the mechanism.
 func (g *generic) plan(req *kprobes.HookRequest) (kprobes.Mechanism, uint32, error) {
 	mech, err := g.features.PlanHook(req)
+	for err == nil && kprobes.BTFMechanism(mech) {
+		btfErr := g.btfTargets(req)
+		if btfErr == nil {
+			break
+		}
+		if req.Mechanism != "" {
+			return "", 0, btfErr
+		}
+		r := *req
+		r.Exclude = append(append([]kprobes.Mechanism(nil), req.Exclude...), mech)
+		var next kprobes.Mechanism
+		if next, err = g.features.PlanHook(&r); err != nil {
+			err = fmt.Errorf("%w (%s: %v)", err, mech, btfErr)
+			break
+		}
+		req.Exclude, mech = r.Exclude, next
+	}
 	if err != nil {
 		return "", 0, err
 	}
 	return mech, hookFlags(req, mech), nil
 }
 
+// btfTargets checks that every target of req has one function in the
+// kernel's BTF.
+func (g *generic) btfTargets(req *kprobes.HookRequest) error {
+	for _, t := range req.Targets {
+		if _, err := g.funcParams(kprobes.SymbolFor(req, t.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // attach loads and attaches the programs serving req. The hook's
 // configuration must already be in the gen_hooks map, with the flags plan
 // returned.
 func (g *generic) attach(req *kprobes.HookRequest) (_ *attachment, err error) {
-	mech, err := g.features.PlanHook(req)
+	mech, _, err := g.plan(req)
 	if err != nil {
 		return nil, err
 	}
