@@ -218,8 +218,24 @@ func runTable(t *testing.T, env *tableEnv, file string) {
 			}()
 		}
 		wg.Wait()
-		time.Sleep(100 * time.Millisecond)
-		seen := recs.Take()
+		// The verdict records come through a ring buffer read by another
+		// goroutine: wait until every expected one is in (the emulated
+		// VMs are slow), or a deadline says it is missing.
+		var seen []datapath.Record
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			seen = append(seen, recs.Take()...)
+			missing := false
+			for j, x := range exps {
+				if x.record != nil && contains(x.want, got[j]) && !hasRecord(seen, x.record) {
+					missing = true
+					break
+				}
+			}
+			if !missing || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		for j, x := range exps {
 			if !contains(x.want, got[j]) {
 				t.Errorf("%s: step %q: %s (%s): kernel %s, want %v", x.c.Where, step.Name, x.c, x.probe, got[j], x.want)
