@@ -329,6 +329,9 @@ func (c *checker) safety(p *Policy) {
 				describeActions(s), fn, consequence[what], OptionAllowUnrestrictedEnforcement)
 		}
 	}
+	if p.AllowProtectedEnforcement {
+		c.protectedOptIn(p)
+	}
 	if p.AllowUnrestrictedEnforcement && !found {
 		for i, o := range p.Spec.Options {
 			if o.Name == OptionAllowUnrestrictedEnforcement {
@@ -345,4 +348,21 @@ func describeBroad(selPath string, broad []catchAll) string {
 		parts[i] = strings.TrimPrefix(b.path, selPath+".") + ": " + b.what
 	}
 	return strings.Join(parts, "; ")
+}
+
+// protectedOptIn warns when allow-protected-enforcement can change nothing:
+// no enforcing selector names its processes exactly.
+func (c *checker) protectedOptIn(p *Policy) {
+	for _, h := range p.Hooks {
+		for i := range h.Selectors {
+			if s := &h.Selectors[i]; s.Enforces() && s.NamesProcessesExactly() {
+				return
+			}
+		}
+	}
+	for i, o := range p.Spec.Options {
+		if o.Name == OptionAllowProtectedEnforcement {
+			c.warnf(fmt.Sprintf("spec.options[%d]", i), "allow-protected-enforcement has no effect: no enforcing selector names its processes exactly (matchBinaries In without followChildren, or matchPIDs In host PIDs without followForks)")
+		}
+	}
 }

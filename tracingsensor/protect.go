@@ -1,0 +1,169 @@
+package tracingsensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/vigilsec/vigil/kprobes/abi"
+)
+
+// DefaultProtectedBinaries are the programs a node cannot lose: the
+// container runtimes and kubelet. Names are looked up in the directories of
+// $PATH and the usual system directories, and may hold glob patterns.
+var DefaultProtectedBinaries = []string{"containerd", "containerd-shim*", "runc", "kubelet", "dockerd", "crio"}
+
+// binaryDirs are searched for protected binaries given by name, after $PATH.
+var binaryDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// Protection says which processes policies never kill, signal or deny
+// unless a selector names them exactly and its policy sets
+// allow-protected-enforcement. PID 1 and kernel threads are always
+// protected.
+type Protection struct {
+	// AgentPID is the agent's process: its own calls trigger no policy,
+	// and it and its parents are protected. 0 means this process.
+	AgentPID int
+	// Binaries are absolute paths of executables (as ResolveBinaries
+	// returns them) whose processes are protected.
+	Binaries []string
+}
+
+// ResolveBinaries turns names and patterns into the absolute paths of the
+// executables they find: an absolute pattern is globbed as it is, a name
+// (which may hold * ? [...]) is looked up in every directory of path (a
+// $PATH-like list) and the usual system directories. A path that is a
+// symbolic link adds its target too, since the kernel reports the target as
+// the executable. Patterns that find nothing are left out: a node need not
+// run every runtime.
+func ResolveBinaries(patterns []string, path string) ([]string, error) {
+	return resolveBinaries(patterns, append(filepath.SplitList(path), binaryDirs...))
+}
+
+// resolveBinaries is ResolveBinaries with the directories names are looked
+// up in.
+func resolveBinaries(patterns, dirs []string) ([]string, error) {
+	found := map[string]bool{}
+	add := func(p string) {
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+			return
+		}
+		found[p] = true
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			found[real] = true
+		}
+	}
+	for _, pat := range patterns {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			return nil, fmt.Errorf("%q: %w", pat, err)
+		}
+		switch {
+		case filepath.IsAbs(pat):
+			matches, _ := filepath.Glob(pat)
+			for _, m := range matches {
+				add(m)
+			}
+		case strings.Contains(pat, "/"):
+			return nil, fmt.Errorf("%q: give a program's name or its absolute path", pat)
+		case pat == "":
+			return nil, errors.New("empty name")
+		default:
+			for _, d := range dirs {
+				if !filepath.IsAbs(d) {
+					continue
+				}
+				matches, _ := filepath.Glob(filepath.Join(d, pat))
+				for _, m := range matches {
+					add(m)
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(found))
+	for p := range found {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// protect writes the protected processes into the kernel: the agent, its
+// parents and PID 1 into protected_tgids (which the process sensor's exit
+// handler empties as they exit), the binaries into protected_bins.
+func (g *generic) protect(procRoot string, p Protection) error {
+	tgids := g.Map(abi.GenericMapProtectedTgids)
+	bins := g.Map(abi.GenericMapProtectedBins)
+	put := func(pid uint32, why abi.ProcessProtectReason) error {
+		var old uint32
+		if err := tgids.Lookup(pid, &old); err == nil {
+			why |= abi.ProcessProtectReason(old)
+		}
+		if err := tgids.Update(pid, uint32(why), ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("protect PID %d: %w", pid, err)
+		}
+		return nil
+	}
+	if err := put(1, abi.ProcessProtectReasonPROTECT_INIT); err != nil {
+		return err
+	}
+	if err := put(g.agentPID, abi.ProcessProtectReasonPROTECT_AGENT); err != nil {
+		return err
+	}
+	for pid, n := g.agentPID, 0; n < 64; n++ {
+		ppid, err := parentPID(procRoot, pid)
+		if err != nil {
+			return fmt.Errorf("the agent's parents: %w", err)
+		}
+		if ppid == 0 {
+			break
+		}
+		if err := put(ppid, abi.ProcessProtectReasonPROTECT_AGENT_PARENT); err != nil {
+			return err
+		}
+		pid = ppid
+	}
+	if limit := int(bins.MaxEntries()); len(p.Binaries) > limit {
+		return fmt.Errorf("%d protected binaries; at most %d", len(p.Binaries), limit)
+	}
+	for _, b := range p.Binaries {
+		if !filepath.IsAbs(b) {
+			return fmt.Errorf("protected binary %q is not an absolute path", b)
+		}
+		var key [256]byte // BINARY_MAX: the path as the process table holds it
+		copy(key[:len(key)-1], b)
+		if err := bins.Update(key, uint8(1), ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("protect %s: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// parentPID reads a process's parent from procRoot/PID/stat.
+func parentPID(procRoot string, pid uint32) (uint32, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields after it follow the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("PID %d: unreadable stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("PID %d: unreadable stat", pid)
+	}
+	ppid, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("PID %d: parent %q: %w", pid, f[1], err)
+	}
+	return uint32(ppid), nil
+}

@@ -1,0 +1,243 @@
+package tracingsensor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/internal/kerneltest"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/tracingpolicies"
+)
+
+// actionSink keeps the action and its note of every policy event, by the
+// path the call opened.
+type actionSink struct {
+	mu     sync.Mutex
+	byPath map[string]event.Kprobe
+}
+
+func (s *actionSink) Export(ev *event.Event) {
+	if ev.Kprobe == nil || len(ev.Kprobe.Args) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.byPath[ev.Kprobe.Args[0].Str] = *ev.Kprobe
+	s.mu.Unlock()
+}
+
+// wait returns the event of the call that opened path.
+func (s *actionSink) wait(t *testing.T, path string) event.Kprobe {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		k, ok := s.byPath[path]
+		s.mu.Unlock()
+		if ok {
+			return k
+		}
+	}
+	t.Fatalf("no event for the open of %s", path)
+	return event.Kprobe{}
+}
+
+// A Sigkill on a selector that matches every process (only the opened path
+// is filtered) kills an ordinary process, but not the agent's parent nor a
+// process running a protected binary: their events say the action was not
+// taken, the hook's counter of skipped enforcements counts them, and the
+// agent's protection of a process ends when it exits.
+func TestPrivProtectedProcesses(t *testing.T) {
+	f := kerneltest.Features(t)
+	ps, err := process.NewSensor(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	cache, err := process.NewCache(process.Config{NodeName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+
+	// A copy of the test binary under another path is the protected
+	// binary; the test binary itself is not protected.
+	dir := t.TempDir()
+	protectedBin := filepath.Join(dir, "protected-child")
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(protectedBin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bins, err := ResolveBinaries([]string{protectedBin}, "")
+	if err != nil || len(bins) == 0 {
+		t.Fatalf("resolve %s: %v %v", protectedBin, bins, err)
+	}
+
+	// The "agent" is a child of the test, so that the test process is the
+	// agent's parent, protected, and its calls are not the agent's own.
+	agent := exec.Command("sleep", "600")
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	agentDone := false
+	defer func() {
+		if !agentDone {
+			agent.Process.Kill()
+			agent.Wait()
+		}
+	}()
+
+	sink := &actionSink{byPath: map[string]event.Kprobe{}}
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc", Protect: Protection{AgentPID: agent.Process.Pid, Binaries: bins}},
+		ps, f, cache, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop, err := newTestReader(t, ps, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	base := fmt.Sprintf("/vigil-protect-%d/", os.Getpid())
+	parentPath, protectedPath, plainPath := base+"parent", base+"protected-binary", base+"plain"
+	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: protect}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string, label: filename}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: [%s, %s, %s]}
+      matchActions: [{action: Sigkill}]
+`, parentPath, protectedPath, plainPath)
+	tps, err := tracingpolicies.Parse("protect.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := s.Load(tps[0], "protect.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const protectedNote = "not taken: the process is protected (the agent, its parents, PID 1, a protected binary or a kernel thread); to act on it, name it exactly (matchBinaries In, matchPIDs In) and set the policy option allow-protected-enforcement"
+
+	// The agent's parent: this process. A kill would end the test here.
+	if fd, err := unix.Open(parentPath, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+	}
+	if k := sink.wait(t, parentPath); k.Action != "KPROBE_ACTION_SIGKILL" || k.ActionNote != protectedNote {
+		t.Errorf("the agent's parent: action %s, note %q; want SIGKILL not taken (%q)", k.Action, k.ActionNote, protectedNote)
+	}
+
+	run := func(bin, path string) error {
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), envOpenPaths+"="+path)
+		return cmd.Run()
+	}
+	if err := run(protectedBin, protectedPath); err != nil {
+		t.Errorf("the protected binary %s: %v, want a normal exit", protectedBin, err)
+	}
+	if k := sink.wait(t, protectedPath); k.Action != "KPROBE_ACTION_SIGKILL" || k.ActionNote != protectedNote {
+		t.Errorf("the protected binary: action %s, note %q; want SIGKILL not taken (%q)", k.Action, k.ActionNote, protectedNote)
+	}
+
+	err = run(os.Args[0], plainPath)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("the unprotected child: %v, want killed by SIGKILL", err)
+	}
+	if k := sink.wait(t, plainPath); k.Action != "KPROBE_ACTION_SIGKILL" || k.ActionNote == protectedNote {
+		t.Errorf("the unprotected child: action %s, note %q; want SIGKILL taken", k.Action, k.ActionNote)
+	}
+
+	var skipped uint64
+	for _, h := range pol.Hooks() {
+		skipped += h.Protected
+	}
+	if skipped != 2 {
+		t.Errorf("%d enforcements skipped for protected processes, want 2 (the agent's parent, the protected binary)", skipped)
+	}
+
+	// Named exactly, a protected binary is acted on only with the opt-in.
+	if err := s.Unload(pol.Key()); err != nil {
+		t.Fatal(err)
+	}
+	for i, optIn := range []bool{false, true} {
+		path := fmt.Sprintf("%snamed-%d", base, i)
+		opts := ""
+		if optIn {
+			opts = "  options: [{name: allow-protected-enforcement, value: \"true\"}]\n"
+		}
+		doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: named-%d}
+spec:
+%s  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string, label: filename}
+    selectors:
+    - matchBinaries: [{operator: In, values: [%s]}]
+      matchArgs:
+      - {index: 1, operator: Equal, values: [%s]}
+      matchActions: [{action: Sigkill}]
+`, i, opts, bins[0], path)
+		tps, err := tracingpolicies.Parse("named.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		named, err := s.Load(tps[0], "named.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = run(protectedBin, path)
+		k := sink.wait(t, path)
+		killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
+		switch {
+		case optIn && (!killed || k.ActionNote == protectedNote):
+			t.Errorf("named with allow-protected-enforcement: %v, note %q; want killed", err, k.ActionNote)
+		case !optIn && (err != nil || k.ActionNote != protectedNote):
+			t.Errorf("named without allow-protected-enforcement: %v, note %q; want not killed (%q)", err, k.ActionNote, protectedNote)
+		}
+		if err := s.Unload(named.Key()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The agent's entry leaves the kernel's table when it exits.
+	tgids := s.gen.Map(abi.GenericMapProtectedTgids)
+	pid := uint32(agent.Process.Pid)
+	var why uint32
+	if err := tgids.Lookup(pid, &why); err != nil || why&uint32(abi.ProcessProtectReasonPROTECT_AGENT) == 0 {
+		t.Fatalf("the agent (PID %d) in protected_tgids: %#x, %v", pid, why, err)
+	}
+	agent.Process.Kill()
+	agent.Wait()
+	agentDone = true
+	if err := tgids.Lookup(pid, &why); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("PID %d is still protected after it exited: %#x, %v", pid, why, err)
+	}
+}
