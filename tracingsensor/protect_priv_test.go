@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +23,27 @@ import (
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
+
+// envOpenFromThread makes the test binary a child that opens the path from
+// a thread other than its main one, and exits.
+const envOpenFromThread = "VIGIL_TEST_OPEN_FROM_THREAD"
+
+func init() {
+	if path := os.Getenv(envOpenFromThread); path != "" {
+		// The main goroutine keeps the main thread, so the goroutine
+		// below runs on another one.
+		runtime.LockOSThread()
+		done := make(chan struct{})
+		go func() {
+			if fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+			}
+			close(done)
+		}()
+		<-done
+		os.Exit(0)
+	}
+}
 
 // actionSink keeps the action and its note of every policy event, by the
 // path the call opened.
@@ -239,5 +261,93 @@ spec:
 	agentDone = true
 	if err := tgids.Lookup(pid, &why); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("PID %d is still protected after it exited: %#x, %v", pid, why, err)
+	}
+}
+
+// isNamespacePID compares the PID of the process in its own PID namespace,
+// whichever of its threads makes the call: the first process of a new PID
+// namespace is its PID 1 and is killed, the same program in the host's
+// namespace is not matched.
+func TestPrivNamespacePID(t *testing.T) {
+	f := kerneltest.Features(t)
+	ps, err := process.NewSensor(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	cache, err := process.NewCache(process.Config{NodeName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	sink := &actionSink{byPath: map[string]event.Kprobe{}}
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop, err := newTestReader(t, ps, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	base := fmt.Sprintf("/vigil-nspid-%d/", os.Getpid())
+	inNS, onHost, marker := base+"new-namespace", base+"host", base+"marker"
+	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: nspid}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string, label: filename}
+    selectors:
+    - matchPIDs: [{operator: In, isNamespacePID: true, values: [1]}]
+      matchArgs:
+      - {index: 1, operator: Equal, values: [%s, %s]}
+      matchActions: [{action: Sigkill}]
+    - matchArgs:
+      - {index: 1, operator: Equal, values: [%s]}
+`, inNS, onHost, marker)
+	tps, err := tracingpolicies.Parse("nspid.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(tps[0], "nspid.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	run := func(path string, newNS bool) error {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envOpenFromThread+"="+path)
+		if newNS {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		}
+		return cmd.Run()
+	}
+
+	err = run(inNS, true)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("PID 1 of a new PID namespace: %v, want killed by SIGKILL", err)
+	}
+	if k := sink.wait(t, inNS); k.Action != "KPROBE_ACTION_SIGKILL" {
+		t.Errorf("PID 1 of a new PID namespace: action %s, want KPROBE_ACTION_SIGKILL", k.Action)
+	}
+	if err := run(onHost, false); err != nil {
+		t.Errorf("a process of the host's namespace: %v, want a normal exit", err)
+	}
+	// The marker's event comes after any event of the host's process.
+	if err := run(marker, false); err != nil {
+		t.Fatal(err)
+	}
+	sink.wait(t, marker)
+	sink.mu.Lock()
+	k, ok := sink.byPath[onHost]
+	sink.mu.Unlock()
+	if ok {
+		t.Errorf("a process of the host's namespace matched isNamespacePID In [1]: %+v", k)
 	}
 }
