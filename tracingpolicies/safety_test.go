@@ -116,3 +116,42 @@ func TestCatchAllFilters(t *testing.T) {
 		})
 	}
 }
+
+// allow-protected-enforcement on a policy whose enforcing selectors name no
+// process exactly can change nothing, and says so.
+func TestProtectedOptInWithoutEffect(t *testing.T) {
+	src := func(sel string) string {
+		return header + `  options: [{name: allow-protected-enforcement, value: "true"}]
+  kprobes:
+  - call: sys_ptrace
+    selectors:
+    - ` + sel + `
+      matchActions: [{action: Sigkill}]
+`
+	}
+	for _, tt := range []struct {
+		sel  string
+		want []string
+	}{
+		{`matchBinaries: [{operator: In, values: [/usr/bin/containerd]}]`, nil},
+		{`matchPIDs: [{operator: In, values: [1]}]`, nil},
+		{`matchBinaries: [{operator: Prefix, values: [/usr/bin/containerd]}]`, []string{
+			`p.yaml:6: spec.options[0]: allow-protected-enforcement has no effect: no enforcing selector names its processes exactly (matchBinaries In without followChildren, or matchPIDs In host PIDs without followForks)`,
+		}},
+		{`matchPIDs: [{operator: In, isNamespacePID: true, values: [2]}]`, []string{
+			`p.yaml:6: spec.options[0]: allow-protected-enforcement has no effect: no enforcing selector names its processes exactly (matchBinaries In without followChildren, or matchPIDs In host PIDs without followForks)`,
+		}},
+	} {
+		ps, err := Parse("p.yaml", []byte(src(tt.sel)))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.sel, err)
+		}
+		var got []string
+		for _, w := range ps[0].Warnings {
+			got = append(got, w.Error())
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: warnings (-want +got):\n%s", tt.sel, diff)
+		}
+	}
+}
