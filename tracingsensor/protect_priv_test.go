@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
@@ -41,6 +42,23 @@ func init() {
 			close(done)
 		}()
 		<-done
+		os.Exit(0)
+	}
+}
+
+// envOpenOrFail makes the test binary a child that opens the path and exits
+// with status 3 when the open is refused with EPERM.
+const envOpenOrFail = "VIGIL_TEST_OPEN_OR_FAIL"
+
+func init() {
+	if path := os.Getenv(envOpenOrFail); path != "" {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EPERM) {
+			os.Exit(3)
+		}
+		if err == nil {
+			unix.Close(fd)
+		}
 		os.Exit(0)
 	}
 }
@@ -349,5 +367,109 @@ spec:
 	sink.mu.Unlock()
 	if ok {
 		t.Errorf("a process of the host's namespace matched isNamespacePID In [1]: %+v", k)
+	}
+}
+
+// An Override on an LSM hook with a selector that matches every process
+// denies an ordinary process, not one running a protected binary.
+func TestPrivProtectedOverride(t *testing.T) {
+	f := kerneltest.Features(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureLSM)
+	ps, err := process.NewSensor(nil, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	cache, err := process.NewCache(process.Config{NodeName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+
+	dir := t.TempDir()
+	protectedBin := filepath.Join(dir, "protected-child")
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(protectedBin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bins, err := ResolveBinaries([]string{protectedBin}, "")
+	if err != nil || len(bins) == 0 {
+		t.Fatalf("resolve %s: %v %v", protectedBin, bins, err)
+	}
+	target, err = filepath.EvalSymlinks(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sink := &actionSink{byPath: map[string]event.Kprobe{}}
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc", Protect: Protection{Binaries: bins}}, ps, f, cache, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop, err := newTestReader(t, ps, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: protect-override}
+spec:
+  options: [{name: repeated-events, value: report-all}]
+  lsmhooks:
+  - hook: file_open
+    args: [{index: 0, type: file}]
+    selectors:
+    - matchArgs: [{index: 0, operator: Equal, values: [%s]}]
+      matchActions: [{action: Override, argError: -1}]
+`, target)
+	tps, err := tracingpolicies.Parse("override.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := s.Load(tps[0], "override.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(bin string) error {
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), envOpenOrFail+"="+target)
+		return cmd.Run()
+	}
+	const protectedNote = "not taken: the process is protected (the agent, its parents, PID 1, a protected binary or a kernel thread); to act on it, name it exactly (matchBinaries In, matchPIDs In) and set the policy option allow-protected-enforcement"
+
+	if err := run(protectedBin); err != nil {
+		t.Errorf("the protected binary: %v, want its open allowed", err)
+	}
+	if k := sink.wait(t, target); k.Action != "KPROBE_ACTION_OVERRIDE" || k.ActionNote != protectedNote {
+		t.Errorf("the protected binary: action %s, note %q; want OVERRIDE not taken", k.Action, k.ActionNote)
+	}
+	sink.mu.Lock()
+	delete(sink.byPath, target)
+	sink.mu.Unlock()
+
+	err = run(os.Args[0])
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("the unprotected child: %v, want its open denied with EPERM (exit status 3)", err)
+	}
+	if k := sink.wait(t, target); k.Action != "KPROBE_ACTION_OVERRIDE" || k.ActionNote == protectedNote {
+		t.Errorf("the unprotected child: action %s, note %q; want OVERRIDE taken", k.Action, k.ActionNote)
+	}
+	var skipped uint64
+	for _, h := range pol.Hooks() {
+		skipped += h.Protected
+	}
+	if skipped != 1 {
+		t.Errorf("%d enforcements skipped for protected processes, want 1", skipped)
 	}
 }
