@@ -139,7 +139,7 @@ func catchAllArg(path string, f ArgFilter, execs bool) (catchAll, bool) {
 	switch f.Op {
 	case OpPrefix, OpPostfix:
 		for j, v := range f.Values {
-			if what, ok := catchAllPath(f.Op == OpPrefix, v, execs && f.Type.Class() == ClassPath); ok {
+			if what, ok := catchAllPath(f.Op == OpPrefix, v, execs); ok {
 				return catchAll{fmt.Sprintf("%s.values[%d]", path, j), fmt.Sprintf("%s %q %s", f.Op, v, what)}, true
 			}
 		}
@@ -231,7 +231,8 @@ func catchAllPIDs(path string, p PIDFilter) (catchAll, bool) {
 // everything. Negated filters (NotIn, NotEqual, ...) and capability filters
 // match nearly everything by design and are neither; "host_ns" matches
 // every process of the host. execs says the hook is one every exec passes
-// through, where an argument path is the program's.
+// through, where a path or string argument is the program's (or its
+// interpreter's).
 func filters(s *Selector, execs bool) (restricting int, broad []catchAll) {
 	args := func(field string, fs []ArgFilter) {
 		for i, f := range fs {

@@ -44,6 +44,9 @@ func TestCatchAllFilters(t *testing.T) {
 		{"binary postfix of one character", execve("    - matchBinaries: [{operator: Postfix, values: [h]}]\n"),
 			[]string{refused(11, `matchBinaries[0].values[0]: Postfix "h" matches every path ending in "h", a single character`)},
 			[]string{`p.yaml:10: spec.kprobes[0].selectors[0].matchBinaries[0].values[0]: Postfix "h" matches every path ending in "h", a single character: this filter restricts (nearly) nothing`}},
+		{"program path prefix covering /bin/", execve("    - matchArgs: [{index: 0, operator: Prefix, values: [/bin/]}]\n"),
+			[]string{refused(11, `matchArgs[0].values[0]: Prefix "/bin/" matches every program under /bin/`)},
+			[]string{`p.yaml:10: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: Prefix "/bin/" matches every program under /bin/: this filter restricts (nearly) nothing`}},
 		{"argument prefix /", execve("    - matchArgs: [{index: 0, operator: Prefix, values: [/]}]\n"),
 			[]string{refused(11, `matchArgs[0].values[0]: Prefix "/" matches every absolute path`)},
 			[]string{`p.yaml:10: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: Prefix "/" matches every absolute path: this filter restricts (nearly) nothing`}},
@@ -92,7 +95,7 @@ func TestCatchAllFilters(t *testing.T) {
 		}},
 		{"narrow filters", execve(`    - matchBinaries: [{operator: Prefix, values: [/usr/bin/c]}]
     - matchBinaries: [{operator: Postfix, values: [/sh]}]
-    - matchArgs: [{index: 0, operator: Prefix, values: [/usr/bin/]}]
+    - matchArgs: [{index: 0, operator: Prefix, values: [/usr/bin/c]}]
     - matchPIDs: [{operator: In, isNamespacePID: true, values: [2, 3]}]
     - matchPIDs: [{operator: In, values: [1, 1234]}]
 `), nil, nil},
