@@ -36,28 +36,40 @@ type Protection struct {
 }
 
 // ResolveBinaries turns names and patterns into the absolute paths of the
-// executables they find: an absolute pattern is globbed as it is, a name
-// (which may hold * ? [...]) is looked up in every directory of path (a
-// $PATH-like list) and the usual system directories. A path that is a
-// symbolic link adds its target too, since the kernel reports the target as
-// the executable. Patterns that find nothing are left out: a node need not
-// run every runtime.
-func ResolveBinaries(patterns []string, path string) ([]string, error) {
-	return resolveBinaries(patterns, append(filepath.SplitList(path), binaryDirs...))
+// executables they find in the file system whose root is root (the host's,
+// /proc/1/root, when the agent runs in a container; "" or "/" for the
+// agent's own): an absolute pattern is globbed as it is, a name (which may
+// hold * ? [...]) is looked up in every directory of path (a $PATH-like
+// list) and the usual system directories. A path through symbolic links
+// adds the path they lead to, resolved within root, since the kernel reports
+// that one as the executable. Patterns that find nothing are left out: a
+// node need not run every runtime. The paths returned are root's, without
+// the root prefix.
+func ResolveBinaries(patterns []string, path, root string) ([]string, error) {
+	return resolveBinaries(patterns, append(filepath.SplitList(path), binaryDirs...), root)
 }
 
 // resolveBinaries is ResolveBinaries with the directories names are looked
 // up in.
-func resolveBinaries(patterns, dirs []string) ([]string, error) {
+func resolveBinaries(patterns, dirs []string, root string) ([]string, error) {
+	root = strings.TrimSuffix(root, "/")
 	found := map[string]bool{}
-	add := func(p string) {
-		st, err := os.Stat(p)
+	add := func(m string) {
+		p := "/" + strings.TrimLeft(strings.TrimPrefix(m, root), "/")
+		real, err := resolveUnder(root, p)
+		if err != nil {
+			return
+		}
+		st, err := os.Stat(root + real)
 		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 			return
 		}
-		found[p] = true
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			found[real] = true
+		found[p], found[real] = true, true
+	}
+	glob := func(pat string) {
+		matches, _ := filepath.Glob(root + pat)
+		for _, m := range matches {
+			add(m)
 		}
 	}
 	for _, pat := range patterns {
@@ -66,22 +78,15 @@ func resolveBinaries(patterns, dirs []string) ([]string, error) {
 		}
 		switch {
 		case filepath.IsAbs(pat):
-			matches, _ := filepath.Glob(pat)
-			for _, m := range matches {
-				add(m)
-			}
+			glob(filepath.Clean(pat))
 		case strings.Contains(pat, "/"):
 			return nil, fmt.Errorf("%q: give a program's name or its absolute path", pat)
 		case pat == "":
 			return nil, errors.New("empty name")
 		default:
 			for _, d := range dirs {
-				if !filepath.IsAbs(d) {
-					continue
-				}
-				matches, _ := filepath.Glob(filepath.Join(d, pat))
-				for _, m := range matches {
-					add(m)
+				if filepath.IsAbs(d) {
+					glob(filepath.Join(d, pat))
 				}
 			}
 		}
@@ -92,6 +97,39 @@ func resolveBinaries(patterns, dirs []string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// resolveUnder resolves the symbolic links of the absolute path p within
+// the file system whose root is root: an absolute link target starts again
+// from root, as it does for the processes of that file system.
+func resolveUnder(root, p string) (string, error) {
+	todo := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
+	done := "/"
+	for hops := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		next := filepath.Join(done, c)
+		st, err := os.Lstat(root + next)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&os.ModeSymlink == 0 {
+			done = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("%s: too many symbolic links", p)
+		}
+		target, err := os.Readlink(root + next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			done = "/"
+		}
+		todo = append(strings.Split(strings.Trim(filepath.Clean(target), "/"), "/"), todo...)
+	}
+	return done, nil
 }
 
 // protect writes the protected processes into the kernel: the agent, its

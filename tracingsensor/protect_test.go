@@ -38,7 +38,7 @@ func TestResolveBinaries(t *testing.T) {
 	}
 	dirs := []string{a, "relative/dir", b}
 
-	got, err := resolveBinaries([]string{"containerd", "containerd-shim*", "runc", "kubelet", "crio", "dockerd", filepath.Join(real, "ru?c")}, dirs)
+	got, err := resolveBinaries([]string{"containerd", "containerd-shim*", "runc", "kubelet", "crio", "dockerd", filepath.Join(real, "ru?c")}, dirs, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestResolveBinaries(t *testing.T) {
 		{"run[c", `"run[c": syntax error in pattern`},
 		{"", "empty name"},
 	} {
-		if _, err := resolveBinaries([]string{tt.pattern}, dirs); err == nil || err.Error() != tt.want {
+		if _, err := resolveBinaries([]string{tt.pattern}, dirs, ""); err == nil || err.Error() != tt.want {
 			t.Errorf("%q: %v, want %q", tt.pattern, err, tt.want)
 		}
 	}
@@ -77,5 +77,40 @@ func TestParentPID(t *testing.T) {
 	}
 	if _, err := parentPID(root, 43); err == nil {
 		t.Error("no error for a process that does not exist")
+	}
+}
+
+// Under another root (the host's, seen from a container), names are looked
+// up in that file system, absolute link targets are followed within it, and
+// the paths are the ones its processes see.
+func TestResolveBinariesUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"usr/bin", "opt/runc/bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"usr/bin/containerd", "opt/runc/bin/runc"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"bin":          "usr/bin",            // relative, to a directory
+		"usr/bin/runc": "/opt/runc/bin/runc", // absolute: within root, not ours
+		"usr/bin/loop": "/usr/bin/loop",
+	}
+	for from, to := range links {
+		if err := os.Symlink(to, filepath.Join(root, from)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := resolveBinaries([]string{"containerd", "runc", "loop", "/bin/contain*"}, []string{"/bin", "/usr/bin"}, root+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/bin/containerd", "/bin/runc", "/opt/runc/bin/runc", "/usr/bin/containerd", "/usr/bin/runc"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("resolved (-want +got):\n%s", diff)
 	}
 }
