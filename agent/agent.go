@@ -178,7 +178,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	decoded := pipe.Decoded()
 	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 
-	protectBins, err := tracingsensor.ResolveBinaries(a.cfg.ProtectBinaries, os.Getenv("PATH"), filepath.Join(a.cfg.ProcRoot, "1", "root"))
+	protectBins, err := tracingsensor.ResolveBinaries(a.cfg.ProtectBinaries, os.Getenv("PATH"), "", filepath.Join(a.cfg.ProcRoot, "1", "root"))
 	if err != nil {
 		return fmt.Errorf("--protect-binaries: %w", err)
 	}

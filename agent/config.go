@@ -130,7 +130,7 @@ func (c *Config) Validate() error {
 	if c.ProcessCacheSize != 0 && (c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22) {
 		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d, or 0 for the node's size)", c.ProcessCacheSize, 1<<22))
 	}
-	if _, err := tracingsensor.ResolveBinaries(c.ProtectBinaries, "", ""); err != nil {
+	if _, err := tracingsensor.ResolveBinaries(c.ProtectBinaries, ""); err != nil {
 		errs = append(errs, fmt.Errorf("--protect-binaries: %w", err))
 	}
 	for _, ns := range c.ExecFilter.PidNamespaces {

@@ -36,17 +36,35 @@ type Protection struct {
 }
 
 // ResolveBinaries turns names and patterns into the absolute paths of the
-// executables they find in the file system whose root is root (the host's,
-// /proc/1/root, when the agent runs in a container; "" or "/" for the
-// agent's own): an absolute pattern is globbed as it is, a name (which may
+// executables they find in each of the file systems whose roots are given
+// (none: the agent's own; the host's is /proc/1/root when the agent runs in
+// a container): an absolute pattern is globbed as it is, a name (which may
 // hold * ? [...]) is looked up in every directory of path (a $PATH-like
 // list) and the usual system directories. A path through symbolic links
-// adds the path they lead to, resolved within root, since the kernel reports
-// that one as the executable. Patterns that find nothing are left out: a
-// node need not run every runtime. The paths returned are root's, without
-// the root prefix.
-func ResolveBinaries(patterns []string, path, root string) ([]string, error) {
-	return resolveBinaries(patterns, append(filepath.SplitList(path), binaryDirs...), root)
+// adds the path they lead to, resolved within its root, since the kernel
+// reports that one as the executable. Patterns that find nothing are left
+// out: a node need not run every runtime. The paths returned are as the
+// processes of each file system see them, without the root prefix.
+func ResolveBinaries(patterns []string, path string, roots ...string) ([]string, error) {
+	if len(roots) == 0 {
+		roots = []string{""}
+	}
+	seen := map[string]bool{}
+	for _, root := range roots {
+		found, err := resolveBinaries(patterns, append(filepath.SplitList(path), binaryDirs...), root)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range found {
+			seen[p] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // resolveBinaries is ResolveBinaries with the directories names are looked

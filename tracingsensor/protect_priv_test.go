@@ -124,7 +124,7 @@ func TestPrivProtectedProcesses(t *testing.T) {
 	if err := os.WriteFile(protectedBin, self, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bins, err := ResolveBinaries([]string{protectedBin}, "", "")
+	bins, err := ResolveBinaries([]string{protectedBin}, "")
 	if err != nil || len(bins) == 0 {
 		t.Fatalf("resolve %s: %v %v", protectedBin, bins, err)
 	}
@@ -400,7 +400,7 @@ func TestPrivProtectedOverride(t *testing.T) {
 	if err := os.WriteFile(target, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bins, err := ResolveBinaries([]string{protectedBin}, "", "")
+	bins, err := ResolveBinaries([]string{protectedBin}, "")
 	if err != nil || len(bins) == 0 {
 		t.Fatalf("resolve %s: %v %v", protectedBin, bins, err)
 	}

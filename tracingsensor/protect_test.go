@@ -114,3 +114,23 @@ func TestResolveBinariesUnderRoot(t *testing.T) {
 		t.Errorf("resolved (-want +got):\n%s", diff)
 	}
 }
+
+// With several roots, the paths found in each are protected.
+func TestResolveBinariesRoots(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for root, f := range map[string]string{a: "opt/vigil-test-a/shim", b: "opt/vigil-test-b/shim"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ResolveBinaries([]string{"/opt/vigil-test-*/shim"}, "", a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"/opt/vigil-test-a/shim", "/opt/vigil-test-b/shim"}, got); diff != "" {
+		t.Errorf("resolved (-want +got):\n%s", diff)
+	}
+}
