@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,12 +178,18 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	decoded := pipe.Decoded()
 	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 
-	a.ts, err = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot},
+	protectBins, err := tracingsensor.ResolveBinaries(a.cfg.ProtectBinaries, os.Getenv("PATH"), "", filepath.Join(a.cfg.ProcRoot, "1", "root"))
+	if err != nil {
+		return fmt.Errorf("--protect-binaries: %w", err)
+	}
+	a.ts, err = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot,
+		Protect: tracingsensor.Protection{Binaries: protectBins}},
 		procs, feats, cache, decoded, log.WithField(logFieldComponent, "tracing"))
 	if err != nil {
 		return err
 	}
 	defer a.ts.Close()
+	log.WithField("binaries", strings.Join(protectBins, ",")).Info("protected from enforcement: the agent, its parents, PID 1, kernel threads and these binaries")
 	pipe.Route(a.ts.Routes()...)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
 

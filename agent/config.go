@@ -14,6 +14,7 @@ import (
 	"github.com/vigilsec/vigil/identity"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
+	"github.com/vigilsec/vigil/tracingsensor"
 	"github.com/vigilsec/vigil/ui"
 )
 
@@ -72,6 +73,11 @@ type Config struct {
 	NetworkPolicies []string
 	// UI is the web UI and Hubble's Observer API over the node's flows.
 	UI ui.Config
+	// ProtectBinaries are programs (names looked up in $PATH and the
+	// system directories, or absolute paths; glob patterns allowed) whose
+	// processes policies never kill or deny unless a selector names them
+	// exactly and its policy sets allow-protected-enforcement.
+	ProtectBinaries []string
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -107,6 +113,7 @@ func DefaultConfig() Config {
 		Identity:                  identity.DefaultConfig(),
 		Rules:                     rules.DefaultConfig(),
 		UI:                        ui.DefaultConfig(),
+		ProtectBinaries:           append([]string(nil), tracingsensor.DefaultProtectedBinaries...),
 	}
 }
 
@@ -122,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProcessCacheSize != 0 && (c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22) {
 		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d, or 0 for the node's size)", c.ProcessCacheSize, 1<<22))
+	}
+	if _, err := tracingsensor.ResolveBinaries(c.ProtectBinaries, ""); err != nil {
+		errs = append(errs, fmt.Errorf("--protect-binaries: %w", err))
 	}
 	for _, ns := range c.ExecFilter.PidNamespaces {
 		if ns == "host" {

@@ -29,3 +29,26 @@ func TestValidatePprofAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateProtectBinaries(t *testing.T) {
+	for _, tc := range []struct {
+		bins []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"containerd", "containerd-shim*", "/opt/runtime/bin/*"}, ""},
+		{[]string{"bin/runc"}, `--protect-binaries: "bin/runc": give a program's name or its absolute path`},
+		{[]string{"run[c"}, `--protect-binaries: "run[c": syntax error in pattern`},
+	} {
+		cfg := DefaultConfig()
+		cfg.NodeName = "n"
+		cfg.ProtectBinaries = tc.bins
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.bins, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("%q: error %v, want %q", tc.bins, err, tc.want)
+		}
+	}
+}

@@ -116,8 +116,8 @@ func (a *Agent) startPprof(ln net.Listener) (*http.Server, error) {
 // policyCollector exports the tracing policies by state, their events and
 // what the kernel folded.
 type policyCollector struct {
-	a                               *Agent
-	state, events, folded, foldFull *prometheus.Desc
+	a                                          *Agent
+	state, events, folded, foldFull, protected *prometheus.Desc
 }
 
 func newPolicyCollector(a *Agent) prometheus.Collector {
@@ -129,6 +129,8 @@ func newPolicyCollector(a *Agent) prometheus.Collector {
 			"Calls the kernel folded into the repeat count of an event already reported, per policy.", []string{"policy"}, nil),
 		foldFull: prometheus.NewDesc("vigil_tracing_policy_fold_table_full_total",
 			"Calls reported on their own because the kernel's table of folds was full, per policy.", []string{"policy"}, nil),
+		protected: prometheus.NewDesc("vigil_tracing_policy_enforcement_skipped_protected_total",
+			"Sigkill, Signal and Override actions not taken because the process was protected (the agent, its parents, PID 1, a protected binary, a kernel thread), per policy.", []string{"policy"}, nil),
 	}
 }
 
@@ -137,6 +139,7 @@ func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.events
 	ch <- c.folded
 	ch <- c.foldFull
+	ch <- c.protected
 }
 
 func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -149,13 +152,15 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 				name = p.Namespace + "/" + p.Name
 			}
 			ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(p.Events), name)
-			var folded, full uint64
+			var folded, full, protected uint64
 			for _, h := range p.Hooks {
 				folded += h.Folded
 				full += h.FoldFull
+				protected += h.Protected
 			}
 			ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(folded), name)
 			ch <- prometheus.MustNewConstMetric(c.foldFull, prometheus.CounterValue, float64(full), name)
+			ch <- prometheus.MustNewConstMetric(c.protected, prometheus.CounterValue, float64(protected), name)
 		}
 	}
 	for s, n := range counts {

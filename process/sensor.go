@@ -140,7 +140,7 @@ func (s *Sensor) Events() *ebpf.Map { return s.coll.Maps[abi.ProcessMapEvents] }
 // counters, the table of live processes and the path scratch space.
 func (s *Sensor) SharedMaps() map[string]*ebpf.Map {
 	out := map[string]*ebpf.Map{}
-	for _, name := range []string{abi.ProcessMapEvents, abi.ProcessMapRingReader, abi.ProcessMapProcs, abi.ProcessMapPathScratchMap} {
+	for _, name := range []string{abi.ProcessMapEvents, abi.ProcessMapRingReader, abi.ProcessMapProcs, abi.ProcessMapPathScratchMap, abi.ProcessMapProtectedTgids} {
 		out[name] = s.coll.Maps[name]
 	}
 	return out

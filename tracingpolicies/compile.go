@@ -316,7 +316,6 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 // selector compiles one selector; it reports whether it enforces.
 func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 	var g abi.GenSelector
-	explicit := false
 
 	filters := append(append([]ArgFilter(nil), s.MatchArgs...), s.MatchReturnArgs...)
 	for i, f := range filters {
@@ -340,9 +339,6 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			break
 		}
 		g.Bins[i] = c.binaryFilter(path, b)
-		if !b.Op.Negated() {
-			explicit = true
-		}
 	}
 	g.Nbins = uint8(min(len(s.MatchBinaries), len(g.Bins)))
 
@@ -353,9 +349,6 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			break
 		}
 		g.Pids[i] = c.pidFilter(path, p)
-		if p.Op == OpIn {
-			explicit = true
-		}
 	}
 	g.Npids = uint8(min(len(s.MatchPIDs), len(g.Pids)))
 
@@ -408,7 +401,7 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 	if g.Actions == 0 {
 		g.Actions = uint32(abi.GenericGenActionGEN_ACT_POST)
 	}
-	g.ExplicitTarget = b2u(explicit)
+	g.ExplicitTarget = b2u(c.p.AllowProtectedEnforcement && s.NamesProcessesExactly())
 	return g, enforce
 }
 

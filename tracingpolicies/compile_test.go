@@ -232,3 +232,48 @@ spec:
 		}
 	}
 }
+
+// A selector may act on protected processes only when it names them
+// exactly and its policy sets allow-protected-enforcement.
+func TestCompileProtectedOptIn(t *testing.T) {
+	doc := func(optIn bool, sel string) string {
+		opts := ""
+		if optIn {
+			opts = "  options: [{name: allow-protected-enforcement, value: \"true\"}]\n"
+		}
+		return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+` + opts + `  kprobes:
+  - call: sys_getpgid
+    syscall: true
+    selectors:
+    - ` + sel + `
+      matchActions: [{action: Sigkill}]
+`
+	}
+	for _, tt := range []struct {
+		name  string
+		optIn bool
+		sel   string
+		want  uint8
+	}{
+		{"exact binary with the opt-in", true, `matchBinaries: [{operator: In, values: [/usr/bin/containerd]}]`, 1},
+		{"exact host PID with the opt-in", true, `matchPIDs: [{operator: In, values: [1]}]`, 1},
+		{"exact binary without the opt-in", false, `matchBinaries: [{operator: In, values: [/usr/bin/containerd]}]`, 0},
+		{"exact host PID without the opt-in", false, `matchPIDs: [{operator: In, values: [1]}]`, 0},
+		{"binary prefix", true, `matchBinaries: [{operator: Prefix, values: [/usr/bin/containerd]}]`, 0},
+		{"binary postfix", true, `matchBinaries: [{operator: Postfix, values: [/containerd]}]`, 0},
+		{"binary with its children", true, `matchBinaries: [{operator: In, values: [/usr/bin/containerd], followChildren: true}]`, 0},
+		{"namespace PID", true, `matchPIDs: [{operator: In, isNamespacePID: true, values: [1]}]`, 0},
+		{"PID with its descendants", true, `matchPIDs: [{operator: In, followForks: true, values: [1]}]`, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := compileDoc(t, "p.yaml", doc(tt.optIn, tt.sel))
+			if got := c.Hooks[0].Selectors[0].ExplicitTarget; got != tt.want {
+				t.Errorf("explicit target %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -284,6 +284,12 @@ func (c *checker) options(p *Policy, opts []OptionSpec) {
 				c.errorf(path+".value", "%q is not a boolean (want \"true\" or \"false\")", o.Value)
 			}
 			p.AllowUnrestrictedEnforcement = b
+		case OptionAllowProtectedEnforcement:
+			b, err := strconv.ParseBool(o.Value)
+			if err != nil {
+				c.errorf(path+".value", "%q is not a boolean (want \"true\" or \"false\")", o.Value)
+			}
+			p.AllowProtectedEnforcement = b
 		case OptionRepeatedEvents:
 			r, err := parseRepeats(o.Value)
 			if err != nil {
@@ -297,8 +303,9 @@ func (c *checker) options(p *Policy, opts []OptionSpec) {
 				c.errorf(path+".name", "option %q is not supported by Vigil: %s", o.Name, why)
 				continue
 			}
-			c.errorf(path+".name", "unknown option %q (Vigil knows %q, %q and %q)%s", o.Name, OptionPolicyMode, OptionAllowUnrestrictedEnforcement,
-				OptionRepeatedEvents, didYouMean(o.Name, []string{OptionPolicyMode, OptionAllowUnrestrictedEnforcement, OptionRepeatedEvents}))
+			c.errorf(path+".name", "unknown option %q (Vigil knows %q, %q, %q and %q)%s", o.Name, OptionPolicyMode, OptionAllowUnrestrictedEnforcement,
+				OptionAllowProtectedEnforcement, OptionRepeatedEvents,
+				didYouMean(o.Name, []string{OptionPolicyMode, OptionAllowUnrestrictedEnforcement, OptionAllowProtectedEnforcement, OptionRepeatedEvents}))
 		}
 	}
 }

@@ -371,7 +371,7 @@ func TestParseErrors(t *testing.T) {
 `, []string{
 			`p.yaml:8: spec.options[0].value: "enforcement" is not a policy mode (want "enforce" or "monitor")`,
 			`p.yaml:9: spec.options[1].name: option "disable-kprobe-multi" is not supported by Vigil: Vigil decides per kernel whether to use kprobe.multi (see vigil probe)`,
-			`p.yaml:10: spec.options[2].name: unknown option "policy-mod" (Vigil knows "policy-mode", "allow-unrestricted-enforcement" and "repeated-events") (did you mean "policy-mode"?)`,
+			`p.yaml:10: spec.options[2].name: unknown option "policy-mod" (Vigil knows "policy-mode", "allow-unrestricted-enforcement", "allow-protected-enforcement" and "repeated-events") (did you mean "policy-mode"?)`,
 			`p.yaml:11: spec.options[3].value: "maybe" is not a boolean (want "true" or "false")`,
 			`p.yaml:12: spec.options[4].name: option "policy-mode" is already set by spec.options[0]`,
 		}},

@@ -31,6 +31,11 @@ const (
 	// kill or deny on a hook every process passes through (exec, fork,
 	// raw syscall entry) without a filter that restricts it.
 	OptionAllowUnrestrictedEnforcement = "allow-unrestricted-enforcement"
+	// OptionAllowProtectedEnforcement, set to "true", lets the selectors
+	// of a policy that name processes exactly (matchBinaries In,
+	// matchPIDs In host PIDs) kill, signal or deny protected processes:
+	// PID 1, the agent's parents, the container runtimes and kubelet.
+	OptionAllowProtectedEnforcement = "allow-protected-enforcement"
 	// OptionRepeatedEvents says what becomes of identical calls of a
 	// process (same hook, selector, arguments, return value and action):
 	// "fold" (the default: the first is reported at once, the repeats as
@@ -81,6 +86,8 @@ type Policy struct {
 	// AllowUnrestrictedEnforcement is the allow-unrestricted-enforcement
 	// option.
 	AllowUnrestrictedEnforcement bool
+	// AllowProtectedEnforcement is the allow-protected-enforcement option.
+	AllowProtectedEnforcement bool
 	// Repeats is the repeated-events option.
 	Repeats Repeats
 	// PodSelector and ContainerSelector restrict the workloads the policy
@@ -176,6 +183,25 @@ type Selector struct {
 func (s *Selector) Enforces() bool {
 	for _, a := range s.Actions {
 		if a.Kind.Enforces() {
+			return true
+		}
+	}
+	return false
+}
+
+// NamesProcessesExactly reports whether the selector can only match
+// processes it names: it has a matchBinaries In entry (exact paths) without
+// followChildren, or a matchPIDs In entry of host PIDs without followForks.
+// Such a selector may act on protected processes when its policy sets
+// allow-protected-enforcement.
+func (s *Selector) NamesProcessesExactly() bool {
+	for _, b := range s.MatchBinaries {
+		if b.Op == BinIn && !b.FollowChildren {
+			return true
+		}
+	}
+	for _, p := range s.MatchPIDs {
+		if p.Op == OpIn && !p.IsNamespacePID && !p.FollowForks {
 			return true
 		}
 	}

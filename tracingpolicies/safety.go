@@ -92,34 +92,188 @@ func critical(h *Hook) (what, fn string) {
 	return "", ""
 }
 
-// restricted reports whether a selector has a filter that limits it to some
-// processes or some calls: a matchArgs or matchReturnArgs entry with a
-// positive operator, matchBinaries In/Prefix/Postfix, matchPIDs In, or
-// matchNamespaces In with a namespace inode. Negated filters (NotIn,
-// NotEqual, ...) and capability filters still match nearly everything, and
-// "host_ns" matches every process of the host.
-func restricted(s *Selector) bool {
-	for _, f := range append(append([]ArgFilter(nil), s.MatchArgs...), s.MatchReturnArgs...) {
-		if !f.Op.Negated() {
-			return true
+// systemBinaryDirs are where nearly every program of a node lives: a
+// binary prefix that covers one of them matches nearly every process.
+var systemBinaryDirs = []string{"/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/local/bin/", "/usr/local/sbin/"}
+
+// broadPIDSet is the size from which a matchPIDs In set is no hand-picked
+// list of processes.
+const broadPIDSet = 32
+
+// catchAll is a filter that matches (nearly) every process or call.
+type catchAll struct {
+	// path is the field path of the filter or of the value that makes it
+	// match everything.
+	path string
+	// what says what it matches, such as `Prefix "/" matches every binary`.
+	what string
+}
+
+// catchAllPath reports whether a Prefix or Postfix value of a path or
+// string matches nearly everything: the empty string, "/" as a prefix
+// (every absolute path), a postfix of one character, or, where execs is
+// set (the value is a program's path), a prefix covering a directory
+// where the system's programs live.
+func catchAllPath(prefix bool, v string, execs bool) (string, bool) {
+	v = strings.TrimSuffix(v, "\x00")
+	switch {
+	case v == "":
+		return "matches every value", true
+	case prefix && v == "/":
+		return "matches every absolute path", true
+	case !prefix && len(v) <= 1:
+		return fmt.Sprintf("matches every path ending in %q, a single character", v), true
+	case prefix && execs:
+		for _, d := range systemBinaryDirs {
+			if strings.HasPrefix(d, v) {
+				return "matches every program under " + d, true
+			}
 		}
 	}
-	for _, b := range s.MatchBinaries {
-		if !b.Op.Negated() {
-			return true
+	return "", false
+}
+
+// catchAllArg returns the value of a positive argument filter that makes
+// it match nearly every call, if one does.
+func catchAllArg(path string, f ArgFilter, execs bool) (catchAll, bool) {
+	switch f.Op {
+	case OpPrefix, OpPostfix:
+		for j, v := range f.Values {
+			if what, ok := catchAllPath(f.Op == OpPrefix, v, execs); ok {
+				return catchAll{fmt.Sprintf("%s.values[%d]", path, j), fmt.Sprintf("%s %q %s", f.Op, v, what)}, true
+			}
+		}
+	case OpSAddr, OpDAddr:
+		for j, p := range f.Prefixes {
+			if p.Bits() == 0 {
+				return catchAll{fmt.Sprintf("%s.values[%d]", path, j), fmt.Sprintf("%s %q matches every address", f.Op, f.Values[j])}, true
+			}
+		}
+	case OpSPort, OpDPort:
+		if coversAllPorts(f.Ports) {
+			return catchAll{path + ".values", fmt.Sprintf("%s %s covers every port", f.Op, strings.Join(f.Values, ", "))}, true
+		}
+	case OpMask:
+		for j, m := range f.Ints {
+			if m == ^uint64(0) || (f.Type.Class() == ClassInteger && allBits(f.Type, m)) {
+				return catchAll{fmt.Sprintf("%s.values[%d]", path, j), fmt.Sprintf("Mask %s matches every value but zero", f.Values[j])}, true
+			}
 		}
 	}
-	for _, p := range s.MatchPIDs {
-		if p.Op == OpIn {
-			return true
+	return catchAll{}, false
+}
+
+// allBits reports whether m has every bit of an integer type set.
+func allBits(t ArgType, m uint64) bool {
+	size, _ := t.IntSize()
+	if size <= 0 || size >= 8 {
+		return m == ^uint64(0)
+	}
+	all := uint64(1)<<(8*size) - 1
+	return m&all == all
+}
+
+// coversAllPorts reports whether the ranges together cover 0 to 65535.
+func coversAllPorts(rs []PortRange) bool {
+	next := 0
+	for next <= 65535 {
+		advanced := false
+		for _, r := range rs {
+			if int(r.Min) <= next && int(r.Max) >= next {
+				next = int(r.Max) + 1
+				advanced = true
+			}
 		}
+		if !advanced {
+			return false
+		}
+	}
+	return true
+}
+
+// catchAllBinary returns the value of a positive matchBinaries entry that
+// makes it match nearly every process, if one does.
+func catchAllBinary(path string, b BinaryFilter) (catchAll, bool) {
+	if b.Op != BinPrefix && b.Op != BinPostfix {
+		return catchAll{}, false
+	}
+	for j, v := range b.Paths {
+		if what, ok := catchAllPath(b.Op == BinPrefix, v, true); ok {
+			what = strings.Replace(what, "every absolute path", "every binary", 1)
+			return catchAll{fmt.Sprintf("%s.values[%d]", path, j), fmt.Sprintf("%s %q %s", b.Op, v, what)}, true
+		}
+	}
+	return catchAll{}, false
+}
+
+// catchAllPIDs reports a matchPIDs In entry that matches processes of
+// every container: PID 1 of each PID namespace (isNamespacePID), or a set
+// of broadPIDSet PIDs or more, which is no hand-picked list.
+func catchAllPIDs(path string, p PIDFilter) (catchAll, bool) {
+	if p.Op != OpIn {
+		return catchAll{}, false
+	}
+	if p.IsNamespacePID {
+		for j, v := range p.PIDs {
+			if v == 1 {
+				return catchAll{fmt.Sprintf("%s.values[%d]", path, j), "isNamespacePID In 1 matches the first process of every PID namespace: the host's init and every container's entry point"}, true
+			}
+		}
+	}
+	if len(p.PIDs) >= broadPIDSet {
+		return catchAll{path + ".values", fmt.Sprintf("%d PIDs are no hand-picked list of processes: PIDs are reused, so such a set matches whatever runs under them", len(p.PIDs))}, true
+	}
+	return catchAll{}, false
+}
+
+// filters sorts the positive filters of a selector: the ones that restrict
+// it to some processes or some calls, and the ones that match (nearly)
+// everything. Negated filters (NotIn, NotEqual, ...) and capability filters
+// match nearly everything by design and are neither; "host_ns" matches
+// every process of the host. execs says the hook is one every exec passes
+// through, where a path or string argument is the program's (or its
+// interpreter's).
+func filters(s *Selector, execs bool) (restricting int, broad []catchAll) {
+	args := func(field string, fs []ArgFilter) {
+		for i, f := range fs {
+			if f.Op.Negated() {
+				continue
+			}
+			if b, ok := catchAllArg(fmt.Sprintf("%s.%s[%d]", s.Path, field, i), f, execs); ok {
+				broad = append(broad, b)
+				continue
+			}
+			restricting++
+		}
+	}
+	args("matchArgs", s.MatchArgs)
+	args("matchReturnArgs", s.MatchReturnArgs)
+	for i, b := range s.MatchBinaries {
+		if b.Op.Negated() {
+			continue
+		}
+		if c, ok := catchAllBinary(fmt.Sprintf("%s.matchBinaries[%d]", s.Path, i), b); ok {
+			broad = append(broad, c)
+			continue
+		}
+		restricting++
+	}
+	for i, p := range s.MatchPIDs {
+		if p.Op != OpIn {
+			continue
+		}
+		if c, ok := catchAllPIDs(fmt.Sprintf("%s.matchPIDs[%d]", s.Path, i), p); ok {
+			broad = append(broad, c)
+			continue
+		}
+		restricting++
 	}
 	for _, n := range s.MatchNamespaces {
 		if n.Op == OpIn && len(n.Inodes) > 0 {
-			return true
+			restricting++
 		}
 	}
-	return false
+	return restricting, broad
 }
 
 func describeActions(s *Selector) string {
@@ -138,37 +292,78 @@ var consequence = map[string]string{
 	"syscall": "every process making a system call would be killed: the node would stop working",
 }
 
-// safety refuses enforcement that nothing restricts on hooks every process
-// passes through, unless the policy opts in with
-// allow-unrestricted-enforcement; with the opt-in, each such selector is
-// reported as a warning.
+// safety warns about every filter that matches (nearly) everything, and
+// refuses enforcement that nothing restricts on hooks every process passes
+// through, unless the policy opts in with allow-unrestricted-enforcement;
+// with the opt-in, each such selector is reported as a warning. The
+// refusal holds in monitor mode too: a policy's mode can be switched to
+// enforce while it runs.
 func (c *checker) safety(p *Policy) {
 	found := false
 	for _, h := range p.Hooks {
 		what, fn := critical(h)
-		if what == "" {
-			continue
-		}
 		for i := range h.Selectors {
 			s := &h.Selectors[i]
-			if !s.Enforces() || restricted(s) {
+			restricting, broad := filters(s, what == "exec")
+			for _, b := range broad {
+				c.warnf(b.path, "%s: this filter restricts (nearly) nothing", b.what)
+			}
+			if what == "" || !s.Enforces() || restricting > 0 {
 				continue
 			}
 			found = true
 			path := s.Path + ".matchActions"
+			why := "is not restricted by any filter"
+			if len(broad) > 0 {
+				why = "is restricted only by filters that match (nearly) everything (" + describeBroad(s.Path, broad) + ")"
+			}
 			if p.AllowUnrestrictedEnforcement {
-				c.warnf(path, "allow-unrestricted-enforcement is set: %s on %s is not restricted by any filter, so %s", describeActions(s), fn, consequence[what])
+				c.warnf(path, "allow-unrestricted-enforcement is set: %s on %s %s, so %s", describeActions(s), fn, why, consequence[what])
+				continue
+			}
+			if len(broad) > 0 {
+				c.errorf(path, "REFUSED: %s on %s %s: %s. Restrict this selector with exact values (matchBinaries In, matchArgs Equal or a longer Prefix, matchPIDs In a few PIDs, matchNamespaces In an inode); or, if this is really what you want, add to spec.options: {name: %s, value: \"true\"}",
+					describeActions(s), fn, why, consequence[what], OptionAllowUnrestrictedEnforcement)
 				continue
 			}
 			c.errorf(path, "REFUSED: %s on %s with no filter restricting it: %s. Restrict this selector with matchArgs, matchBinaries (In, Prefix, Postfix), matchPIDs (In) or matchNamespaces (In an inode); or, if this is really what you want, add to spec.options: {name: %s, value: \"true\"}",
 				describeActions(s), fn, consequence[what], OptionAllowUnrestrictedEnforcement)
 		}
 	}
+	if p.AllowProtectedEnforcement {
+		c.protectedOptIn(p)
+	}
 	if p.AllowUnrestrictedEnforcement && !found {
 		for i, o := range p.Spec.Options {
 			if o.Name == OptionAllowUnrestrictedEnforcement {
 				c.warnf(fmt.Sprintf("spec.options[%d]", i), "allow-unrestricted-enforcement has no effect: no selector of this policy needs it; remove it")
 			}
+		}
+	}
+}
+
+// describeBroad names the catch-all filters of a selector, relative to it.
+func describeBroad(selPath string, broad []catchAll) string {
+	parts := make([]string, len(broad))
+	for i, b := range broad {
+		parts[i] = strings.TrimPrefix(b.path, selPath+".") + ": " + b.what
+	}
+	return strings.Join(parts, "; ")
+}
+
+// protectedOptIn warns when allow-protected-enforcement can change nothing:
+// no enforcing selector names its processes exactly.
+func (c *checker) protectedOptIn(p *Policy) {
+	for _, h := range p.Hooks {
+		for i := range h.Selectors {
+			if s := &h.Selectors[i]; s.Enforces() && s.NamesProcessesExactly() {
+				return
+			}
+		}
+	}
+	for i, o := range p.Spec.Options {
+		if o.Name == OptionAllowProtectedEnforcement {
+			c.warnf(fmt.Sprintf("spec.options[%d]", i), "allow-protected-enforcement has no effect: no enforcing selector names its processes exactly (matchBinaries In without followChildren, or matchPIDs In host PIDs without followForks)")
 		}
 	}
 }

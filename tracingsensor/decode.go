@@ -146,7 +146,7 @@ func (d *decoder) action(r *abi.GenEvent, info *hookInfo) {
 		d.kp.Monitor = true
 		d.kp.ActionNote = "monitor mode: the action was not taken"
 	case flags&uint32(abi.GenericGenEventFlagsGEN_EV_PROTECTED) != 0:
-		d.kp.ActionNote = "not taken: the process is protected (the agent, PID 1 or a kernel thread); name it in matchPIDs or matchBinaries to act on it"
+		d.kp.ActionNote = "not taken: the process is protected (the agent, its parents, PID 1, a protected binary or a kernel thread); to act on it, name it exactly (matchBinaries In, matchPIDs In) and set the policy option allow-protected-enforcement"
 	case flags&uint32(abi.GenericGenEventFlagsGEN_EV_ACTION_FAILED) != 0:
 		d.kp.ActionNote = "the kernel refused to send the signal"
 	case act&override == 0 && info.entryOnly:

@@ -131,7 +131,7 @@ func TestDecodeActions(t *testing.T) {
 		{"sigkill in monitor mode", kprobes.MechLSM, abi.GenericGenActionGEN_ACT_SIGKILL, abi.GenericGenEventFlagsGEN_EV_MONITOR,
 			"KPROBE_ACTION_SIGKILL", "monitor mode: the action was not taken", true},
 		{"protected process", kprobes.MechLSM, abi.GenericGenActionGEN_ACT_OVERRIDE, abi.GenericGenEventFlagsGEN_EV_PROTECTED,
-			"KPROBE_ACTION_OVERRIDE", "not taken: the process is protected (the agent, PID 1 or a kernel thread); name it in matchPIDs or matchBinaries to act on it", false},
+			"KPROBE_ACTION_OVERRIDE", "not taken: the process is protected (the agent, its parents, PID 1, a protected binary or a kernel thread); to act on it, name it exactly (matchBinaries In, matchPIDs In) and set the policy option allow-protected-enforcement", false},
 		{"signal refused", kprobes.MechLSM, abi.GenericGenActionGEN_ACT_SIGNAL, abi.GenericGenEventFlagsGEN_EV_ACTION_FAILED,
 			"KPROBE_ACTION_SIGNAL", "the kernel refused to send the signal", false},
 	} {

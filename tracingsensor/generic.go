@@ -36,12 +36,15 @@ type generic struct {
 // newGeneric creates the tracing-policy maps, sharing the process sensor's
 // ring buffer and process table. Programs are loaded by attach, one hook at
 // a time.
-func newGeneric(proc *process.Sensor, f *kprobes.Features) (_ *generic, err error) {
+func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int) (_ *generic, err error) {
 	spec, err := abi.LoadGeneric()
 	if err != nil {
 		return nil, fmt.Errorf("load generic object: %w", err)
 	}
-	g := &generic{spec: spec, maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(os.Getpid())}
+	if agentPID == 0 {
+		agentPID = os.Getpid()
+	}
+	g := &generic{spec: spec, maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(agentPID)}
 	defer func() {
 		if err != nil {
 			g.close()

@@ -50,17 +50,24 @@ type Sensor struct {
 type Config struct {
 	// Tracefs is where tracefs is mounted (for tracepoint formats).
 	Tracefs string
-	// ProcRoot is where /proc is mounted (for host namespaces).
+	// ProcRoot is where /proc is mounted (for host namespaces and the
+	// agent's parents).
 	ProcRoot string
+	// Protect is what policies do not act on unless they name it exactly.
+	Protect Protection
 }
 
 // New creates the tracing-policy maps next to the process sensor's (one
 // ring buffer, one process table), tracks follow bits in the process
 // sensor's table, and sends events to sink. Close releases the maps.
 func New(cfg Config, procs *process.Sensor, feats *kprobes.Features, cache *process.Cache, sink process.Sink, log logrus.FieldLogger) (*Sensor, error) {
-	gen, err := newGeneric(procs, feats)
+	gen, err := newGeneric(procs, feats, cfg.Protect.AgentPID)
 	if err != nil {
 		return nil, err
+	}
+	if err := gen.protect(cfg.ProcRoot, cfg.Protect); err != nil {
+		gen.close()
+		return nil, fmt.Errorf("protected processes: %w", err)
 	}
 	s := &Sensor{
 		gen: gen, procs: procs, cache: cache, sink: sink, log: log,
@@ -141,6 +148,10 @@ type HookStatus struct {
 	// full.
 	Folded   uint64 `json:"folded"`
 	FoldFull uint64 `json:"fold_table_full"`
+	// Protected counts Sigkill, Signal and Override actions not taken
+	// because the process was protected (the agent, its parents, PID 1, a
+	// protected binary or a kernel thread).
+	Protected uint64 `json:"protected_skipped"`
 }
 
 // Hooks returns the policy's hooks with their mechanisms and counters.
@@ -160,6 +171,7 @@ func (p *Policy) Hooks() []HookStatus {
 				st.Limited += c.RateLimited
 				st.Folded += c.Folded
 				st.FoldFull += c.FoldFull
+				st.Protected += c.Protected
 			}
 		}
 		out = append(out, st)

@@ -51,6 +51,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringArrayVar(&cfg.ExecFilter.PidNamespaces, "exec-filter-pidns", nil, `drop exec/exit events of this pid namespace: an inode number or "host" (repeatable)`)
 	f.StringArrayVar(&cfg.ExecFilter.Binaries, "exec-filter-binary", nil, "drop exec/exit events of this executable path (repeatable)")
 	f.StringArrayVar(&cfg.Policies, "policy", nil, "tracing policy file or directory to load and watch for changes (repeatable)")
+	f.StringSliceVar(&cfg.ProtectBinaries, "protect-binaries", cfg.ProtectBinaries, "programs whose processes policies never kill or deny unless a selector names them exactly (matchBinaries In, matchPIDs In) and its policy sets allow-protected-enforcement: names looked up in $PATH and /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin, /usr/local/sbin, or absolute paths, in the agent's and the host's file system (/proc/1/root) when the agent starts; glob patterns allowed; the agent, its parents, PID 1 and kernel threads are always protected")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")

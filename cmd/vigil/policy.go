@@ -65,7 +65,8 @@ func newPolicyValidateCommand(g *globals) *cobra.Command {
 		Long: `validate parses every TracingPolicy document of the given files (directories
 are searched for *.yaml, *.yml and *.json files) and checks it completely: the schema
 (unknown and unsupported fields are errors), values, limits, the safety rule
-for unrestricted enforcement, and, against the running kernel's BTF (or the one
+for unrestricted enforcement (filters that match nearly everything, such as
+matchBinaries Prefix "/", are warned about and do not restrict), and, against the running kernel's BTF (or the one
 given with --btf), that every function, syscall, LSM hook and tracepoint exists
 and that each argument fits its parameter.
 

@@ -76,6 +76,21 @@ spec:
 `)
 	warn := writeFile(t, dir, "warn.yaml", strings.Replace(goodPolicy, "name: good", "name: warn", 1)+"  lists: [{name: unused, values: [fd_install]}]\n")
 	dup := writeFile(t, dir, "dup.yaml", goodPolicy)
+	catchAll := writeFile(t, dir, "catch-all.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: catch-all
+spec:
+  kprobes:
+  - call: sys_execve
+    args: [{index: 0, type: string}]
+    selectors:
+    - matchBinaries: [{operator: Prefix, values: ["/"]}]
+      matchActions: [{action: Sigkill}]
+`)
+	catchAllPost := writeFile(t, dir, "catch-all-post.yaml", strings.Replace(goodPolicy, "name: good", "name: catch-all-post", 1)+`    selectors:
+    - matchArgs: [{index: 1, operator: Postfix, values: [h]}]
+`)
 	sub := filepath.Join(dir, "sub")
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
@@ -104,6 +119,13 @@ spec:
 			bad + `:15: spec.kprobes[0].selectors[0].matchArgs[0].operatr: unknown field "operatr" (did you mean "operator"?)`,
 			inSub + ": 1 policy valid",
 		}, 1},
+		{"catch-all filters do not restrict enforcement", []string{catchAll}, []string{
+			catchAll + `:11: spec.kprobes[0].selectors[0].matchActions: REFUSED: Sigkill on sys_execve is restricted only by filters that match (nearly) everything (matchBinaries[0].values[0]: Prefix "/" matches every binary): every program started on the node would be denied or killed, including the ones needed to repair it. Restrict this selector with exact values (matchBinaries In, matchArgs Equal or a longer Prefix, matchPIDs In a few PIDs, matchNamespaces In an inode); or, if this is really what you want, add to spec.options: {name: allow-unrestricted-enforcement, value: "true"}`,
+		}, 1},
+		{"catch-all filters are warned about", []string{catchAllPost}, []string{
+			catchAllPost + `:13: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: warning: Postfix "h" matches every path ending in "h", a single character: this filter restricts (nearly) nothing`,
+			catchAllPost + ": 1 policy valid",
+		}, 0},
 		{"directory", []string{sub}, []string{inSub + ": 1 policy valid"}, 0},
 		{"same name in two files", []string{good, dup}, []string{
 			good + ": 1 policy valid",

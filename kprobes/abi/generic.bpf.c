@@ -207,6 +207,7 @@ struct gen_hook_stats {
 	__u64 action_errors;
 	__u64 folded;      /* repeats counted instead of reported */
 	__u64 fold_full;   /* runs reported call by call: gen_folds was full */
+	__u64 protected;   /* enforcements skipped: the process is protected */
 };
 
 struct {
@@ -215,6 +216,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gen_hook_stats);
 } gen_stats SEC(".maps");
+
+/* Executables whose processes policies never act on unless a selector names
+ * them exactly (container runtimes, kubelet): the path as procs holds it,
+ * NUL padded. Written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[BINARY_MAX]);
+	__type(value, __u8);
+} protected_bins SEC(".maps");
 
 /* Force the record types into BTF so bpf2go generates Go types for them. */
 const struct gen_event *unused_gen_event __attribute__((unused));
@@ -1139,8 +1150,10 @@ __noinline int gen_match_pid(__u64 sel, __u64 f)
 	ik.set_id = p->set_id;
 	ik.value = tgid;
 	if (p->ns_pid) {
+		/* The thread group's pid (not the calling thread's) in the
+		 * innermost pid namespace, the process's own. */
 		struct task_struct *task = (struct task_struct *)st->task;
-		struct pid *pp = BPF_CORE_READ(task, thread_pid);
+		struct pid *pp = BPF_CORE_READ(task, group_leader, thread_pid);
 		unsigned int level = BPF_CORE_READ(pp, level);
 		struct upid up = {};
 
@@ -1322,11 +1335,23 @@ static __always_inline bool gen_begin(struct gen_state *st, __u32 id, __u32 phas
 	return true;
 }
 
+/* protected_task reports whether the calling process is one policies do not
+ * act on unless a selector names it exactly: the agent, its parents and PID
+ * 1 (protected_tgids), a process running a protected executable
+ * (protected_bins), or a kernel thread. It is checked only when an action is
+ * about to be taken. */
 static __always_inline bool protected_task(struct gen_state *st)
 {
 	struct task_struct *task = (struct task_struct *)st->task;
+	struct proc_entry *proc;
+	__u32 tgid = st->tgid;
 
-	return st->tgid == agent_tgid || st->tgid == 1 || (BPF_CORE_READ(task, flags) & PF_KTHREAD);
+	if (tgid == agent_tgid || tgid == 1 || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
+		return true;
+	if (bpf_map_lookup_elem(&protected_tgids, &tgid))
+		return true;
+	proc = bpf_map_lookup_elem(&procs, &tgid);
+	return proc && bpf_map_lookup_elem(&protected_bins, proc->bin);
 }
 
 static __always_inline bool rate_limited(struct gen_state *st, __u32 sel, __u32 rate_ms, __u64 now)
@@ -1465,8 +1490,10 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 			rec->ev.signal = s->signal;
 		if (pol->mode == GEN_MODE_MONITOR) {
 			rec->ev.flags |= GEN_EV_MONITOR;
-		} else if (protected_task(st) && !s->explicit_target) {
+		} else if (!s->explicit_target && protected_task(st)) {
 			rec->ev.flags |= GEN_EV_PROTECTED;
+			if (stats)
+				stats->protected++;
 		} else {
 			long err = 0;
 

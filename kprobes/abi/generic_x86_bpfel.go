@@ -229,6 +229,7 @@ type GenericGenHookStats struct {
 	ActionErrors uint64
 	Folded       uint64
 	FoldFull     uint64
+	Protected    uint64
 }
 
 type GenericGenIntKey struct {
@@ -478,6 +479,8 @@ const (
 	GenericMapGenStrSets             = "gen_str_sets"
 	GenericMapPathScratchMap         = "path_scratch_map"
 	GenericMapProcs                  = "procs"
+	GenericMapProtectedBins          = "protected_bins"
+	GenericMapProtectedTgids         = "protected_tgids"
 	GenericMapRingReader             = "ring_reader"
 	GenericProgGenericFentry         = "generic_fentry"
 	GenericProgGenericFexit          = "generic_fexit"
@@ -591,6 +594,8 @@ type GenericMapSpecs struct {
 	GenStrSets       *ebpf.MapSpec `ebpf:"gen_str_sets"`
 	PathScratchMap   *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	Procs            *ebpf.MapSpec `ebpf:"procs"`
+	ProtectedBins    *ebpf.MapSpec `ebpf:"protected_bins"`
+	ProtectedTgids   *ebpf.MapSpec `ebpf:"protected_tgids"`
 	RingReader       *ebpf.MapSpec `ebpf:"ring_reader"`
 }
 
@@ -662,6 +667,8 @@ type GenericMaps struct {
 	GenStrSets       *ebpf.Map `ebpf:"gen_str_sets"`
 	PathScratchMap   *ebpf.Map `ebpf:"path_scratch_map"`
 	Procs            *ebpf.Map `ebpf:"procs"`
+	ProtectedBins    *ebpf.Map `ebpf:"protected_bins"`
+	ProtectedTgids   *ebpf.Map `ebpf:"protected_tgids"`
 	RingReader       *ebpf.Map `ebpf:"ring_reader"`
 }
 
@@ -686,6 +693,8 @@ func (m *GenericMaps) Close() error {
 		m.GenStrSets,
 		m.PathScratchMap,
 		m.Procs,
+		m.ProtectedBins,
+		m.ProtectedTgids,
 		m.RingReader,
 	)
 }

@@ -151,6 +151,7 @@ const struct exit_event *unused_exit_event __attribute__((unused));
 const struct fork_event *unused_fork_event __attribute__((unused));
 const enum exec_flags *unused_exec_flags __attribute__((unused));
 const enum vigil_op *unused_vigil_op __attribute__((unused));
+const enum protect_reason *unused_protect_reason __attribute__((unused));
 
 static __always_inline struct process_config *process_cfg(void)
 {
@@ -423,6 +424,7 @@ static __always_inline int handle_exit(struct task_struct *task)
 	if (p)
 		filtered = p->flags & PROC_F_FILTERED;
 	bpf_map_delete_elem(&procs, &tgid);
+	bpf_map_delete_elem(&protected_tgids, &tgid);
 	if (filtered || tgid == agent_tgid)
 		return 0;
 

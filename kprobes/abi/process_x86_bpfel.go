@@ -120,6 +120,14 @@ type ProcessProcessConfig struct {
 	Pad            uint32
 }
 
+type ProcessProtectReason uint32
+
+const (
+	ProcessProtectReasonPROTECT_AGENT        ProcessProtectReason = 1
+	ProcessProtectReasonPROTECT_AGENT_PARENT ProcessProtectReason = 2
+	ProcessProtectReasonPROTECT_INIT         ProcessProtectReason = 4
+)
+
 type ProcessReaderState struct {
 	_          structs.HostLayout
 	NeedWakeup uint32
@@ -157,29 +165,31 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ProcessMapEvents            = "events"
-	ProcessMapExecScratch       = "exec_scratch"
-	ProcessMapFilterBinaryPaths = "filter_binary_paths"
-	ProcessMapFilterCgroupIds   = "filter_cgroup_ids"
-	ProcessMapFilterPidnsIds    = "filter_pidns_ids"
-	ProcessMapFollowBinaries    = "follow_binaries"
-	ProcessMapPathScratchMap    = "path_scratch_map"
-	ProcessMapProcScratch       = "proc_scratch"
-	ProcessMapProcessConfigMap  = "process_config_map"
-	ProcessMapProcs             = "procs"
-	ProcessMapRingReader        = "ring_reader"
-	ProcessProgRawTpExec        = "raw_tp_exec"
-	ProcessProgRawTpExit        = "raw_tp_exit"
-	ProcessProgRawTpFork        = "raw_tp_fork"
-	ProcessProgTpBtfExec        = "tp_btf_exec"
-	ProcessProgTpBtfExit        = "tp_btf_exit"
-	ProcessProgTpBtfFork        = "tp_btf_fork"
-	ProcessVarAgentTgid         = "agent_tgid"
-	ProcessVarUnusedExecEvent   = "unused_exec_event"
-	ProcessVarUnusedExecFlags   = "unused_exec_flags"
-	ProcessVarUnusedExitEvent   = "unused_exit_event"
-	ProcessVarUnusedForkEvent   = "unused_fork_event"
-	ProcessVarUnusedVigilOp     = "unused_vigil_op"
+	ProcessMapEvents              = "events"
+	ProcessMapExecScratch         = "exec_scratch"
+	ProcessMapFilterBinaryPaths   = "filter_binary_paths"
+	ProcessMapFilterCgroupIds     = "filter_cgroup_ids"
+	ProcessMapFilterPidnsIds      = "filter_pidns_ids"
+	ProcessMapFollowBinaries      = "follow_binaries"
+	ProcessMapPathScratchMap      = "path_scratch_map"
+	ProcessMapProcScratch         = "proc_scratch"
+	ProcessMapProcessConfigMap    = "process_config_map"
+	ProcessMapProcs               = "procs"
+	ProcessMapProtectedTgids      = "protected_tgids"
+	ProcessMapRingReader          = "ring_reader"
+	ProcessProgRawTpExec          = "raw_tp_exec"
+	ProcessProgRawTpExit          = "raw_tp_exit"
+	ProcessProgRawTpFork          = "raw_tp_fork"
+	ProcessProgTpBtfExec          = "tp_btf_exec"
+	ProcessProgTpBtfExit          = "tp_btf_exit"
+	ProcessProgTpBtfFork          = "tp_btf_fork"
+	ProcessVarAgentTgid           = "agent_tgid"
+	ProcessVarUnusedExecEvent     = "unused_exec_event"
+	ProcessVarUnusedExecFlags     = "unused_exec_flags"
+	ProcessVarUnusedExitEvent     = "unused_exit_event"
+	ProcessVarUnusedForkEvent     = "unused_fork_event"
+	ProcessVarUnusedProtectReason = "unused_protect_reason"
+	ProcessVarUnusedVigilOp       = "unused_vigil_op"
 )
 
 // LoadProcess returns the embedded CollectionSpec for Process.
@@ -246,6 +256,7 @@ type ProcessMapSpecs struct {
 	ProcScratch       *ebpf.MapSpec `ebpf:"proc_scratch"`
 	ProcessConfigMap  *ebpf.MapSpec `ebpf:"process_config_map"`
 	Procs             *ebpf.MapSpec `ebpf:"procs"`
+	ProtectedTgids    *ebpf.MapSpec `ebpf:"protected_tgids"`
 	RingReader        *ebpf.MapSpec `ebpf:"ring_reader"`
 }
 
@@ -253,12 +264,13 @@ type ProcessMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessVariableSpecs struct {
-	AgentTgid       *ebpf.VariableSpec `ebpf:"agent_tgid"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExecFlags *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedVigilOp   *ebpf.VariableSpec `ebpf:"unused_vigil_op"`
+	AgentTgid           *ebpf.VariableSpec `ebpf:"agent_tgid"`
+	UnusedExecEvent     *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlags     *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
+	UnusedExitEvent     *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent     *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedProtectReason *ebpf.VariableSpec `ebpf:"unused_protect_reason"`
+	UnusedVigilOp       *ebpf.VariableSpec `ebpf:"unused_vigil_op"`
 }
 
 // ProcessObjects contains all objects after they have been loaded into the kernel.
@@ -291,6 +303,7 @@ type ProcessMaps struct {
 	ProcScratch       *ebpf.Map `ebpf:"proc_scratch"`
 	ProcessConfigMap  *ebpf.Map `ebpf:"process_config_map"`
 	Procs             *ebpf.Map `ebpf:"procs"`
+	ProtectedTgids    *ebpf.Map `ebpf:"protected_tgids"`
 	RingReader        *ebpf.Map `ebpf:"ring_reader"`
 }
 
@@ -306,6 +319,7 @@ func (m *ProcessMaps) Close() error {
 		m.ProcScratch,
 		m.ProcessConfigMap,
 		m.Procs,
+		m.ProtectedTgids,
 		m.RingReader,
 	)
 }
@@ -314,12 +328,13 @@ func (m *ProcessMaps) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessVariables struct {
-	AgentTgid       *ebpf.Variable `ebpf:"agent_tgid"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExecFlags *ebpf.Variable `ebpf:"unused_exec_flags"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedVigilOp   *ebpf.Variable `ebpf:"unused_vigil_op"`
+	AgentTgid           *ebpf.Variable `ebpf:"agent_tgid"`
+	UnusedExecEvent     *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlags     *ebpf.Variable `ebpf:"unused_exec_flags"`
+	UnusedExitEvent     *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent     *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedProtectReason *ebpf.Variable `ebpf:"unused_protect_reason"`
+	UnusedVigilOp       *ebpf.Variable `ebpf:"unused_vigil_op"`
 }
 
 // ProcessPrograms contains all programs after they have been loaded into the kernel.

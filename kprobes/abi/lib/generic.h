@@ -201,7 +201,7 @@ struct gen_selector {
 	__u8 npids;
 	__u8 nns;
 	__u8 ncaps;
-	__u8 explicit_target; /* names its processes (matchPIDs/matchBinaries): may act on protected ones */
+	__u8 explicit_target; /* names its processes exactly (matchPIDs In, matchBinaries In) and its policy opts in: may act on protected ones */
 	__u8 pad[2];
 	__u32 actions;   /* enum gen_action */
 	__s32 errno;     /* Override */

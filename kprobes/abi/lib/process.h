@@ -30,4 +30,21 @@ struct {
 	__type(value, struct proc_entry);
 } procs SEC(".maps");
 
+/* Processes policies never act on unless a selector names them exactly (and
+ * its policy opts in): the agent's parent chain and PID 1, written by the
+ * agent (value: why, enum protect_reason). The exit handler removes a thread
+ * group's entry, so that a reused PID is not protected. */
+enum protect_reason {
+	PROTECT_AGENT = 1,
+	PROTECT_AGENT_PARENT = 2,
+	PROTECT_INIT = 4,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} protected_tgids SEC(".maps");
+
 #endif

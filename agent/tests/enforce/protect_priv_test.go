@@ -1,0 +1,105 @@
+package enforce_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/vigilsec/vigil/agent/agenttest"
+
+	"github.com/vigilsec/vigil/agent"
+)
+
+// A program listed in --protect-binaries is not killed by a Sigkill whose
+// selector matches every process; its event says so and the agent counts
+// the skipped action in vigil_tracing_policy_enforcement_skipped_protected_total.
+// The same program under another path is killed.
+func TestPrivProtectBinariesFlag(t *testing.T) {
+	self, err := os.Executable()
+	agenttest.FatalIf(t, err)
+	dir := t.TempDir()
+	protected := filepath.Join(dir, "runtime-shim")
+	agenttest.CopyExecutable(t, self, protected)
+	plain := filepath.Join(dir, "plain")
+	agenttest.CopyExecutable(t, self, plain)
+
+	target := fmt.Sprintf("/vigil-protect-binaries-%d", os.Getpid())
+	pdir := t.TempDir()
+	agenttest.WritePolicy(t, pdir, "kill-open.yaml", fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: kill-open}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: [%s]}
+      matchActions: [{action: Sigkill}]
+`, target))
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
+		c.Policies = []string{pdir}
+		c.ProtectBinaries = []string{filepath.Join(dir, "runtime-*")}
+	})
+	h.WaitPolicy("kill-open")
+
+	run := func(bin string) (int, bool) {
+		cmd := exec.Command(bin, target)
+		cmd.Env = append(os.Environ(), "VIGIL_TEST_HELPER=open")
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				return cmd.Process.Pid, true
+			}
+		}
+		agenttest.FatalIf(t, err)
+		return cmd.Process.Pid, false
+	}
+
+	pid, killed := run(protected)
+	if killed {
+		t.Fatalf("%s, a protected binary, was killed", protected)
+	}
+	e := h.WaitFor("event of the protected binary", agenttest.KprobeOf("process_kprobe", pid, "kill-open"))
+	if note := e.Str("process_kprobe.action_note"); e.Str("process_kprobe.action") != "KPROBE_ACTION_SIGKILL" ||
+		note != "not taken: the process is protected (the agent, its parents, PID 1, a protected binary or a kernel thread); to act on it, name it exactly (matchBinaries In, matchPIDs In) and set the policy option allow-protected-enforcement" {
+		t.Errorf("protected binary: action %q, note %q", e.Str("process_kprobe.action"), note)
+	}
+	if n := counterSum(t, h, "vigil_tracing_policy_enforcement_skipped_protected_total"); n != 1 {
+		t.Errorf("vigil_tracing_policy_enforcement_skipped_protected_total = %v, want 1", n)
+	}
+
+	pid, killed = run(plain)
+	if !killed {
+		t.Errorf("%s, not protected, was not killed", plain)
+	}
+	h.WaitFor("event of the unprotected binary", agenttest.KprobeOf("process_kprobe", pid, "kill-open"))
+	if n := counterSum(t, h, "vigil_tracing_policy_enforcement_skipped_protected_total"); n != 1 {
+		t.Errorf("after the unprotected binary: vigil_tracing_policy_enforcement_skipped_protected_total = %v, want 1", n)
+	}
+}
+
+// counterSum is the sum of a counter's series; -1 when the agent has no
+// such metric.
+func counterSum(t *testing.T, h *agenttest.Harness, name string) float64 {
+	t.Helper()
+	mfs, err := h.Metrics().Gather()
+	agenttest.FatalIf(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			n := 0.0
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+			return n
+		}
+	}
+	return -1
+}
