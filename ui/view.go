@@ -84,25 +84,30 @@ func verdictName(v flowpb.Verdict) string {
 	return "forwarded"
 }
 
-// matchFlow applies the filter to one flow (for the table and the stream).
+// matchFlow applies the filter to one Hubble flow.
 func (f *viewFilter) matchFlow(fl *flowpb.Flow, now time.Time) bool {
-	if fl.GetIsReply().GetValue() {
+	fa := flowFacts(fl, nil)
+	return f.match(&fa, now)
+}
+
+// match applies the filter to one flow (for the table and the stream).
+func (f *viewFilter) match(fa *facts, now time.Time) bool {
+	if fa.reply {
 		return false
 	}
-	if f.windowDur > 0 && fl.GetTime().AsTime().Before(now.Add(-f.windowDur)) {
+	if f.windowDur > 0 && fa.time.Before(now.Add(-f.windowDur)) {
 		return false
 	}
-	if !f.wantVerdict(verdictName(fl.GetVerdict())) {
+	if !f.wantVerdict(verdictName(fa.verdict)) {
 		return false
 	}
-	if f.node != "" && fl.GetNodeName() != f.node {
+	if f.node != "" && fa.node != f.node {
 		return false
 	}
-	src, dst := fl.GetSource(), fl.GetDestination()
-	if len(f.namespaces) > 0 && !slices.Contains(f.namespaces, src.GetNamespace()) && !slices.Contains(f.namespaces, dst.GetNamespace()) {
+	if len(f.namespaces) > 0 && !slices.Contains(f.namespaces, fa.src.ns) && !slices.Contains(f.namespaces, fa.dst.ns) {
 		return false
 	}
-	if f.labelMatch != nil && !f.labelMatch(src.GetLabels()) && !f.labelMatch(dst.GetLabels()) {
+	if f.labelMatch != nil && !f.labelMatch(fa.src.labels) && !f.labelMatch(fa.dst.labels) {
 		return false
 	}
 	return true
