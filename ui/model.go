@@ -140,8 +140,9 @@ type graph struct {
 	edges map[ekey]*edge
 	procs hubble.ProcessDecoder
 	seen  uint64
-	// missed counts flows the map's reader lost to the store's ring.
-	missed uint64
+	// missed counts flows the map's reader lost to the store's ring while
+	// a page followed it; unwatched those it lost while none did.
+	missed, unwatched uint64
 }
 
 func newGraph() *graph {

@@ -240,3 +240,37 @@ func httpGet(t *testing.T, u string) string {
 	}
 	return string(b)
 }
+
+// Flows the ring overwrote while nobody looked are not on the map, and the
+// status says how many; they are not counted as missed by a page.
+func TestUnwatchedFlowsAreCounted(t *testing.T) {
+	store, err := hubble.NewEventStore(16, hubble.NewConverter("node-a", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	for i := 0; i < 20; i++ {
+		for _, ev := range landingFlows(tiefighter, at.Add(time.Duration(i)*time.Second), false) {
+			store.PutEvent(ev)
+		}
+	}
+	srv, err := NewServer(store, nil, Options{Mode: "agent", NodeName: "node-a"}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	var m mapView
+	if err := json.Unmarshal([]byte(get(t, h, "/api/map?window=15m")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Edges) != 1 || m.Edges[0].Forwarded != 8 || m.Stats.Flows != 16 || m.Stats.Missed != 0 {
+		t.Errorf("map %+v: want one edge of the 16 flows the ring holds (8 connections, seen at both ends), none missed", m)
+	}
+	var st statusView
+	if err := json.Unmarshal([]byte(get(t, h, "/api/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Seen != 40 || st.Unwatched != 24 || st.Missed != 0 {
+		t.Errorf("status %+v: want 40 seen, 24 unwatched, none missed", st)
+	}
+}

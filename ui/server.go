@@ -131,9 +131,13 @@ func (s *Server) catchUp(following bool) {
 	for {
 		var lost uint64
 		s.batch, s.next, lost = s.store.ReadRecords(s.batch[:0], s.next, chunk)
-		if lost > 0 && following {
+		if lost > 0 {
 			s.graph.mu.Lock()
-			s.graph.missed += lost
+			if following {
+				s.graph.missed += lost
+			} else {
+				s.graph.unwatched += lost
+			}
 			s.graph.mu.Unlock()
 		}
 		for _, r := range s.batch {
@@ -243,6 +247,9 @@ type statusView struct {
 	Rate     float64      `json:"rate"`
 	Lost     uint64       `json:"lost"`
 	Missed   uint64       `json:"missed"`
+	// Unwatched are flows the ring overwrote while no page followed the
+	// map, before anything asked for it: not on the map.
+	Unwatched uint64 `json:"unwatched"`
 	// Streams are the pages following the map; Updates the live updates
 	// sent to them.
 	Streams int64  `json:"streams"`
@@ -254,7 +261,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	out := statusView{Mode: s.opts.Mode, Node: s.opts.NodeName, Held: st.Held, Capacity: st.Capacity, Seen: st.Seen,
 		Rate: st.Rate, Lost: s.store.Lost(), Streams: s.streams.Load(), Updates: s.updates.Load()}
 	s.graph.mu.RLock()
-	out.Missed = s.graph.missed
+	out.Missed, out.Unwatched = s.graph.missed, s.graph.unwatched
 	s.graph.mu.RUnlock()
 	if s.opts.Nodes != nil {
 		out.Nodes = s.opts.Nodes()
