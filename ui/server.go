@@ -287,7 +287,10 @@ func (s *Server) heldFlows(f *viewFilter, keep func(*facts) bool, limit int) []h
 	now := s.now()
 	var out []hubble.Record
 	for i := len(held) - 1; i >= 0 && len(out) < limit; i-- {
-		if fa := factsOf(held[i], &s.graph.procs); f.match(&fa, now) && (keep == nil || keep(&fa)) {
+		if !f.matchRecord(held[i], &s.graph.procs, now) {
+			continue
+		}
+		if fa := factsOf(held[i], &s.graph.procs); keep == nil || keep(&fa) {
 			out = append(out, held[i])
 		}
 	}

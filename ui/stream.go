@@ -131,7 +131,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		batch, seq, lost = s.store.ReadRecords(batch[:0], seq, 0)
 		d.SkippedFlows = int(lost)
 		for i := len(batch) - 1; i >= 0; i-- {
-			if fa := factsOf(batch[i], &s.graph.procs); f.match(&fa, now) {
+			if f.matchRecord(batch[i], &s.graph.procs, now) {
 				if len(d.Flows) < maxStreamFlows {
 					d.Flows = append(d.Flows, rowOf(batch[i].Flow(), &s.graph.procs))
 				} else {

@@ -90,6 +90,28 @@ func (f *viewFilter) matchFlow(fl *flowpb.Flow, now time.Time) bool {
 	return f.match(&fa, now)
 }
 
+// matchRecord applies the filter to one stored flow, reading an event's
+// fields directly: the stream checks every new flow.
+func (f *viewFilter) matchRecord(r hubble.Record, procs *hubble.ProcessDecoder, now time.Time) bool {
+	ev := r.Event()
+	if ev == nil || f.labelMatch != nil {
+		fa := factsOf(r, procs)
+		return f.match(&fa, now)
+	}
+	fl := ev.Flow
+	if fl.IsReply || (f.windowDur > 0 && ev.Time.Before(now.Add(-f.windowDur))) {
+		return false
+	}
+	if !f.wantVerdict(verdictName(hubble.Verdict(fl.Verdict))) {
+		return false
+	}
+	if f.node != "" && r.Converter().NodeName() != f.node {
+		return false
+	}
+	ns := f.namespaces
+	return len(ns) == 0 || slices.Contains(ns, fl.SourceEndpoint.Namespace) || slices.Contains(ns, fl.DestEndpoint.Namespace)
+}
+
 // match applies the filter to one flow (for the table and the stream).
 func (f *viewFilter) match(fa *facts, now time.Time) bool {
 	if fa.reply {
