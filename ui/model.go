@@ -105,7 +105,7 @@ type workload struct {
 	key      wkey
 	kind     string
 	labels   []string
-	pods     map[string]podSeen
+	pods     map[string]*podSeen
 	policies map[policyKey]bool // policies that decided this workload's own traffic
 	last     time.Time
 }
@@ -117,6 +117,7 @@ type podSeen struct {
 
 type edge struct {
 	key      ekey
+	src, dst *workload
 	buckets  [bucketCount]bucket
 	total    sided
 	reasons  map[string]uint64
@@ -213,14 +214,20 @@ func (g *graph) addRecord(r hubble.Record) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.seen++
-	sw := g.workload(&fa.src, fa.node, t)
-	dw := g.workload(&fa.dst, fa.node, t)
+	// An edge keeps its workloads (neither is ever removed): a flow of a
+	// known edge costs one lookup.
 	e := g.edges[k]
 	if e == nil {
 		e = &edge{key: k, reasons: map[string]uint64{}, policies: map[policyKey]flowpb.Verdict{},
 			procs: map[string]uint64{}, l7: map[string]uint64{}}
+		e.src = g.workload(&fa.src, fa.node, t)
+		e.dst = g.workload(&fa.dst, fa.node, t)
 		g.edges[k] = e
+	} else {
+		e.src.saw(&fa.src, fa.node, t)
+		e.dst.saw(&fa.dst, fa.node, t)
 	}
+	sw, dw := e.src, e.dst
 	v := fa.verdict
 	min := t.Unix() / 60
 	b := &e.buckets[min%bucketCount]
@@ -281,11 +288,13 @@ func addPolicy(e *edge, w *workload, k policyKey, v flowpb.Verdict) {
 	}
 }
 
+// workload returns the workload of one side of a flow, creating it, and
+// updates what the flow says of it.
 func (g *graph) workload(sd *side, node string, t time.Time) *workload {
 	k := sd.key
 	w := g.works[k]
 	if w == nil {
-		w = &workload{key: k, pods: map[string]podSeen{}, policies: map[policyKey]bool{}}
+		w = &workload{key: k, pods: map[string]*podSeen{}, policies: map[policyKey]bool{}}
 		if sd.kind != "" {
 			w.kind = sd.kind
 		} else if k.ns != "" {
@@ -293,25 +302,32 @@ func (g *graph) workload(sd *side, node string, t time.Time) *workload {
 		}
 		g.works[k] = w
 	}
+	w.saw(sd, node, t)
+	return w
+}
+
+func (w *workload) saw(sd *side, node string, t time.Time) {
 	if ls := sd.labels; len(ls) > 0 && !sameLabels(ls, w.labels) {
 		w.labels = ls
 	}
 	if p := sd.pod; p != "" {
-		if _, ok := w.pods[p]; ok || len(w.pods) < maxPodsPerWork {
-			old := w.pods[p]
-			if old.node == "" || node != "" {
-				old.node = node
+		ps := w.pods[p]
+		if ps == nil && len(w.pods) < maxPodsPerWork {
+			ps = &podSeen{}
+			w.pods[p] = ps
+		}
+		if ps != nil {
+			if ps.node == "" || node != "" {
+				ps.node = node
 			}
-			if t.After(old.last) {
-				old.last = t
+			if t.After(ps.last) {
+				ps.last = t
 			}
-			w.pods[p] = old
 		}
 	}
 	if t.After(w.last) {
 		w.last = t
 	}
-	return w
 }
 
 // sameLabels compares label lists, quickly when they share their array
