@@ -205,7 +205,7 @@ func BenchmarkFirstPaint(b *testing.B) {
 	go Serve(ctx, lis, srv.Handler(), log)
 	url := "http://" + lis.Addr().String() + "/?window=all"
 	// The map holds every flow before the page asks for it.
-	srv.catchUp(false)
+	srv.catchUp()
 	if n := srv.graph.view(&viewFilter{window: "all"}, time.Now(), 0).Stats.Edges; n != 5000 {
 		b.Fatalf("the map holds %d edges, want 5000", n)
 	}

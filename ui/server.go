@@ -110,7 +110,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.store.Wait(ctx, seq); err != nil {
 			return nil
 		}
-		s.catchUp(true)
+		s.catchUp()
 		// The page is updated once a tick: taking the flows in batches
 		// spares a wakeup per flow.
 		select {
@@ -122,12 +122,13 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // catchUp folds the flows the map has not seen. Flows the ring overwrote
-// meanwhile count as missed when a page was following (following), not
-// when nobody looked.
-func (s *Server) catchUp(following bool) {
+// meanwhile count as missed when a page follows the map, and as unwatched
+// when none does.
+func (s *Server) catchUp() {
 	const chunk = 4096
 	s.foldMu.Lock()
 	defer s.foldMu.Unlock()
+	following := s.streams.Load() > 0
 	for {
 		var lost uint64
 		s.batch, s.next, lost = s.store.ReadRecords(s.batch[:0], s.next, chunk)
@@ -275,7 +276,7 @@ func (s *Server) mapJSON(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	s.catchUp(false)
+	s.catchUp()
 	writeJSON(w, s.graph.view(f, s.now(), s.store.Lost()).sorted())
 }
 
@@ -387,7 +388,7 @@ func (s *Server) edgeDetail(w http.ResponseWriter, r *http.Request) {
 	id := q.Get("id")
 	var out *edgeDetail
 	var kept []hubble.Record
-	s.catchUp(false)
+	s.catchUp()
 	s.graph.mu.RLock()
 	for _, e := range s.graph.edges {
 		if e.key.id() == id {
@@ -455,7 +456,7 @@ func (s *Server) workloadDetail(w http.ResponseWriter, r *http.Request) {
 	id := q.Get("id")
 	now := s.now()
 	var out *workloadDetail
-	s.catchUp(false)
+	s.catchUp()
 	s.graph.mu.RLock()
 	for k, wl := range s.graph.works {
 		if k.id() != id {

@@ -39,6 +39,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	// What came before the page is folded first: flows overwritten while
+	// no page followed are unwatched, not missed.
+	s.catchUp()
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	select {
@@ -67,7 +70,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	_, seq := s.store.Oldest()
-	s.catchUp(false)
 	v := s.graph.view(f, s.now(), s.store.Lost()).sorted()
 	if !send("map", v) {
 		return
