@@ -125,6 +125,18 @@ func (c *Converter) process(p, parent *event.Process) *processExt {
 	return x
 }
 
+// NodeName is the node name the converter writes into every flow.
+func (c *Converter) NodeName() string { return c.nodeName }
+
+// Labels returns pod labels as flows carry them, with Cilium's source
+// prefixes (nil for none). The result is shared and must not be modified.
+func (c *Converter) Labels(ls []string) []string {
+	if len(ls) == 0 {
+		return nil
+	}
+	return c.ciliumLabels(ls)
+}
+
 func (c *Converter) ciliumLabels(ls []string) []string {
 	key := &ls[0]
 	c.mu.Lock()
@@ -310,4 +322,24 @@ func ParsePolicyRef(ref string) *flowpb.Policy {
 		p.Name = rest
 	}
 	return p
+}
+
+// Verdict is Hubble's verdict for Vigil's.
+func Verdict(v event.Verdict) flowpb.Verdict { return verdict(v) }
+
+// Direction is Hubble's traffic direction for Vigil's.
+func Direction(d event.Direction) flowpb.TrafficDirection { return direction(d) }
+
+// DropReasonName is the Hubble drop reason of a flow event (its name, as
+// the converted flow's drop_reason_desc shows it), or "" when it has none
+// Hubble knows.
+func DropReasonName(f *event.Flow) string {
+	if f.Verdict != event.VerdictDropped || f.DropReasonDesc == "" {
+		return ""
+	}
+	r, ok := flowpb.DropReason_value[f.DropReasonDesc]
+	if !ok || r == 0 {
+		return ""
+	}
+	return flowpb.DropReason(r).String()
 }

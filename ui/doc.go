@@ -6,7 +6,10 @@
 //
 // The UI reads flows from a hubble.Store (the agent's own, or the relay's
 // merged one) with its own cursor: it never slows what fills the store, and
-// counts what it missed. It is read-only, and beyond loopback it requires
+// counts what it missed. It folds them into the map only while a page
+// follows it or when asked (catching up from the ring), and reads the
+// agent's flows as Vigil's events (see facts), building no Hubble message
+// but for the flows it shows in tables. It is read-only, and beyond loopback it requires
 // authentication (see apiauth).
 //
 // Start wires the agent's side: the flow store fed from the exporter, the

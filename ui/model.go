@@ -105,7 +105,7 @@ type workload struct {
 	key      wkey
 	kind     string
 	labels   []string
-	pods     map[string]podSeen
+	pods     map[string]*podSeen
 	policies map[policyKey]bool // policies that decided this workload's own traffic
 	last     time.Time
 }
@@ -117,13 +117,14 @@ type podSeen struct {
 
 type edge struct {
 	key      ekey
+	src, dst *workload
 	buckets  [bucketCount]bucket
 	total    sided
 	reasons  map[string]uint64
 	policies map[policyKey]flowpb.Verdict
 	procs    map[string]uint64 // binary of the process behind the edge
 	l7       map[string]uint64
-	recent   [recentPerEdge]*flowpb.Flow
+	recent   [recentPerEdge]hubble.Record
 	nrecent  int
 	last     time.Time
 	// version counts the changes of the sets above (not of the counts);
@@ -140,8 +141,9 @@ type graph struct {
 	edges map[ekey]*edge
 	procs hubble.ProcessDecoder
 	seen  uint64
-	// missed counts flows the map's reader lost to the store's ring.
-	missed uint64
+	// missed counts flows the map's reader lost to the store's ring while
+	// a page followed it; unwatched those it lost while none did.
+	missed, unwatched uint64
 }
 
 func newGraph() *graph {
@@ -150,21 +152,32 @@ func newGraph() *graph {
 
 // endpointKey names the workload of one side of a flow.
 func endpointKey(ep *flowpb.Endpoint, ip string) wkey {
-	if ep.GetNamespace() != "" {
-		if ws := ep.GetWorkloads(); len(ws) > 0 && ws[0].GetName() != "" {
-			return wkey{ep.GetNamespace(), ws[0].GetName()}
+	var workload string
+	if ws := ep.GetWorkloads(); len(ws) > 0 {
+		workload = ws[0].GetName()
+	}
+	return workloadKey(ep.GetNamespace(), workload, ep.GetPodName(), ep.GetLabels(), ip != "")
+}
+
+// workloadKey names a workload: its controller's name or its pod's within
+// its namespace, else its reserved label (Cilium's form), else the world
+// when it has an address.
+func workloadKey(ns, workload, pod string, labels []string, hasIP bool) wkey {
+	if ns != "" {
+		if workload != "" {
+			return wkey{ns, workload}
 		}
-		if ep.GetPodName() != "" {
-			return wkey{ep.GetNamespace(), ep.GetPodName()}
+		if pod != "" {
+			return wkey{ns, pod}
 		}
 	}
-	for _, l := range ep.GetLabels() {
+	for _, l := range labels {
 		if strings.HasPrefix(l, "reserved:") {
 			name, _, _ := strings.Cut(l, "=")
 			return wkey{"", name}
 		}
 	}
-	if ip != "" {
+	if hasIP {
 		return wkey{"", "reserved:world"}
 	}
 	return wkey{"", "reserved:unknown"}
@@ -185,64 +198,70 @@ func l4Of(f *flowpb.Flow) (string, uint32) {
 	return "IP", 0
 }
 
-// add folds one flow into the map. Replies are left out: an edge points
-// from the side that opened the connection.
-func (g *graph) add(f *flowpb.Flow) {
-	if f.GetIsReply().GetValue() {
+// add folds one Hubble flow into the map.
+func (g *graph) add(f *flowpb.Flow) { g.addRecord(hubble.FlowRecord(f)) }
+
+// addRecord folds one stored flow into the map. Replies are left out: an
+// edge points from the side that opened the connection.
+func (g *graph) addRecord(r hubble.Record) {
+	fa := factsOf(r, &g.procs)
+	if fa.reply {
 		return
 	}
-	t := f.GetTime().AsTime()
-	src := endpointKey(f.GetSource(), f.GetIP().GetSource())
-	dst := endpointKey(f.GetDestination(), f.GetIP().GetDestination())
-	proto, port := l4Of(f)
-	k := ekey{src, dst, proto, port}
-	proc, _ := g.procs.ProcessOf(f)
+	t := fa.time
+	k := fa.edge()
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.seen++
-	sw := g.workload(src, f.GetSource(), f.GetNodeName(), t)
-	dw := g.workload(dst, f.GetDestination(), f.GetNodeName(), t)
+	// An edge keeps its workloads (neither is ever removed): a flow of a
+	// known edge costs one lookup.
 	e := g.edges[k]
 	if e == nil {
 		e = &edge{key: k, reasons: map[string]uint64{}, policies: map[policyKey]flowpb.Verdict{},
 			procs: map[string]uint64{}, l7: map[string]uint64{}}
+		e.src = g.workload(&fa.src, fa.node, t)
+		e.dst = g.workload(&fa.dst, fa.node, t)
 		g.edges[k] = e
+	} else {
+		e.src.saw(&fa.src, fa.node, t)
+		e.dst.saw(&fa.dst, fa.node, t)
 	}
-	v := f.GetVerdict()
+	sw, dw := e.src, e.dst
+	v := fa.verdict
 	min := t.Unix() / 60
 	b := &e.buckets[min%bucketCount]
 	if b.minute != min {
 		*b = bucket{minute: min}
 	}
-	dir := f.GetTrafficDirection()
-	b.add(dir, v)
-	e.total.add(dir, v)
+	b.add(fa.dir, v)
+	e.total.add(fa.dir, v)
 	if t.After(e.last) {
 		e.last = t
 	}
-	if r := f.GetDropReasonDesc(); r != flowpb.DropReason_DROP_REASON_UNKNOWN {
-		e.count(e.reasons, r.String(), 1<<10)
+	if fa.dropReason != "" {
+		e.count(e.reasons, fa.dropReason, 1<<10)
 	}
-	for _, p := range f.GetEgressAllowedBy() {
-		addPolicy(e, sw, p, v)
+	for _, p := range [...]struct {
+		refs policyRefs
+		w    *workload
+		deny bool
+	}{{fa.egressAllowed, sw, false}, {fa.egressDenied, sw, true}, {fa.ingressAllowed, dw, false}, {fa.ingressDenied, dw, true}} {
+		pv := v
+		if p.deny {
+			pv = flowpb.Verdict_DROPPED
+		}
+		for i := range p.refs.len() {
+			addPolicy(e, p.w, p.refs.at(i), pv)
+		}
 	}
-	for _, p := range f.GetEgressDeniedBy() {
-		addPolicy(e, sw, p, flowpb.Verdict_DROPPED)
+	if fa.binary != "" {
+		e.count(e.procs, fa.binary, maxProcsPerEdge)
 	}
-	for _, p := range f.GetIngressAllowedBy() {
-		addPolicy(e, dw, p, v)
+	if fa.l7 != "" {
+		e.count(e.l7, fa.l7, maxL7PerEdge)
 	}
-	for _, p := range f.GetIngressDeniedBy() {
-		addPolicy(e, dw, p, flowpb.Verdict_DROPPED)
-	}
-	if proc != nil {
-		e.count(e.procs, proc.Binary, maxProcsPerEdge)
-	}
-	if l7 := l7Summary(f); l7 != "" {
-		e.count(e.l7, l7, maxL7PerEdge)
-	}
-	e.recent[e.nrecent%recentPerEdge] = f
+	e.recent[e.nrecent%recentPerEdge] = r
 	e.nrecent++
 }
 
@@ -257,8 +276,7 @@ func (e *edge) count(m map[string]uint64, k string, limit int) {
 	}
 }
 
-func addPolicy(e *edge, w *workload, p *flowpb.Policy, v flowpb.Verdict) {
-	k := policyKey{p.GetKind(), p.GetNamespace(), p.GetName()}
+func addPolicy(e *edge, w *workload, k policyKey, v flowpb.Verdict) {
 	if old, ok := e.policies[k]; ok || len(e.policies) < maxPolicies {
 		if !ok || (v == flowpb.Verdict_DROPPED && old != flowpb.Verdict_DROPPED) {
 			e.policies[k] = v
@@ -270,36 +288,46 @@ func addPolicy(e *edge, w *workload, p *flowpb.Policy, v flowpb.Verdict) {
 	}
 }
 
-func (g *graph) workload(k wkey, ep *flowpb.Endpoint, node string, t time.Time) *workload {
+// workload returns the workload of one side of a flow, creating it, and
+// updates what the flow says of it.
+func (g *graph) workload(sd *side, node string, t time.Time) *workload {
+	k := sd.key
 	w := g.works[k]
 	if w == nil {
-		w = &workload{key: k, pods: map[string]podSeen{}, policies: map[policyKey]bool{}}
-		if ws := ep.GetWorkloads(); len(ws) > 0 {
-			w.kind = ws[0].GetKind()
+		w = &workload{key: k, pods: map[string]*podSeen{}, policies: map[policyKey]bool{}}
+		if sd.kind != "" {
+			w.kind = sd.kind
 		} else if k.ns != "" {
 			w.kind = "Pod"
 		}
 		g.works[k] = w
 	}
-	if ls := ep.GetLabels(); len(ls) > 0 && !sameLabels(ls, w.labels) {
+	w.saw(sd, node, t)
+	return w
+}
+
+func (w *workload) saw(sd *side, node string, t time.Time) {
+	if ls := sd.labels; len(ls) > 0 && !sameLabels(ls, w.labels) {
 		w.labels = ls
 	}
-	if p := ep.GetPodName(); p != "" {
-		if _, ok := w.pods[p]; ok || len(w.pods) < maxPodsPerWork {
-			old := w.pods[p]
-			if old.node == "" || node != "" {
-				old.node = node
+	if p := sd.pod; p != "" {
+		ps := w.pods[p]
+		if ps == nil && len(w.pods) < maxPodsPerWork {
+			ps = &podSeen{}
+			w.pods[p] = ps
+		}
+		if ps != nil {
+			if ps.node == "" || node != "" {
+				ps.node = node
 			}
-			if t.After(old.last) {
-				old.last = t
+			if t.After(ps.last) {
+				ps.last = t
 			}
-			w.pods[p] = old
 		}
 	}
 	if t.After(w.last) {
 		w.last = t
 	}
-	return w
 }
 
 // sameLabels compares label lists, quickly when they share their array
@@ -371,9 +399,9 @@ func (e *edge) windowCounts(now time.Time, window time.Duration) counts {
 }
 
 // recentFlows returns the edge's flows, newest first.
-func (e *edge) recentFlows() []*flowpb.Flow {
+func (e *edge) recentFlows() []hubble.Record {
 	n := min(e.nrecent, recentPerEdge)
-	out := make([]*flowpb.Flow, 0, n)
+	out := make([]hubble.Record, 0, n)
 	for i := 0; i < n; i++ {
 		out = append(out, e.recent[(e.nrecent-1-i)%recentPerEdge])
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,14 @@ type Server struct {
 	// streams are the open live streams; updates the live updates sent.
 	streams atomic.Int64
 	updates atomic.Uint64
+	// following wakes Run when a stream opens.
+	following chan struct{}
+
+	// foldMu guards the map's cursor in the store: next is the first flow
+	// not yet folded.
+	foldMu sync.Mutex
+	next   uint64
+	batch  []hubble.Record
 }
 
 // NewServer returns a UI server for the flows of store. auth guards the API
@@ -74,40 +83,71 @@ func NewServer(store *hubble.Store, auth *apiauth.Authenticator, opts Options, l
 	if err != nil {
 		return nil, err
 	}
-	return &Server{store: store, graph: newGraph(), auth: auth, opts: opts, log: log, files: files, now: time.Now}, nil
+	return &Server{store: store, graph: newGraph(), auth: auth, opts: opts, log: log, files: files, now: time.Now,
+		following: make(chan struct{}, 1)}, nil
 }
 
-// Run folds the store's flows into the map until ctx ends. It reads with
-// its own cursor: when it falls behind, the flows it missed are counted
-// (shown on the page as missed), and the store is never held up.
+// Run keeps the map current while a page follows it: it folds the store's
+// flows in batches. With no page open it folds nothing, and the flows wait
+// in the store's ring; whatever asks for the map first folds what the ring
+// holds (catchUp), so a page opened later shows the flows that arrived
+// before it, as far back as the ring reaches. The map reads with its own
+// cursor: when it falls behind a following page, the flows it missed are
+// counted (shown on the page as missed), and the store is never held up.
 func (s *Server) Run(ctx context.Context) error {
-	_, seq := s.store.Oldest()
-	// Start with what the store holds already.
-	if old, _ := s.store.Oldest(); old < seq {
-		seq = old
-	}
-	var batch []*flowpb.Flow
 	for {
+		if s.streams.Load() == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.following:
+			}
+			continue
+		}
+		s.foldMu.Lock()
+		seq := s.next
+		s.foldMu.Unlock()
 		if err := s.store.Wait(ctx, seq); err != nil {
 			return nil
 		}
-		var lost uint64
-		batch, seq, lost = s.store.Read(batch[:0], seq, 4096)
-		if lost > 0 {
-			s.graph.mu.Lock()
-			s.graph.missed += lost
-			s.graph.mu.Unlock()
-		}
-		for _, f := range batch {
-			s.graph.add(f)
-		}
-		clear(batch)
+		s.catchUp()
 		// The page is updated once a tick: taking the flows in batches
 		// spares a wakeup per flow.
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(foldInterval):
+		}
+	}
+}
+
+// catchUp folds the flows the map has not seen. Flows the ring overwrote
+// meanwhile count as missed when a page follows the map, and as unwatched
+// when none does.
+func (s *Server) catchUp() {
+	const chunk = 4096
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	following := s.streams.Load() > 0
+	for {
+		var lost uint64
+		s.batch, s.next, lost = s.store.ReadRecords(s.batch[:0], s.next, chunk)
+		if lost > 0 {
+			s.graph.mu.Lock()
+			if following {
+				s.graph.missed += lost
+			} else {
+				s.graph.unwatched += lost
+			}
+			s.graph.mu.Unlock()
+		}
+		for _, r := range s.batch {
+			s.graph.addRecord(r)
+		}
+		n := len(s.batch)
+		clear(s.batch)
+		if n < chunk {
+			return
 		}
 	}
 }
@@ -208,6 +248,9 @@ type statusView struct {
 	Rate     float64      `json:"rate"`
 	Lost     uint64       `json:"lost"`
 	Missed   uint64       `json:"missed"`
+	// Unwatched are flows the ring overwrote while no page followed the
+	// map, before anything asked for it: not on the map.
+	Unwatched uint64 `json:"unwatched"`
 	// Streams are the pages following the map; Updates the live updates
 	// sent to them.
 	Streams int64  `json:"streams"`
@@ -219,7 +262,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	out := statusView{Mode: s.opts.Mode, Node: s.opts.NodeName, Held: st.Held, Capacity: st.Capacity, Seen: st.Seen,
 		Rate: st.Rate, Lost: s.store.Lost(), Streams: s.streams.Load(), Updates: s.updates.Load()}
 	s.graph.mu.RLock()
-	out.Missed = s.graph.missed
+	out.Missed, out.Unwatched = s.graph.missed, s.graph.unwatched
 	s.graph.mu.RUnlock()
 	if s.opts.Nodes != nil {
 		out.Nodes = s.opts.Nodes()
@@ -233,19 +276,23 @@ func (s *Server) mapJSON(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	s.catchUp()
 	writeJSON(w, s.graph.view(f, s.now(), s.store.Lost()).sorted())
 }
 
 // heldFlows returns the store's flows that pass f and keep, newest first,
 // at most limit.
-func (s *Server) heldFlows(f *viewFilter, keep func(*flowpb.Flow) bool, limit int) []*flowpb.Flow {
+func (s *Server) heldFlows(f *viewFilter, keep func(*facts) bool, limit int) []hubble.Record {
 	oldest, next := s.store.Oldest()
-	held, _, _ := s.store.Read(nil, oldest, int(next-oldest))
+	held, _, _ := s.store.ReadRecords(nil, oldest, int(next-oldest))
 	now := s.now()
-	var out []*flowpb.Flow
+	var out []hubble.Record
 	for i := len(held) - 1; i >= 0 && len(out) < limit; i-- {
-		if fl := held[i]; f.matchFlow(fl, now) && (keep == nil || keep(fl)) {
-			out = append(out, fl)
+		if !f.matchRecord(held[i], &s.graph.procs, now) {
+			continue
+		}
+		if fa := factsOf(held[i], &s.graph.procs); keep == nil || keep(&fa) {
+			out = append(out, held[i])
 		}
 	}
 	return out
@@ -280,7 +327,7 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]flowRow, 0)
 	for _, fl := range s.heldFlows(f, keep, limit) {
-		rows = append(rows, rowOf(fl, &s.graph.procs))
+		rows = append(rows, rowOf(fl.Flow(), &s.graph.procs))
 	}
 	switch q.Get("format") {
 	case "", "json":
@@ -309,17 +356,14 @@ func u32(n uint32) string {
 }
 
 // flowScope narrows flows to one edge or one workload (by their ids).
-func (s *Server) flowScope(edgeID, workID string) (func(*flowpb.Flow) bool, error) {
+func (s *Server) flowScope(edgeID, workID string) (func(*facts) bool, error) {
 	switch {
 	case edgeID != "" && workID != "":
 		return nil, errors.New("edge and workload: give one or the other")
 	case edgeID != "":
-		return func(f *flowpb.Flow) bool { return flowEdge(f).id() == edgeID }, nil
+		return func(fa *facts) bool { return fa.edge().id() == edgeID }, nil
 	case workID != "":
-		return func(f *flowpb.Flow) bool {
-			k := flowEdge(f)
-			return k.src.id() == workID || k.dst.id() == workID
-		}, nil
+		return func(fa *facts) bool { return fa.src.key.id() == workID || fa.dst.key.id() == workID }, nil
 	}
 	return nil, nil
 }
@@ -343,7 +387,8 @@ func (s *Server) edgeDetail(w http.ResponseWriter, r *http.Request) {
 	}
 	id := q.Get("id")
 	var out *edgeDetail
-	var kept []*flowpb.Flow
+	var kept []hubble.Record
+	s.catchUp()
 	s.graph.mu.RLock()
 	for _, e := range s.graph.edges {
 		if e.key.id() == id {
@@ -359,15 +404,16 @@ func (s *Server) edgeDetail(w http.ResponseWriter, r *http.Request) {
 	}
 	keep, _ := s.flowScope(id, "")
 	flows := s.heldFlows(f, keep, 50)
-	for _, fl := range kept {
-		if !slices.Contains(flows, fl) && f.matchFlow(fl, s.now()) {
-			flows = append(flows, fl)
+	for _, r := range kept {
+		held := slices.ContainsFunc(flows, func(h hubble.Record) bool { return sameRecord(h, r) })
+		if fa := factsOf(r, &s.graph.procs); !held && f.match(&fa, s.now()) {
+			flows = append(flows, r)
 		}
 	}
-	slices.SortFunc(flows, func(a, b *flowpb.Flow) int { return b.GetTime().AsTime().Compare(a.GetTime().AsTime()) })
+	slices.SortFunc(flows, func(a, b hubble.Record) int { return recordTime(b).Compare(recordTime(a)) })
 	out.Flows = make([]flowRow, 0, len(flows))
-	for _, fl := range flows {
-		out.Flows = append(out.Flows, rowOf(fl, &s.graph.procs))
+	for _, r := range flows {
+		out.Flows = append(out.Flows, rowOf(r.Flow(), &s.graph.procs))
 	}
 	writeJSON(w, out)
 }
@@ -410,6 +456,7 @@ func (s *Server) workloadDetail(w http.ResponseWriter, r *http.Request) {
 	id := q.Get("id")
 	now := s.now()
 	var out *workloadDetail
+	s.catchUp()
 	s.graph.mu.RLock()
 	for k, wl := range s.graph.works {
 		if k.id() != id {
@@ -441,7 +488,11 @@ func (s *Server) workloadDetail(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(out.Edges, func(a, b edgeView) int { return strings.Compare(a.ID, b.ID) })
 
 	keep, _ := s.flowScope("", id)
-	flows := s.heldFlows(f, keep, 200)
+	held := s.heldFlows(f, keep, 200)
+	flows := make([]*flowpb.Flow, len(held))
+	for i, r := range held {
+		flows[i] = r.Flow()
+	}
 	out.Flows = make([]flowRow, 0, min(len(flows), 50))
 	for i, fl := range flows {
 		if i < 50 {

@@ -36,7 +36,8 @@ func Start(ctx context.Context, cfg Config, src Source, log logrus.FieldLogger) 
 	if err != nil {
 		return nil, fmt.Errorf("--api-*: %w", err)
 	}
-	store, err := hubble.NewStore(cfg.FlowBuffer)
+	conv := hubble.NewConverter(src.NodeName(), src.RedactArgs)
+	store, err := hubble.NewEventStore(cfg.FlowBuffer, conv)
 	if err != nil {
 		return nil, fmt.Errorf("--flow-buffer: %w", err)
 	}
@@ -68,7 +69,8 @@ func Start(ctx context.Context, cfg Config, src Source, log logrus.FieldLogger) 
 	}
 
 	sub := src.SubscribeEvents(exporter.EventSubscribeOptions{Name: "flows", Types: []event.Type{event.TypeFlow}, Buffer: 8192})
-	conv := hubble.NewConverter(src.NodeName(), src.RedactArgs)
+	// The feed only appends: Hubble flows are built when the Observer API
+	// reads them, and the map folds the events while a page looks at it.
 	run("feed", func() error {
 		var reported uint64
 		for {
@@ -83,9 +85,7 @@ func Start(ctx context.Context, cfg Config, src Source, log logrus.FieldLogger) 
 					store.AddLost(d - reported)
 					reported = d
 				}
-				if f := conv.Convert(ev); f != nil {
-					store.Put(f)
-				}
+				store.PutEvent(ev)
 			}
 		}
 	})

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"github.com/vigilsec/vigil/hubble"
 )
 
 // delta is a live update of the map: what changed since the last one.
@@ -39,8 +39,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	// What came before the page is folded first: flows overwritten while
+	// no page followed are unwatched, not missed.
+	s.catchUp()
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
+	select {
+	case s.following <- struct{}{}:
+	default:
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -77,7 +84,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	t := time.NewTicker(s.opts.Tick)
 	defer t.Stop()
-	var batch []*flowpb.Flow
+	var batch []hubble.Record
 	for {
 		select {
 		case <-r.Context().Done():
@@ -123,12 +130,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		var lost uint64
-		batch, seq, lost = s.store.Read(batch[:0], seq, 0)
+		batch, seq, lost = s.store.ReadRecords(batch[:0], seq, 0)
 		d.SkippedFlows = int(lost)
 		for i := len(batch) - 1; i >= 0; i-- {
-			if fl := batch[i]; f.matchFlow(fl, now) {
+			if f.matchRecord(batch[i], &s.graph.procs, now) {
 				if len(d.Flows) < maxStreamFlows {
-					d.Flows = append(d.Flows, rowOf(fl, &s.graph.procs))
+					d.Flows = append(d.Flows, rowOf(batch[i].Flow(), &s.graph.procs))
 				} else {
 					d.SkippedFlows++
 				}

@@ -84,25 +84,52 @@ func verdictName(v flowpb.Verdict) string {
 	return "forwarded"
 }
 
-// matchFlow applies the filter to one flow (for the table and the stream).
+// matchFlow applies the filter to one Hubble flow.
 func (f *viewFilter) matchFlow(fl *flowpb.Flow, now time.Time) bool {
-	if fl.GetIsReply().GetValue() {
+	fa := flowFacts(fl, nil)
+	return f.match(&fa, now)
+}
+
+// matchRecord applies the filter to one stored flow, reading an event's
+// fields directly: the stream checks every new flow.
+func (f *viewFilter) matchRecord(r hubble.Record, procs *hubble.ProcessDecoder, now time.Time) bool {
+	ev := r.Event()
+	if ev == nil || f.labelMatch != nil {
+		fa := factsOf(r, procs)
+		return f.match(&fa, now)
+	}
+	fl := ev.Flow
+	if fl.IsReply || (f.windowDur > 0 && ev.Time.Before(now.Add(-f.windowDur))) {
 		return false
 	}
-	if f.windowDur > 0 && fl.GetTime().AsTime().Before(now.Add(-f.windowDur)) {
+	if !f.wantVerdict(verdictName(hubble.Verdict(fl.Verdict))) {
 		return false
 	}
-	if !f.wantVerdict(verdictName(fl.GetVerdict())) {
+	if f.node != "" && r.Converter().NodeName() != f.node {
 		return false
 	}
-	if f.node != "" && fl.GetNodeName() != f.node {
+	ns := f.namespaces
+	return len(ns) == 0 || slices.Contains(ns, fl.SourceEndpoint.Namespace) || slices.Contains(ns, fl.DestEndpoint.Namespace)
+}
+
+// match applies the filter to one flow (for the table and the stream).
+func (f *viewFilter) match(fa *facts, now time.Time) bool {
+	if fa.reply {
 		return false
 	}
-	src, dst := fl.GetSource(), fl.GetDestination()
-	if len(f.namespaces) > 0 && !slices.Contains(f.namespaces, src.GetNamespace()) && !slices.Contains(f.namespaces, dst.GetNamespace()) {
+	if f.windowDur > 0 && fa.time.Before(now.Add(-f.windowDur)) {
 		return false
 	}
-	if f.labelMatch != nil && !f.labelMatch(src.GetLabels()) && !f.labelMatch(dst.GetLabels()) {
+	if !f.wantVerdict(verdictName(fa.verdict)) {
+		return false
+	}
+	if f.node != "" && fa.node != f.node {
+		return false
+	}
+	if len(f.namespaces) > 0 && !slices.Contains(f.namespaces, fa.src.ns) && !slices.Contains(f.namespaces, fa.dst.ns) {
+		return false
+	}
+	if f.labelMatch != nil && !f.labelMatch(fa.src.labels) && !f.labelMatch(fa.dst.labels) {
 		return false
 	}
 	return true
