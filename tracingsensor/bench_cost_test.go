@@ -1,7 +1,6 @@
 package tracingsensor
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +12,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/kerneltest"
-	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
@@ -45,17 +42,7 @@ const fileAccessSelectors = `
 //	sudo VIGIL_PRIVILEGED=1 go test ./tracingsensor -run '^$' -bench PrivSyscallCost -benchtime 5x
 func BenchmarkPrivSyscallCost(b *testing.B) {
 	f := kerneltest.Features(b)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(b, f)
 	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, &countingSink{}, log)
 	if err != nil {
 		b.Fatal(err)

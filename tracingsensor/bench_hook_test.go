@@ -3,7 +3,6 @@ package tracingsensor
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/bench/bpfstats"
@@ -68,17 +66,7 @@ func (s *countingSink) Export(*event.Event) { s.n.Add(1) }
 //	sudo VIGIL_PRIVILEGED=1 go test ./tracingsensor -run '^$' -bench PrivSyscallHook -benchtime 200000x
 func BenchmarkPrivSyscallHook(b *testing.B) {
 	f := kerneltest.Features(b)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(b, f)
 	sink := &countingSink{}
 	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
 	if err != nil {

@@ -3,7 +3,6 @@ package tracingsensor
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,13 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/kprobes/abi"
-	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
@@ -63,17 +60,7 @@ func (s *countSink) get(p string) (events, calls uint64) {
 // runs are forgotten once their process is gone.
 func TestPrivFoldRepeats(t *testing.T) {
 	f := kerneltest.Features(t)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(t, f)
 	for _, tc := range []struct {
 		name, option string
 		maxEvents    uint64

@@ -56,17 +56,7 @@ func (s *pathSink) Export(ev *event.Event) {
 // not the whole value, and the ones that match.
 func TestPrivStringHeads(t *testing.T) {
 	f := kerneltest.Features(t)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(t, f)
 	sink := &pathSink{}
 	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
 	if err != nil {

@@ -3,7 +3,6 @@ package tracingsensor
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,14 +13,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
-	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
@@ -101,29 +98,12 @@ func (s *actionSink) wait(t *testing.T, path string) event.Kprobe {
 // agent's protection of a process ends when it exits.
 func TestPrivProtectedProcesses(t *testing.T) {
 	f := kerneltest.Features(t)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(t, f)
 
 	// A copy of the test binary under another path is the protected
 	// binary; the test binary itself is not protected.
 	dir := t.TempDir()
-	protectedBin := filepath.Join(dir, "protected-child")
-	self, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(protectedBin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	protectedBin := copySelf(t, dir, "protected-child")
 	bins, err := ResolveBinaries([]string{protectedBin}, "")
 	if err != nil || len(bins) == 0 {
 		t.Fatalf("resolve %s: %v %v", protectedBin, bins, err)
@@ -288,17 +268,7 @@ spec:
 // namespace is not matched.
 func TestPrivNamespacePID(t *testing.T) {
 	f := kerneltest.Features(t)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(t, f)
 	sink := &actionSink{byPath: map[string]event.Kprobe{}}
 	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
 	if err != nil {
@@ -375,27 +345,10 @@ spec:
 func TestPrivProtectedOverride(t *testing.T) {
 	f := kerneltest.Features(t)
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureLSM)
-	ps, err := process.NewSensor(nil, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	cache, err := process.NewCache(process.Config{NodeName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	ps, cache, log := sensorDeps(t, f)
 
 	dir := t.TempDir()
-	protectedBin := filepath.Join(dir, "protected-child")
-	self, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(protectedBin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	protectedBin := copySelf(t, dir, "protected-child")
 	target := filepath.Join(dir, "target")
 	if err := os.WriteFile(target, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -472,4 +425,19 @@ spec:
 	if skipped != 1 {
 		t.Errorf("%d enforcements skipped for protected processes, want 1", skipped)
 	}
+}
+
+// copySelf copies the test binary to dir/name: the same program under
+// another path.
+func copySelf(t *testing.T, dir, name string) string {
+	t.Helper()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
