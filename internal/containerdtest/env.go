@@ -54,7 +54,7 @@ var (
 func Available() string {
 	for _, b := range []string{ContainerdBin, CtrBin, RuncBin, "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Sprintf("%s not in PATH: no container runtime here (the VM tier's initramfs has none; on the host, scripts/setup-host.sh installs containerd and runc)", b)
+			return fmt.Sprintf("%s not in PATH: no container runtime here (on the host, scripts/setup-host.sh installs containerd and runc; in the VM tier, vmtest packs the host's into the initramfs of every test binary that links this package, unless -containerd never)", b)
 		}
 	}
 	if _, err := os.Stat(BusyboxBin); err != nil {
