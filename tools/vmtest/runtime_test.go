@@ -273,3 +273,70 @@ func TestRuntimeFilesMissing(t *testing.T) {
 		t.Errorf("without CNI plugins: %v", err)
 	}
 }
+
+// With the runtime, the image holds its files where the guest looks for
+// them and the files containerd copies into sandboxes, and the init first
+// moves the root to a mount runc can pivot_root from. Without it, neither.
+func TestImageWriteRuntime(t *testing.T) {
+	host := t.TempDir()
+	busybox := filepath.Join(host, "busybox")
+	writeFile(t, busybox, "busybox binary")
+	bin := filepath.Join(host, "pkg.test")
+	writeFile(t, bin, "test binary")
+	runc := filepath.Join(host, "usr", "sbin", "runc")
+	writeFile(t, runc, "runc binary")
+	libc := filepath.Join(host, "lib", "libc.so.6")
+	writeFile(t, libc, "libc")
+
+	base := image{Busybox: busybox, Binary: bin, WorkDir: filepath.Join(host, "pkg"), Token: "t"}
+	withRT := base
+	withRT.Runtime = []guestFile{{Src: runc, Dst: "/bin/runc"}, {Src: libc, Dst: "/lib/x86_64-linux-gnu/libc.so.6"}}
+	files := func(im *image) map[string]string {
+		var buf bytes.Buffer
+		if err := im.write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := readCPIO(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range entries {
+			out[e.Name] = e.Data
+		}
+		return out
+	}
+	got := files(&withRT)
+	for name, want := range map[string]string{
+		"bin/runc":                       "runc binary",
+		"lib/x86_64-linux-gnu/libc.so.6": "libc",
+		"etc/hosts":                      "127.0.0.1\tlocalhost\n::1\tlocalhost\n",
+		"etc/resolv.conf":                "",
+		"vmtest/pkg.test":                "test binary",
+	} {
+		if g, ok := got[name]; !ok || g != want {
+			t.Errorf("%s = %q (present %v), want %q", name, g, ok, want)
+		}
+	}
+	init := got["init"]
+	move := "/bin/busybox mount --bind / /.vmtest-root && cd /.vmtest-root &&\n\t\t/bin/busybox mount --move . / && export vmtest_moved=1 && exec /bin/busybox chroot . /init"
+	if !strings.HasPrefix(init, "#!/bin/busybox sh\nif [ -z \"$vmtest_moved\" ]; then\n") || !strings.Contains(init, move) {
+		t.Errorf("init does not start by moving the root:\n%s", init)
+	}
+	if i, j := strings.Index(init, "chroot . /init"), strings.Index(init, "mount -t proc proc /proc"); i < 0 || j < i {
+		t.Errorf("init mounts proc before moving the root:\n%s", init)
+	}
+	if !strings.Contains(init, `[ "$vmtest_moved" = 1 ] || note "cannot move the root`) {
+		t.Errorf("init does not report a failed move:\n%s", init)
+	}
+
+	plain := files(&base)
+	for _, name := range []string{"bin/runc", "etc/hosts", "etc/resolv.conf"} {
+		if _, ok := plain[name]; ok {
+			t.Errorf("%s packed without the runtime", name)
+		}
+	}
+	if strings.Contains(plain["init"], "vmtest_moved") {
+		t.Errorf("init moves the root without the runtime:\n%s", plain["init"])
+	}
+}
