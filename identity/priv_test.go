@@ -100,7 +100,7 @@ func startResolver(t *testing.T, cfg Config) (*Resolver, *changes) {
 	})
 	select {
 	case <-r.Synced():
-	case <-time.After(20 * time.Second):
+	case <-time.After(containerdtest.Patience):
 		t.Fatal("resolver did not sync")
 	}
 	return r, c
@@ -161,7 +161,7 @@ var webPod = containerdtest.Pod{
 func TestPrivCRIPod(t *testing.T) {
 	kerneltest.Require(t)
 	e := containerdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*containerdtest.Patience)
 	defer cancel()
 	r, _ := startResolver(t, criConfig(e, 200*time.Millisecond))
 
@@ -170,7 +170,7 @@ func TestPrivCRIPod(t *testing.T) {
 	e.StartContainer(ctx, t, cid)
 	id, path := cgroupOf(t, e.MainPID(ctx, t, cid))
 
-	got := waitPod(t, r, id, 10*time.Second)
+	got := waitPod(t, r, id, containerdtest.Patience)
 	want := &event.Pod{
 		Namespace: "shop", Name: webPod.Name, UID: webPod.UID,
 		Labels: labels("app", "web", PodNamespaceLabel, "shop", "tier", "front"),
@@ -183,7 +183,7 @@ func TestPrivCRIPod(t *testing.T) {
 	if !strings.HasPrefix(got.Container.ImageID, "sha256:") {
 		t.Errorf("image id %q, want the image's sha256 id", got.Container.ImageID)
 	}
-	if d := time.Since(got.Container.StartTime); d < 0 || d > time.Minute {
+	if d := time.Since(got.Container.StartTime); d < 0 || d > containerdtest.Patience {
 		t.Errorf("container start time %v is not the start of this container", got.Container.StartTime)
 	}
 
@@ -217,15 +217,15 @@ func contains(ids []uint64, id uint64) bool {
 	return false
 }
 
-// TestPrivCRIStartRace: the runtime's listing is far away (a minute), so
+// TestPrivCRIStartRace: the runtime's listing is far away (an hour), so
 // only the lookup on a miss can find a container that just started: its
 // cgroup is first pending, then OnChange reports the pod.
 func TestPrivCRIStartRace(t *testing.T) {
 	kerneltest.Require(t)
 	e := containerdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*containerdtest.Patience)
 	defer cancel()
-	r, changes := startResolver(t, criConfig(e, time.Minute))
+	r, changes := startResolver(t, criConfig(e, time.Hour))
 
 	p := webPod
 	p.Name, p.UID, p.Network = "race", "5e0c1a7b-9d3f-4b2a-8c6e-1f0a2b3c4d5e", false
@@ -241,7 +241,7 @@ func TestPrivCRIStartRace(t *testing.T) {
 	if !pending {
 		t.Fatal("a new container's cgroup is not pending: its events would go out without pod")
 	}
-	got := changes.wait(t, id, 10*time.Second, func(p *event.Pod) bool { return p != nil })
+	got := changes.wait(t, id, containerdtest.Patience, func(p *event.Pod) bool { return p != nil })
 	if got.Name != "race" || got.Container.Name != "first" || got.Container.ID != cid {
 		t.Errorf("OnChange pod = %+v, want pod race, container first", got)
 	}
@@ -256,7 +256,7 @@ func TestPrivCRIStartRace(t *testing.T) {
 func TestPrivCRIRemoved(t *testing.T) {
 	kerneltest.Require(t)
 	e := containerdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*containerdtest.Patience)
 	defer cancel()
 	r, changes := startResolver(t, criConfig(e, 200*time.Millisecond))
 
@@ -266,15 +266,15 @@ func TestPrivCRIRemoved(t *testing.T) {
 	cid := e.CreateContainer(ctx, t, sb, p, containerdtest.Container{Name: "job", Command: []string{"/bin/sleep", "600"}})
 	e.StartContainer(ctx, t, cid)
 	id, _ := cgroupOf(t, e.MainPID(ctx, t, cid))
-	waitPod(t, r, id, 10*time.Second)
+	waitPod(t, r, id, containerdtest.Patience)
 
 	e.RemoveContainer(ctx, t, cid)
-	changes.wait(t, id, 10*time.Second, func(p *event.Pod) bool { return p == nil })
+	changes.wait(t, id, containerdtest.Patience, func(p *event.Pod) bool { return p == nil })
 	if _, ok := (*r.hot.Load())[id]; ok {
 		t.Errorf("removed container's cgroup %d is still in the map", id)
 	}
 	e.RemovePod(ctx, t, sb)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(containerdtest.Patience)
 	for {
 		found := false
 		for _, w := range r.Workloads() {

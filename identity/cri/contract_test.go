@@ -151,7 +151,7 @@ func TestContractFake(t *testing.T) {
 func TestPrivContractContainerd(t *testing.T) {
 	kerneltest.Require(t)
 	e := containerdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), containerdtest.Patience)
 	defer cancel()
 	p := containerdtest.Pod{Name: "web-0", Namespace: "shop", UID: "0b6f3c2e-5a41-4d8e-9b7a-2c1d3e4f5a6b",
 		Labels: map[string]string{"app": "web"}, Network: true}

@@ -40,6 +40,13 @@ type Env struct {
 	cgroups []string // pod cgroup parents, for clean-up
 }
 
+// Patience bounds the waits of this package and of the tests that use it
+// for the runtime. It is long because the VM tier runs containerd under
+// emulation (TCG), on a host shared with other work, where starting it or a
+// pod takes ten to twenty times as long as on the host; every wait ends as
+// soon as what it waits for has happened.
+const Patience = 3 * time.Minute
+
 // Binaries the environment needs, from Debian's containerd, runc and
 // containernetworking-plugins packages.
 var (
@@ -54,7 +61,7 @@ var (
 func Available() string {
 	for _, b := range []string{ContainerdBin, CtrBin, RuncBin, "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Sprintf("%s not in PATH: no container runtime here (the VM tier's initramfs has none; on the host, scripts/setup-host.sh installs containerd and runc)", b)
+			return fmt.Sprintf("%s not in PATH: no container runtime here (on the host, scripts/setup-host.sh installs containerd and runc; in the VM tier, vmtest packs the host's into the initramfs of every test binary that links this package, unless -containerd never)", b)
 		}
 	}
 	if _, err := os.Stat(BusyboxBin); err != nil {
@@ -100,7 +107,7 @@ func Start(t testing.TB) *Env {
 	if err := e.cmd.Start(); err != nil {
 		t.Fatalf("start containerd: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
 	if err := e.waitReady(ctx); err != nil {
 		t.Fatalf("containerd did not become ready: %v\n%s", err, e.Logs())
@@ -249,7 +256,7 @@ func (e *Env) Logs() string {
 // stop removes every pod created through the environment, then the daemon,
 // its shims, mounts, network and directory.
 func (e *Env) stop(t testing.TB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
 	if e.Runtime != nil {
 		if l, err := e.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {

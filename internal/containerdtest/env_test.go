@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vigilsec/vigil/identity/cgroup"
 	"github.com/vigilsec/vigil/internal/kerneltest"
@@ -18,7 +17,7 @@ import (
 func TestPrivEnv(t *testing.T) {
 	kerneltest.Require(t)
 	e := Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
 	p := Pod{Name: "web", Namespace: "shop", UID: "11111111-2222-3333-4444-555555555555", Labels: map[string]string{"app": "web"}, Network: true}
 	sb := e.RunPod(ctx, t, p)

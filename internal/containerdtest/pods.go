@@ -149,7 +149,7 @@ func (e *Env) RemovePod(ctx context.Context, t testing.TB, sandboxID string) {
 // MainPID returns the host pid of a running container's main process.
 func (e *Env) MainPID(ctx context.Context, t testing.TB, id string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(Patience)
 	for {
 		r, err := e.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
 		if err != nil {

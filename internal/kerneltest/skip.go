@@ -9,7 +9,8 @@ import (
 
 // OnHost reports whether the test runs in the host tier: privileged, on the
 // machine itself rather than in one of the test VMs (whose initramfs holds
-// busybox and the test binary only).
+// busybox, the test binary and, for tests that start containers, the
+// container runtime: no other host program).
 func OnHost() bool {
 	if os.Getenv(EnvPrivileged) != "1" {
 		return false

@@ -8,7 +8,9 @@
 // For each package, vmtest first lists the tests that match -test.run on the
 // host; when none does, it prints what the test binary would print and never
 // boots. Otherwise it packs busybox, the static test binary, the package's
-// testdata and the requested kernel modules into an initramfs, boots the
+// testdata, the requested kernel modules and, when the binary starts
+// containers (it links internal/containerdtest), the host's containerd, runc
+// and CNI plugins with their shared libraries into an initramfs, boots the
 // kernel with it, streams the test's output and exits with the test's exit
 // status. Any failure of its own (no kernel, no qemu, a guest that panics,
 // hangs or stops without reporting the status) ends in a message on stderr

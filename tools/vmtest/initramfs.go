@@ -24,6 +24,10 @@ type image struct {
 	Include []string
 	// Modules are decompressed kernel module files, in load order.
 	Modules []string
+	// Runtime, when set, is the container runtime (containerd, runc, CNI
+	// plugins and their shared libraries) to pack; the init then also
+	// makes / a mount runc can pivot_root away from (see initScript).
+	Runtime []guestFile
 	// Env is the test's whole environment (KEY=value).
 	Env []string
 	// Args are the test binary's arguments.
@@ -115,6 +119,20 @@ func (im *image) write(w io.Writer) error {
 			return err
 		}
 	}
+	if len(im.Runtime) > 0 {
+		for _, f := range im.Runtime {
+			if err := addHostFile(c, f.Src, f.Dst); err != nil {
+				return err
+			}
+		}
+		// containerd copies these into every pod sandbox.
+		if err := c.Bytes("etc/hosts", 0o644, []byte("127.0.0.1\tlocalhost\n::1\tlocalhost\n")); err != nil {
+			return err
+		}
+		if err := c.Bytes("etc/resolv.conf", 0o644, nil); err != nil {
+			return err
+		}
+	}
 	if err := c.Bytes("init", 0o755, []byte(im.initScript())); err != nil {
 		return err
 	}
@@ -194,8 +212,20 @@ func shellQuote(s string) string {
 // there and power off.
 func (im *image) initScript() string {
 	var b strings.Builder
-	b.WriteString(`#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
+	b.WriteString("#!/bin/busybox sh\n")
+	if len(im.Runtime) > 0 {
+		// The initramfs is the rootfs, which has no parent mount, so
+		// pivot_root (runc's way into a container) fails from it with
+		// EINVAL. A bind mount of it moved over / has one: the init
+		// starts again chrooted into that.
+		b.WriteString(`if [ -z "$vmtest_moved" ]; then
+	/bin/busybox mkdir -p /.vmtest-root && /bin/busybox mount --bind / /.vmtest-root && cd /.vmtest-root &&
+		/bin/busybox mount --move . / && export vmtest_moved=1 && exec /bin/busybox chroot . /init
+	vmtest_moved=failed
+fi
+`)
+	}
+	b.WriteString(`/bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev
@@ -220,6 +250,10 @@ mnt tmpfs tmpfs /dev/shm
 ip link set lo up || note "cannot bring up the loopback interface"
 hostname vmtest
 `)
+	if len(im.Runtime) > 0 {
+		b.WriteString(`[ "$vmtest_moved" = 1 ] || note "cannot move the root to a mount of its own: runc will fail to pivot_root"
+`)
+	}
 	for _, m := range im.guestModules() {
 		fmt.Fprintf(&b, "insmod %s || note %s\n", shellQuote(m[1]), shellQuote("cannot load module "+filepath.Base(m[0])))
 	}

@@ -35,9 +35,10 @@ const (
 // Environment variables that set flag defaults, so `go test -exec vmtest`
 // can be steered without editing the -exec string.
 const (
-	envKernel  = "VIGIL_VM_KERNEL"
-	envModules = "VIGIL_VM_MODULES"
-	envConsole = "VIGIL_VM_CONSOLE"
+	envKernel     = "VIGIL_VM_KERNEL"
+	envModules    = "VIGIL_VM_MODULES"
+	envConsole    = "VIGIL_VM_CONSOLE"
+	envContainerd = "VIGIL_VM_CONTAINERD"
 )
 
 // defaultModules are loaded unless -modules says otherwise: network tests
@@ -62,6 +63,9 @@ type config struct {
 	Include []string
 	Console bool
 	Keep    bool
+	// Containerd says when the guest gets the container runtime: auto
+	// (when the test binary links internal/containerdtest), always, never.
+	Containerd string
 }
 
 // Validate checks the flags, naming the one at fault.
@@ -75,6 +79,11 @@ func (c *config) Validate() error {
 		return fmt.Errorf("-smp: want at least 1 CPU, got %d", c.CPUs)
 	case c.Timeout < 0:
 		return fmt.Errorf("-timeout: must not be negative, got %s", c.Timeout)
+	}
+	switch c.Containerd {
+	case containerdAuto, containerdAlways, containerdNever:
+	default:
+		return fmt.Errorf("-containerd: %q is none of auto, always, never", c.Containerd)
 	}
 	for _, m := range c.Modules {
 		if strings.ContainsAny(m, "/ \t") {
@@ -114,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, []string, error) {
 	fl.StringVar(&cfg.Append, "append", "", "more kernel command-line arguments")
 	fl.StringVar(&include, "include", "", "comma-separated host files or folders to pack at the same path (testdata/ of the package is always packed)")
 	fl.BoolVar(&cfg.Console, "console", os.Getenv(envConsole) == "1", "copy the kernel console to stderr (default $"+envConsole+"=1)")
+	fl.StringVar(&cfg.Containerd, "containerd", envOr(envContainerd, containerdAuto), "pack containerd, runc and the CNI plugins: auto (when the test binary links internal/containerdtest), always or never (default $"+envContainerd+" or auto)")
 	fl.BoolVar(&cfg.Keep, "keep", false, "keep the work folder with the initramfs and print its path")
 	if err := fl.Parse(args); err != nil {
 		return nil, nil, err
@@ -326,6 +336,14 @@ func boot(ctx context.Context, cfg *config, bin string, testArgs []string, wd st
 			return 0, fmt.Errorf("-modules: %w", err)
 		}
 	}
+	var rt []guestFile
+	if want, err := wantRuntime(cfg.Containerd, bin); err != nil {
+		return 0, fmt.Errorf("-containerd: %w", err)
+	} else if want {
+		if rt, err = hostRuntimeFiles(); err != nil {
+			return 0, fmt.Errorf("-containerd: %w", err)
+		}
+	}
 	include := make([]string, len(cfg.Include))
 	for i, p := range cfg.Include {
 		if include[i], err = filepath.Abs(p); err != nil {
@@ -338,6 +356,7 @@ func boot(ctx context.Context, cfg *config, bin string, testArgs []string, wd st
 		WorkDir: wd,
 		Include: include,
 		Modules: mods,
+		Runtime: rt,
 		Env:     guestEnv(os.Environ()),
 		// The guest cannot write the host's test log; go test then just
 		// does not cache the result.
