@@ -251,16 +251,6 @@ func (s *Server) RestartAPIServer() {
 	s.startAPIServer()
 }
 
-// StopAPIServer stops kube-apiserver, leaving etcd running;
-// StartAPIServer brings it back.
-func (s *Server) StopAPIServer() { s.stopAPIServer() }
-
-// StartAPIServer starts kube-apiserver again after StopAPIServer.
-func (s *Server) StartAPIServer() {
-	s.t.Helper()
-	s.startAPIServer()
-}
-
 func (s *Server) stopAPIServer() {
 	if s.kas == nil {
 		return
