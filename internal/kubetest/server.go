@@ -140,7 +140,7 @@ func Start(t testing.TB) *Server {
 		"--name=kubetest", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+s.etcdURL, "--advertise-client-urls="+s.etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=kubetest="+peerURL, "--log-level=warn")
+		"--initial-cluster=kubetest="+peerURL, "--logger=zap", "--log-level=warn")
 
 	s.port = freePort(t)
 	s.Config = &rest.Config{
