@@ -182,8 +182,9 @@ func TestKubePods(t *testing.T) {
 	node1.mu.Unlock()
 	want := source.Pod{
 		Key: key, UID: string(web.UID), Name: web.Name, Namespace: ns,
-		Labels: map[string]string{"app": web.Name}, NamespaceLabels: map[string]string{"team": "a"},
-		ServiceAccount: "sa-" + web.Name, Workload: "web", WorkloadKind: "Deployment",
+		Labels:          map[string]string{"app": web.Name}, // The API server labels every namespace with its name.
+		NamespaceLabels: map[string]string{"team": "a", "kubernetes.io/metadata.name": ns},
+		ServiceAccount:  "sa-" + web.Name, Workload: "web", WorkloadKind: "Deployment",
 		IPs:   []netip.Addr{netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("fd00::5")},
 		Ports: []source.Port{{Name: "http", Protocol: "TCP", Port: 8080}},
 		Containers: []source.Container{{
