@@ -255,25 +255,31 @@ func (s *Server) stopAPIServer() {
 	if s.kas == nil {
 		return
 	}
-	terminate(s.kas, s.waitCh)
+	terminate(s.kas, s.waitCh, syscall.SIGTERM)
 	s.kas, s.waitCh = nil, nil
 }
 
+// stop ends both processes at the end of the test. Nothing of their state
+// is needed any more, so they are killed rather than shut down gracefully
+// (the API server's graceful shutdown drains watches for seconds).
 func (s *Server) stop() {
-	s.stopAPIServer()
+	if s.kas != nil {
+		terminate(s.kas, s.waitCh, syscall.SIGKILL)
+		s.kas, s.waitCh = nil, nil
+	}
 	if s.etcd != nil {
 		ch := make(chan error, 1)
 		cmd := s.etcd
 		go func() { ch <- cmd.Wait() }()
-		terminate(cmd, ch)
+		terminate(cmd, ch, syscall.SIGKILL)
 		s.etcd = nil
 	}
 }
 
-// terminate ends one child by its PID: SIGTERM, then SIGKILL when it has
+// terminate ends one child by its PID with sig, then SIGKILL when it has
 // not exited after a while.
-func terminate(cmd *exec.Cmd, exited <-chan error) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+func terminate(cmd *exec.Cmd, exited <-chan error, sig syscall.Signal) {
+	_ = cmd.Process.Signal(sig)
 	select {
 	case <-exited:
 	case <-time.After(20 * time.Second):
