@@ -1,6 +1,7 @@
 # Vigil build and test entry points. `make test` is the whole suite: lint,
-# unit tests, privileged tests on the host kernel, and the same privileged
-# tests inside qemu on Debian's 6.1 and 6.12 cloud kernels.
+# unit tests, the Kubernetes API tier (a real etcd and kube-apiserver),
+# privileged tests on the host kernel, and the same privileged tests inside
+# qemu on Debian's 6.1 and 6.12 cloud kernels.
 
 GO       ?= go
 CACHE    ?= $(CURDIR)/.cache
@@ -18,7 +19,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: all build generate lint test test-unit test-host test-vm setup setup-test setup-vm test-tools run bench
+.PHONY: all build generate lint test test-unit test-kube test-host test-vm setup setup-test setup-kube setup-vm test-tools run bench
 
 all: build
 
@@ -38,7 +39,7 @@ lint:
 	$(GO) vet ./...
 
 # The whole suite, as CI runs it.
-test: setup lint test-unit test-host test-vm
+test: setup lint test-unit test-kube test-host test-vm
 
 # What the tests use beyond the agent's own needs: Chromium for the web UI's
 # pages, and the hubble CLI (built once from the cilium module into
@@ -47,8 +48,23 @@ setup-test: setup
 	./scripts/setup-host.sh --browser
 	CACHE=$(CACHE) ./scripts/hubble-cli.sh >/dev/null
 
+# TestKube* need the API server of the Kubernetes tier: they run there.
 test-unit: setup-test
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -skip '^TestKube[A-Z]' ./...
+
+# The Kubernetes API tier: etcd (Debian's etcd-server) and kube-apiserver,
+# built once from the k8s.io/kubernetes module into $(CACHE)/kube (see
+# scripts/kube-apiserver.sh; minutes from an empty Go build cache), run by
+# the TestKube* tests of KUBE_PKGS (internal/kubetest). VIGIL_KUBE=1 makes
+# a missing binary a failure, not a skip.
+KUBE_PKGS ?= ./deploy ./identity/kube ./k8spolicies ./relay
+setup-kube: setup
+	./scripts/setup-host.sh --kube
+	CACHE=$(CACHE) ./scripts/kube-apiserver.sh >/dev/null
+
+test-kube: setup-kube test-tools
+	VIGIL_KUBE=1 VIGIL_KUBE_APISERVER=$$(CACHE=$(CACHE) ./scripts/kube-apiserver.sh) \
+		./bin/testsum -label kube -- $(GO) test -json -count=1 -run '^TestKube[A-Z]' $(KUBE_PKGS)
 
 # Privileged tests on the host kernel, summed up per run by tools/testsum.
 test-host: setup-test test-tools

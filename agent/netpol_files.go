@@ -122,7 +122,9 @@ func agentKinds(res *networkpolicy.Resources) error {
 }
 
 // clusterPolicyDocs holds the policy documents from the cluster, each
-// parsed once per version.
+// parsed once per version. A version that does not parse is reported and
+// the source keeps the policies of its last valid one, as a policy file
+// edited into an invalid state does.
 type clusterPolicyDocs struct {
 	docs map[string]*clusterDoc
 }
@@ -140,14 +142,20 @@ func (c *clusterPolicyDocs) set(source string, data []byte) {
 		delete(c.docs, source)
 		return
 	}
-	if d := c.docs[source]; d != nil && slices.Equal(d.data, data) {
+	prev := c.docs[source]
+	if prev != nil && slices.Equal(prev.data, data) {
 		return
 	}
-	c.docs[source] = &clusterDoc{data: data}
+	next := &clusterDoc{data: data}
+	if prev != nil {
+		next.policies = prev.policies
+	}
+	c.docs[source] = next
 }
 
 // policies parses the documents not parsed yet and returns every policy,
-// by source; refused documents are returned with their errors, each once.
+// by source; refused documents are returned with their errors, each once,
+// and keep the policies of their last valid version.
 func (c *clusterPolicyDocs) policies() (pols []*networkpolicy.Policy, refused map[string]error) {
 	refused = map[string]error{}
 	sources := make([]string, 0, len(c.docs))

@@ -25,7 +25,7 @@ import (
 
 const renderedFile = "kubernetes/vigil.yaml"
 
-var defaultRelease = release{Name: "vigil", Namespace: "vigil", Service: "Helm", IsInstall: true}
+var defaultRelease = release{Name: "vigil", Namespace: "vigil", IsInstall: true}
 
 const renderedHeader = `# Vigil with the chart's default values (helm template vigil deploy/helm/vigil
 # --namespace vigil), for kubectl users. Apply the CRDs first:

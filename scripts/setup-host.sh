@@ -7,6 +7,7 @@
 #   scripts/setup-host.sh --vm       also what the VM test tier needs
 #   scripts/setup-host.sh --bench    also what make bench's workloads need
 #   scripts/setup-host.sh --browser  also Chromium, for the web UI's tests
+#   scripts/setup-host.sh --kube     also etcd, for the Kubernetes API tier
 set -eu
 
 want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static"
@@ -14,6 +15,7 @@ case "${1:-}" in
 --vm) want="$want qemu-system-x86 busybox-static xz-utils cpio zstd" ;;
 --bench) want="$want redis-server redis-tools chromium fonts-dejavu-core" ;;
 --browser) want="$want chromium fonts-dejavu-core" ;;
+--kube) want="$want etcd-server" ;;
 esac
 
 missing=""
