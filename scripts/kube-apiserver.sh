@@ -24,7 +24,7 @@ mod=$cache/kube/build-$ver
 mkdir -p "$mod"
 echo "kube-apiserver: building kube-apiserver $ver (minutes, once)" >&2
 start=$(date +%s)
-gomod=$(cd "$mod" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$ver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+gomod=$(cd "$mod" && GOFLAGS="-mod=mod -buildvcs=false" go mod download -json "k8s.io/kubernetes@$ver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
 if [ -z "$gomod" ] || [ ! -f "$gomod" ]; then
 	echo "kube-apiserver: go mod download k8s.io/kubernetes@$ver gave no go.mod" >&2
 	exit 1
@@ -41,8 +41,8 @@ package tools
 
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 SRC
-(cd "$mod" && GOFLAGS=-mod=mod go mod tidy -e >&2 &&
-	GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
+(cd "$mod" && GOFLAGS="-mod=mod -buildvcs=false" go mod tidy -e >&2 &&
+	GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
 mv "$out.tmp" "$out"
 echo "kube-apiserver: built $out in $(($(date +%s) - start)) s" >&2
 echo "$out"
