@@ -197,37 +197,31 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 	}
-	if o.wants("idle") {
-		if err := h.runIdle(ctx); err != nil {
-			return err
+	// A part that fails is reported and the others still run: one
+	// broken measurement does not cost the rest of a long run.
+	part := func(name string, run func() error) {
+		if !o.wants(name) {
+			return
+		}
+		if err := run(); err != nil {
+			h.progress("%s failed: %v", name, err)
+			h.rep.Failed = append(h.rep.Failed, PartFailure{Part: name, Err: err.Error()})
 		}
 	}
-	if o.wants("stats") {
-		if err := h.runBPFStats(ctx); err != nil {
-			return err
-		}
-	}
-	if o.wants("sustained") {
-		if err := h.runSustained(ctx); err != nil {
-			return err
-		}
-	}
-	if o.wants("netpol") {
-		if err := h.runNetpol(ctx, lock); err != nil {
-			return err
-		}
-	}
-	if o.wants("gobench") {
-		if err := h.runGoBench(ctx); err != nil {
-			return err
-		}
-	}
-	if o.wants("vm") && !o.Guest {
-		for _, k := range o.VMKernels {
-			if err := h.runVM(ctx, k); err != nil {
-				return err
+	part("idle", func() error { return h.runIdle(ctx) })
+	part("stats", func() error { return h.runBPFStats(ctx) })
+	part("sustained", func() error { return h.runSustained(ctx) })
+	part("netpol", func() error { return h.runNetpol(ctx, lock) })
+	part("gobench", func() error { return h.runGoBench(ctx) })
+	if !o.Guest {
+		part("vm", func() error {
+			for _, k := range o.VMKernels {
+				if err := h.runVM(ctx, k); err != nil {
+					return fmt.Errorf("%s: %w", k, err)
+				}
 			}
-		}
+			return nil
+		})
 	}
 	h.rep.noiseEnd()
 	text := h.rep.Markdown()
@@ -240,6 +234,9 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 		h.progress("report written to %s", o.Docs)
+	}
+	if n := len(h.rep.Failed); n > 0 {
+		return fmt.Errorf("%d part(s) failed: %s first (%s)", n, h.rep.Failed[0].Part, h.rep.Failed[0].Err)
 	}
 	return nil
 }

@@ -180,3 +180,18 @@ func TestGuestMarkdown(t *testing.T) {
 		t.Errorf("vm section:\n%s", b.String())
 	}
 }
+
+// A part that failed is named at the top of the report with its error, so
+// a report with missing figures says why.
+func TestFailedPartsInReport(t *testing.T) {
+	o := Options{Rounds: 1, Repo: "."}
+	r := newReport(o)
+	r.Failed = []PartFailure{{Part: "netpol", Err: "server in namespace vigilbench-s: connection refused"}}
+	md := r.Markdown()
+	if !strings.Contains(md, "**Parts that did not complete**") || !strings.Contains(md, "- `netpol`: server in namespace vigilbench-s: connection refused") {
+		t.Errorf("failed part not reported:\n%s", md)
+	}
+	if md := newReport(o).Markdown(); strings.Contains(md, "did not complete") {
+		t.Errorf("a report without failures says some did not complete:\n%s", md)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vigilsec/vigil/bench/workload"
@@ -84,7 +85,11 @@ func (h *Harness) runNetpol(ctx context.Context, lock *Lock) error {
 	}
 	// A loaded machine may take seconds to start the server.
 	if _, err := h.waitVerdict(ctx, nil, portAllowed, false, 30*time.Second); err != nil {
-		return fmt.Errorf("server in namespace %s: %w", h.netns.Server, err)
+		state := "still running"
+		if h.server.Process.Signal(syscall.Signal(0)) != nil {
+			state = "exited"
+		}
+		return fmt.Errorf("server in namespace %s (%s, pid %d): %w", h.netns.Server, state, h.server.Process.Pid, err)
 	}
 	res := &NetpolResult{SmallRules: 10, LargeRules: o.Rules, Identities: o.Identities, Connects: o.Connects,
 		Median: map[string][]float64{}, NewPod: map[string][]float64{}}

@@ -16,7 +16,9 @@ import (
 
 // Report collects a run's measurements and renders them.
 type Report struct {
-	opts       Options
+	opts Options
+	// Failed lists the parts that did not complete, with why.
+	Failed     []PartFailure
 	Start, End time.Time
 	Workloads  []*Workload
 	Configs    []AgentConfig
@@ -263,6 +265,13 @@ func (r *Report) Markdown() string {
 	p("Shown: the median ratio and its spread over the rounds (min–max and interquartile range). Wall-time ratios above 1 and throughput ratios below 1 are costs. ")
 	p("Absolute times are left out on purpose: this machine is shared and they say more about it than about Vigil.\n\n")
 
+	if len(r.Failed) > 0 {
+		p("**Parts that did not complete**, so their figures are missing below:\n\n")
+		for _, f := range r.Failed {
+			p("- `%s`: %s\n", f.Part, f.Err)
+		}
+		p("\n")
+	}
 	r.noiseMarkdown(p)
 	if len(r.values) > 0 {
 		r.tableMarkdown(p)
@@ -588,3 +597,8 @@ func (r *Report) commandsMarkdown(p printf) {
 }
 
 var _ = sort.Strings
+
+// PartFailure is a part of the run that stopped with an error.
+type PartFailure struct {
+	Part, Err string
+}
