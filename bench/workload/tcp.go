@@ -167,8 +167,9 @@ func TCPBulk(total int64, chunk int) (Result, error) {
 // WaitVerdict connects to addr every interval until the outcome is want
 // (denied: a connect failing with EPERM, the policy's verdict; allowed: a
 // connect succeeding) or timeout passes, and reports the wall time of that
-// first outcome in At. Connections that succeed are closed at once; errors
-// other than EPERM end it.
+// first outcome in At. Connections that succeed are closed at once; a
+// refused connect (the server not listening yet) is tried again; other
+// errors end it.
 func WaitVerdict(addr string, denied bool, interval, timeout time.Duration) (Result, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || !ap.Addr().Is4() {
@@ -194,6 +195,7 @@ func WaitVerdict(addr string, denied bool, interval, timeout time.Duration) (Res
 			if denied {
 				return Result{Ops: tries, Seconds: now.Sub(start).Seconds(), At: now.UnixNano(), Errors: 1, Errno: unix.EPERM.Error()}, nil
 			}
+		case errors.Is(err, unix.ECONNREFUSED):
 		default:
 			return Result{}, fmt.Errorf("connect to %s: %w (waiting until %s)", addr, err, want)
 		}
