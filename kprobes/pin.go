@@ -109,10 +109,16 @@ func CountPins(dir string) (int, error) {
 	return n, err
 }
 
-// PinnedLinks returns the ids of the links pinned under dir (maps and
-// programs pinned there are not counted).
-func PinnedLinks(dir string) ([]link.ID, error) {
-	var ids []link.ID
+// Attached is a link and the program it attaches.
+type Attached struct {
+	Link    link.ID
+	Program ebpf.ProgramID
+}
+
+// PinnedLinks returns the links pinned under dir and their programs (maps
+// pinned there are left out).
+func PinnedLinks(dir string) ([]Attached, error) {
+	var out []Attached
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -132,27 +138,35 @@ func PinnedLinks(dir string) ([]link.ID, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		ids = append(ids, info.ID)
+		out = append(out, Attached{Link: info.ID, Program: info.Program})
 		return nil
 	})
-	return ids, err
+	return out, err
 }
 
-// WaitLinksGone waits up to d until none of the links ids exists any more.
-// The kernel releases a link some time after its last pin is removed
-// (after an RCU grace period, from a work queue), so a program can still
-// run for a moment after its pins are gone.
-func WaitLinksGone(ids []link.ID, d time.Duration) error {
+// WaitDetached waits up to d until none of the links and programs exists
+// any more. The kernel releases a link some time after its last pin is
+// removed (after an RCU grace period, from a work queue), and a link's id
+// goes before its program is detached; a program's id goes once it is
+// detached and released. So a program can still run for a moment after
+// its pins are gone, and not after this returns.
+func WaitDetached(objs []Attached, d time.Duration) error {
 	deadline := time.Now().Add(d)
-	for _, id := range ids {
-		for {
-			l, err := link.NewFromID(id)
-			if err != nil {
-				break
-			}
+	exists := func(o Attached) bool {
+		if l, err := link.NewFromID(o.Link); err == nil {
 			l.Close()
+			return true
+		}
+		if p, err := ebpf.NewProgramFromID(o.Program); err == nil {
+			p.Close()
+			return true
+		}
+		return false
+	}
+	for _, o := range objs {
+		for exists(o) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("link %d still attached after %v", id, d)
+				return fmt.Errorf("link %d (program %d) still attached after %v", o.Link, o.Program, d)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

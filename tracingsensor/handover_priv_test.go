@@ -130,7 +130,7 @@ func TestPrivPinnedPolicyOutlivesClose(t *testing.T) {
 	if n, _ := kprobes.CountPins(dir); n != 1 {
 		t.Errorf("%d pins after an unload, want 1", n)
 	}
-	if err := kprobes.WaitLinksGone(unloaded, 10*time.Second); err != nil {
+	if err := kprobes.WaitDetached(unloaded, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -167,7 +167,7 @@ func TestPrivPinnedPolicyOutlivesClose(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := kprobes.WaitLinksGone(kept, 10*time.Second); err != nil {
+	if err := kprobes.WaitDetached(kept, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if killed(base + "kill") {
