@@ -194,7 +194,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	decoded := pipe.Decoded()
 	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 
-	protectBins, err := tracingsensor.ResolveBinaries(a.cfg.ProtectBinaries, os.Getenv("PATH"), "", filepath.Join(a.cfg.ProcRoot, "1", "root"))
+	protect := &protectedBinaries{patterns: a.cfg.ProtectBinaries, path: os.Getenv("PATH"), roots: protectRoots(a.cfg.ProcRoot),
+		log: log.WithField(logFieldComponent, "protect")}
+	protectBins, err := protect.resolve()
 	if err != nil {
 		return fmt.Errorf("--protect-binaries: %w", err)
 	}
@@ -206,6 +208,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer a.ts.Close()
+	protect.ts = a.ts
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_protected_binaries",
+		Help: "Executable paths whose processes policies do not act on (--protect-binaries, resolved at start and whenever their directories change)."},
+		func() float64 { return float64(len(a.ts.ProtectedBinaries())) }))
 	log.WithField("binaries", strings.Join(protectBins, ",")).Info("protected from enforcement: the agent, its parents, PID 1, kernel threads and these binaries")
 	pipe.Route(a.ts.Routes()...)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
@@ -315,6 +321,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return a.ts.RunFolds(gctx, pipe.Async()) })
+	g.Go(func() error { return protect.run(gctx, protectBins) })
 	a.np = np
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
