@@ -85,22 +85,33 @@ func (c *Client) SetMode(ctx context.Context, name, mode string) error {
 
 // EventsOptions select the live tail.
 type EventsOptions struct {
-	// Text asks for one-line summaries instead of JSON.
-	Text  bool
-	Color bool
+	// Format is json (the default), compact or text.
+	Format string
+	Color  bool
+	// Timestamps starts compact lines with the event's time.
+	Timestamps bool
 	// Allow and Deny are filter lines (JSON objects), as in the export
 	// allow and deny lists.
 	Allow, Deny []string
+	// Require is a filter line every event must match too (the getevents
+	// flags of `vigil events`); lost-event notices always pass.
+	Require string
 }
 
 // Events streams the agent's events to w until ctx ends or the agent stops.
 func (c *Client) Events(ctx context.Context, opts EventsOptions, w io.Writer) error {
 	q := url.Values{}
-	if opts.Text {
-		q.Set("format", "text")
+	if opts.Format != "" {
+		q.Set("format", opts.Format)
 	}
 	if opts.Color {
 		q.Set("color", "1")
+	}
+	if opts.Timestamps {
+		q.Set("timestamps", "1")
+	}
+	if opts.Require != "" {
+		q.Set("require", opts.Require)
 	}
 	q["allow"] = opts.Allow
 	q["deny"] = opts.Deny

@@ -22,8 +22,9 @@ import (
 //
 //	GET /v1/policies                     the loaded and failed policies (PolicyStatus list)
 //	PUT /v1/policies/mode?name=N&mode=M  switch a policy to enforce or monitor
-//	GET /v1/events?format=json|text      a live tail of the event stream,
-//	    &allow=LINE&deny=LINE&color=1    with the export filters' syntax
+//	GET /v1/events?format=json|text|compact  a live tail of the event stream,
+//	    &allow=LINE&deny=LINE&require=LINE   with the export filters' syntax
+//	    &color=1&timestamps=1                (require: every line must match too)
 const (
 	pathPolicies   = "/v1/policies"
 	pathPolicyMode = "/v1/policies/mode"
@@ -135,13 +136,15 @@ func (a *Agent) handleMode(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := exporter.SubscribeOptions{Color: q.Get("color") == "1"}
+	opts := exporter.SubscribeOptions{Color: q.Get("color") == "1", Timestamps: q.Get("timestamps") == "1"}
 	switch q.Get("format") {
 	case "", "json":
 	case "text":
 		opts.Format = exporter.FormatText
+	case "compact":
+		opts.Format = exporter.FormatCompact
 	default:
-		writeJSON(w, http.StatusBadRequest, controlError{fmt.Sprintf("unknown format %q: want json or text", q.Get("format"))})
+		writeJSON(w, http.StatusBadRequest, controlError{fmt.Sprintf("unknown format %q: want json, compact or text", q.Get("format"))})
 		return
 	}
 	var err error
@@ -153,6 +156,12 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if deny := q["deny"]; len(deny) > 0 {
 		if opts.Deny, err = filter.Parse("--deny", joinLines(deny)); err != nil {
+			writeJSON(w, http.StatusBadRequest, controlError{err.Error()})
+			return
+		}
+	}
+	if require := q["require"]; len(require) > 0 {
+		if opts.Require, err = filter.Parse("filter flags", joinLines(require)); err != nil {
 			writeJSON(w, http.StatusBadRequest, controlError{err.Error()})
 			return
 		}
