@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,12 +30,29 @@ func NewClient(socket string) *Client {
 	}}}
 }
 
+// RequestError is a request the agent refused; Problems are the
+// FILE:LINE: field: message lines of a refused policy file.
+type RequestError struct {
+	Msg                string
+	Problems, Warnings []string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	return c.doBody(ctx, method, path, q, nil)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
 	u := "http://vigil" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +70,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*ht
 		defer resp.Body.Close()
 		var ce controlError
 		if json.NewDecoder(resp.Body).Decode(&ce) == nil && ce.Error != "" {
-			return nil, errors.New(ce.Error)
+			return nil, &RequestError{Msg: ce.Error, Problems: ce.Problems, Warnings: ce.Warnings}
 		}
 		return nil, fmt.Errorf("agent answered %s", resp.Status)
 	}
@@ -76,6 +94,45 @@ func (c *Client) Policies(ctx context.Context) ([]PolicyStatus, error) {
 // SetMode switches a loaded policy to enforce or monitor.
 func (c *Client) SetMode(ctx context.Context, name, mode string) error {
 	resp, err := c.do(ctx, http.MethodPut, pathPolicyMode, url.Values{"name": {name}, "mode": {mode}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// AddPolicies sends a policy file to the agent, which validates every
+// document and loads them all or none. file names it in messages.
+func (c *Client) AddPolicies(ctx context.Context, file string, data []byte) (*AddResult, error) {
+	resp, err := c.doBody(ctx, http.MethodPost, pathPolicies, url.Values{"file": {file}}, data)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out AddResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read the agent's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// DeletePolicy unloads a policy added with AddPolicies.
+func (c *Client) DeletePolicy(ctx context.Context, name string) error {
+	resp, err := c.do(ctx, http.MethodDelete, pathPolicies, url.Values{"name": {name}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// SetPolicyEnabled enables or disables (detaches) a policy.
+func (c *Client) SetPolicyEnabled(ctx context.Context, name string, enabled bool) error {
+	state := "disabled"
+	if enabled {
+		state = "enabled"
+	}
+	resp, err := c.do(ctx, http.MethodPut, pathPolicyState, url.Values{"name": {name}, "state": {state}})
 	if err != nil {
 		return err
 	}

@@ -147,3 +147,123 @@ func TestPrivEventsCompact(t *testing.T) {
 	default:
 	}
 }
+
+// listLine returns the line of `vigil policy list` for name.
+func listLine(t *testing.T, socket, name string) string {
+	t.Helper()
+	res := runVigil(t, nil, "policy", "list", "--socket", socket)
+	if res.Code != 0 {
+		t.Fatalf("vigil policy list: exit %d: %s", res.Code, res.Stderr)
+	}
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == name {
+			return l
+		}
+	}
+	return ""
+}
+
+// vigil policy add | disable | enable | delete against a real agent: a bad
+// file is refused with validate's lines and nothing loads; a good one loads
+// at run time and reports events; disabled, its programs are gone and it
+// reports nothing; enabled, it reports again; a watched file's policy
+// cannot be deleted, an added one can.
+func TestPrivPolicyRuntime(t *testing.T) {
+	dir := t.TempDir()
+	fileA, fileB := filepath.Join(dir, "a", "f"), filepath.Join(dir, "b", "f")
+	for _, f := range []string{fileA, fileB} {
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(f), 0o755))
+		agenttest.FatalIf(t, os.WriteFile(f, []byte("x"), 0o644))
+	}
+	polDir := t.TempDir()
+	watchedFile := agenttest.WritePolicy(t, polDir, "a.yaml", fmt.Sprintf(agenttest.OpenatPrefixPolicy, filepath.Dir(fileA)))
+	h := agenttest.StartAgent(t, func(c *agent.Config) { c.Policies = []string{polDir} })
+	h.WaitPolicy("openat-watched")
+	sock := h.Socket
+	cliPolicy := strings.Replace(fmt.Sprintf(agenttest.OpenatPrefixPolicy, filepath.Dir(fileB)), "name: openat-watched", "name: cli-open", 1)
+
+	// A bad file: the same lines as validate, exit 1, nothing loaded.
+	bad := agenttest.WritePolicy(t, t.TempDir(), "bad.yaml", cliPolicy+"    bogus: 1\n")
+	val := runVigil(t, nil, "policy", "validate", bad)
+	add := runVigil(t, nil, "policy", "add", "--socket", sock, bad)
+	if add.Code != 1 || val.Code != 1 || add.Stdout != val.Stdout || !strings.Contains(add.Stdout, bad+":") ||
+		!strings.Contains(add.Stderr, "nothing was loaded") {
+		t.Errorf("add of a bad file: exit %d, stdout %q, stderr %q; validate printed %q", add.Code, add.Stdout, add.Stderr, val.Stdout)
+	}
+	// A file whose second policy takes a name in use: refused by the
+	// agent, the first policy not loaded either.
+	clash := agenttest.WritePolicy(t, t.TempDir(), "clash.yaml", cliPolicy+"---\n"+fmt.Sprintf(agenttest.OpenatPrefixPolicy, dir))
+	add = runVigil(t, nil, "policy", "add", "--socket", sock, clash)
+	if add.Code != 1 || !strings.Contains(add.Stdout, clash+":") ||
+		!strings.Contains(add.Stdout, "metadata.name: policy openat-watched is already loaded from "+watchedFile) {
+		t.Errorf("add of a clashing file: exit %d, stdout %q, stderr %q", add.Code, add.Stdout, add.Stderr)
+	}
+	if l := listLine(t, sock, "cli-open"); l != "" {
+		t.Errorf("a refused file left %q", l)
+	}
+
+	good := agenttest.WritePolicy(t, t.TempDir(), "good.yaml", cliPolicy)
+	add = runVigil(t, nil, "policy", "add", "--socket", sock, good)
+	if add.Code != 0 || add.Stdout != "cli-open: added (runtime only: gone when the agent restarts)\n" {
+		t.Fatalf("add: exit %d, stdout %q, stderr %q", add.Code, add.Stdout, add.Stderr)
+	}
+	if l := listLine(t, sock, "cli-open"); !strings.Contains(l, " loaded ") || !strings.HasSuffix(l, "cli:"+good+" (runtime only)") {
+		t.Errorf("list line of the added policy: %q", l)
+	}
+	pid := catUntilSeen(t, h, "cli-open", fileA, fileB)
+	h.WaitFor("event of the watched policy, with the added one", agenttest.KprobeOf("process_kprobe", pid, "openat-watched"))
+
+	progs, _ := agenttest.CountGenericObjects(t)
+	if res := runVigil(t, nil, "policy", "disable", "--socket", sock, "cli-open"); res.Code != 0 || res.Stdout != "cli-open: disabled\n" {
+		t.Fatalf("disable: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	if after, _ := agenttest.CountGenericObjects(t); after >= progs {
+		t.Errorf("disabled, the agent still holds %d generic programs (%d before)", after, progs)
+	}
+	if l := listLine(t, sock, "cli-open"); !strings.Contains(l, " disabled ") || !strings.HasSuffix(l, "(runtime only)") {
+		t.Errorf("list line of the disabled policy: %q", l)
+	}
+	// One process opens both files: the enabled policy reports A, the
+	// disabled one nothing of B (its exit comes after both opens).
+	pid = catUntilSeen(t, h, "openat-watched", fileA, fileB)
+	h.WaitFor("exit of cat", agenttest.ExitOf(pid))
+	if evs := h.All(agenttest.KprobeOf("process_kprobe", pid, "cli-open")); len(evs) > 0 {
+		t.Errorf("the disabled policy reported %v", evs[0])
+	}
+
+	if res := runVigil(t, nil, "policy", "enable", "--socket", sock, "cli-open"); res.Code != 0 || res.Stdout != "cli-open: enabled\n" {
+		t.Fatalf("enable: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	catUntilSeen(t, h, "cli-open", fileB)
+
+	res := runVigil(t, nil, "policy", "delete", "--socket", sock, "openat-watched")
+	if want := "policy openat-watched comes from " + watchedFile + ", which the agent watches"; res.Code != 1 || !strings.Contains(res.Stderr, want) {
+		t.Errorf("delete of a watched file's policy: exit %d, stderr %q; want %q", res.Code, res.Stderr, want)
+	}
+	if res := runVigil(t, nil, "policy", "delete", "--socket", sock, "cli-open"); res.Code != 0 || res.Stdout != "cli-open: deleted\n" {
+		t.Errorf("delete: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	if l := listLine(t, sock, "cli-open"); l != "" {
+		t.Errorf("deleted policy still listed: %q", l)
+	}
+	if res := runVigil(t, nil, "policy", "enable", "--socket", sock, "cli-open"); res.Code != 1 || !strings.Contains(res.Stderr, `no disabled policy named "cli-open"`) {
+		t.Errorf("enable of a deleted policy: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+}
+
+// catUntilSeen runs cat on files until policy reports its open, and
+// returns that cat's pid: on a busy machine the ring buffer may lose a
+// record (the agent says so in lost_events), so a few tries are allowed.
+func catUntilSeen(t *testing.T, h *agenttest.Harness, policy string, files ...string) int {
+	t.Helper()
+	for try := 0; try < 5; try++ {
+		cmd := agenttest.Command(t, "/bin/cat", files...)
+		agenttest.FatalIf(t, cmd.Run())
+		if _, ok := h.Find(agenttest.Timeout()/4, agenttest.KprobeOf("process_kprobe", cmd.Process.Pid, policy)); ok {
+			return cmd.Process.Pid
+		}
+		t.Logf("no event of %s for cat %v (pid %d), trying again", policy, files, cmd.Process.Pid)
+	}
+	t.Fatalf("%s reported none of 5 cats of %v", policy, files)
+	return 0
+}

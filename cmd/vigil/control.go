@@ -57,7 +57,14 @@ func printPolicyList(w io.Writer, list []agent.PolicyStatus) error {
 		if mode == "" {
 			mode = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, p.State, mode, p.Events, strings.Join(hooks, " "), p.Source)
+		source := p.Source
+		if p.Runtime {
+			source += " (runtime only)"
+		}
+		if len(hooks) == 0 {
+			hooks = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, p.State, mode, p.Events, strings.Join(hooks, " "), source)
 		if p.Error != "" {
 			for _, line := range strings.Split(p.Error, "\n") {
 				fmt.Fprintf(tw, "  error: %s\n", line)
