@@ -101,6 +101,20 @@ func (c *Client) SetMode(ctx context.Context, name, mode string) error {
 	return nil
 }
 
+// Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathStatus, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out Status
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read the agent's status: %w", err)
+	}
+	return &out, nil
+}
+
 // AddPolicies sends a policy file to the agent, which validates every
 // document and loads them all or none. file names it in messages.
 func (c *Client) AddPolicies(ctx context.Context, file string, data []byte) (*AddResult, error) {

@@ -27,6 +27,7 @@ import (
 //	DELETE /v1/policies?name=N           delete a policy added with POST
 //	PUT /v1/policies/state?name=N&state=enabled|disabled
 //	PUT /v1/policies/mode?name=N&mode=M  switch a policy to enforce or monitor
+//	GET /v1/status                       the agent's Status (vigil status)
 //	GET /v1/events?format=json|text|compact  a live tail of the event stream,
 //	    &allow=LINE&deny=LINE&require=LINE   with the export filters' syntax
 //	    &color=1&timestamps=1                (require: every line must match too)
@@ -35,6 +36,7 @@ const (
 	pathPolicyMode  = "/v1/policies/mode"
 	pathPolicyState = "/v1/policies/state"
 	pathEvents      = "/v1/events"
+	pathStatus      = "/v1/status"
 )
 
 // PolicyStatus is one entry of `vigil policy list`.
@@ -111,6 +113,9 @@ func (a *Agent) serveControl() (*http.Server, error) {
 	mux.HandleFunc("PUT "+pathPolicyState, a.handlePolicyState)
 	mux.HandleFunc("PUT "+pathPolicyMode, a.handleMode)
 	mux.HandleFunc("GET "+pathEvents, a.handleEvents)
+	mux.HandleFunc("GET "+pathStatus, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.status())
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

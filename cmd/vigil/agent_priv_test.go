@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -266,4 +267,75 @@ func catUntilSeen(t *testing.T, h *agenttest.Harness, policy string, files ...st
 	}
 	t.Fatalf("%s reported none of 5 cats of %v", policy, files)
 	return 0
+}
+
+// vigil status and vigil version against a real agent: what the kernel
+// offers and the agent uses, its sensors, policies, ring buffer and export
+// health, with the losses by reason.
+func TestPrivStatusAndVersion(t *testing.T) {
+	pol := agenttest.WritePolicy(t, t.TempDir(), "p.yaml", fmt.Sprintf(agenttest.OpenatPrefixPolicy, t.TempDir()))
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
+		c.Policies = []string{pol}
+		c.Export.Denylist = `{"binary_regex":["/denied-by-test$"]}`
+	})
+	h.WaitPolicy("openat-watched")
+	// One exec the export filters drop: lost, reason filtered.
+	denied := filepath.Join(t.TempDir(), "denied-by-test")
+	agenttest.CopyExecutable(t, "/bin/true", denied)
+	agenttest.FatalIf(t, exec.Command(denied).Run())
+	marker := agenttest.Command(t, "/bin/true", "status-marker")
+	agenttest.FatalIf(t, marker.Run())
+	h.WaitFor("exec of the marker", agenttest.ExecOf(marker.Process.Pid))
+
+	res := runVigil(t, nil, "status", "--socket", h.Socket, "-o", "json")
+	if res.Code != 0 {
+		t.Fatalf("vigil status -o json: exit %d: %s", res.Code, res.Stderr)
+	}
+	var st agent.Status
+	agenttest.FatalIf(t, json.Unmarshal([]byte(res.Stdout), &st))
+	release, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	agenttest.FatalIf(t, err)
+	if st.Node != "test-node" || !st.Ready || st.Kernel.Release != strings.TrimSpace(string(release)) || st.Build.Version != "dev" {
+		t.Errorf("status: node %q, ready %v, kernel %q, version %q", st.Node, st.Ready, st.Kernel.Release, st.Build.Version)
+	}
+	var sensors []string
+	for _, s := range st.Sensors {
+		sensors = append(sensors, s.Name)
+	}
+	if strings.Join(sensors, ",") != "process,tracing,flows" || st.Sensors[0].Mechanism == "" {
+		t.Errorf("sensors %+v", st.Sensors)
+	}
+	if len(st.Hooks) == 0 || len(st.Features) == 0 || st.PolicyStates["loaded"] != 1 {
+		t.Errorf("hooks %d, features %d, policy states %v", len(st.Hooks), len(st.Features), st.PolicyStates)
+	}
+	if st.Ring.SizeBytes == 0 || st.Ring.Records == 0 || st.Export.Events["process_exec"] == 0 {
+		t.Errorf("ring %+v, exported %v", st.Ring, st.Export.Events)
+	}
+	filtered := false
+	for _, l := range st.Export.Lost {
+		filtered = filtered || (l.Reason == "filtered" && l.Count >= 1)
+	}
+	if !filtered || len(st.Export.Sinks) != 1 || st.Export.Sinks[0].Name != "file" || st.Export.Sinks[0].CapacityBytes != 8<<20 {
+		t.Errorf("lost %+v, sinks %+v", st.Export.Lost, st.Export.Sinks)
+	}
+
+	res = runVigil(t, nil, "status", "--socket", h.Socket)
+	for _, want := range []string{
+		"Agent:     vigil dev (commit ", " on node test-node, up ", ", ready\n",
+		"Kernel:    " + st.Kernel.Release + " (BTF yes",
+		"\nprocess  " + st.Sensors[0].Mechanism,
+		"\nPolicies:  1 loaded\n", "openat-watched  loaded  enforce",
+		"\nRing buffer: 8 MiB, ", "Lost:      filtered ",
+		"\nfile  ", "% of 8 MiB\n", "Live tails: ",
+	} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("vigil status lacks %q:\n%s", want, res.Stdout)
+		}
+	}
+
+	res = runVigil(t, nil, "version", "--socket", h.Socket)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "vigil   dev\n") || !strings.Contains(res.Stdout, "bpf     generic_x86_bpfel.o sha256:") ||
+		!strings.Contains(res.Stdout, "agent   dev (commit ") || !strings.Contains(res.Stdout, "same BPF objects)") {
+		t.Errorf("vigil version: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
 }
