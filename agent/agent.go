@@ -57,6 +57,8 @@ type Agent struct {
 	startedAt time.Time
 	feats     *kprobes.Features
 	sensors   []SensorStatus
+	// logs keeps the last log lines for vigil bugtool.
+	logs *logRing
 }
 
 // New checks cfg and prepares an agent. It touches neither the kernel nor
@@ -73,7 +75,9 @@ func New(cfg Config, log *logrus.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp}, nil
+	logs := newLogRing()
+	log.AddHook(logs)
+	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp, logs: logs}, nil
 }
 
 // Subscribe starts a live tail of the agent's event stream (see

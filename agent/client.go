@@ -115,6 +115,26 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &out, nil
 }
 
+// Config returns the agent's effective configuration, with its secrets
+// redacted by the agent.
+func (c *Client) Config(ctx context.Context) (json.RawMessage, error) {
+	return c.getRaw(ctx, pathConfig)
+}
+
+// Logs returns the agent's recent log lines (JSON lines), redacted.
+func (c *Client) Logs(ctx context.Context) ([]byte, error) {
+	return c.getRaw(ctx, pathLogs)
+}
+
+func (c *Client) getRaw(ctx context.Context, path string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
 // AddPolicies sends a policy file to the agent, which validates every
 // document and loads them all or none. file names it in messages.
 func (c *Client) AddPolicies(ctx context.Context, file string, data []byte) (*AddResult, error) {

@@ -113,6 +113,8 @@ func (a *Agent) serveControl() (*http.Server, error) {
 	mux.HandleFunc("PUT "+pathPolicyState, a.handlePolicyState)
 	mux.HandleFunc("PUT "+pathPolicyMode, a.handleMode)
 	mux.HandleFunc("GET "+pathEvents, a.handleEvents)
+	mux.HandleFunc("GET "+pathConfig, a.handleConfig)
+	mux.HandleFunc("GET "+pathLogs, a.handleLogs)
 	mux.HandleFunc("GET "+pathStatus, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.status())
 	})

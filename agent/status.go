@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"sort"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type Status struct {
 	Build     buildinfo.Info     `json:"build"`
 	Node      string             `json:"node"`
+	PID       int                `json:"pid"`
 	Ready     bool               `json:"ready"`
 	StartedAt time.Time          `json:"started_at"`
 	Uptime    string             `json:"uptime"`
@@ -92,7 +94,7 @@ func (a *Agent) noteSensor(name, mechanism, detail string) {
 
 // status gathers the agent's status.
 func (a *Agent) status() Status {
-	st := Status{Build: buildinfo.Get(), Node: a.cfg.NodeName, Ready: a.Ready(), StartedAt: a.startedAt,
+	st := Status{Build: buildinfo.Get(), Node: a.cfg.NodeName, PID: os.Getpid(), Ready: a.Ready(), StartedAt: a.startedAt,
 		Sensors: a.sensors, Policies: a.policyStatuses(), PolicyStates: map[string]int{}}
 	st.Uptime = time.Since(a.startedAt).Round(time.Second).String()
 	if f := a.feats; f != nil {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +19,7 @@ import (
 
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/agent/agenttest"
+	"github.com/vigilsec/vigil/exporter"
 )
 
 // vigilStream is a long-running vigil command (vigil events) whose stdout
@@ -337,5 +343,101 @@ func TestPrivStatusAndVersion(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, "vigil   dev\n") || !strings.Contains(res.Stdout, "bpf     generic_x86_bpfel.o sha256:") ||
 		!strings.Contains(res.Stdout, "agent   dev (commit ") || !strings.Contains(res.Stdout, "same BPF objects)") {
 		t.Errorf("vigil version: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+// readTarball returns the files of a .tar.gz by base name.
+func readTarball(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	agenttest.FatalIf(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	agenttest.FatalIf(t, err)
+	tr := tar.NewReader(zr)
+	out := map[string]string{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		agenttest.FatalIf(t, err)
+		b, err := io.ReadAll(tr)
+		agenttest.FatalIf(t, err)
+		out[filepath.Base(hdr.Name)] = string(b)
+	}
+}
+
+// vigil bugtool against an agent that has secrets in its configuration:
+// every part is in the tarball, and no secret is anywhere in it.
+func TestPrivBugtool(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	hook := strings.Replace(srv.URL, "http://", "http://siem-user:hunter2-pass@", 1) + "/ingest?token=s3cr3t-query-token&tenant=t1"
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
+		c.BPFStats = true
+		c.Export.Webhook = hook
+		c.Export.WebhookHeaders = []string{"Authorization: Bearer s3cr3t-bearer-token"}
+		c.Export.WebhookSpoolDir = t.TempDir()
+		c.Export.WebhookBatchInterval = exporter.Duration(50 * time.Millisecond)
+	})
+	agenttest.FatalIf(t, agenttest.Command(t, "/bin/true", "bugtool").Run())
+
+	out := filepath.Join(t.TempDir(), "report.tar.gz")
+	res := runVigil(t, nil, "bugtool", "--socket", h.Socket, "-o", out)
+	if res.Code != 0 || !strings.HasPrefix(res.Stdout, out+": ") {
+		t.Fatalf("bugtool: exit %d, stdout %q, stderr %q", res.Code, res.Stdout, res.Stderr)
+	}
+	files := readTarball(t, out)
+	if strings.Contains(files["errors.txt"], "bpf statistics") {
+		t.Errorf("with --bpf-stats, errors.txt says: %s", files["errors.txt"])
+	}
+	for _, name := range []string{"version.txt", "probe.txt", "probe.json", "status.txt", "status.json", "policies.txt",
+		"config.json", "agent.log", "bpf-programs.txt", "bpf-programs.json", "bpf-maps.txt", "bpf-maps.json", "kernel.txt"} {
+		if files[name] == "" {
+			t.Errorf("the tarball has no %s (errors.txt: %q)", name, files["errors.txt"])
+		}
+	}
+	for name, text := range files {
+		for _, secret := range []string{"hunter2", "siem-user", "s3cr3t"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s holds the secret %q", name, secret)
+			}
+		}
+	}
+	if !strings.Contains(files["config.json"], `"Authorization: <redacted>"`) || !strings.Contains(files["config.json"], `"export-webhook": "http://<redacted>@127.0.0.1:`) {
+		t.Errorf("config.json:\n%s", files["config.json"])
+	}
+	if !strings.Contains(files["agent.log"], `"msg":"agent ready"`) {
+		t.Errorf("agent.log lacks the agent's start:\n%s", files["agent.log"])
+	}
+	var st agent.Status
+	agenttest.FatalIf(t, json.Unmarshal([]byte(files["status.json"]), &st))
+	release, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	if st.Node != "test-node" || !strings.Contains(files["kernel.txt"], "release: "+strings.TrimSpace(string(release))+"\n") {
+		t.Errorf("status node %q; kernel.txt:\n%s", st.Node, files["kernel.txt"])
+	}
+	var progs []bpfProgram
+	agenttest.FatalIf(t, json.Unmarshal([]byte(files["bpf-programs.json"]), &progs))
+	ran := false
+	for _, p := range progs {
+		ran = ran || p.RunCount > 0 && p.RunTimeNS > 0
+	}
+	if len(progs) == 0 || !ran {
+		t.Errorf("with --bpf-stats, no program of the agent has runs: %+v", progs)
+	}
+	var maps []bpfMap
+	agenttest.FatalIf(t, json.Unmarshal([]byte(files["bpf-maps.json"]), &maps))
+	filled := false
+	for _, m := range maps {
+		filled = filled || m.Type == "Hash" && m.Entries > 0 && m.Fill > 0
+	}
+	if !filled {
+		t.Errorf("no hash map of the agent has entries (the process table is seeded from /proc): %+v", maps)
+	}
+	if !strings.Contains(files["bpf-maps.txt"], "MAX ENTRIES") || !strings.Contains(files["bpf-programs.txt"], "RUN TIME") {
+		t.Errorf("tables:\n%s\n%s", files["bpf-maps.txt"], files["bpf-programs.txt"])
 	}
 }

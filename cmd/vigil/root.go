@@ -46,6 +46,7 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newRelayCommand(g))
 	root.AddCommand(newStatusCommand(g))
 	root.AddCommand(newVersionCommand(g))
+	root.AddCommand(newBugtoolCommand(g))
 	return root
 }
 
