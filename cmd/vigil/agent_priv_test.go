@@ -441,3 +441,44 @@ func TestPrivBugtool(t *testing.T) {
 		t.Errorf("tables:\n%s\n%s", files["bpf-maps.txt"], files["bpf-programs.txt"])
 	}
 }
+
+// A disabled policy of a watched file stays disabled when the file
+// changes, and enable loads the changed version.
+func TestPrivPolicyDisabledFileChange(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	agenttest.FatalIf(t, os.WriteFile(file, []byte("x"), 0o644))
+	polDir := t.TempDir()
+	text := fmt.Sprintf(agenttest.OpenatPrefixPolicy, dir)
+	path := agenttest.WritePolicy(t, polDir, "a.yaml", text)
+	h := agenttest.StartAgent(t, func(c *agent.Config) { c.Policies = []string{polDir} })
+	h.WaitPolicy("openat-watched")
+	if res := runVigil(t, nil, "policy", "disable", "--socket", h.Socket, "openat-watched"); res.Code != 0 {
+		t.Fatalf("disable: exit %d: %s", res.Code, res.Stderr)
+	}
+	agenttest.FatalIf(t, os.WriteFile(path, []byte(strings.Replace(text, "watched file opened", "changed while disabled", 1)), 0o644))
+	// The agent says in its log when it has read the change.
+	deadline := time.Now().Add(agenttest.Timeout())
+	for {
+		logs, err := agent.NewClient(h.Socket).Logs(t.Context())
+		agenttest.FatalIf(t, err)
+		if bytes.Contains(logs, []byte("disabled policy changed; it stays disabled")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not read the changed file within %v", agenttest.Timeout())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := listLine(t, h.Socket, "openat-watched"); !strings.Contains(l, " disabled ") {
+		t.Errorf("after its file changed: %q", l)
+	}
+	if res := runVigil(t, nil, "policy", "enable", "--socket", h.Socket, "openat-watched"); res.Code != 0 {
+		t.Fatalf("enable: exit %d: %s", res.Code, res.Stderr)
+	}
+	pid := catUntilSeen(t, h, "openat-watched", file)
+	e := h.WaitFor("event", agenttest.KprobeOf("process_kprobe", pid, "openat-watched"))
+	if got := e.Str("process_kprobe.message"); got != "changed while disabled" {
+		t.Errorf("enabled policy's message %q: not the changed version", got)
+	}
+}
