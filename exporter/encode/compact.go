@@ -45,7 +45,7 @@ func AppendCompact(dst []byte, ev *event.Event, opts CompactOptions) []byte {
 	icon, verb := compactVerb(ev)
 	dst = append(dst, icon...)
 	dst = append(dst, ' ')
-	dst = append(dst, verb...)
+	dst = appendText(dst, verb) // a hook's name comes from the policy
 	for n := len(verb); n < 7; n++ {
 		dst = append(dst, ' ')
 	}
