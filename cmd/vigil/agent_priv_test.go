@@ -288,7 +288,7 @@ func TestPrivStatusAndVersion(t *testing.T) {
 	// One exec the export filters drop: lost, reason filtered.
 	denied := filepath.Join(t.TempDir(), "denied-by-test")
 	agenttest.CopyExecutable(t, "/bin/true", denied)
-	agenttest.FatalIf(t, exec.Command(denied).Run())
+	agenttest.FatalIf(t, agenttest.CommandAs(denied, "true").Run()) // busybox on the VMs
 	marker := agenttest.Command(t, "/bin/true", "status-marker")
 	agenttest.FatalIf(t, marker.Run())
 	h.WaitFor("exec of the marker", agenttest.ExecOf(marker.Process.Pid))
