@@ -54,3 +54,17 @@ func TestAppendCompact(t *testing.T) {
 		t.Errorf("escape sequence passed through: %q", got)
 	}
 }
+
+func BenchmarkAppendCompact(b *testing.B) {
+	fx := fixtures()
+	for _, name := range []string{"process_exec", "process_lsm", "flow"} {
+		ev := fx[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 512)
+			for b.Loop() {
+				buf = AppendCompact(buf[:0], ev, CompactOptions{Timestamps: true})
+			}
+		})
+	}
+}
