@@ -52,6 +52,14 @@ type Agent struct {
 	ts  *tracingsensor.Sensor
 	pm  *policyManager
 	np  *netpolManager
+
+	// What `vigil status` reports; written by Run before the control
+	// socket serves.
+	startedAt time.Time
+	feats     *kprobes.Features
+	sensors   []SensorStatus
+	// logs keeps the last log lines for vigil bugtool.
+	logs *logRing
 }
 
 // New checks cfg and prepares an agent. It touches neither the kernel nor
@@ -68,7 +76,9 @@ func New(cfg Config, log *logrus.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp}, nil
+	logs := newLogRing()
+	log.AddHook(logs)
+	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp, logs: logs}, nil
 }
 
 // Subscribe starts a live tail of the agent's event stream (see
@@ -94,10 +104,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("remove memlock limit: %w", err)
 	}
+	a.startedAt = time.Now()
 	feats, err := kprobes.Probe(nil)
 	if err != nil {
 		return err
 	}
+	a.feats = feats
 	cgroupRoot := feats.Kernel.Cgroup2
 	metricsLn, pprofLn, err := a.listen()
 	if err != nil {
@@ -161,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		detect = detections
 		log.WithField("rules", len(detections.Rules())).Info("detection rules loaded")
+		a.noteSensor("rules", "", fmt.Sprintf("%d detection rules", len(detections.Rules())))
 	}
 
 	procs, err := process.NewSensor(&process.SensorOptions{
@@ -178,6 +191,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 	}()
 	log.WithField(logFieldMechanism, procs.Mechanism()).Info("process sensor attached")
+	a.noteSensor("process", string(procs.Mechanism()), "exec, fork and exit")
 	filters, err := a.resolveExecFilter(cgroupRoot)
 	if err != nil {
 		return err
@@ -215,6 +229,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	log.WithField("binaries", strings.Join(protectBins, ",")).Info("protected from enforcement: the agent, its parents, PID 1, kernel threads and these binaries")
 	pipe.Route(a.ts.Routes()...)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
+	a.noteSensor("tracing", "", "tracing policies (mechanism per hook: see policies)")
 
 	eps := &flows.PodEndpoints{}
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
@@ -225,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		defer fs.Close()
 		pipe.Route(flows.NewDecoder(cache, decoded, eps).Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
+		a.noteSensor("flows", "cgroup", "report "+a.cfg.Flows)
 	}
 
 	// Processes that started before the sensor: their records are not in
@@ -247,6 +263,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
 	// Pods and their labels and addresses make the network identities,
