@@ -194,13 +194,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
 
 	eps := &flows.PodEndpoints{}
+	var flowFolds *flows.Folds
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
 		fs, err := flows.NewSensor(procs, cgroupRoot, report, feats)
 		if err != nil {
 			return fmt.Errorf("flow sensor: %w", err)
 		}
 		defer fs.Close()
-		pipe.Route(flows.NewDecoder(cache, decoded, eps).Routes()...)
+		window, _ := flows.ParseRepeats(a.cfg.FlowRepeats)
+		flowFolds = flows.NewFolds(window)
+		a.reg.MustRegister(flowFoldMetrics(flowFolds)...)
+		fd := flows.NewDecoder(cache, decoded, eps)
+		fd.Fold(flowFolds)
+		pipe.Route(fd.Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
 	}
 
@@ -294,6 +300,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return a.ts.RunFolds(gctx, pipe.Async()) })
+	g.Go(func() error { return flowFolds.Run(gctx, pipe.Async()) })
 	a.np = np
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/process"
 )
 
@@ -165,6 +166,20 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, float64(n), s)
+	}
+}
+
+// flowFoldMetrics are the counters of what the flow decoder folded.
+func flowFoldMetrics(f *flows.Folds) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_flows_folded_total",
+			Help: "Flows counted into the count of a flow event instead of reported on their own (--flow-repeats).",
+		}, func() float64 { return float64(f.Folded()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_flows_fold_table_full_total",
+			Help: "Flows reported on their own because the table of repeated flows was full.",
+		}, func() float64 { return float64(f.TableFull()) }),
 	}
 }
 

@@ -25,6 +25,7 @@ type Decoder struct {
 	cache *process.Cache
 	sink  process.Sink
 	eps   Endpoints
+	folds *Folds
 	ev    event.Event
 	flow  event.Flow
 	// Errors counts records too short to decode.
@@ -36,6 +37,10 @@ type Decoder struct {
 func NewDecoder(cache *process.Cache, sink process.Sink, eps Endpoints) *Decoder {
 	return &Decoder{cache: cache, sink: sink, eps: eps}
 }
+
+// Fold makes the decoder count repeated flows into folds instead of
+// reporting each (nil: report every flow). Run folds' sweep too.
+func (d *Decoder) Fold(folds *Folds) { d.folds = folds }
 
 // Handle decodes one flow record from the shared ring buffer.
 func (d *Decoder) Handle(rec []byte) error {
@@ -97,6 +102,9 @@ func (d *Decoder) Handle(rec []byte) error {
 		Process: proc,
 		Parent:  parent,
 		Flow:    f,
+	}
+	if d.folds.add(&d.ev, f, r.Hdr.Pid) {
+		return nil
 	}
 	d.sink.Export(&d.ev)
 	return nil

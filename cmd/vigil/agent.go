@@ -54,6 +54,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringSliceVar(&cfg.ProtectBinaries, "protect-binaries", cfg.ProtectBinaries, "programs whose processes policies never kill or deny unless a selector names them exactly (matchBinaries In, matchPIDs In) and its policy sets allow-protected-enforcement: names looked up in $PATH and /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin, /usr/local/sbin, or absolute paths, in the agent's and the host's file system (/proc/1/root) when the agent starts; glob patterns allowed; the agent, its parents, PID 1 and kernel threads are always protected")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
+	f.StringVar(&cfg.FlowRepeats, "flow-repeats", cfg.FlowRepeats, "connections of a process to the same service and address as one already reported: fold (counted, one event with their count a second), rate-limit=DURATION (the same over DURATION) or report-all (an event each)")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)
