@@ -363,6 +363,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	if before, after, err := releaseStartupMemory(); err != nil {
+		log.WithError(err).Debug("release the memory of start-up")
+	} else {
+		log.WithFields(logrus.Fields{"before": before.String(), "after": after.String()}).Info("released the memory of start-up")
+	}
 
 	runErr := g.Wait()
 	a.ready.Store(false)
