@@ -80,6 +80,9 @@ type foldRun struct {
 type Folds struct {
 	window time.Duration
 	now    func() time.Time
+	// refresh, when set, updates a report before it is sent (from Run's
+	// goroutine).
+	refresh func(ev *event.Event)
 
 	mu     sync.Mutex
 	runs   map[foldKey]*foldRun
@@ -195,6 +198,9 @@ func (f *Folds) sweep(out process.Sink, all bool) {
 	f.mu.Unlock()
 	slices.SortFunc(reports, func(a, b event.Event) int { return a.Time.Compare(b.Time) })
 	for i := range reports {
+		if f.refresh != nil {
+			f.refresh(&reports[i])
+		}
 		out.Export(&reports[i])
 	}
 }

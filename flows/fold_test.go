@@ -12,6 +12,7 @@ import (
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/exporter/encode"
 	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/process"
 )
 
 // foldClock is a clock the test moves.
@@ -267,5 +268,36 @@ func TestParseRepeats(t *testing.T) {
 		if (err != nil) != c.err || (!c.err && got != c.want) {
 			t.Errorf("ParseRepeats(%q) = %v, %v; want %v (error %v)", c.in, got, err, c.want, c.err)
 		}
+	}
+}
+
+// The report of a run that started before its container's pod was known
+// carries the pod the process has by the time of the report.
+func TestFoldReportGetsThePod(t *testing.T) {
+	d, f, clock, out := newFoldingDecoder(t, DefaultFoldWindow)
+	const cg = 4242
+	proc := d.cache.AddProc(&process.ProcRecord{PID: 7, PPID: 1, StartKtime: 1e9, Binary: "/usr/bin/curl", CgroupID: cg})
+	if proc.Pod != nil {
+		t.Fatal("the process has a pod before SetPod")
+	}
+	for i := range 5 {
+		r := connect(7, abi.FlowFlowDirectionFLOW_EGRESS, abi.FlowFlowPhaseFLOW_START, uint16(40000+i), 443)
+		r.CgroupId = cg
+		handle(t, d, r)
+	}
+	pod := &event.Pod{Namespace: "shop", Name: "web-1", Labels: []event.Label{{Key: "app", Value: "web"}}}
+	d.cache.SetPod(cg, pod)
+	clock.t = clock.t.Add(DefaultFoldWindow)
+	f.sweep(d.sink, false)
+	if len(out.events) != 2 {
+		t.Fatalf("%d events, want a head and a report", len(out.events))
+	}
+	rep := out.events[1]
+	if rep.Process == nil || rep.Process.Pod != pod || rep.Flow.Count != 4 {
+		t.Fatalf("report: process %+v, count %d; want the process with its pod and a count of 4", rep.Process, rep.Flow.Count)
+	}
+	want := event.Endpoint{Namespace: "shop", PodName: "web-1", Labels: []string{"app=web"}}
+	if diff := cmp.Diff(want, rep.Flow.SourceEndpoint); diff != "" {
+		t.Errorf("the report's local endpoint (-want +got):\n%s", diff)
 	}
 }
