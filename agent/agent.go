@@ -232,13 +232,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.noteSensor("tracing", "", "tracing policies (mechanism per hook: see policies)")
 
 	eps := &flows.PodEndpoints{}
+	var flowFolds *flows.Folds
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
 		fs, err := flows.NewSensor(procs, cgroupRoot, report, feats)
 		if err != nil {
 			return fmt.Errorf("flow sensor: %w", err)
 		}
 		defer fs.Close()
-		pipe.Route(flows.NewDecoder(cache, decoded, eps).Routes()...)
+		window, _ := flows.ParseRepeats(a.cfg.FlowRepeats)
+		flowFolds = flows.NewFolds(window)
+		a.reg.MustRegister(flowFoldMetrics(flowFolds)...)
+		fd := flows.NewDecoder(cache, decoded, eps)
+		fd.Fold(flowFolds)
+		pipe.Route(fd.Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
 		a.noteSensor("flows", "cgroup", "report "+a.cfg.Flows)
 	}
@@ -338,6 +344,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return a.ts.RunFolds(gctx, pipe.Async()) })
+	g.Go(func() error { return flowFolds.Run(gctx, pipe.Async()) })
 	g.Go(func() error { return protect.run(gctx, protectBins) })
 	a.np = np
 	if kubePolicies {
@@ -418,6 +425,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	if before, after, err := releaseStartupMemory(); err != nil {
+		log.WithError(err).Debug("release the memory of start-up")
+	} else {
+		log.WithFields(logrus.Fields{"before": before.String(), "after": after.String()}).Info("released the memory of start-up")
+	}
 
 	runErr := g.Wait()
 	a.ready.Store(false)

@@ -56,6 +56,10 @@ type Config struct {
 	// Flows says which moments of a connection are reported: off, start
 	// or start-end.
 	Flows string
+	// FlowRepeats says what happens to connections that repeat one
+	// already reported (same process, service and addresses): fold,
+	// rate-limit=DURATION or report-all.
+	FlowRepeats string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
 	// Rules configures the detection rules run over the event stream.
@@ -119,6 +123,7 @@ func DefaultConfig() Config {
 		ProcRoot:         "/proc",
 		Export:           exporter.DefaultConfig(),
 		Flows:            "start",
+		FlowRepeats:      "fold",
 
 		KubernetesTracingPolicies: true,
 		Identity:                  identity.DefaultConfig(),
@@ -165,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := flows.ParseReport(c.Flows); err != nil {
 		errs = append(errs, fmt.Errorf("--flows: %w", err))
+	}
+	if _, err := flows.ParseRepeats(c.FlowRepeats); err != nil {
+		errs = append(errs, fmt.Errorf("--flow-repeats: %w", err))
 	}
 	c.Identity.NodeName = c.NodeName
 	if err := c.Identity.Validate(); err != nil {

@@ -337,6 +337,19 @@ func helperMain(op string, args []string) int {
 			io.ReadAll(c)
 			c.Close()
 		}
+	case "tcp-connect-n":
+		// Connect arg(1) times to arg(0), one connection after another,
+		// each sending "hello" and reading the answer.
+		var n int
+		n, err = strconv.Atoi(arg(1))
+		for i := 0; i < n && err == nil; i++ {
+			var c net.Conn
+			if c, err = net.Dial("tcp", arg(0)); err == nil {
+				c.Write([]byte("hello"))
+				io.ReadAll(c)
+				c.Close()
+			}
+		}
 	case "udp-send":
 		var c net.Conn
 		c, err = net.Dial("udp", arg(0))

@@ -66,6 +66,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.BoolVar(&cleanupPins, "cleanup-pins", false, "remove everything --keep-enforcement-on-exit pinned under --bpf-pin-dir (its policies stop being enforced) and exit; for an uninstall, with the agent stopped")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
+	f.StringVar(&cfg.FlowRepeats, "flow-repeats", cfg.FlowRepeats, "connections of a process to the same service and address as one already reported: fold (counted, one event with their count a second), rate-limit=DURATION (the same over DURATION) or report-all (an event each)")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)
