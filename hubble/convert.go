@@ -1,6 +1,7 @@
 package hubble
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -76,6 +77,11 @@ func (c *Converter) Convert(ev *event.Event) *flowpb.Flow {
 	}
 	if ev.Process != nil {
 		out.CgroupId = ev.Process.CgroupID
+	}
+	if f.Count > 1 {
+		// A folded report (repeated connections, rate-limited drops)
+		// stands for Count flows: Hubble's aggregation counters say so.
+		out.Aggregate = aggregate(out.TrafficDirection, f.Count)
 	}
 	switch f.Verdict {
 	case event.VerdictDropped:
@@ -169,6 +175,27 @@ func verdict(v event.Verdict) flowpb.Verdict {
 		return flowpb.Verdict_AUDIT
 	}
 	return flowpb.Verdict_VERDICT_UNKNOWN
+}
+
+// aggregate counts n flows in direction d, as Hubble's flow aggregation does.
+func aggregate(d flowpb.TrafficDirection, n uint64) *flowpb.Aggregate {
+	c := uint32(min(n, math.MaxUint32))
+	switch d {
+	case flowpb.TrafficDirection_INGRESS:
+		return &flowpb.Aggregate{IngressFlowCount: c}
+	case flowpb.TrafficDirection_EGRESS:
+		return &flowpb.Aggregate{EgressFlowCount: c}
+	}
+	return &flowpb.Aggregate{UnknownDirectionFlowCount: c}
+}
+
+// FlowCount is how many flows f stands for: its aggregation counters, or 1.
+func FlowCount(f *flowpb.Flow) uint64 {
+	a := f.GetAggregate()
+	if n := uint64(a.GetIngressFlowCount()) + uint64(a.GetEgressFlowCount()) + uint64(a.GetUnknownDirectionFlowCount()); n > 0 {
+		return n
+	}
+	return 1
 }
 
 func direction(d event.Direction) flowpb.TrafficDirection {

@@ -111,3 +111,29 @@ func TestParsePolicyRef(t *testing.T) {
 		}
 	}
 }
+
+// A folded report carries its count in Hubble's aggregation counters, on
+// the side it was observed.
+func TestConvertFoldedCount(t *testing.T) {
+	c := NewConverter("node-a", nil)
+	for _, tc := range []struct {
+		dir  event.Direction
+		n    uint64
+		want *flowpb.Aggregate
+	}{
+		{event.DirectionEgress, 0, nil},
+		{event.DirectionEgress, 1, nil},
+		{event.DirectionEgress, 9, &flowpb.Aggregate{EgressFlowCount: 9}},
+		{event.DirectionIngress, 4, &flowpb.Aggregate{IngressFlowCount: 4}},
+		{0, 2, &flowpb.Aggregate{UnknownDirectionFlowCount: 2}},
+	} {
+		ev := &event.Event{Type: event.TypeFlow, Time: t0, Flow: &event.Flow{Protocol: event.ProtoTCP, Direction: tc.dir, Count: tc.n}}
+		f := c.Convert(ev)
+		if d := cmp.Diff(tc.want, f.GetAggregate(), protocmp.Transform()); d != "" {
+			t.Errorf("direction %v count %d: aggregate (-want +got):\n%s", tc.dir, tc.n, d)
+		}
+		if got, want := FlowCount(f), max(tc.n, 1); got != want {
+			t.Errorf("direction %v count %d: FlowCount %d, want %d", tc.dir, tc.n, got, want)
+		}
+	}
+}

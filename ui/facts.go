@@ -23,6 +23,7 @@ type facts struct {
 	src, dst   side
 	proto      string
 	port       uint32
+	n          uint64 // how many flows the record stands for (folded reports: more than 1)
 	dropReason string // "" when none
 	binary     string // the process behind the flow, "" when unknown
 	l7         string
@@ -82,7 +83,7 @@ func flowFacts(f *flowpb.Flow, procs *hubble.ProcessDecoder) facts {
 	proto, port := l4Of(f)
 	fa := facts{
 		time: f.GetTime().AsTime(), reply: f.GetIsReply().GetValue(), node: f.GetNodeName(), verdict: f.GetVerdict(),
-		dir: f.GetTrafficDirection(), proto: proto, port: port, l7: l7Summary(f),
+		dir: f.GetTrafficDirection(), proto: proto, port: port, l7: l7Summary(f), n: hubble.FlowCount(f),
 		src:            flowSide(f.GetSource(), f.GetIP().GetSource()),
 		dst:            flowSide(f.GetDestination(), f.GetIP().GetDestination()),
 		egressAllowed:  policyRefs{pb: f.GetEgressAllowedBy()},
@@ -113,7 +114,7 @@ func eventFacts(ev *event.Event, conv *hubble.Converter) facts {
 	f := ev.Flow
 	fa := facts{
 		time: ev.Time.UTC(), reply: f.IsReply, node: conv.NodeName(), verdict: hubble.Verdict(f.Verdict),
-		dir: hubble.Direction(f.Direction), dropReason: hubble.DropReasonName(f), proto: "IP",
+		dir: hubble.Direction(f.Direction), dropReason: hubble.DropReasonName(f), proto: "IP", n: max(f.Count, 1),
 		src:           eventSide(&f.SourceEndpoint, f.Source.IsValid(), conv),
 		dst:           eventSide(&f.DestEndpoint, f.Destination.IsValid(), conv),
 		egressDenied:  policyRefs{refs: f.EgressDeniedBy},

@@ -47,6 +47,10 @@ func TestEventFactsMatchFlowFacts(t *testing.T) {
 		flow(func(f *event.Flow) { f.DestEndpoint, f.Destination = event.Endpoint{}, netip.Addr{} }),
 		flow(func(f *event.Flow) { f.SourceEndpoint = host }),
 		flow(func(f *event.Flow) { f.SourceEndpoint = bare }),
+		flow(func(f *event.Flow) { f.Count = 7 }),
+		flow(func(f *event.Flow) { f.Count, f.Direction = 3, event.DirectionIngress }),
+		flow(func(f *event.Flow) { f.Count, f.Verdict, f.DropReasonDesc = 5, event.VerdictDropped, "POLICY_DENIED" }),
+		flow(func(f *event.Flow) { f.SourceEndpoint = bare }),
 	)
 	evs[len(evs)-1].Process = nil
 	var procs hubble.ProcessDecoder

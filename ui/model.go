@@ -76,11 +76,11 @@ func (c *counts) add(v flowpb.Verdict, n uint64) {
 // (ingress) or at the source (egress, or unknown).
 type sided struct{ in, out counts }
 
-func (s *sided) add(dir flowpb.TrafficDirection, v flowpb.Verdict) {
+func (s *sided) add(dir flowpb.TrafficDirection, v flowpb.Verdict, n uint64) {
 	if dir == flowpb.TrafficDirection_INGRESS {
-		s.in.add(v, 1)
+		s.in.add(v, n)
 	} else {
-		s.out.add(v, 1)
+		s.out.add(v, n)
 	}
 }
 
@@ -234,13 +234,14 @@ func (g *graph) addRecord(r hubble.Record) {
 	if b.minute != min {
 		*b = bucket{minute: min}
 	}
-	b.add(fa.dir, v)
-	e.total.add(fa.dir, v)
+	n := max(fa.n, 1)
+	b.add(fa.dir, v, n)
+	e.total.add(fa.dir, v, n)
 	if t.After(e.last) {
 		e.last = t
 	}
 	if fa.dropReason != "" {
-		e.count(e.reasons, fa.dropReason, 1<<10)
+		e.count(e.reasons, fa.dropReason, n, 1<<10)
 	}
 	for _, p := range [...]struct {
 		refs policyRefs
@@ -256,22 +257,22 @@ func (g *graph) addRecord(r hubble.Record) {
 		}
 	}
 	if fa.binary != "" {
-		e.count(e.procs, fa.binary, maxProcsPerEdge)
+		e.count(e.procs, fa.binary, n, maxProcsPerEdge)
 	}
 	if fa.l7 != "" {
-		e.count(e.l7, fa.l7, maxL7PerEdge)
+		e.count(e.l7, fa.l7, n, maxL7PerEdge)
 	}
 	e.recent[e.nrecent%recentPerEdge] = r
 	e.nrecent++
 }
 
-// count adds one to m[k], within limit keys; a new key is a new version
+// count adds n to m[k], within limit keys; a new key is a new version
 // of what the edge shows.
-func (e *edge) count(m map[string]uint64, k string, limit int) {
+func (e *edge) count(m map[string]uint64, k string, n uint64, limit int) {
 	if _, ok := m[k]; ok {
-		m[k]++
+		m[k] += n
 	} else if len(m) < limit {
-		m[k] = 1
+		m[k] = n
 		e.version++
 	}
 }

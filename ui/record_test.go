@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/hubble"
 )
@@ -272,5 +274,41 @@ func TestUnwatchedFlowsAreCounted(t *testing.T) {
 	}
 	if st.Seen != 40 || st.Unwatched != 24 || st.Missed != 0 {
 		t.Errorf("status %+v: want 40 seen, 24 unwatched, none missed", st)
+	}
+}
+
+// A folded report stands for Count connections: the map counts them all,
+// from the agent's own events and from the Hubble flows a relay reads.
+func TestFoldedFlowsCountInTheMap(t *testing.T) {
+	conv := hubble.NewConverter("node-a", nil)
+	store, err := hubble.NewEventStore(16, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := newGraph()
+	at := time.Now().Add(-time.Minute)
+	for i, n := range []uint64{0, 6, 4} { // the first flow, then two reports of its repeats
+		f := &event.Flow{Phase: event.FlowStart, Verdict: event.VerdictForwarded, Protocol: event.ProtoTCP,
+			Source: netip.MustParseAddr(ips["tiefighter"]), Destination: netip.MustParseAddr(ips["deathstar"]),
+			SourcePort: 41000, DestinationPort: 80, SourceEndpoint: tiefighter, DestEndpoint: deathstar,
+			Direction: event.DirectionEgress, Count: n}
+		ev := &event.Event{Type: event.TypeFlow, Time: at.Add(time.Duration(i) * time.Second), Flow: f, Process: landClient}
+		store.PutEvent(ev)
+		relay.add(conv.Convert(ev))
+	}
+	srv, err := NewServer(store, nil, Options{Mode: "agent", NodeName: "node-a"}, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m mapView
+	if err := json.Unmarshal([]byte(get(t, srv.Handler(), "/api/map?window=15m")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Edges) != 1 || m.Edges[0].Forwarded != 11 {
+		t.Errorf("the agent's map %+v: want one edge of 11 connections", m.Edges)
+	}
+	v := relay.view(&viewFilter{window: "all"}, time.Now(), 0)
+	if len(v.Edges) != 1 || v.Edges[0].Forwarded != 11 {
+		t.Errorf("the map of relayed flows %+v: want one edge of 11 connections", v.Edges)
 	}
 }
