@@ -77,6 +77,11 @@ const (
 	ArgBinprm
 	ArgCapability
 	ArgCapEffective
+	// ArgLong is a 64-bit signed integer (Tetragon's long_arg); ArgInt
+	// holds integers of 32 bits or fewer (int_arg), ArgUint unsigned ones
+	// of 32 bits or fewer (uint_arg) and ArgSize unsigned 64-bit ones
+	// (size_arg).
+	ArgLong
 )
 
 var argKindKeys = [...]string{
@@ -94,6 +99,7 @@ var argKindKeys = [...]string{
 	ArgBinprm:       "linux_binprm_arg",
 	ArgCapability:   "capability_arg",
 	ArgCapEffective: "cap_effective_arg",
+	ArgLong:         "long_arg",
 }
 
 // Key returns the JSON key of the argument kind, for example "file_arg".

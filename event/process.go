@@ -58,13 +58,55 @@ type Namespaces struct {
 // BinaryProperties describe the executed file.
 type BinaryProperties struct {
 	// Setuid and Setgid are the file's owner ids when it has the set-id bit.
-	Setuid, Setgid   *uint32
-	InodeNumber      uint64
-	InodeLinks       uint32
-	UpperLayer       bool // on the upper (writable) layer of an overlayfs
-	Memfd            bool // an anonymous memory file (memfd_create)
-	Deleted          bool // unlinked from the file system
-	PrivilegesRaised bool // exec raised uid or capabilities (set-id or file caps)
+	Setuid, Setgid *uint32
+	InodeNumber    uint64
+	InodeLinks     uint32
+	UpperLayer     bool // on the upper (writable) layer of an overlayfs
+	Memfd          bool // an anonymous memory file (memfd_create)
+	Deleted        bool // unlinked from the file system
+	// PrivilegesChanged says how the exec raised the process's privileges.
+	PrivilegesChanged PrivilegeChanges
+}
+
+// PrivilegeChanges are the ways an exec raised privileges, as Tetragon's
+// ProcessPrivilegesChanged values.
+type PrivilegeChanges uint8
+
+const (
+	// PrivilegesRaisedFileCap: the file's capabilities raised the
+	// process's capabilities.
+	PrivilegesRaisedFileCap PrivilegeChanges = 1 << iota
+	// PrivilegesRaisedSetuid: the file's set-user-ID bit changed the
+	// effective user ID.
+	PrivilegesRaisedSetuid
+	// PrivilegesRaisedSetgid: the file's set-group-ID bit changed the
+	// effective group ID.
+	PrivilegesRaisedSetgid
+	privilegeChangesLast
+)
+
+var privilegeChangeNames = [...]string{
+	"PRIVILEGES_RAISED_EXEC_FILE_CAP", "PRIVILEGES_RAISED_EXEC_FILE_SETUID", "PRIVILEGES_RAISED_EXEC_FILE_SETGID",
+}
+
+// Names returns the names of the set changes in bit order, as Tetragon
+// spells its ProcessPrivilegesChanged values.
+func (c PrivilegeChanges) Names() []string {
+	var out []string
+	for i, n := range privilegeChangeNames {
+		if c&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NameAt returns the name of bit i of the set and whether it is set.
+func (c PrivilegeChanges) NameAt(i int) (string, bool) {
+	if i < 0 || i >= len(privilegeChangeNames) || c&(1<<i) == 0 {
+		return "", false
+	}
+	return privilegeChangeNames[i], true
 }
 
 // Flags record how a process entry was obtained and what was truncated.

@@ -141,7 +141,7 @@ func (n *argsNode) term(m *materializer) ast.Value {
 type argNode event.Arg
 
 var (
-	argKindIDs = func() (ids [event.ArgCapEffective + 2]uint16) {
+	argKindIDs = func() (ids [event.ArgLong + 1]uint16) {
 		for k := range ids {
 			ids[k] = fieldID(event.ArgKind(k).Key())
 		}
@@ -211,6 +211,8 @@ func argValue(a *event.Arg) val {
 	switch a.Kind {
 	case event.ArgInt:
 		return intVal(a.Int)
+	case event.ArgLong:
+		return strVal(strconv.FormatInt(a.Int, 10))
 	case event.ArgUint:
 		return uintVal(a.Uint)
 	case event.ArgSize:

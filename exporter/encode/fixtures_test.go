@@ -58,7 +58,7 @@ func fixtureProcess(pod *event.Pod) *event.Process {
 		Namespaces: event.Namespaces{PidInum: 4026532801, MntInum: 4026532799, NetInum: 4026532803},
 		CgroupID:   10542,
 		BinaryProperties: event.BinaryProperties{
-			Setuid: &setuid, InodeNumber: 393228, InodeLinks: 1, UpperLayer: true, PrivilegesRaised: true,
+			Setuid: &setuid, InodeNumber: 393228, InodeLinks: 1, UpperLayer: true, PrivilegesChanged: event.PrivilegesRaisedSetuid,
 		},
 		Pod: pod,
 	}

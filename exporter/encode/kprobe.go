@@ -17,6 +17,7 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 	if k == nil {
 		return append(dst, '}')
 	}
+	tetragon := e.opts.Format == FormatTetragon
 	if ev.Type == event.TypeProcessTracepoint {
 		subsys, name, ok := strings.Cut(k.FunctionName, "/")
 		if !ok {
@@ -34,16 +35,23 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendArg(dst, &k.Args[i])
+			dst = appendArg(dst, &k.Args[i], tetragon)
 		}
 		dst = append(dst, ']')
 	}
-	if k.Return != nil {
+	// Tetragon's tracepoint and LSM events have no return value.
+	if k.Return != nil && (!tetragon || ev.Type == event.TypeProcessKprobe) {
 		dst = appendKey(dst, "return")
-		dst = appendArg(dst, k.Return)
+		dst = appendArg(dst, k.Return, tetragon)
 	}
 	if k.Action != "" {
-		dst = appendStringField(dst, "action", k.Action)
+		action := k.Action
+		if tetragon && k.Monitor {
+			// Tetragon's action is what was done; in monitor mode
+			// that is reporting the call.
+			action = "KPROBE_ACTION_POST"
+		}
+		dst = appendStringField(dst, "action", action)
 	}
 	if k.PolicyName != "" {
 		dst = appendStringField(dst, "policy_name", k.PolicyName)
@@ -53,6 +61,9 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 	}
 	if len(k.Tags) > 0 {
 		dst = appendStringList(dst, "tags", k.Tags)
+	}
+	if tetragon {
+		return append(dst, '}')
 	}
 	if k.Mechanism != "" {
 		dst = appendStringField(dst, "mechanism", k.Mechanism)
@@ -87,13 +98,19 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 }
 
 // appendArg appends one typed argument: {"<kind>_arg":value,"label":...}.
-func appendArg(dst []byte, a *event.Arg) []byte {
+// tetragon leaves out Vigil's "truncated".
+func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
 	dst = append(dst, '{', '"')
 	dst = append(dst, a.Kind.Key()...)
 	dst = append(dst, '"', ':')
 	switch a.Kind {
 	case event.ArgInt:
 		dst = strconv.AppendInt(dst, a.Int, 10)
+	case event.ArgLong:
+		// A 64-bit value, quoted as protobuf's JSON mapping writes it.
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, a.Int, 10)
+		dst = append(dst, '"')
 	case event.ArgUint:
 		dst = strconv.AppendUint(dst, a.Uint, 10)
 	case event.ArgSize:
@@ -151,7 +168,7 @@ func appendArg(dst []byte, a *event.Arg) []byte {
 	default:
 		dst = append(dst, '{', '}')
 	}
-	if a.Truncated {
+	if a.Truncated && !tetragon {
 		dst = appendBoolField(dst, "truncated", true)
 	}
 	if a.Label != "" {

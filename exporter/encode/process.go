@@ -47,7 +47,7 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		}
 		dst = append(dst, `,"arguments":`...)
 		dst = AppendString(dst, args)
-		if e.opts.ArgumentsList {
+		if e.opts.ArgumentsList && e.opts.Format != FormatTetragon {
 			dst = append(dst, `,"arguments_list":`...)
 			dst = appendArgumentsList(dst, args)
 		}
@@ -90,8 +90,9 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 	}
 	dst = append(dst, `,"process_credentials":`...)
 	dst = appendCreds(dst, &p.Creds)
-	dst = appendBinaryProperties(dst, &p.BinaryProperties)
-	if p.CgroupID != 0 {
+	tetragon := e.opts.Format == FormatTetragon
+	dst = appendBinaryProperties(dst, &p.BinaryProperties, tetragon)
+	if p.CgroupID != 0 && !tetragon {
 		dst = append(dst, `,"cgroup_id":`...)
 		dst = strconv.AppendUint(dst, p.CgroupID, 10)
 	}
@@ -138,10 +139,12 @@ func appendCreds(dst []byte, c *event.Credentials) []byte {
 }
 
 // appendBinaryProperties appends ,"binary_properties":{...} with only the
-// parts that are set, or nothing when none is.
-func appendBinaryProperties(dst []byte, b *event.BinaryProperties) []byte {
+// parts that are set, or nothing when none is. tetragon leaves out Vigil's
+// own members (upper_layer, memfd, deleted).
+func appendBinaryProperties(dst []byte, b *event.BinaryProperties, tetragon bool) []byte {
+	vigil := !tetragon && (b.UpperLayer || b.Memfd || b.Deleted)
 	if b.Setuid == nil && b.Setgid == nil && b.InodeNumber == 0 && b.InodeLinks == 0 &&
-		!b.UpperLayer && !b.Memfd && !b.Deleted && !b.PrivilegesRaised {
+		b.PrivilegesChanged == 0 && !vigil {
 		return dst
 	}
 	dst = append(dst, `,"binary_properties":{`...)
@@ -159,17 +162,27 @@ func appendBinaryProperties(dst []byte, b *event.BinaryProperties) []byte {
 		dst = strconv.AppendUint(dst, uint64(b.InodeLinks), 10)
 		dst = append(dst, '}', '}')
 	}
-	if b.UpperLayer {
-		dst = appendBoolField(dst, "upper_layer", true)
+	if b.PrivilegesChanged != 0 {
+		dst = appendKey(dst, "privileges_changed")
+		dst = append(dst, '[')
+		for i := 0; i < 8; i++ {
+			if name, ok := b.PrivilegesChanged.NameAt(i); ok {
+				dst = sep(dst)
+				dst = AppendString(dst, name)
+			}
+		}
+		dst = append(dst, ']')
 	}
-	if b.Memfd {
-		dst = appendBoolField(dst, "memfd", true)
-	}
-	if b.Deleted {
-		dst = appendBoolField(dst, "deleted", true)
-	}
-	if b.PrivilegesRaised {
-		dst = appendBoolField(dst, "privileges_raised", true)
+	if !tetragon {
+		if b.UpperLayer {
+			dst = appendBoolField(dst, "upper_layer", true)
+		}
+		if b.Memfd {
+			dst = appendBoolField(dst, "memfd", true)
+		}
+		if b.Deleted {
+			dst = appendBoolField(dst, "deleted", true)
+		}
 	}
 	return append(dst, '}')
 }
