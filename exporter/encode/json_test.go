@@ -310,7 +310,7 @@ func TestAppendText(t *testing.T) {
 		{"process_exit_status", `07:18:21.123 host /usr/sbin/sshd[1000] exit status=3`},
 		{"process_lsm", `07:18:21.123 shop/web-7c9f8d-x2x4q /usr/bin/curl[4242] lsm:bprm_check_security /tmp/xmrig OVERRIDE errno=-1`},
 		{"process_kprobe_sigkill_monitor", `07:18:21.123 shop/web-7c9f8d-x2x4q /usr/bin/curl[4242] __x64_sys_ptrace 16 would SIGKILL`},
-		{"process_tracepoint", `07:18:21.123 host /usr/sbin/sshd[1000] syscalls/sys_enter_unshare 268435456`},
+		{"process_tracepoint", `07:18:21.123 host /usr/sbin/sshd[1000] syscalls/sys_enter_unshare 268435456 = 0`},
 		{"flow", `07:18:21.123 shop/web-7c9f8d-x2x4q /usr/bin/curl[4242] TCP 10.0.1.5:43512 -> 10.0.2.9:5432 SYN x3 DROPPED`},
 		{"alert", `07:18:21.123 shop/web-7c9f8d-x2x4q /usr/bin/curl[4242] ALERT HIGH Credential file read: curl read /etc/shadow in shop/web`},
 		{"lost_events", `07:18:21.123 - lost 1523 events (queue_full, sink webhook)`},
