@@ -1,6 +1,8 @@
 package tetragonschema
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -80,6 +82,34 @@ func TestSchemaHasEveryEventType(t *testing.T) {
 		"process_uprobe", "process_loader", "process_throttle", "rate_limit_info"} {
 		if !strings.Contains(strings.Join(got, " "), want) {
 			t.Errorf("GetEventsResponse.event has %v, no %s", got, want)
+		}
+	}
+}
+
+// TestRecordedLines parses, strictly, the lines an agent wrote with
+// --export-format tetragon in a privileged run (agent/tests/export,
+// recorded with -record): exec, exit, tracepoint and syscall hooks with
+// arguments, a Sigkill, and rate_limit_info.
+func TestRecordedLines(t *testing.T) {
+	s, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/recorded.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for i, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		kind, err := s.Check(line)
+		if err != nil {
+			t.Errorf("testdata/recorded.jsonl:%d: %v", i+1, err)
+		}
+		kinds[kind]++
+	}
+	for _, want := range []string{"process_exec", "process_exit", "process_kprobe", "process_tracepoint", "rate_limit_info"} {
+		if kinds[want] == 0 {
+			t.Errorf("testdata/recorded.jsonl has no %s line (%v)", want, kinds)
 		}
 	}
 }
