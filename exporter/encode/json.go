@@ -182,8 +182,10 @@ func appendEvent(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth
 	}
 	dst = append(dst, `,"node_name":`...)
 	dst = AppendString(dst, nodeName)
-	dst = append(dst, `,"time":`...)
-	dst = appendTime(dst, ev.Time)
+	if !tetragon || timestampOK(ev.Time) {
+		dst = append(dst, `,"time":`...)
+		dst = appendTime(dst, ev.Time)
+	}
 	return append(dst, '}')
 }
 
@@ -274,8 +276,10 @@ func appendExit(dst []byte, ev *event.Event, e *Encoder) []byte {
 	if x.CoreDumped && e.opts.Format != FormatTetragon {
 		dst = appendBoolField(dst, "core_dumped", true)
 	}
-	dst = appendKey(dst, "time")
-	dst = appendTime(dst, ev.Time)
+	if e.opts.Format != FormatTetragon || timestampOK(ev.Time) {
+		dst = appendKey(dst, "time")
+		dst = appendTime(dst, ev.Time)
+	}
 	return append(dst, '}')
 }
 

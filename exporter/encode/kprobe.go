@@ -51,7 +51,9 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 			// that is reporting the call.
 			action = "KPROBE_ACTION_POST"
 		}
-		dst = appendStringField(dst, "action", action)
+		if !tetragon || isKprobeAction(action) {
+			dst = appendStringField(dst, "action", action)
+		}
 	}
 	if k.PolicyName != "" {
 		dst = appendStringField(dst, "policy_name", k.PolicyName)
@@ -100,10 +102,22 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 // appendArg appends one typed argument: {"<kind>_arg":value,"label":...}.
 // tetragon leaves out Vigil's "truncated".
 func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
+	kind := a.Kind
+	if tetragon {
+		kind = tetragonKind(a)
+		if kind.Key() == "unknown_arg" {
+			// No value Tetragon's schema can hold: the label only.
+			dst = append(dst, '{')
+			if a.Label != "" {
+				dst = appendStringField(dst, "label", a.Label)
+			}
+			return append(dst, '}')
+		}
+	}
 	dst = append(dst, '{', '"')
-	dst = append(dst, a.Kind.Key()...)
+	dst = append(dst, kind.Key()...)
 	dst = append(dst, '"', ':')
-	switch a.Kind {
+	switch kind {
 	case event.ArgInt:
 		dst = strconv.AppendInt(dst, a.Int, 10)
 	case event.ArgLong:
@@ -149,9 +163,13 @@ func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
 		}
 		dst = appendCreds(dst, &c)
 	case event.ArgCapability:
-		dst = append(dst, `{"value":`...)
-		dst = strconv.AppendInt(dst, a.Int, 10)
-		dst = append(dst, `,"name":"`...)
+		dst = append(dst, '{')
+		if !tetragon || a.Int == int64(int32(a.Int)) {
+			dst = append(dst, `"value":`...)
+			dst = strconv.AppendInt(dst, a.Int, 10)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"name":"`...)
 		dst = append(dst, CapName(int(a.Int))...)
 		dst = append(dst, '"', '}')
 	case event.ArgCapEffective:
@@ -237,4 +255,38 @@ func appendSockaddr(dst []byte, s *event.Sock) []byte {
 	}
 	dst = appendUintField(dst, "port", uint64(port))
 	return append(dst, '}')
+}
+
+// tetragonKind is the kind an argument is written as in the tetragon
+// format: a value too wide for Tetragon's 32-bit int_arg or uint_arg (which
+// Vigil's producers do not make) moves to the 64-bit kind of the same sign,
+// so that it is neither refused nor cut.
+func tetragonKind(a *event.Arg) event.ArgKind {
+	switch {
+	case a.Kind == event.ArgInt && a.Int != int64(int32(a.Int)):
+		return event.ArgLong
+	case a.Kind == event.ArgUint && a.Uint > 1<<32-1:
+		return event.ArgSize
+	}
+	return a.Kind
+}
+
+// kprobeActions are the names of Tetragon's KprobeAction enum
+// (TestKprobeActionsAreTetragons keeps them equal to the schema's).
+var kprobeActions = [...]string{
+	"KPROBE_ACTION_UNKNOWN", "KPROBE_ACTION_POST", "KPROBE_ACTION_FOLLOWFD", "KPROBE_ACTION_SIGKILL",
+	"KPROBE_ACTION_UNFOLLOWFD", "KPROBE_ACTION_OVERRIDE", "KPROBE_ACTION_COPYFD", "KPROBE_ACTION_GETURL",
+	"KPROBE_ACTION_DNSLOOKUP", "KPROBE_ACTION_NOPOST", "KPROBE_ACTION_SIGNAL", "KPROBE_ACTION_TRACKSOCK",
+	"KPROBE_ACTION_UNTRACKSOCK", "KPROBE_ACTION_NOTIFYENFORCER", "KPROBE_ACTION_CLEANUPENFORCERNOTIFICATION",
+	"KPROBE_ACTION_SET",
+}
+
+// isKprobeAction reports whether s names a value of Tetragon's KprobeAction.
+func isKprobeAction(s string) bool {
+	for _, a := range kprobeActions {
+		if a == s {
+			return true
+		}
+	}
+	return false
 }

@@ -57,7 +57,8 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		dst = p.Flags.Append(dst)
 		dst = append(dst, '"')
 	}
-	if !p.StartTime.IsZero() {
+	tetragon := e.opts.Format == FormatTetragon
+	if !p.StartTime.IsZero() && (!tetragon || timestampOK(p.StartTime)) {
 		dst = append(dst, `,"start_time":`...)
 		dst = appendTime(dst, p.StartTime)
 	}
@@ -90,7 +91,6 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 	}
 	dst = append(dst, `,"process_credentials":`...)
 	dst = appendCreds(dst, &p.Creds)
-	tetragon := e.opts.Format == FormatTetragon
 	dst = appendBinaryProperties(dst, &p.BinaryProperties, tetragon)
 	if p.CgroupID != 0 && !tetragon {
 		dst = append(dst, `,"cgroup_id":`...)
@@ -189,20 +189,20 @@ func appendBinaryProperties(dst []byte, b *event.BinaryProperties, tetragon bool
 
 func appendPod(dst []byte, pod *event.Pod, e *Encoder) []byte {
 	if e.pods == nil {
-		return encodePod(dst, pod)
+		return encodePod(dst, pod, e.opts.Format == FormatTetragon)
 	}
 	s := &e.pods[slot(unsafe.Pointer(pod), len(e.pods))]
 	if s.p == pod {
 		return append(dst, s.json...)
 	}
 	start := len(dst)
-	dst = encodePod(dst, pod)
+	dst = encodePod(dst, pod, e.opts.Format == FormatTetragon)
 	s.p = pod
 	s.json = append(s.json[:0], dst[start:]...)
 	return dst
 }
 
-func encodePod(dst []byte, pod *event.Pod) []byte {
+func encodePod(dst []byte, pod *event.Pod, tetragon bool) []byte {
 	dst = append(dst, `{"namespace":`...)
 	dst = AppendString(dst, pod.Namespace)
 	dst = append(dst, `,"name":`...)
@@ -227,7 +227,7 @@ func encodePod(dst []byte, pod *event.Pod) []byte {
 			}
 			dst = append(dst, '}')
 		}
-		if !c.StartTime.IsZero() {
+		if !c.StartTime.IsZero() && (!tetragon || timestampOK(c.StartTime)) {
 			dst = appendKey(dst, "start_time")
 			dst = appendTime(dst, c.StartTime)
 		}

@@ -255,3 +255,21 @@ func TestCompatDoc(t *testing.T) {
 		t.Errorf("%s is out of date (go test ./exporter/encode -run TestCompatDoc -update) (-want +got):\n%s", compatDoc, diff)
 	}
 }
+
+// TestKprobeActionsAreTetragons keeps kprobeActions equal to the values of
+// Tetragon's KprobeAction enum.
+func TestKprobeActionsAreTetragons(t *testing.T) {
+	s := loadSchema(t)
+	md, err := s.Message("tetragon.ProcessKprobe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := md.Fields().ByName("action").Enum().Values()
+	var want []string
+	for i := 0; i < values.Len(); i++ {
+		want = append(want, string(values.Get(i).Name()))
+	}
+	if diff := cmp.Diff(want, kprobeActions[:]); diff != "" {
+		t.Errorf("kprobeActions differ from Tetragon's KprobeAction (-schema +encode):\n%s", diff)
+	}
+}
