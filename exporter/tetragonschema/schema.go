@@ -23,7 +23,8 @@ import (
 )
 
 // To regenerate from a checkout of Tetragon (read only, never committed):
-//go:generate sh -c "go run ./genschema -proto $TETRAGON/api/v1/tetragon -source github.com/cilium/tetragon@$(git -C $TETRAGON rev-parse HEAD)\\ api/v1/tetragon -out tetragon.schema.json"
+// TETRAGON=~/src/tetragon go generate ./exporter/tetragonschema
+//go:generate sh -c "go run ./genschema -proto $TETRAGON/api/v1/tetragon -source github.com/cilium/tetragon@`git -C $TETRAGON rev-parse HEAD`/api/v1/tetragon -out tetragon.schema.json"
 
 //go:embed tetragon.schema.json
 var schemaJSON []byte
