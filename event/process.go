@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // Process describes one execution of a binary (or one fork that has not
 // exec'd yet). Values are immutable once published by the process cache:
@@ -129,7 +132,16 @@ const (
 
 var flagNames = []string{
 	"execve", "clone", "procFS", "truncFilename", "truncArgs", "truncCwd",
-	"rootcwd", "errorFilename", "errorCwd", "errorArgs", "nop",
+	"rootcwd", "errorFilename", "errorCWD", "errorArgs", "nop",
+}
+
+// flagOrder is the order of the names in a flags string: Tetragon's order
+// for the flags Tetragon also has (execve, procFS, truncArgs,
+// errorFilename, errorArgs, rootcwd, errorCWD, clone), Vigil's own
+// (truncFilename, truncCwd, nop) next to their relatives.
+var flagOrder = [...]Flags{
+	FlagExecve, FlagProcFS, FlagTruncFilename, FlagTruncArgs, FlagTruncCWD, FlagErrorFilename,
+	FlagErrorArgs, FlagRootCWD, FlagErrorCWD, FlagClone, FlagNoParent,
 }
 
 // String joins the names of the set flags with spaces, as Tetragon does.
@@ -140,10 +152,11 @@ func (f Flags) String() string {
 // Append appends the set flag names, space separated, to dst.
 func (f Flags) Append(dst []byte) []byte {
 	first := true
-	for i, name := range flagNames {
-		if f&(1<<i) == 0 {
+	for _, bit := range flagOrder {
+		if f&bit == 0 {
 			continue
 		}
+		name := flagNames[bits.TrailingZeros32(uint32(bit))]
 		if !first {
 			dst = append(dst, ' ')
 		}
