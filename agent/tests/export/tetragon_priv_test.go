@@ -93,7 +93,8 @@ func keep(t *testing.T, lines [][]byte) {
 }
 
 // TestPrivTetragonExport: exec, exit, a tracepoint and syscall hooks with
-// arguments, a Sigkill, and the losses of the export rate limit, all as
+// arguments, a Sigkill (and the same selector in monitor mode), an LSM
+// Override, and the losses of the export rate limit, all as
 // the agent writes them with --export-format tetragon, parse strictly with
 // Tetragon's schema.
 func TestPrivTetragonExport(t *testing.T) {
@@ -133,6 +134,18 @@ func TestPrivTetragonExport(t *testing.T) {
 		if args := agenttest.ArgsOf(un, "process_kprobe"); len(args) != 1 || args[0]["size_arg"] != fmt.Sprint(syscall.CLONE_NEWUSER) {
 			t.Errorf("unshare args %v, want a size_arg (Tetragon's 64-bit unsigned kind)", args)
 		}
+		// In monitor mode the process lives, and Tetragon's action is
+		// what was done: the call was reported.
+		h.SetMode("export-corpus", "monitor")
+		_, killed, spared := agenttest.RunHelper(t, "open", nil, filepath.Join(dir, "kill-me"))
+		if killed {
+			t.Fatal("killed in monitor mode")
+		}
+		mon := h.WaitFor("monitor event", agenttest.KprobeOf("process_kprobe", spared, "export-corpus"))
+		if mon.Str("process_kprobe.action") != "KPROBE_ACTION_POST" || mon.Get("process_kprobe.monitor") != nil {
+			t.Errorf("monitor-mode event %s, want action KPROBE_ACTION_POST and no Vigil member", mon)
+		}
+
 		lines := h.Lines()
 		kinds := strict(t, lines)
 		for _, want := range []string{"process_exec", "process_exit", "process_tracepoint", "process_kprobe"} {
