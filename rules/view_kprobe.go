@@ -247,7 +247,7 @@ func argValue(a *event.Arg) val {
 		return nodeVal(objKind, (*credsNode)(a.Cred))
 	case event.ArgCapability:
 		return nodeVal(objKind, (*capArgNode)(a))
-	case event.ArgCapEffective:
+	case event.ArgKernelCapT:
 		const hex = "0123456789abcdef"
 		var b [16]byte
 		v := a.Uint

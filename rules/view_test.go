@@ -165,7 +165,7 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 		sock.Daddr = netip.Addr{}
 	}
 	var args []event.Arg
-	for k := event.ArgKind(0); k <= event.ArgCapEffective+1; k++ {
+	for k := event.ArgKind(0); k <= event.ArgLong+1; k++ {
 		a := event.Arg{Kind: k, Label: s6, Int: i, Uint: u, Str: s5, Bytes: raw,
 			Truncated: i%2 == 1, Flags: uint32(u), Sock: sock, Cred: &event.Credentials{UID: uint32(u)}}
 		if k%3 == 0 {

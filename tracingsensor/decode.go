@@ -263,7 +263,7 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 		}
 		return a
 	case tracingpolicies.TypeKernelCapT:
-		return event.Arg{Kind: event.ArgCapEffective, Uint: u64(b), Label: label}
+		return event.Arg{Kind: event.ArgKernelCapT, Uint: u64(b), Label: label}
 	}
 	return intArg(t, u64(b), label)
 }

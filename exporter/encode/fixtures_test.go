@@ -137,7 +137,7 @@ func fixtures() map[string]*event.Event {
 				{Kind: event.ArgSockaddr, Sock: &event.Sock{Family: 2, Daddr: netip.MustParseAddr("169.254.169.254"), Dport: 80}},
 				{Kind: event.ArgCred, Cred: &event.Credentials{UID: 1000, EUID: 0}},
 				{Kind: event.ArgCapability, Int: 21},
-				{Kind: event.ArgCapEffective, Uint: dockerCaps},
+				{Kind: event.ArgKernelCapT, Uint: dockerCaps},
 			},
 			Return: &event.Arg{Kind: event.ArgInt, Int: -1},
 			Action: "KPROBE_ACTION_OVERRIDE", PolicyName: "protect-shadow",

@@ -172,7 +172,7 @@ func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
 		dst = append(dst, `"name":"`...)
 		dst = append(dst, CapName(int(a.Int))...)
 		dst = append(dst, '"', '}')
-	case event.ArgCapEffective:
+	case event.ArgKernelCapT:
 		// Tetragon writes capability sets as 16 hex digits.
 		var b [16]byte
 		v := a.Uint
