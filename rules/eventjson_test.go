@@ -175,7 +175,7 @@ type jsonArg struct {
 	String  *string `json:"string_arg"`
 	FileArg *struct {
 		Path  string `json:"path"`
-		Flags string `json:"flags"`
+		Flags string `json:"open_flags"`
 	} `json:"file_arg"`
 	Label     string `json:"label"`
 	Truncated bool   `json:"truncated"`

@@ -277,7 +277,7 @@ type (
 var (
 	fileArgSchema = newSchema(
 		field[event.Arg]{"path", func(a *event.Arg) val { return bytesVal(a.Str) }},
-		field[event.Arg]{"flags", func(a *event.Arg) val { return strVal(encode.OpenFlagsText(a.Flags)) }},
+		field[event.Arg]{"open_flags", func(a *event.Arg) val { return strVal(encode.OpenFlagsText(a.Flags)) }},
 	)
 	pathArgSchema = newSchema(
 		field[event.Arg]{"path", func(a *event.Arg) val { return bytesVal(a.Str) }},

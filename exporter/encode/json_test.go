@@ -145,7 +145,7 @@ func TestFieldValues(t *testing.T) {
 		{"process_exit_status", "signal", nil},
 		{"process_kprobe", "function_name", "security_file_open"},
 		{"process_kprobe", "args.0.file_arg.path", "/etc/shadow"},
-		{"process_kprobe", "args.0.file_arg.flags", "O_RDONLY"},
+		{"process_kprobe", "args.0.file_arg.open_flags", "O_RDONLY"},
 		{"process_kprobe", "args.0.label", "file"},
 		{"process_kprobe", "args.1.int_arg", -4.0},
 		{"process_kprobe", "args.3.size_arg", "1099511627776"},

@@ -138,11 +138,16 @@ func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, a.Bytes)
 		dst = append(dst, '"')
 	case event.ArgFile:
+		// Tetragon's file_arg "flags" are its path-resolution flags, not
+		// the open flags: those are Vigil's own "open_flags".
 		dst = append(dst, `{"path":`...)
 		dst = AppendBytes(dst, a.Str)
-		dst = append(dst, `,"flags":"`...)
-		dst = appendOpenFlags(dst, a.Flags)
-		dst = append(dst, '"', '}')
+		if !tetragon {
+			dst = append(dst, `,"open_flags":"`...)
+			dst = appendOpenFlags(dst, a.Flags)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, '}')
 	case event.ArgPath, event.ArgBinprm:
 		dst = append(dst, `{"path":`...)
 		dst = AppendBytes(dst, a.Str)

@@ -40,6 +40,7 @@ var vigilMembers = []vigilMember{
 	{"tetragon.BinaryProperties", "deleted", "the executable was unlinked"},
 	{"tetragon.ProcessExit", "core_dumped", "the terminating signal dumped core"},
 	{"tetragon.KprobeArgument", "truncated", "the value was cut to the kernel's copy limit"},
+	{"tetragon.KprobeFile", "open_flags", "the open(2) flags of the file, `O_WRONLY\\|O_CREAT` (Tetragon's `flags` are path-resolution flags)"},
 }
 
 // hookMembers are Vigil's members of process_kprobe, process_tracepoint and
