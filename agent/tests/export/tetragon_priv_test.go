@@ -74,6 +74,7 @@ func strict(t *testing.T, lines [][]byte) map[string]int {
 		}
 		kinds[kind]++
 	}
+	t.Logf("%d lines parsed strictly with Tetragon's schema: %v", len(lines), kinds)
 	return kinds
 }
 
