@@ -96,6 +96,8 @@ func TestFlagsString(t *testing.T) {
 		FlagClone | FlagNoParent:          "clone nop",
 		FlagProcFS | FlagTruncArgs:        "procFS truncArgs",
 		FlagErrorFilename | FlagErrorArgs: "errorFilename errorArgs",
+		// Tetragon's order and spelling.
+		FlagClone | FlagRootCWD | FlagErrorCWD: "rootcwd errorCWD clone",
 	} {
 		if got := f.String(); got != want {
 			t.Errorf("Flags(%#x).String() = %q, want %q", uint32(f), got, want)

@@ -76,24 +76,30 @@ const (
 	ArgCred
 	ArgBinprm
 	ArgCapability
-	ArgCapEffective
+	ArgKernelCapT
+	// ArgLong is a 64-bit signed integer (Tetragon's long_arg); ArgInt
+	// holds integers of 32 bits or fewer (int_arg), ArgUint unsigned ones
+	// of 32 bits or fewer (uint_arg) and ArgSize unsigned 64-bit ones
+	// (size_arg).
+	ArgLong
 )
 
 var argKindKeys = [...]string{
-	ArgInt:          "int_arg",
-	ArgUint:         "uint_arg",
-	ArgSize:         "size_arg",
-	ArgString:       "string_arg",
-	ArgBytes:        "bytes_arg",
-	ArgFile:         "file_arg",
-	ArgPath:         "path_arg",
-	ArgSock:         "sock_arg",
-	ArgSkb:          "skb_arg",
-	ArgSockaddr:     "sockaddr_arg",
-	ArgCred:         "process_credentials_arg",
-	ArgBinprm:       "linux_binprm_arg",
-	ArgCapability:   "capability_arg",
-	ArgCapEffective: "cap_effective_arg",
+	ArgInt:        "int_arg",
+	ArgUint:       "uint_arg",
+	ArgSize:       "size_arg",
+	ArgString:     "string_arg",
+	ArgBytes:      "bytes_arg",
+	ArgFile:       "file_arg",
+	ArgPath:       "path_arg",
+	ArgSock:       "sock_arg",
+	ArgSkb:        "skb_arg",
+	ArgSockaddr:   "sockaddr_arg",
+	ArgCred:       "process_credentials_arg",
+	ArgBinprm:     "linux_binprm_arg",
+	ArgCapability: "capability_arg",
+	ArgKernelCapT: "kernel_cap_t_arg",
+	ArgLong:       "long_arg",
 }
 
 // Key returns the JSON key of the argument kind, for example "file_arg".

@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // Process describes one execution of a binary (or one fork that has not
 // exec'd yet). Values are immutable once published by the process cache:
@@ -58,13 +61,55 @@ type Namespaces struct {
 // BinaryProperties describe the executed file.
 type BinaryProperties struct {
 	// Setuid and Setgid are the file's owner ids when it has the set-id bit.
-	Setuid, Setgid   *uint32
-	InodeNumber      uint64
-	InodeLinks       uint32
-	UpperLayer       bool // on the upper (writable) layer of an overlayfs
-	Memfd            bool // an anonymous memory file (memfd_create)
-	Deleted          bool // unlinked from the file system
-	PrivilegesRaised bool // exec raised uid or capabilities (set-id or file caps)
+	Setuid, Setgid *uint32
+	InodeNumber    uint64
+	InodeLinks     uint32
+	UpperLayer     bool // on the upper (writable) layer of an overlayfs
+	Memfd          bool // an anonymous memory file (memfd_create)
+	Deleted        bool // unlinked from the file system
+	// PrivilegesChanged says how the exec raised the process's privileges.
+	PrivilegesChanged PrivilegeChanges
+}
+
+// PrivilegeChanges are the ways an exec raised privileges, as Tetragon's
+// ProcessPrivilegesChanged values.
+type PrivilegeChanges uint8
+
+const (
+	// PrivilegesRaisedFileCap: the file's capabilities raised the
+	// process's capabilities.
+	PrivilegesRaisedFileCap PrivilegeChanges = 1 << iota
+	// PrivilegesRaisedSetuid: the file's set-user-ID bit changed the
+	// effective user ID.
+	PrivilegesRaisedSetuid
+	// PrivilegesRaisedSetgid: the file's set-group-ID bit changed the
+	// effective group ID.
+	PrivilegesRaisedSetgid
+	privilegeChangesLast
+)
+
+var privilegeChangeNames = [...]string{
+	"PRIVILEGES_RAISED_EXEC_FILE_CAP", "PRIVILEGES_RAISED_EXEC_FILE_SETUID", "PRIVILEGES_RAISED_EXEC_FILE_SETGID",
+}
+
+// Names returns the names of the set changes in bit order, as Tetragon
+// spells its ProcessPrivilegesChanged values.
+func (c PrivilegeChanges) Names() []string {
+	var out []string
+	for i, n := range privilegeChangeNames {
+		if c&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NameAt returns the name of bit i of the set and whether it is set.
+func (c PrivilegeChanges) NameAt(i int) (string, bool) {
+	if i < 0 || i >= len(privilegeChangeNames) || c&(1<<i) == 0 {
+		return "", false
+	}
+	return privilegeChangeNames[i], true
 }
 
 // Flags record how a process entry was obtained and what was truncated.
@@ -87,7 +132,16 @@ const (
 
 var flagNames = []string{
 	"execve", "clone", "procFS", "truncFilename", "truncArgs", "truncCwd",
-	"rootcwd", "errorFilename", "errorCwd", "errorArgs", "nop",
+	"rootcwd", "errorFilename", "errorCWD", "errorArgs", "nop",
+}
+
+// flagOrder is the order of the names in a flags string: Tetragon's order
+// for the flags Tetragon also has (execve, procFS, truncArgs,
+// errorFilename, errorArgs, rootcwd, errorCWD, clone), Vigil's own
+// (truncFilename, truncCwd, nop) next to their relatives.
+var flagOrder = [...]Flags{
+	FlagExecve, FlagProcFS, FlagTruncFilename, FlagTruncArgs, FlagTruncCWD, FlagErrorFilename,
+	FlagErrorArgs, FlagRootCWD, FlagErrorCWD, FlagClone, FlagNoParent,
 }
 
 // String joins the names of the set flags with spaces, as Tetragon does.
@@ -98,10 +152,11 @@ func (f Flags) String() string {
 // Append appends the set flag names, space separated, to dst.
 func (f Flags) Append(dst []byte) []byte {
 	first := true
-	for i, name := range flagNames {
-		if f&(1<<i) == 0 {
+	for _, bit := range flagOrder {
+		if f&bit == 0 {
 			continue
 		}
+		name := flagNames[bits.TrailingZeros32(uint32(bit))]
 		if !first {
 			dst = append(dst, ' ')
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/vigilsec/vigil/exporter/encode"
 	"github.com/vigilsec/vigil/exporter/filter"
 	"github.com/vigilsec/vigil/exporter/sink"
 	"github.com/vigilsec/vigil/exporter/spool"
@@ -66,6 +67,10 @@ type Config struct {
 	// ArgumentsArray adds process.arguments_list, the arguments as an
 	// array, next to Tetragon's process.arguments string.
 	ArgumentsArray bool `json:"export-arguments-array"`
+	// Format is the shape of the lines: "vigil" (Tetragon's names plus
+	// Vigil's own members) or "tetragon" (only what Tetragon's schema
+	// has; see docs/export.md).
+	Format string `json:"export-format"`
 	// RateLimit is events per minute; 0 or -1 disables the limit.
 	RateLimit int `json:"export-rate-limit"`
 
@@ -93,6 +98,7 @@ func DefaultConfig() Config {
 		WebhookMemoryMB:         16,
 		SyslogFacility:          "daemon",
 		QueueMB:                 8,
+		Format:                  encode.FormatNameVigil,
 		LostEventsInterval:      Duration(10 * time.Second),
 		FlushTimeout:            Duration(5 * time.Second),
 	}
@@ -145,6 +151,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.FieldExclude, "export-field-exclude", d.FieldExclude, "drop these members of each event object, e.g. process.arguments")
 	fs.StringArrayVar(&c.Redact, "export-redact", d.Redact, `RE2 pattern whose capture groups are replaced by ***** in process arguments (repeatable), e.g. '(?:--password)(?:\s+|=)(\S+)'`)
 	fs.BoolVar(&c.ArgumentsArray, "export-arguments-array", d.ArgumentsArray, "also export process arguments as an array, process.arguments_list (one string per argument)")
+	fs.StringVar(&c.Format, "export-format", d.Format, "shape of the exported lines: vigil (Tetragon's field names plus Vigil's own fields) or tetragon (only what Tetragon's schema has, for strict Tetragon parsers; flows and alerts are not exported)")
 	fs.IntVar(&c.RateLimit, "export-rate-limit", d.RateLimit, "export at most this many events per minute (0: no limit); enforcement, drops and alerts always pass")
 	c.LostEventsInterval = d.LostEventsInterval
 	fs.Var(&c.LostEventsInterval, "export-lost-events-interval", "how often lost_events and rate_limit_info records report new losses")
@@ -161,6 +168,7 @@ func (c *Config) Validate() error {
 
 // compiled holds what Validate parses, for New to use.
 type compiled struct {
+	format        encode.Format
 	filters       *filter.Set
 	mask          *filter.FieldMask
 	redact        *filter.Redactor
@@ -176,6 +184,15 @@ func (c *Config) compile() (*compiled, error) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
 	out := &compiled{filters: &filter.Set{}}
+
+	if f, ok := encode.ParseFormat(c.Format); !ok {
+		bad("export-format", "%q: want %s or %s", c.Format, encode.FormatNameVigil, encode.FormatNameTetragon)
+	} else {
+		out.format = f
+		if f == encode.FormatTetragon && c.ArgumentsArray {
+			bad("export-arguments-array", "Tetragon's schema has no arguments_list; it cannot be combined with --export-format %s", encode.FormatNameTetragon)
+		}
+	}
 
 	if !c.Stdout && c.File == "" && c.Webhook == "" && c.Syslog == "" {
 		errs = append(errs, errors.New("--export-stdout=false and no --export-file, --export-webhook or --export-syslog: events would go nowhere"))

@@ -10,5 +10,6 @@
 // queues) and from several goroutines. Subpackages: encode (JSON and the
 // one-line text format), filter (allow/deny lists, field masks, redaction),
 // sink (destinations), spool (the webhook's disk-backed queue), metrics
-// (the agent's own Prometheus metrics).
+// (the agent's own Prometheus metrics), tetragonschema (Tetragon's event
+// schema and a strict checker of lines against it, for tests).
 package exporter

@@ -24,6 +24,7 @@ import (
 const (
 	logFieldSink   = "sink"
 	logFieldReason = "reason"
+	logFieldFormat = "format"
 )
 
 // Exporter turns events into JSON lines and delivers them to its sinks.
@@ -42,6 +43,7 @@ type Exporter struct {
 	filters  *filter.Set
 	mask     *filter.FieldMask
 	limiter  *rateLimiter
+	gate     *formatGate
 	subs     []*Subscription
 	evsubs   []*EventSubscription
 	redact   func(string) string
@@ -84,7 +86,11 @@ func New(cfg Config, log logrus.FieldLogger, reg prometheus.Registerer) (*Export
 	if e.nodeName == "" {
 		e.nodeName, _ = os.Hostname()
 	}
-	opts := &encode.Options{ArgumentsList: cfg.ArgumentsArray}
+	e.gate = newFormatGate(c.format, m)
+	if note := e.gate.note(); note != "" {
+		log.WithField(logFieldFormat, c.format.String()).Info(note)
+	}
+	opts := &encode.Options{ArgumentsList: cfg.ArgumentsArray, Format: c.format}
 	if c.redact.Len() > 0 {
 		opts.Redact = c.redact.Redact
 		e.redact = c.redact.Redact
@@ -226,6 +232,12 @@ func (e *Exporter) export(ev *event.Event, wake bool) {
 			e.losses.add(ReasonRateLimited, "", 1)
 			return
 		}
+	}
+	if !e.gate.writes(ev) {
+		if len(e.evsubs) > 0 {
+			e.publishEvents(ev)
+		}
+		return
 	}
 	line := e.enc.AppendJSON(e.buf[:0], ev, e.nodeName)
 	e.buf = line

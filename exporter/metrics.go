@@ -21,6 +21,7 @@ type exporterMetrics struct {
 	subDropped  prometheus.Counter
 	subscribers prometheus.Gauge
 	evDropped   *prometheus.CounterVec            // subscriber
+	skipped     *prometheus.CounterVec            // format, type
 	byType      [16]map[string]prometheus.Counter // cache of events by type and policy
 	registerer  prometheus.Registerer
 	registered  []prometheus.Collector
@@ -65,12 +66,16 @@ func newMetrics(reg prometheus.Registerer) (*exporterMetrics, error) {
 			Name: "vigil_export_event_subscriber_dropped_total",
 			Help: "Events in-process subscribers (the flow API and UI) lost because they read too slowly.",
 		}, []string{"subscriber"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_export_format_skipped_total",
+			Help: "Events not written because the export format has no such event (--export-format tetragon: flow, alert, lost_events of filtered events), by format and event type. In-process subscribers (the flow API and UI) still receive them.",
+		}, []string{"format", "type"}),
 		registerer: reg,
 	}
 	for i := range m.byType {
 		m.byType[i] = map[string]prometheus.Counter{}
 	}
-	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.failures, m.retries, m.subDropped, m.subscribers, m.evDropped); err != nil {
+	if err := m.register(m.events, m.lost, m.delivered, m.latency, m.failures, m.retries, m.subDropped, m.subscribers, m.evDropped, m.skipped); err != nil {
 		return nil, err
 	}
 	return m, nil

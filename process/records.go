@@ -68,7 +68,13 @@ func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Proce
 		e.setgid = rec.FileGid
 		bp.Setgid = &e.setgid
 	}
-	bp.PrivilegesRaised = rec.Creds.Euid != rec.Creds.Uid || rec.Creds.Egid != rec.Creds.Gid
+	bp.PrivilegesChanged = 0
+	if rec.Flags&execSetuid != 0 && rec.Creds.Euid != rec.Creds.Uid {
+		bp.PrivilegesChanged |= event.PrivilegesRaisedSetuid
+	}
+	if rec.Flags&execSetgid != 0 && rec.Creds.Egid != rec.Creds.Gid {
+		bp.PrivilegesChanged |= event.PrivilegesRaisedSetgid
+	}
 
 	e.parent = c.byPID[rec.Ppid]
 	if e.parent != nil {

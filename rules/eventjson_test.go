@@ -169,11 +169,13 @@ func (e jsonEndpoint) endpoint() event.Endpoint {
 
 type jsonArg struct {
 	Int     *int64  `json:"int_arg"`
+	Long    *int64  `json:"long_arg,string"`
 	Uint    *uint64 `json:"uint_arg"`
+	Size    *uint64 `json:"size_arg,string"`
 	String  *string `json:"string_arg"`
 	FileArg *struct {
 		Path  string `json:"path"`
-		Flags string `json:"flags"`
+		Flags string `json:"open_flags"`
 	} `json:"file_arg"`
 	Label     string `json:"label"`
 	Truncated bool   `json:"truncated"`
@@ -184,8 +186,12 @@ func (a jsonArg) arg() (event.Arg, error) {
 	switch {
 	case a.Int != nil:
 		arg.Kind, arg.Int = event.ArgInt, *a.Int
+	case a.Long != nil:
+		arg.Kind, arg.Int = event.ArgLong, *a.Long
 	case a.Uint != nil:
 		arg.Kind, arg.Uint = event.ArgUint, *a.Uint
+	case a.Size != nil:
+		arg.Kind, arg.Uint = event.ArgSize, *a.Size
 	case a.String != nil:
 		arg.Kind, arg.Str = event.ArgString, unbytes(*a.String)
 	case a.FileArg != nil:
@@ -279,10 +285,10 @@ type jsonProcess struct {
 				Links  uint32 `json:"links"`
 			} `json:"inode"`
 		} `json:"file"`
-		UpperLayer       bool `json:"upper_layer"`
-		Memfd            bool `json:"memfd"`
-		Deleted          bool `json:"deleted"`
-		PrivilegesRaised bool `json:"privileges_raised"`
+		PrivilegesChanged []string `json:"privileges_changed"`
+		UpperLayer        bool     `json:"upper_layer"`
+		Memfd             bool     `json:"memfd"`
+		Deleted           bool     `json:"deleted"`
 	} `json:"binary_properties"`
 	CgroupID uint64          `json:"cgroup_id"`
 	Pod      json.RawMessage `json:"pod"`
@@ -337,7 +343,19 @@ func (d *eventDecoder) process(raw json.RawMessage) (*event.Process, error) {
 	ns.NetInum, ns.NetIsHost = j.NS["net"].Inum, j.NS["net"].IsHost
 	bp := j.BinaryProperties
 	p.BinaryProperties = event.BinaryProperties{Setuid: bp.Setuid, Setgid: bp.Setgid, InodeLinks: bp.File.Inode.Links,
-		UpperLayer: bp.UpperLayer, Memfd: bp.Memfd, Deleted: bp.Deleted, PrivilegesRaised: bp.PrivilegesRaised}
+		UpperLayer: bp.UpperLayer, Memfd: bp.Memfd, Deleted: bp.Deleted}
+	for _, name := range bp.PrivilegesChanged {
+		found := false
+		for b := 0; b < 8; b++ {
+			if c := event.PrivilegeChanges(1 << b); len(c.Names()) == 1 && c.Names()[0] == name {
+				p.BinaryProperties.PrivilegesChanged |= c
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("privileges_changed %q", name)
+		}
+	}
 	if n := bp.File.Inode.Number; n != "" {
 		if p.BinaryProperties.InodeNumber, err = strconv.ParseUint(n, 10, 64); err != nil {
 			return nil, err

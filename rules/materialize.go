@@ -79,7 +79,11 @@ func capListTerm(mask uint64) ast.Value {
 	terms := make([]*ast.Term, n.size())
 	for i := range terms {
 		_, v := n.at(i)
-		terms[i] = ast.StringTerm(v.s)
+		if v.k == numKind {
+			terms[i] = ast.IntNumberTerm(int(v.i))
+		} else {
+			terms[i] = ast.StringTerm(v.s)
+		}
 	}
 	arr := ast.NewArray(terms...)
 	slot.Store(&capListEntry{mask: mask, v: arr})

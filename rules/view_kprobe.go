@@ -141,7 +141,7 @@ func (n *argsNode) term(m *materializer) ast.Value {
 type argNode event.Arg
 
 var (
-	argKindIDs = func() (ids [event.ArgCapEffective + 2]uint16) {
+	argKindIDs = func() (ids [event.ArgLong + 1]uint16) {
 		for k := range ids {
 			ids[k] = fieldID(event.ArgKind(k).Key())
 		}
@@ -211,6 +211,8 @@ func argValue(a *event.Arg) val {
 	switch a.Kind {
 	case event.ArgInt:
 		return intVal(a.Int)
+	case event.ArgLong:
+		return strVal(strconv.FormatInt(a.Int, 10))
 	case event.ArgUint:
 		return uintVal(a.Uint)
 	case event.ArgSize:
@@ -245,7 +247,7 @@ func argValue(a *event.Arg) val {
 		return nodeVal(objKind, (*credsNode)(a.Cred))
 	case event.ArgCapability:
 		return nodeVal(objKind, (*capArgNode)(a))
-	case event.ArgCapEffective:
+	case event.ArgKernelCapT:
 		const hex = "0123456789abcdef"
 		var b [16]byte
 		v := a.Uint
@@ -275,7 +277,7 @@ type (
 var (
 	fileArgSchema = newSchema(
 		field[event.Arg]{"path", func(a *event.Arg) val { return bytesVal(a.Str) }},
-		field[event.Arg]{"flags", func(a *event.Arg) val { return strVal(encode.OpenFlagsText(a.Flags)) }},
+		field[event.Arg]{"open_flags", func(a *event.Arg) val { return strVal(encode.OpenFlagsText(a.Flags)) }},
 	)
 	pathArgSchema = newSchema(
 		field[event.Arg]{"path", func(a *event.Arg) val { return bytesVal(a.Str) }},

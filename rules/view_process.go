@@ -67,7 +67,7 @@ var procSchema = newSchema(
 	field[event.Process]{"binary_properties", func(p *event.Process) val {
 		b := &p.BinaryProperties
 		if b.Setuid == nil && b.Setgid == nil && b.InodeNumber == 0 && b.InodeLinks == 0 &&
-			!b.UpperLayer && !b.Memfd && !b.Deleted && !b.PrivilegesRaised {
+			!b.UpperLayer && !b.Memfd && !b.Deleted && b.PrivilegesChanged == 0 {
 			return undef
 		}
 		return nodeVal(objKind, (*bpropsNode)(b))
@@ -129,7 +129,11 @@ func (n *capList) at(i int) (val, val) {
 	for range i {
 		m &= m - 1
 	}
-	return intVal(int64(i)), strVal(encode.CapName(bits.TrailingZeros64(m)))
+	c := bits.TrailingZeros64(m)
+	if name, ok := encode.CapEnumName(c); ok {
+		return intVal(int64(i)), strVal(name)
+	}
+	return intVal(int64(i)), intVal(int64(c))
 }
 
 func (n *capList) term(*materializer) ast.Value { return capListTerm(uint64(*n)) }
@@ -237,12 +241,16 @@ var bpropsSchema = newSchema(
 		}
 		return nodeVal(objKind, (*bpFileNode)(b))
 	}},
+	field[event.BinaryProperties]{"privileges_changed", func(b *event.BinaryProperties) val {
+		if b.PrivilegesChanged == 0 {
+			return undef
+		}
+		names := b.PrivilegesChanged.Names()
+		return nodeVal(arrKind, (*stringList)(&names))
+	}},
 	field[event.BinaryProperties]{"upper_layer", func(b *event.BinaryProperties) val { return trueIf(b.UpperLayer) }},
 	field[event.BinaryProperties]{"memfd", func(b *event.BinaryProperties) val { return trueIf(b.Memfd) }},
 	field[event.BinaryProperties]{"deleted", func(b *event.BinaryProperties) val { return trueIf(b.Deleted) }},
-	field[event.BinaryProperties]{"privileges_raised", func(b *event.BinaryProperties) val {
-		return trueIf(b.PrivilegesRaised)
-	}},
 )
 
 func idIf(id *uint32) val {

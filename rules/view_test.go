@@ -149,7 +149,7 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 		Namespaces: event.Namespaces{PidInum: uint32(u), MntInum: uint32(u >> 8), NetInum: uint32(i), PidIsHost: i%2 == 0, NetIsHost: u%3 == 0},
 		Creds:      event.Credentials{UID: uint32(u), GID: uint32(i), EUID: 1, FSGID: 2},
 		CgroupID:   u, BinaryProperties: event.BinaryProperties{Setuid: &setuid, InodeNumber: u, InodeLinks: uint32(i),
-			Memfd: i%3 == 0, UpperLayer: u%2 == 1, Deleted: i%5 == 0, PrivilegesRaised: u%5 == 0},
+			Memfd: i%3 == 0, UpperLayer: u%2 == 1, Deleted: i%5 == 0, PrivilegesChanged: event.PrivilegeChanges(u % 8)},
 	}
 	if len(s4)%2 == 0 {
 		proc.Pod = pod
@@ -165,7 +165,7 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 		sock.Daddr = netip.Addr{}
 	}
 	var args []event.Arg
-	for k := event.ArgKind(0); k <= event.ArgCapEffective+1; k++ {
+	for k := event.ArgKind(0); k <= event.ArgLong+1; k++ {
 		a := event.Arg{Kind: k, Label: s6, Int: i, Uint: u, Str: s5, Bytes: raw,
 			Truncated: i%2 == 1, Flags: uint32(u), Sock: sock, Cred: &event.Credentials{UID: uint32(u)}}
 		if k%3 == 0 {

@@ -98,7 +98,7 @@ func (d *decoder) handle(rec []byte) error {
 	d.decodeArgs(r, data, info)
 	d.kp.Args = d.args
 	if r.Flags&uint32(abi.GenericGenEventFlagsGEN_EV_RETURN) != 0 {
-		d.ret = event.Arg{Kind: event.ArgInt, Int: r.Ret}
+		d.ret = event.Arg{Kind: event.ArgLong, Int: r.Ret}
 		if ra := info.hook.ReturnArg; ra != nil && ra.Type != "" {
 			d.ret = intArg(ra.Type, uint64(r.Ret), "")
 		}
@@ -191,11 +191,15 @@ func intArg(t tracingpolicies.ArgType, v uint64, label string) event.Arg {
 			v = uint64(int64(int32(v)))
 		}
 	}
+	// Tetragon's kinds by width: int_arg and uint_arg hold 32 bits,
+	// long_arg and size_arg 64.
 	switch {
-	case t == tracingpolicies.TypeSizeT:
+	case t == tracingpolicies.TypeSizeT, !signed && size == 8:
 		return event.Arg{Kind: event.ArgSize, Uint: v, Label: label}
 	case t == tracingpolicies.TypeCapability:
 		return event.Arg{Kind: event.ArgCapability, Int: int64(v), Label: label}
+	case signed && size == 8:
+		return event.Arg{Kind: event.ArgLong, Int: int64(v), Label: label}
 	case signed:
 		return event.Arg{Kind: event.ArgInt, Int: int64(v), Label: label}
 	}
@@ -259,7 +263,7 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 		}
 		return a
 	case tracingpolicies.TypeKernelCapT:
-		return event.Arg{Kind: event.ArgCapEffective, Uint: u64(b), Label: label}
+		return event.Arg{Kind: event.ArgKernelCapT, Uint: u64(b), Label: label}
 	}
 	return intArg(t, u64(b), label)
 }

@@ -108,7 +108,7 @@ func TestDecodeRecord(t *testing.T) {
 				Saddr: netip.MustParseAddr("127.0.0.1"), Daddr: netip.MustParseAddr("10.0.0.2")}},
 			{Kind: event.ArgCred, Label: "cred", Uint: 1 << 21, Cred: &event.Credentials{UID: 1000, GID: 1001}},
 		},
-		Return: &event.Arg{Kind: event.ArgInt, Int: -13},
+		Return: &event.Arg{Kind: event.ArgLong, Int: -13},
 	}
 	if diff := cmp.Diff(want, ev.Kprobe, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("decoded kprobe (-want +got):\n%s", diff)

@@ -3,7 +3,9 @@
 //
 // Encoding appends to a caller-supplied []byte and does not allocate in the
 // steady state; it never uses reflection. The JSON shape is the users'
-// contract (docs/export.md): Tetragon's field names for process events,
-// Hubble's for flows. This package must not filter, rate limit or deliver;
+// contract (docs/export.md): Tetragon's field names, types and spellings for
+// everything Tetragon's schema has, Hubble's for flows. FormatTetragon
+// writes only what Tetragon's schema has; tetragon_test.go lists Vigil's
+// own members and tests both formats against the schema. This package must not filter, rate limit or deliver;
 // package exporter does that.
 package encode

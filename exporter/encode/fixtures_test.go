@@ -58,7 +58,7 @@ func fixtureProcess(pod *event.Pod) *event.Process {
 		Namespaces: event.Namespaces{PidInum: 4026532801, MntInum: 4026532799, NetInum: 4026532803},
 		CgroupID:   10542,
 		BinaryProperties: event.BinaryProperties{
-			Setuid: &setuid, InodeNumber: 393228, InodeLinks: 1, UpperLayer: true, PrivilegesRaised: true,
+			Setuid: &setuid, InodeNumber: 393228, InodeLinks: 1, UpperLayer: true, PrivilegesChanged: event.PrivilegesRaisedSetuid,
 		},
 		Pod: pod,
 	}
@@ -95,6 +95,21 @@ func hostProcess() *event.Process {
 	}
 }
 
+// oddProcess sets every optional member of a process object: a memfd
+// executable that was deleted, set-id bits that raised both ids, file
+// capabilities, and capabilities past the ones Tetragon names.
+func oddProcess() *event.Process {
+	p := hostProcess()
+	id := uint32(0)
+	p.ExecID, p.PID, p.TID, p.UID = "bm9kZS1hOjk5OjIwMDA=", 2000, 2000, 1000
+	p.Creds = event.Credentials{UID: 1000, GID: 1000, EUID: 0, EGID: 0, SUID: 0, SGID: 0, FSUID: 0, FSGID: 0}
+	p.Binary, p.Arguments = "/proc/self/fd/3", `"" "a b" tail`
+	p.CapPermitted, p.CapEffective, p.CapInheritable = 1<<45|1<<40|1<<1, 1<<1, 1<<21
+	p.BinaryProperties = event.BinaryProperties{Setuid: &id, Setgid: &id, Memfd: true, Deleted: true,
+		PrivilegesChanged: event.PrivilegesRaisedFileCap | event.PrivilegesRaisedSetuid | event.PrivilegesRaisedSetgid}
+	return p
+}
+
 // fixtures returns one event per golden file, by file name.
 func fixtures() map[string]*event.Event {
 	pod := fixturePod()
@@ -122,7 +137,7 @@ func fixtures() map[string]*event.Event {
 				{Kind: event.ArgSockaddr, Sock: &event.Sock{Family: 2, Daddr: netip.MustParseAddr("169.254.169.254"), Dport: 80}},
 				{Kind: event.ArgCred, Cred: &event.Credentials{UID: 1000, EUID: 0}},
 				{Kind: event.ArgCapability, Int: 21},
-				{Kind: event.ArgCapEffective, Uint: dockerCaps},
+				{Kind: event.ArgKernelCapT, Uint: dockerCaps},
 			},
 			Return: &event.Arg{Kind: event.ArgInt, Int: -1},
 			Action: "KPROBE_ACTION_OVERRIDE", PolicyName: "protect-shadow",
@@ -136,6 +151,16 @@ func fixtures() map[string]*event.Event {
 			Exit: &event.Exit{Status: 0, Signal: 9}},
 		"process_exit_status": {Type: event.TypeProcessExit, Time: fixtureTime, Process: host,
 			Exit: &event.Exit{Status: 3}},
+		"process_exit_core": {Type: event.TypeProcessExit, Time: fixtureTime, Process: oddProcess(), Parent: host,
+			Exit: &event.Exit{Signal: 11, CoreDumped: true}},
+		"process_kprobe_repeats": {Type: event.TypeProcessKprobe, Time: fixtureTime, Process: oddProcess(),
+			Kprobe: &event.Kprobe{FunctionName: "__x64_sys_ptrace", Mechanism: "kprobe",
+				Args: []event.Arg{{Kind: event.ArgLong, Int: -1 << 40, Label: "request"},
+					{Kind: event.ArgString, Str: "cut", Truncated: true}},
+				Return: &event.Arg{Kind: event.ArgLong, Int: -38},
+				Action: "KPROBE_ACTION_SIGNAL", Signal: 10, PolicyName: "ptrace",
+				ActionNote: "not taken: the process is protected",
+				Repeats:    &event.Repeats{Count: 41, First: fixtureStart, Last: fixtureTime}}},
 		"process_kprobe": kprobe,
 		"process_kprobe_sigkill_monitor": {Type: event.TypeProcessKprobe, Time: fixtureTime, Process: proc, Parent: parent,
 			Kprobe: &event.Kprobe{FunctionName: "__x64_sys_ptrace", Mechanism: "kprobe",
@@ -145,6 +170,7 @@ func fixtures() map[string]*event.Event {
 		"process_tracepoint": {Type: event.TypeProcessTracepoint, Time: fixtureTime, Process: host,
 			Kprobe: &event.Kprobe{FunctionName: "syscalls/sys_enter_unshare", Mechanism: "tracepoint",
 				Args:   []event.Arg{{Kind: event.ArgUint, Uint: 0x10000000}},
+				Return: &event.Arg{Kind: event.ArgInt, Int: 0},
 				Action: "KPROBE_ACTION_POST", PolicyName: "namespaces"}},
 		"process_lsm": {Type: event.TypeProcessLSM, Time: fixtureTime, Process: proc, Parent: parent,
 			Kprobe: &event.Kprobe{FunctionName: "bprm_check_security", Mechanism: "lsm",

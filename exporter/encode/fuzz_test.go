@@ -10,20 +10,34 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/exporter/tetragonschema"
 )
 
 // FuzzAppendJSON builds events of every type from fuzzed strings and numbers
 // and checks that each encodes to valid JSON that encoding/json decodes,
 // with the envelope intact and strings round-tripping (invalid UTF-8
-// replaced), through both AppendJSON and a caching Encoder.
+// replaced), through both AppendJSON and a caching Encoder; and that in the
+// tetragon format each parses strictly with Tetragon's schema whatever the
+// bytes in paths, arguments and labels.
 func FuzzAppendJSON(f *testing.F) {
 	f.Add(uint8(1), "/usr/bin/curl", "-s https://x", "shop", "web", "app", "web", []byte{1, 2}, int64(-4), uint64(9), int64(1700000000))
 	f.Add(uint8(5), "bad\xff\xfe", "\x00\x1f\"\\", "</script>", "\u2028", "k\n", "v\t", []byte{}, int64(0), uint64(0), int64(-1))
 	f.Add(uint8(7), "", "", "", "", "", "", []byte(nil), int64(1<<62), uint64(1<<63), int64(253402300800))
 	f.Add(uint8(4), "syscalls/sys_enter_openat", "a b 'c'", "ns", "", "", "", []byte("x"), int64(21), uint64(1<<41-1), int64(0))
 	enc := NewEncoder(&Options{Redact: func(s string) string { return s + "\xff" }})
+	tetragon := NewEncoder(&Options{Format: FormatTetragon, Redact: func(s string) string { return s + "\xff" }})
+	schema, err := tetragonschema.Load()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, typ uint8, s1, s2, s3, s4, s5, s6 string, raw []byte, i int64, u uint64, sec int64) {
 		ev := fuzzEvent(event.Type(typ%uint8(len(event.Types())+1)), s1, s2, s3, s4, s5, s6, raw, i, u, sec)
+		if Encodable(FormatTetragon, ev.Type) {
+			line := tetragon.AppendJSON(nil, ev, s3)
+			if _, err := schema.Check(line); err != nil {
+				t.Fatalf("tetragon format of a %s event does not parse strictly: %v\n%q", ev.Type, err, line)
+			}
+		}
 		for _, line := range [][]byte{
 			AppendJSON(nil, ev, s3, nil),
 			enc.AppendJSON(nil, ev, s3),
@@ -95,7 +109,7 @@ func fuzzEvent(typ event.Type, s1, s2, s3, s4, s5, s6 string, raw []byte, i int6
 	sock := &event.Sock{Family: uint16(u), Type: uint16(i), Protocol: uint16(u >> 16), State: uint8(i),
 		Saddr: addr, Daddr: addr, Sport: uint16(u), Dport: uint16(i), Cookie: u}
 	args := []event.Arg{}
-	for k := event.ArgInt; k <= event.ArgCapEffective+1; k++ {
+	for k := event.ArgInt; k <= event.ArgLong+1; k++ {
 		args = append(args, event.Arg{Kind: k, Label: s6, Int: i, Uint: u, Str: s5, Bytes: raw,
 			Truncated: i%2 == 1, Flags: uint32(u), Sock: sock, Cred: &event.Credentials{UID: uint32(u)}})
 	}

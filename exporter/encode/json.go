@@ -7,9 +7,64 @@ import (
 	"github.com/vigilsec/vigil/event"
 )
 
+// Format is the shape of the JSON objects.
+type Format uint8
+
+const (
+	// FormatVigil is the default: Tetragon's field names for everything
+	// Tetragon also has, and Vigil's own members (cgroup_id, mechanism,
+	// errno, ...) next to them.
+	FormatVigil Format = iota
+	// FormatTetragon writes only what Tetragon's schema has, so that a
+	// strict parser of Tetragon's protobuf types reads every line: Vigil's
+	// own members are left out, lost_events become rate_limit_info, and
+	// events of a type Tetragon lacks (flow, alert) are not encoded (see
+	// Encodable).
+	FormatTetragon
+)
+
+// Format names, as the --export-format flag takes them.
+const (
+	FormatNameVigil    = "vigil"
+	FormatNameTetragon = "tetragon"
+)
+
+func (f Format) String() string {
+	if f == FormatTetragon {
+		return FormatNameTetragon
+	}
+	return FormatNameVigil
+}
+
+// ParseFormat returns the format named s.
+func ParseFormat(s string) (Format, bool) {
+	switch s {
+	case FormatNameVigil, "":
+		return FormatVigil, true
+	case FormatNameTetragon:
+		return FormatTetragon, true
+	}
+	return FormatVigil, false
+}
+
+// Encodable reports whether events of type t are written in format f.
+// In FormatTetragon, flows and alerts are not: Tetragon has no such events.
+func Encodable(f Format, t event.Type) bool {
+	if f != FormatTetragon {
+		return true
+	}
+	switch t {
+	case event.TypeFlow, event.TypeAlert, event.TypeUnknown:
+		return false
+	}
+	return true
+}
+
 // Options change how events are encoded. The zero value (or nil) encodes
 // events unchanged.
 type Options struct {
+	// Format selects the shape; the zero value is FormatVigil.
+	Format Format
 	// Redact, when set, rewrites the arguments of every process object
 	// (process, parent, and those inside alerts) before they are encoded.
 	// It must return its input unchanged when there is nothing to redact.
@@ -25,7 +80,8 @@ const maxAlertDepth = 4
 // AppendJSON appends ev as one JSON object (without a trailing newline) to
 // dst: exactly one event key, then "node_name" and "time". It never fails:
 // missing parts are left out, so the result is always valid JSON. opts may
-// be nil. It is safe for concurrent use; an Encoder is faster.
+// be nil. It is safe for concurrent use; an Encoder is faster. An event
+// that is not Encodable in the format appends nothing.
 func AppendJSON(dst []byte, ev *event.Event, nodeName string, opts *Options) []byte {
 	e := Encoder{}
 	if opts != nil {
@@ -83,10 +139,19 @@ func slot(p unsafe.Pointer, n int) int {
 }
 
 func appendEvent(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth int) []byte {
+	tetragon := e.opts.Format == FormatTetragon
+	if !Encodable(e.opts.Format, ev.Type) {
+		return dst
+	}
+	typ := ev.Type
+	if tetragon && typ == event.TypeLostEvents {
+		// Tetragon reports dropped events in rate_limit_info only.
+		typ = event.TypeRateLimitInfo
+	}
 	dst = append(dst, '{', '"')
-	dst = append(dst, ev.Type.String()...)
+	dst = append(dst, typ.String()...)
 	dst = append(dst, '"', ':')
-	switch ev.Type {
+	switch typ {
 	case event.TypeProcessExec:
 		dst = append(dst, '{')
 		dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
@@ -103,9 +168,12 @@ func appendEvent(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth
 		dst = appendLost(dst, ev.Lost)
 	case event.TypeRateLimitInfo:
 		dst = append(dst, `{"number_of_dropped_process_events":"`...)
-		if ev.RateLimit != nil {
+		switch {
+		case ev.RateLimit != nil:
 			dst = strconv.AppendUint(dst, ev.RateLimit.NumberOfDroppedProcessEvents, 10)
-		} else {
+		case ev.Lost != nil:
+			dst = strconv.AppendUint(dst, ev.Lost.Count, 10)
+		default:
 			dst = append(dst, '0')
 		}
 		dst = append(dst, `"}`...)
@@ -114,8 +182,10 @@ func appendEvent(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth
 	}
 	dst = append(dst, `,"node_name":`...)
 	dst = AppendString(dst, nodeName)
-	dst = append(dst, `,"time":`...)
-	dst = appendTime(dst, ev.Time)
+	if !tetragon || timestampOK(ev.Time) {
+		dst = append(dst, `,"time":`...)
+		dst = appendTime(dst, ev.Time)
+	}
 	return append(dst, '}')
 }
 
@@ -203,11 +273,13 @@ func appendExit(dst []byte, ev *event.Event, e *Encoder) []byte {
 		dst = appendSignal(dst, x.Signal)
 		dst = append(dst, '"')
 	}
-	if x.CoreDumped {
+	if x.CoreDumped && e.opts.Format != FormatTetragon {
 		dst = appendBoolField(dst, "core_dumped", true)
 	}
-	dst = appendKey(dst, "time")
-	dst = appendTime(dst, ev.Time)
+	if e.opts.Format != FormatTetragon || timestampOK(ev.Time) {
+		dst = appendKey(dst, "time")
+		dst = appendTime(dst, ev.Time)
+	}
 	return append(dst, '}')
 }
 

@@ -17,6 +17,7 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 	if k == nil {
 		return append(dst, '}')
 	}
+	tetragon := e.opts.Format == FormatTetragon
 	if ev.Type == event.TypeProcessTracepoint {
 		subsys, name, ok := strings.Cut(k.FunctionName, "/")
 		if !ok {
@@ -34,16 +35,25 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendArg(dst, &k.Args[i])
+			dst = appendArg(dst, &k.Args[i], tetragon)
 		}
 		dst = append(dst, ']')
 	}
-	if k.Return != nil {
+	// Tetragon's tracepoint and LSM events have no return value.
+	if k.Return != nil && (!tetragon || ev.Type == event.TypeProcessKprobe) {
 		dst = appendKey(dst, "return")
-		dst = appendArg(dst, k.Return)
+		dst = appendArg(dst, k.Return, tetragon)
 	}
 	if k.Action != "" {
-		dst = appendStringField(dst, "action", k.Action)
+		action := k.Action
+		if tetragon && k.Monitor {
+			// Tetragon's action is what was done; in monitor mode
+			// that is reporting the call.
+			action = "KPROBE_ACTION_POST"
+		}
+		if !tetragon || isKprobeAction(action) {
+			dst = appendStringField(dst, "action", action)
+		}
 	}
 	if k.PolicyName != "" {
 		dst = appendStringField(dst, "policy_name", k.PolicyName)
@@ -53,6 +63,9 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 	}
 	if len(k.Tags) > 0 {
 		dst = appendStringList(dst, "tags", k.Tags)
+	}
+	if tetragon {
+		return append(dst, '}')
 	}
 	if k.Mechanism != "" {
 		dst = appendStringField(dst, "mechanism", k.Mechanism)
@@ -87,13 +100,31 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 }
 
 // appendArg appends one typed argument: {"<kind>_arg":value,"label":...}.
-func appendArg(dst []byte, a *event.Arg) []byte {
+// tetragon leaves out Vigil's "truncated".
+func appendArg(dst []byte, a *event.Arg, tetragon bool) []byte {
+	kind := a.Kind
+	if tetragon {
+		kind = tetragonKind(a)
+		if kind.Key() == "unknown_arg" {
+			// No value Tetragon's schema can hold: the label only.
+			dst = append(dst, '{')
+			if a.Label != "" {
+				dst = appendStringField(dst, "label", a.Label)
+			}
+			return append(dst, '}')
+		}
+	}
 	dst = append(dst, '{', '"')
-	dst = append(dst, a.Kind.Key()...)
+	dst = append(dst, kind.Key()...)
 	dst = append(dst, '"', ':')
-	switch a.Kind {
+	switch kind {
 	case event.ArgInt:
 		dst = strconv.AppendInt(dst, a.Int, 10)
+	case event.ArgLong:
+		// A 64-bit value, quoted as protobuf's JSON mapping writes it.
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, a.Int, 10)
+		dst = append(dst, '"')
 	case event.ArgUint:
 		dst = strconv.AppendUint(dst, a.Uint, 10)
 	case event.ArgSize:
@@ -107,11 +138,16 @@ func appendArg(dst []byte, a *event.Arg) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, a.Bytes)
 		dst = append(dst, '"')
 	case event.ArgFile:
+		// Tetragon's file_arg "flags" are its path-resolution flags, not
+		// the open flags: those are Vigil's own "open_flags".
 		dst = append(dst, `{"path":`...)
 		dst = AppendBytes(dst, a.Str)
-		dst = append(dst, `,"flags":"`...)
-		dst = appendOpenFlags(dst, a.Flags)
-		dst = append(dst, '"', '}')
+		if !tetragon {
+			dst = append(dst, `,"open_flags":"`...)
+			dst = appendOpenFlags(dst, a.Flags)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, '}')
 	case event.ArgPath, event.ArgBinprm:
 		dst = append(dst, `{"path":`...)
 		dst = AppendBytes(dst, a.Str)
@@ -132,12 +168,16 @@ func appendArg(dst []byte, a *event.Arg) []byte {
 		}
 		dst = appendCreds(dst, &c)
 	case event.ArgCapability:
-		dst = append(dst, `{"value":`...)
-		dst = strconv.AppendInt(dst, a.Int, 10)
-		dst = append(dst, `,"name":"`...)
+		dst = append(dst, '{')
+		if !tetragon || a.Int == int64(int32(a.Int)) {
+			dst = append(dst, `"value":`...)
+			dst = strconv.AppendInt(dst, a.Int, 10)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"name":"`...)
 		dst = append(dst, CapName(int(a.Int))...)
 		dst = append(dst, '"', '}')
-	case event.ArgCapEffective:
+	case event.ArgKernelCapT:
 		// Tetragon writes capability sets as 16 hex digits.
 		var b [16]byte
 		v := a.Uint
@@ -151,7 +191,7 @@ func appendArg(dst []byte, a *event.Arg) []byte {
 	default:
 		dst = append(dst, '{', '}')
 	}
-	if a.Truncated {
+	if a.Truncated && !tetragon {
 		dst = appendBoolField(dst, "truncated", true)
 	}
 	if a.Label != "" {
@@ -220,4 +260,38 @@ func appendSockaddr(dst []byte, s *event.Sock) []byte {
 	}
 	dst = appendUintField(dst, "port", uint64(port))
 	return append(dst, '}')
+}
+
+// tetragonKind is the kind an argument is written as in the tetragon
+// format: a value too wide for Tetragon's 32-bit int_arg or uint_arg (which
+// Vigil's producers do not make) moves to the 64-bit kind of the same sign,
+// so that it is neither refused nor cut.
+func tetragonKind(a *event.Arg) event.ArgKind {
+	switch {
+	case a.Kind == event.ArgInt && a.Int != int64(int32(a.Int)):
+		return event.ArgLong
+	case a.Kind == event.ArgUint && a.Uint > 1<<32-1:
+		return event.ArgSize
+	}
+	return a.Kind
+}
+
+// kprobeActions are the names of Tetragon's KprobeAction enum
+// (TestKprobeActionsAreTetragons keeps them equal to the schema's).
+var kprobeActions = [...]string{
+	"KPROBE_ACTION_UNKNOWN", "KPROBE_ACTION_POST", "KPROBE_ACTION_FOLLOWFD", "KPROBE_ACTION_SIGKILL",
+	"KPROBE_ACTION_UNFOLLOWFD", "KPROBE_ACTION_OVERRIDE", "KPROBE_ACTION_COPYFD", "KPROBE_ACTION_GETURL",
+	"KPROBE_ACTION_DNSLOOKUP", "KPROBE_ACTION_NOPOST", "KPROBE_ACTION_SIGNAL", "KPROBE_ACTION_TRACKSOCK",
+	"KPROBE_ACTION_UNTRACKSOCK", "KPROBE_ACTION_NOTIFYENFORCER", "KPROBE_ACTION_CLEANUPENFORCERNOTIFICATION",
+	"KPROBE_ACTION_SET",
+}
+
+// isKprobeAction reports whether s names a value of Tetragon's KprobeAction.
+func isKprobeAction(s string) bool {
+	for _, a := range kprobeActions {
+		if a == s {
+			return true
+		}
+	}
+	return false
 }

@@ -6,9 +6,11 @@ import (
 	"sync/atomic"
 )
 
-// capNames are the Linux capability names by bit number.
+// capNames are the Linux capability names by bit number, as Tetragon spells
+// them (its CapabilitiesType enum): every name but DAC_OVERRIDE has the
+// CAP_ prefix.
 var capNames = [...]string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
 	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
 	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
 	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
@@ -20,12 +22,23 @@ var capNames = [...]string{
 }
 
 // CapName returns the name of capability number c, for example
-// "CAP_SYS_ADMIN" for 21.
+// "CAP_SYS_ADMIN" for 21 and "DAC_OVERRIDE" for 1 (Tetragon's name), or
+// "CAP_<c>" for a number Tetragon has no name for.
 func CapName(c int) string {
 	if c >= 0 && c < len(capNames) {
 		return capNames[c]
 	}
 	return "CAP_" + strconv.Itoa(c)
+}
+
+// CapEnumName returns the name of capability c in a capability set ("cap"
+// of a process) and true, or false when Tetragon's enum has no name for it
+// and the set holds its number instead.
+func CapEnumName(c int) (string, bool) {
+	if c >= 0 && c < len(capNames) {
+		return capNames[c], true
+	}
+	return "", false
 }
 
 // capListEntry caches the JSON array of one capability mask. Processes on a
@@ -38,7 +51,9 @@ type capListEntry struct {
 
 var capListCache [64]atomic.Pointer[capListEntry]
 
-// appendCapList appends the JSON array of capability names set in mask.
+// appendCapList appends the JSON array of capability names set in mask. A
+// capability Tetragon's enum has no name for is written as its number, as
+// protobuf's JSON mapping writes an unknown enum value.
 func appendCapList(dst []byte, mask uint64) []byte {
 	slot := &capListCache[(mask*0x9E3779B97F4A7C15)>>58]
 	if e := slot.Load(); e != nil && e.mask == mask {
@@ -50,8 +65,13 @@ func appendCapList(dst []byte, mask uint64) []byte {
 		if dst[len(dst)-1] != '[' {
 			dst = append(dst, ',')
 		}
+		c := bits.TrailingZeros64(m)
+		if c >= len(capNames) {
+			dst = strconv.AppendUint(dst, uint64(c), 10)
+			continue
+		}
 		dst = append(dst, '"')
-		dst = append(dst, CapName(bits.TrailingZeros64(m))...)
+		dst = append(dst, capNames[c]...)
 		dst = append(dst, '"')
 	}
 	dst = append(dst, ']')

@@ -47,7 +47,7 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		}
 		dst = append(dst, `,"arguments":`...)
 		dst = AppendString(dst, args)
-		if e.opts.ArgumentsList {
+		if e.opts.ArgumentsList && e.opts.Format != FormatTetragon {
 			dst = append(dst, `,"arguments_list":`...)
 			dst = appendArgumentsList(dst, args)
 		}
@@ -57,7 +57,8 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		dst = p.Flags.Append(dst)
 		dst = append(dst, '"')
 	}
-	if !p.StartTime.IsZero() {
+	tetragon := e.opts.Format == FormatTetragon
+	if !p.StartTime.IsZero() && (!tetragon || timestampOK(p.StartTime)) {
 		dst = append(dst, `,"start_time":`...)
 		dst = appendTime(dst, p.StartTime)
 	}
@@ -90,8 +91,8 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 	}
 	dst = append(dst, `,"process_credentials":`...)
 	dst = appendCreds(dst, &p.Creds)
-	dst = appendBinaryProperties(dst, &p.BinaryProperties)
-	if p.CgroupID != 0 {
+	dst = appendBinaryProperties(dst, &p.BinaryProperties, tetragon)
+	if p.CgroupID != 0 && !tetragon {
 		dst = append(dst, `,"cgroup_id":`...)
 		dst = strconv.AppendUint(dst, p.CgroupID, 10)
 	}
@@ -138,10 +139,12 @@ func appendCreds(dst []byte, c *event.Credentials) []byte {
 }
 
 // appendBinaryProperties appends ,"binary_properties":{...} with only the
-// parts that are set, or nothing when none is.
-func appendBinaryProperties(dst []byte, b *event.BinaryProperties) []byte {
+// parts that are set, or nothing when none is. tetragon leaves out Vigil's
+// own members (upper_layer, memfd, deleted).
+func appendBinaryProperties(dst []byte, b *event.BinaryProperties, tetragon bool) []byte {
+	vigil := !tetragon && (b.UpperLayer || b.Memfd || b.Deleted)
 	if b.Setuid == nil && b.Setgid == nil && b.InodeNumber == 0 && b.InodeLinks == 0 &&
-		!b.UpperLayer && !b.Memfd && !b.Deleted && !b.PrivilegesRaised {
+		b.PrivilegesChanged == 0 && !vigil {
 		return dst
 	}
 	dst = append(dst, `,"binary_properties":{`...)
@@ -159,37 +162,47 @@ func appendBinaryProperties(dst []byte, b *event.BinaryProperties) []byte {
 		dst = strconv.AppendUint(dst, uint64(b.InodeLinks), 10)
 		dst = append(dst, '}', '}')
 	}
-	if b.UpperLayer {
-		dst = appendBoolField(dst, "upper_layer", true)
+	if b.PrivilegesChanged != 0 {
+		dst = appendKey(dst, "privileges_changed")
+		dst = append(dst, '[')
+		for i := 0; i < 8; i++ {
+			if name, ok := b.PrivilegesChanged.NameAt(i); ok {
+				dst = sep(dst)
+				dst = AppendString(dst, name)
+			}
+		}
+		dst = append(dst, ']')
 	}
-	if b.Memfd {
-		dst = appendBoolField(dst, "memfd", true)
-	}
-	if b.Deleted {
-		dst = appendBoolField(dst, "deleted", true)
-	}
-	if b.PrivilegesRaised {
-		dst = appendBoolField(dst, "privileges_raised", true)
+	if !tetragon {
+		if b.UpperLayer {
+			dst = appendBoolField(dst, "upper_layer", true)
+		}
+		if b.Memfd {
+			dst = appendBoolField(dst, "memfd", true)
+		}
+		if b.Deleted {
+			dst = appendBoolField(dst, "deleted", true)
+		}
 	}
 	return append(dst, '}')
 }
 
 func appendPod(dst []byte, pod *event.Pod, e *Encoder) []byte {
 	if e.pods == nil {
-		return encodePod(dst, pod)
+		return encodePod(dst, pod, e.opts.Format == FormatTetragon)
 	}
 	s := &e.pods[slot(unsafe.Pointer(pod), len(e.pods))]
 	if s.p == pod {
 		return append(dst, s.json...)
 	}
 	start := len(dst)
-	dst = encodePod(dst, pod)
+	dst = encodePod(dst, pod, e.opts.Format == FormatTetragon)
 	s.p = pod
 	s.json = append(s.json[:0], dst[start:]...)
 	return dst
 }
 
-func encodePod(dst []byte, pod *event.Pod) []byte {
+func encodePod(dst []byte, pod *event.Pod, tetragon bool) []byte {
 	dst = append(dst, `{"namespace":`...)
 	dst = AppendString(dst, pod.Namespace)
 	dst = append(dst, `,"name":`...)
@@ -214,7 +227,7 @@ func encodePod(dst []byte, pod *event.Pod) []byte {
 			}
 			dst = append(dst, '}')
 		}
-		if !c.StartTime.IsZero() {
+		if !c.StartTime.IsZero() && (!tetragon || timestampOK(c.StartTime)) {
 			dst = appendKey(dst, "start_time")
 			dst = appendTime(dst, c.StartTime)
 		}

@@ -70,3 +70,17 @@ func put4(b []byte, v int) {
 	b[2] = byte('0' + v/10%10)
 	b[3] = byte('0' + v%10)
 }
+
+// Protobuf's Timestamp holds years 1 to 9999 (in seconds since 1970).
+const (
+	minTimestamp = -62135596800
+	maxTimestamp = 253402300799
+)
+
+// timestampOK reports whether t fits protobuf's Timestamp; the tetragon
+// format leaves out a time that does not, rather than write one Tetragon's
+// parsers refuse.
+func timestampOK(t time.Time) bool {
+	s := t.Unix()
+	return s >= minTimestamp && s <= maxTimestamp
+}

@@ -6,7 +6,7 @@ import "github.com/vigilsec/vigil/event"
 // field of an event as exported without encoding the event (the rules
 // engine's typed input). Each returns exactly what AppendJSON writes.
 
-// OpenFlagsText is a file argument's "flags": "O_WRONLY|O_CREAT".
+// OpenFlagsText is a file argument's "open_flags": "O_WRONLY|O_CREAT".
 func OpenFlagsText(f uint32) string { return string(appendOpenFlags(nil, f)) }
 
 // PermissionText is a path argument's "permission": "-rw-r--r--".

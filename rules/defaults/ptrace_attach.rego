@@ -18,6 +18,6 @@ alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-system-changes"
 	events.syscall_name(ev.function_name) == "ptrace"
-	name := requests[events.arg(ev, "request").int_arg]
-	msg := sprintf("%s used %s on pid %d", [ev.process.binary, name, events.arg(ev, "pid").int_arg])
+	name := requests[to_number(events.arg(ev, "request").long_arg)]
+	msg := sprintf("%s used %s on pid %s", [ev.process.binary, name, events.arg(ev, "pid").long_arg])
 }

@@ -192,7 +192,7 @@ spec: {cgroupPath: /%s}
 		if a.Str("alert.event.process_kprobe.args.0.file_arg.path") != "socket:" {
 			// args is a list: check through the generic walker.
 			args, _ := a.Get("alert.event.process_kprobe.args").([]any)
-			if len(args) == 0 || fmt.Sprint(args[0]) != "map[file_arg:map[flags:O_RDWR path:socket:] label:oldfd]" {
+			if len(args) == 0 || fmt.Sprint(args[0]) != "map[file_arg:map[open_flags:O_RDWR path:socket:] label:oldfd]" {
 				t.Errorf("dup2 argument: %v", args)
 			}
 		}
