@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/vigilsec/vigil/dns"
 	"github.com/vigilsec/vigil/internal/manifest"
 )
 
@@ -101,7 +102,6 @@ func ciliumIngress(p *problems, path string, r *CiliumIngress, deny bool, ns str
 
 func ciliumEgress(p *problems, path string, r *CiliumEgress, deny bool, ns string) *Rule {
 	rule := &Rule{Direction: Egress, Deny: deny, Path: path, Line: p.line(path)}
-	unsupported(p, path+".toFQDNs", r.ToFQDNs, "toFQDNs (DNS-based rules)")
 	unsupported(p, path+".toServices", r.ToServices, "toServices")
 	unsupported(p, path+".toRequires", r.ToRequires, "toRequires")
 	unsupported(p, path+".toGroups", r.ToGroups, "toGroups")
@@ -109,11 +109,59 @@ func ciliumEgress(p *problems, path string, r *CiliumEgress, deny bool, ns strin
 	unsupported(p, path+".icmps", r.ICMPs, "icmps (ICMP rules)")
 	unsupported(p, path+".authentication", r.Authentication, "authentication")
 	ciliumPeers(p, rule, path, "to", r.ToEndpoints, r.ToCIDR, r.ToCIDRSet, r.ToEntities, ns)
+	if len(r.ToFQDNs) > 0 {
+		switch {
+		case deny:
+			p.add(path+".toFQDNs", "toFQDNs cannot be used in egressDeny (DNS names only allow)")
+		case len(rule.Peers) > 0 || rule.AnyPeer:
+			p.add(path+".toFQDNs", "toFQDNs cannot be combined with toEndpoints, toCIDR, toCIDRSet or toEntities in one rule; write two rules")
+		default:
+			ciliumFQDNs(p, rule, path+".toFQDNs", r.ToFQDNs)
+		}
+	}
 	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts)
-	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 {
+	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 && len(r.ToFQDNs) == 0 {
 		rule.AnyPeer = true
 	}
 	return rule
+}
+
+// ciliumFQDNs adds a peer per toFQDNs selector; each gives matchName or
+// matchPattern.
+func ciliumFQDNs(p *problems, rule *Rule, path string, sels []CiliumFQDN) {
+	for i, s := range sels {
+		spath := fmt.Sprintf("%s[%d]", path, i)
+		var (
+			pat dns.Pattern
+			err error
+		)
+		switch {
+		case s.MatchName != "" && s.MatchPattern != "":
+			p.add(spath, "give matchName or matchPattern, not both")
+			continue
+		case s.MatchName != "":
+			spath += ".matchName"
+			pat, err = dns.ParseName(s.MatchName)
+		case s.MatchPattern != "":
+			spath += ".matchPattern"
+			pat, err = dns.ParsePattern(s.MatchPattern)
+		default:
+			p.add(spath, "a toFQDNs selector needs matchName or matchPattern")
+			continue
+		}
+		if err != nil {
+			p.add(spath, "%q: %v", firstNonEmpty(s.MatchName, s.MatchPattern), err)
+			continue
+		}
+		rule.Peers = append(rule.Peers, Peer{Kind: PeerFQDN, FQDN: pat})
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func ciliumPeers(p *problems, rule *Rule, path, dir string, eps []metav1.LabelSelector, cidrs []string, sets []CiliumCIDRRule, entities []string, ns string) {

@@ -82,13 +82,20 @@ type CiliumEgress struct {
 	ToCIDRSet      []CiliumCIDRRule       `json:"toCIDRSet,omitempty"`
 	ToEntities     []string               `json:"toEntities,omitempty"`
 	ToPorts        []CiliumPortRule       `json:"toPorts,omitempty"`
-	ToFQDNs        *Unsupported           `json:"toFQDNs,omitempty"`
+	ToFQDNs        []CiliumFQDN           `json:"toFQDNs,omitempty"`
 	ToServices     *Unsupported           `json:"toServices,omitempty"`
 	ToRequires     *Unsupported           `json:"toRequires,omitempty"`
 	ToGroups       *Unsupported           `json:"toGroups,omitempty"`
 	ToNodes        *Unsupported           `json:"toNodes,omitempty"`
 	ICMPs          *Unsupported           `json:"icmps,omitempty"`
 	Authentication *Unsupported           `json:"authentication,omitempty"`
+}
+
+// CiliumFQDN selects DNS names: one name exactly (matchName) or the names
+// a wildcard pattern matches (matchPattern).
+type CiliumFQDN struct {
+	MatchName    string `json:"matchName,omitempty"`
+	MatchPattern string `json:"matchPattern,omitempty"`
 }
 
 // CiliumCIDRRule is a CIDR with exceptions.

@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vigilsec/vigil/dns"
 )
 
 // policyRefs is what policies refer to that shapes identities: named ports
@@ -18,6 +21,9 @@ type policyRefs struct {
 	named  []string
 	blocks []netip.Prefix
 	cidrs  []netip.Prefix
+	// fqdns are the toFQDNs patterns (each set of them a name can match
+	// is an identity), ascending by String.
+	fqdns []dns.Pattern
 }
 
 // policyRefsOf returns what pols refer to, from the references of each
@@ -29,6 +35,7 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 	in := make(map[*Policy]bool, len(pols))
 	var named []string
 	var blocks, cidrs []netip.Prefix
+	var fqdns []dns.Pattern
 	for _, pol := range pols {
 		in[pol] = true
 		r := c.polRefs[pol]
@@ -39,6 +46,7 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		named = append(named, r.named...)
 		blocks = append(blocks, r.blocks...)
 		cidrs = append(cidrs, r.cidrs...)
+		fqdns = append(fqdns, r.fqdns...)
 	}
 	for pol := range c.polRefs {
 		if !in[pol] {
@@ -46,7 +54,13 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		}
 	}
 	slices.Sort(named)
-	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs)}
+	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs), fqdns: sortPatterns(fqdns)}
+}
+
+// sortPatterns sorts patterns by their String and removes duplicates.
+func sortPatterns(list []dns.Pattern) []dns.Pattern {
+	slices.SortFunc(list, func(a, b dns.Pattern) int { return strings.Compare(a.String(), b.String()) })
+	return slices.Compact(list)
 }
 
 // refsOfPolicy returns what one policy refers to.
@@ -54,6 +68,7 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 	named := map[string]bool{}
 	blocks := map[netip.Prefix]bool{}
 	cidrs := map[netip.Prefix]bool{}
+	var fqdns []dns.Pattern
 	for _, sec := range pol.Sections {
 		for _, r := range sec.Rules {
 			for _, ps := range r.Ports {
@@ -62,6 +77,9 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 				}
 			}
 			for _, peer := range r.Peers {
+				if peer.Kind == PeerFQDN {
+					fqdns = append(fqdns, peer.FQDN)
+				}
 				if peer.Kind != PeerCIDR {
 					continue
 				}
@@ -79,7 +97,8 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 		}
 	}
 	return &policyRefs{named: slices.Sorted(maps.Keys(named)),
-		blocks: sortPrefixes(slices.Collect(maps.Keys(blocks))), cidrs: sortPrefixes(slices.Collect(maps.Keys(cidrs)))}
+		blocks: sortPrefixes(slices.Collect(maps.Keys(blocks))), cidrs: sortPrefixes(slices.Collect(maps.Keys(cidrs))),
+		fqdns: sortPatterns(fqdns)}
 }
 
 // sortPrefixes sorts prefixes and removes duplicates.
@@ -89,7 +108,8 @@ func sortPrefixes(list []netip.Prefix) []netip.Prefix {
 }
 
 func (r *policyRefs) equal(o *policyRefs) bool {
-	return slices.Equal(r.named, o.named) && slices.Equal(r.blocks, o.blocks) && slices.Equal(r.cidrs, o.cidrs)
+	return slices.Equal(r.named, o.named) && slices.Equal(r.blocks, o.blocks) && slices.Equal(r.cidrs, o.cidrs) &&
+		slices.Equal(r.fqdns, o.fqdns)
 }
 
 func (r *policyRefs) isNamed(name string) bool {

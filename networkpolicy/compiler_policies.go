@@ -202,7 +202,8 @@ func sameSelector(a, b *Selector) bool {
 func sameSelection(a, b *Rule) bool {
 	return a.AnyPeer == b.AnyPeer && slices.EqualFunc(a.Peers, b.Peers, func(x, y Peer) bool {
 		return x.Kind == y.Kind && x.Namespace == y.Namespace && sameSelector(x.Namespaces, y.Namespaces) &&
-			sameSelector(x.Pods, y.Pods) && x.CIDR == y.CIDR && slices.Equal(x.Except, y.Except) && x.MatchPodIPs == y.MatchPodIPs
+			sameSelector(x.Pods, y.Pods) && x.CIDR == y.CIDR && slices.Equal(x.Except, y.Except) && x.MatchPodIPs == y.MatchPodIPs &&
+			x.FQDN == y.FQDN
 	})
 }
 

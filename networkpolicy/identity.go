@@ -44,6 +44,10 @@ const (
 	KindReserved IdentityKind = iota + 1
 	KindPod
 	KindCIDR
+	// KindFQDN is the addresses a local pod learned from DNS answers for
+	// names that the toFQDNs patterns of the identity (and no others)
+	// match: one identity per set of patterns some name matches exactly.
+	KindFQDN
 )
 
 // Identity is a numeric security identity: a set of endpoints that every
@@ -68,6 +72,9 @@ type Identity struct {
 	// inBlocks are the Kubernetes ipBlock prefixes (CIDRs and exceptions)
 	// that contain the address this identity stands for.
 	inBlocks map[netip.Prefix]bool
+	// Names are the toFQDNs patterns of a KindFQDN identity (their
+	// String form, ascending).
+	Names []string
 }
 
 // String names the identity for people: reserved:host, cidr:192.0.2.0/24,
@@ -87,6 +94,8 @@ func (id *Identity) String() string {
 		}
 	case KindCIDR:
 		return "cidr:" + id.Prefix.String()
+	case KindFQDN:
+		return "fqdn:" + strings.Join(id.Names, ",")
 	}
 	s := id.Namespace + ":" + id.Labels.String()
 	if len(id.inBlocks) > 0 {

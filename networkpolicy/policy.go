@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vigilsec/vigil/dns"
 )
 
 // Direction is the direction of traffic relative to the local pod. The
@@ -172,6 +174,9 @@ const (
 	PeerWorld
 	// PeerCluster is every pod and the node.
 	PeerCluster
+	// PeerFQDN is the addresses the local pod learned from DNS answers for
+	// the names a pattern matches (toFQDNs).
+	PeerFQDN
 )
 
 // Peer is one remote endpoint selector of a rule.
@@ -192,6 +197,9 @@ type Peer struct {
 	// (Kubernetes ipBlock semantics; Cilium CIDR rules select only
 	// addresses outside the cluster).
 	MatchPodIPs bool
+
+	// PeerFQDN.
+	FQDN dns.Pattern
 }
 
 // PortSpec is one port, port range or named port of a rule.

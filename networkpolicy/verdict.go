@@ -194,7 +194,7 @@ type Side struct {
 func (e *Engine) Check(from, to Endpoint, proto Protocol, port uint16) Result {
 	res := Result{Verdict: Allow, From: from, To: to, Protocol: proto, Port: port}
 	if from.Pod != nil {
-		res.Egress = e.side(e.Decide(from.Local, Egress, to.Identity, proto, port))
+		res.Egress = e.side(e.DecideNames(from.Local, to.Identity, e.names.NameIdentities(to.Names), proto, port))
 	}
 	if to.Pod != nil {
 		res.Ingress = e.side(e.Decide(to.Local, Ingress, from.Identity, proto, port))

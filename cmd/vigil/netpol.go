@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -40,6 +41,29 @@ type netpolConfig struct {
 	From, To  string
 	Ports     []string
 	Output    string
+	// Resolve and Hosts give the DNS names of addresses, for toFQDNs.
+	Resolve []string
+	Hosts   []string
+}
+
+// resolved reads the name→address table of --resolve and --hosts.
+func (c *netpolConfig) resolved() (networkpolicy.Resolved, error) {
+	r := networkpolicy.Resolved{}
+	for _, s := range c.Resolve {
+		if err := networkpolicy.ParseResolve(s, r); err != nil {
+			return nil, fmt.Errorf("--resolve: %w", err)
+		}
+	}
+	for _, f := range c.Hosts {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--hosts: %w", err)
+		}
+		if err := networkpolicy.ParseHosts(f, data, r); err != nil {
+			return nil, fmt.Errorf("--hosts:\n%w", err)
+		}
+	}
+	return r, nil
 }
 
 // Validate names the flag that is wrong.
@@ -160,7 +184,9 @@ FILE:LINE: field.path: warning: ... Exit status: 0 valid, 1 any problem.
 
 check with --from, --to and --port prints the verdict on one flow, and for
 each side (egress at the source pod, ingress at the destination pod) the
-policies and rules that decided; warnings go to stderr. Exit status: 0
+policies and rules that decided; warnings go to stderr. For toFQDNs rules,
+--resolve and --hosts say which DNS names the source pod resolved to which
+addresses; --to then takes such a name too. Exit status: 0
 allowed (or only audited), 1 denied, 2 bad input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -181,7 +207,11 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 			if err != nil {
 				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--from: %w", err)}
 			}
-			to, err := e.ParseEndpoint(cfg.To)
+			names, err := cfg.resolved()
+			if err != nil {
+				return &exitError{code: netpolExitBadInput, err: err}
+			}
+			to, err := names.Endpoint(e, cfg.To)
 			if err != nil {
 				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--to: %w", err)}
 			}
@@ -204,7 +234,9 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 	}
 	cfg.flags(cmd, "destination port and protocol, such as 80/TCP or 53/UDP", nil)
 	cmd.Flags().StringVar(&cfg.From, "from", "", "source: NAMESPACE/POD (a workload's name stands for its pods) or an IP address")
-	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD or an IP address")
+	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD, an IP address, or a DNS name of --resolve/--hosts")
+	cmd.Flags().StringArrayVar(&cfg.Resolve, "resolve", nil, "NAME=ADDRESS[,ADDRESS...]: what the source pod learned from DNS, for toFQDNs rules (repeatable)")
+	cmd.Flags().StringSliceVar(&cfg.Hosts, "hosts", nil, "file of ADDRESS NAME... lines (the form of /etc/hosts): what the source pod learned from DNS, for toFQDNs rules (repeatable)")
 	return cmd
 }
 
