@@ -69,7 +69,16 @@ enum np_stat {
 	NP_STAT_RECORDS = 3,
 	NP_STAT_RECORDS_SUPPRESSED = 4,
 	NP_STAT_RECORDS_LOST = 5,
-	NP_STAT_MAX = 6,
+	/* DNS answers for toFQDNs (lib/dns.h). */
+	NP_STAT_DNS_ANSWERS = 6,      /* answers to a pod's queries parsed */
+	NP_STAT_DNS_LEARNED = 7,      /* addresses recorded */
+	NP_STAT_DNS_MALFORMED = 8,    /* answers refused by the parser */
+	NP_STAT_DNS_TRUNCATED = 9,    /* answers longer than the parser reads */
+	NP_STAT_DNS_MAP_FULL = 10,    /* addresses not recorded: np_fqdn is full */
+	NP_STAT_DNS_SLOT_EVICTED = 11, /* a name of an address replaced another */
+	NP_STAT_DNS_CAPPED = 12,      /* addresses beyond dns_max_ips of one answer */
+	NP_STAT_FQDN_ALLOWED = 13,    /* flows allowed by a learned name */
+	NP_STAT_MAX = 14,
 };
 
 /* Reserved identities (networkpolicy.IdentityWorldIPv4/IPv6). */
@@ -138,6 +147,10 @@ struct np_config {
 	/* Records per second and CPU before suppression; 0: unlimited. */
 	__u32 records_per_sec;
 	__u32 burst;
+	/* toFQDNs: the least time an address of an answer stays allowed, and
+	 * the most addresses one answer records (0: no limit). */
+	__u32 dns_min_ttl;
+	__u32 dns_max_ips;
 };
 
 struct ratelimit {
@@ -227,6 +240,7 @@ struct np_flow {
 	__u8 direction;
 	__u8 hook;
 	__u8 is_v6;
+	__u32 l4off; /* of the transport header in the packet (skb programs) */
 };
 
 static __always_inline void stat_inc(__u32 idx)
@@ -273,6 +287,8 @@ static __always_inline struct policy_value *policy_lookup(__u32 local, __u8 dir,
 	k.remote = 0;
 	return bpf_map_lookup_elem(inner, &k);
 }
+
+#include "lib/dns.h"
 
 static __always_inline int take_token(__u32 *suppressed)
 {
@@ -365,6 +381,11 @@ static __always_inline int decide(struct np_flow *f, __u64 cgid, int process_con
 	__u16 port = f->direction == NP_EGRESS ? f->remote_port : f->local_port;
 	struct policy_value *v = policy_lookup(*local, f->direction, remote, f->protocol, port);
 	if (!v || v->verdict == NP_ALLOW) {
+		stat_inc(NP_STAT_ALLOWED);
+		return 1;
+	}
+	if (f->direction == NP_EGRESS && v->reason == NP_REASON_DEFAULT_DENY && fqdn_allows(*local, f, port)) {
+		stat_inc(NP_STAT_FQDN_ALLOWED);
 		stat_inc(NP_STAT_ALLOWED);
 		return 1;
 	}
@@ -490,6 +511,7 @@ static __always_inline int skb_flow(struct __sk_buff *skb, struct np_flow *f, __
 	}
 	if (!has_ports(f->protocol))
 		return 0;
+	f->l4off = l4off;
 	__u16 ports[2];
 	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
 		return 0;
@@ -531,8 +553,17 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 		return decide(&f, bpf_skb_cgroup_id(skb), 0) != 0;
 	}
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	if (flow_known(cookie, &f))
+	if (flow_known(cookie, &f)) {
+		/* An answer to a query of the pod (the socket asked this server):
+		 * learn its addresses before the socket can read it. */
+		if (dir == NP_INGRESS && f.protocol == IPPROTO_UDP && f.remote_port == 53) {
+			__u64 cgid = bpf_skb_cgroup_id(skb);
+			__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
+			if (local)
+				dns_answer(skb, f.l4off, *local);
+		}
 		return 1;
+	}
 	int ok = decide(&f, bpf_skb_cgroup_id(skb), 0);
 	if (!ok)
 		return 0;
@@ -551,4 +582,22 @@ SEC("cgroup_skb/egress")
 int np_egress(struct __sk_buff *skb)
 {
 	return on_skb(skb, NP_EGRESS);
+}
+
+/* The DNS parser alone, for tests through BPF_PROG_TEST_RUN (never
+ * attached): a UDP datagram from port 53 is parsed as an answer received by
+ * a pod of local identity np_dns_test_local, without the checks that a
+ * socket of a pod asked. */
+volatile __u32 np_dns_test_local = 0;
+
+SEC("cgroup_skb/ingress")
+int np_dns_test(struct __sk_buff *skb)
+{
+	struct np_flow f;
+	__u8 flags = 0;
+	if (!skb_flow(skb, &f, NP_INGRESS, &flags))
+		return 1;
+	if (f.protocol == IPPROTO_UDP && f.remote_port == 53)
+		dns_answer(skb, f.l4off, np_dns_test_local);
+	return 1;
 }

@@ -96,6 +96,11 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 		return st, times, err
 	}
 	err = d.write(p, &st)
+	if err == nil {
+		// After the entries of new name identities, so that a name is
+		// never classified into an identity the policy maps lack.
+		err = d.writeNames(engine.Names())
+	}
 	times.Write = time.Since(t2)
 	if err != nil {
 		d.resync = true
