@@ -39,6 +39,12 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, "ok")
 		case "bridge", "veth", "up", "addr", "route":
 			reply(id, netConfig(verb, args))
+		case "route-local", "route-via":
+			reply(id, dnsRoute(verb, args))
+		case "resolve":
+			reply(id, resolve(args))
+		case "dnsloop":
+			reply(id, dnsLoop(args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
