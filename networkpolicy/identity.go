@@ -174,3 +174,18 @@ func podIdentityKey(ns string, set labels.Set, sa string, ports []ContainerPort)
 	}
 	return b.String()
 }
+
+// Keys returns, for each identity number the allocator handed out, the
+// description it stands for (labels and namespace of pods, a CIDR, a set
+// of toFQDNs patterns). Another allocator given the same descriptions
+// hands out other numbers; the descriptions say which is which, so state
+// kept across a restart (learned DNS names) can be carried over.
+func (a *Allocator) Keys() map[uint32]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint32]string, len(a.ids))
+	for k, id := range a.ids {
+		out[id] = k
+	}
+	return out
+}

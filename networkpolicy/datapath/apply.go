@@ -87,6 +87,22 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 	}
 	t1 := time.Now()
 	times.Compile = t1.Sub(t0)
+	if d.legend != nil {
+		keys := d.alloc.Keys()
+		if d.adopted {
+			kept, dropped, err := d.reconcileLearned(keys)
+			if err != nil {
+				d.resync = true
+				return st, times, err
+			}
+			d.adopted = false
+			d.log.WithFields(logrus.Fields{"kept": kept, "dropped": dropped}).Info("learned DNS addresses of the last run adopted")
+		}
+		if err := d.writeLegend(keys); err != nil {
+			d.resync = true
+			return st, times, err
+		}
+	}
 	p, err := d.makePlan(engine, delta, pods)
 	t2 := time.Now()
 	times.Flatten = t2.Sub(t1)

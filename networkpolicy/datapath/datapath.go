@@ -66,6 +66,11 @@ type Config struct {
 	// MaxFQDNEntries bounds the learned (local identity, address) pairs
 	// (0: the default).
 	MaxFQDNEntries int
+	// PinDir, when set, keeps the learned addresses in maps pinned there
+	// (DefaultPinDir for the agent): a new datapath adopts them and
+	// carries them over to its identity numbers at its first Apply, and
+	// Close leaves them.
+	PinDir string
 }
 
 // Validate names the field that is wrong.
@@ -122,6 +127,12 @@ type Datapath struct {
 	names       *networkpolicy.NameTable
 	namesHalf   int
 	namesStates [2]int
+	// legend is the pinned legend of identity numbers (nil without
+	// PinDir); adopted: the learned addresses come from an earlier run and
+	// wait for reconcileLearned.
+	legend        *ebpf.Map
+	adopted       bool
+	legendWritten map[uint32]string
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -194,7 +205,21 @@ func (d *Datapath) Load() (err error) {
 	if err := spec.Variables[abi.NetpolVarNpCfg].Set(rate); err != nil {
 		return fmt.Errorf("datapath: set config: %w", err)
 	}
-	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+	var opts *ebpf.CollectionOptions
+	if d.cfg.PinDir != "" {
+		fqdn, legend, adopted, err := openPinned(d.cfg.PinDir, spec)
+		if err != nil {
+			return err
+		}
+		defer fqdn.Close() // the collection holds its own reference
+		d.legend, d.adopted, d.legendWritten = legend, adopted, map[uint32]string{}
+		opts = &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{abi.NetpolMapNpFqdn: fqdn}}
+	}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		if d.legend != nil {
+			d.legend.Close()
+			d.legend = nil
+		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return fmt.Errorf("datapath: load BPF objects: %w (verifier log: %+v)", err, ve)
@@ -248,6 +273,10 @@ func (d *Datapath) closeLocked() error {
 	}
 	errs = append(errs, d.objs.Close())
 	d.objs = abi.NetpolObjects{}
+	if d.legend != nil {
+		errs = append(errs, d.legend.Close())
+		d.legend = nil
+	}
 	d.loaded = false
 	return errors.Join(errs...)
 }

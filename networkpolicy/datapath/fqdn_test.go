@@ -98,6 +98,8 @@ type fqdnRig struct {
 	client *testpods.Endpoint
 	server *testpods.Endpoint
 	dns    netip.AddrPort
+	res    *networkpolicy.Resources
+	cfg    datapath.Config
 }
 
 func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
@@ -125,7 +127,15 @@ func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
 	src := &testpods.Workloads{}
 	src.Set(res, map[string]*testpods.Endpoint{"x/client": client})
 	cfg.Workloads, cfg.CgroupRoot, cfg.RecordsPerSecond = src, root, -1
-	d, err := datapath.New(cfg, nil)
+	r := &fqdnRig{client: client, server: server, dns: netip.AddrPortFrom(srvIP, 53), res: res, cfg: cfg}
+	r.d = r.start(t, res)
+	return r
+}
+
+// start loads a datapath of the rig's configuration and applies res.
+func (r *fqdnRig) start(t *testing.T, res *networkpolicy.Resources) *datapath.Datapath {
+	t.Helper()
+	d, err := datapath.New(r.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +146,7 @@ func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
 	if _, err := d.Apply(context.Background(), res); err != nil {
 		t.Fatal(err)
 	}
-	return &fqdnRig{d: d, client: client, server: server, dns: netip.AddrPortFrom(srvIP, 53)}
+	return d
 }
 
 func parseLoop(t *testing.T, r string) map[string]int {
@@ -234,5 +244,67 @@ func TestPrivFQDNExpiry(t *testing.T) {
 	}
 	if del, remain, err := r.d.SweepFQDN(); err != nil || del != 1 || remain != 0 {
 		t.Errorf("sweep: deleted %d, remain %d, %v; want 1 deleted", del, remain, err)
+	}
+}
+
+// TestPrivFQDNRestart: the learned addresses survive the datapath's end in
+// pinned maps, and a new datapath, whose identities are numbered
+// differently (another policy with toFQDNs came first), adopts them: a
+// name resolved before the restart stays reachable without a new lookup,
+// and an address never learned stays refused.
+func TestPrivFQDNRestart(t *testing.T) {
+	kerneltest.Require(t)
+	pin, err := os.MkdirTemp("/sys/fs/bpf", "vigil-dns-test-")
+	if err != nil {
+		kerneltest.Skip(t, "no bpffs at /sys/fs/bpf: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	r := newFQDNRig(t, datapath.Config{PinDir: filepath.Join(pin, "dns")}, 4, 300)
+	addr := netip.AddrPortFrom(fqdnAddr(2), 443)
+	if got := r.client.Resolve(r.dns, "n2.fqdn.test"); got != fqdnAddr(2).String() {
+		t.Fatalf("resolve: %s", got)
+	}
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.Allowed {
+		t.Fatalf("connect after the lookup: %s", got)
+	}
+	before, _ := r.d.Engine().Names().Identity("n2.fqdn.test")
+	if err := r.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	extra := `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: aaa, namespace: x}
+spec:
+  endpointSelector: {matchLabels: {app: other}}
+  egress:
+  - toFQDNs: [{matchPattern: "*.aaa.test"}, {matchName: b.fqdn.test}]
+`
+	docs, err := manifest.Split("extra.yaml", []byte(extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := networkpolicy.Parse(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := *r.res
+	res.Policies = append(append([]*networkpolicy.Policy(nil), more.Policies...), r.res.Policies...)
+	d2 := r.start(t, &res)
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.Allowed {
+		t.Errorf("connect to a name resolved before the restart: %s, want %s", got, testpods.Allowed)
+	}
+	if got := r.client.Probe("tcp", netip.AddrPortFrom(fqdnAddr(3), 443), time.Second); got != testpods.EPERM {
+		t.Errorf("connect to an address never learned: %s, want %s", got, testpods.EPERM)
+	}
+	learned, err := d2.Learned()
+	if err != nil || len(learned) != 1 {
+		t.Fatalf("learned after the restart: %+v, %v", learned, err)
+	}
+	id, ok := d2.Engine().Names().Identity("n2.fqdn.test")
+	if id == before {
+		t.Fatalf("n2.fqdn.test has identity %d in both runs; the test needs them numbered differently", id)
+	}
+	if !ok || learned[0].Names[0].Identity != id {
+		t.Errorf("adopted entry %+v; want the identity %d of n2.fqdn.test in this run", learned[0], id)
 	}
 }
