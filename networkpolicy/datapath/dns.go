@@ -198,3 +198,27 @@ func (d *Datapath) SweepFQDN() (deleted, remain int, err error) {
 	}
 	return deleted, remain, nil
 }
+
+// FQDNFill counts the learned pairs: those with a name in force, all the
+// map holds, and the map's size.
+func (d *Datapath) FQDNFill() (live, all, size int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.loaded {
+		return 0, 0, 0, errors.New("datapath: not loaded")
+	}
+	now := monotonicNow()
+	var k abi.NetpolFqdnKey
+	var v abi.NetpolFqdnValue
+	it := d.objs.NpFqdn.Iterate()
+	for it.Next(&k, &v) {
+		all++
+		for _, s := range v.Slot {
+			if s.ExpiresNs > now {
+				live++
+				break
+			}
+		}
+	}
+	return live, all, int(d.objs.NpFqdn.MaxEntries()), it.Err()
+}

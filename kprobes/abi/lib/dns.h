@@ -348,7 +348,13 @@ static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32
 		stat_inc(NP_STAT_DNS_TRUNCATED);
 		len = DNS_BUF;
 	}
-	if (bpf_skb_load_bytes(skb, start, s->buf, len & DNS_MASK ? len & DNS_MASK : DNS_BUF))
+	/* The bounds again on the very register the helper gets: older
+	 * verifiers (6.1) lose them through clang's 32-bit copies. */
+	__u64 n = len;
+	asm volatile("" : "+r"(n));
+	if (n < 12 || n > DNS_BUF)
+		return;
+	if (bpf_skb_load_bytes(skb, start, s->buf, n))
 		return;
 	stat_inc(NP_STAT_DNS_ANSWERS);
 	__u8 flags0 = s->buf[2], flags1 = s->buf[3];
