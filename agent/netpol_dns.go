@@ -59,6 +59,7 @@ func (m *netpolManager) sweepDNS(ctx context.Context) error {
 type dnsCollector struct {
 	dp                                               *datapath.Datapath
 	answers, learned, dropped, allowed, tracked, cap *prometheus.Desc
+	queries, refused                                 *prometheus.Desc
 }
 
 func newDNSCollector(dp *datapath.Datapath) *dnsCollector {
@@ -75,11 +76,15 @@ func newDNSCollector(dp *datapath.Datapath) *dnsCollector {
 			"Learned (pod identity, address) pairs in force.", nil, nil),
 		cap: prometheus.NewDesc("vigil_netpol_dns_map_fill_ratio",
 			"Learned pairs in the map (expired ones not yet swept included) over its size.", nil, nil),
+		queries: prometheus.NewDesc("vigil_netpol_dns_queries_total",
+			"DNS queries of pods checked against rules.dns.", nil, nil),
+		refused: prometheus.NewDesc("vigil_netpol_dns_refused_total",
+			"DNS queries of pods dropped for a name no rules.dns list allows.", nil, nil),
 	}
 }
 
 func (c *dnsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.answers, c.learned, c.dropped, c.allowed, c.tracked, c.cap} {
+	for _, d := range []*prometheus.Desc{c.answers, c.learned, c.dropped, c.allowed, c.tracked, c.cap, c.queries, c.refused} {
 		ch <- d
 	}
 }
@@ -92,6 +97,8 @@ func (c *dnsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.answers, prometheus.CounterValue, float64(st.DNSAnswers))
 	ch <- prometheus.MustNewConstMetric(c.learned, prometheus.CounterValue, float64(st.DNSLearned))
 	ch <- prometheus.MustNewConstMetric(c.allowed, prometheus.CounterValue, float64(st.FQDNAllowed))
+	ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(st.DNSQueries))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.DNSRefused))
 	for reason, v := range map[string]uint64{"malformed": st.DNSMalformed, "truncated": st.DNSTruncated, "map_full": st.DNSMapFull,
 		"capped": st.DNSCapped, "slot_evicted": st.DNSSlotEvicted} {
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(v), reason)

@@ -116,11 +116,12 @@ type CiliumPortRule struct {
 	Listener       *Unsupported `json:"listener,omitempty"`
 }
 
-// CiliumL7 are L7 rules; none are supported yet.
+// CiliumL7 are L7 rules; of them only dns (which names a pod may look up) is
+// supported.
 type CiliumL7 struct {
 	HTTP    *Unsupported `json:"http,omitempty"`
 	Kafka   *Unsupported `json:"kafka,omitempty"`
-	DNS     *Unsupported `json:"dns,omitempty"`
+	DNS     []CiliumFQDN `json:"dns,omitempty"`
 	L7Proto *Unsupported `json:"l7proto,omitempty"`
 	L7      *Unsupported `json:"l7,omitempty"`
 }

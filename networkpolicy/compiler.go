@@ -185,11 +185,18 @@ func (c *Compiler) reset(refs policyRefs, names *NameTable) {
 	for i, set := range names.automaton().Sets {
 		ident := &Identity{Kind: KindFQDN}
 		for _, pi := range set {
-			ident.Names = append(ident.Names, names.Patterns[pi].String())
+			if names.fqdn[pi] {
+				ident.Names = append(ident.Names, names.Patterns[pi].String())
+			}
+		}
+		if len(ident.Names) == 0 {
+			continue // only rules.dns patterns: no identity
 		}
 		ident.ID = c.alloc.identity("fqdn|"+strings.Join(ident.Names, ","), true)
-		c.identities[ident.ID] = ident
-		c.idx.add(ident)
+		if _, ok := c.identities[ident.ID]; !ok {
+			c.identities[ident.ID] = ident
+			c.idx.add(ident)
+		}
 		names.SetIdentity[i] = ident.ID
 	}
 }
@@ -242,7 +249,7 @@ func (c *Compiler) Update(res *Resources) (*Engine, *Delta, error) {
 		IPCache: map[netip.Prefix]bool{}, Identities: map[uint32]bool{}}
 	before, prev := c.eng, c.eng
 	if prev == nil || !refs.equal(&c.refs) {
-		names, err := compileNames(refs.fqdns)
+		names, err := compileNames(refs.fqdns, refs.dnsGroups, refs.dnsPats)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -24,6 +24,20 @@ type policyRefs struct {
 	// fqdns are the toFQDNs patterns (each set of them a name can match
 	// is an identity), ascending by String.
 	fqdns []dns.Pattern
+	// dnsGroups are the pattern lists of rules.dns (dnsGroupKey), and
+	// dnsPats their patterns.
+	dnsGroups []string
+	dnsPats   []dns.Pattern
+}
+
+// dnsGroupKey names a rules.dns pattern list (sorted).
+func dnsGroupKey(pats []dns.Pattern) string {
+	var b strings.Builder
+	for _, p := range pats {
+		b.WriteString(p.String())
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // policyRefsOf returns what pols refer to, from the references of each
@@ -35,7 +49,8 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 	in := make(map[*Policy]bool, len(pols))
 	var named []string
 	var blocks, cidrs []netip.Prefix
-	var fqdns []dns.Pattern
+	var fqdns, dnsPats []dns.Pattern
+	var groups []string
 	for _, pol := range pols {
 		in[pol] = true
 		r := c.polRefs[pol]
@@ -47,6 +62,8 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		blocks = append(blocks, r.blocks...)
 		cidrs = append(cidrs, r.cidrs...)
 		fqdns = append(fqdns, r.fqdns...)
+		dnsPats = append(dnsPats, r.dnsPats...)
+		groups = append(groups, r.dnsGroups...)
 	}
 	for pol := range c.polRefs {
 		if !in[pol] {
@@ -54,7 +71,8 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		}
 	}
 	slices.Sort(named)
-	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs), fqdns: sortPatterns(fqdns)}
+	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs), fqdns: sortPatterns(fqdns),
+		dnsGroups: slices.Compact(slices.Sorted(slices.Values(groups))), dnsPats: sortPatterns(dnsPats)}
 }
 
 // sortPatterns sorts patterns by their String and removes duplicates.
@@ -68,10 +86,15 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 	named := map[string]bool{}
 	blocks := map[netip.Prefix]bool{}
 	cidrs := map[netip.Prefix]bool{}
-	var fqdns []dns.Pattern
+	var fqdns, dnsPats []dns.Pattern
+	var groups []string
 	for _, sec := range pol.Sections {
 		for _, r := range sec.Rules {
 			for _, ps := range r.Ports {
+				if len(ps.DNS) > 0 {
+					groups = append(groups, dnsGroupKey(ps.DNS))
+					dnsPats = append(dnsPats, ps.DNS...)
+				}
 				if ps.Name != "" {
 					named[ps.Name] = true
 				}
@@ -98,7 +121,7 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 	}
 	return &policyRefs{named: slices.Sorted(maps.Keys(named)),
 		blocks: sortPrefixes(slices.Collect(maps.Keys(blocks))), cidrs: sortPrefixes(slices.Collect(maps.Keys(cidrs))),
-		fqdns: sortPatterns(fqdns)}
+		fqdns: sortPatterns(fqdns), dnsGroups: slices.Compact(slices.Sorted(slices.Values(groups))), dnsPats: sortPatterns(dnsPats)}
 }
 
 // sortPrefixes sorts prefixes and removes duplicates.
@@ -109,7 +132,7 @@ func sortPrefixes(list []netip.Prefix) []netip.Prefix {
 
 func (r *policyRefs) equal(o *policyRefs) bool {
 	return slices.Equal(r.named, o.named) && slices.Equal(r.blocks, o.blocks) && slices.Equal(r.cidrs, o.cidrs) &&
-		slices.Equal(r.fqdns, o.fqdns)
+		slices.Equal(r.fqdns, o.fqdns) && slices.Equal(r.dnsGroups, o.dnsGroups) && slices.Equal(r.dnsPats, o.dnsPats)
 }
 
 func (r *policyRefs) isNamed(name string) bool {

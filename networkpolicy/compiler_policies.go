@@ -209,7 +209,7 @@ func sameSelection(a, b *Rule) bool {
 
 // sameRule reports whether two rules of one path decide alike.
 func sameRule(a, b *Rule) bool {
-	return a.Direction == b.Direction && a.Deny == b.Deny && sameSelection(a, b) && slices.Equal(a.Ports, b.Ports)
+	return a.Direction == b.Direction && a.Deny == b.Deny && sameSelection(a, b) && slices.EqualFunc(a.Ports, b.Ports, samePortSpec)
 }
 
 // indexRule adds a rule to (or removes it from) the index that finds the
@@ -311,4 +311,10 @@ func (u *update) compileRule(cs *compiledSection, r *Rule, id uint32) *compiledR
 		u.rebuild[l] = true
 	}
 	return cr
+}
+
+// samePortSpec reports whether two port specs are equal.
+func samePortSpec(x, y PortSpec) bool {
+	return x.Protocol == y.Protocol && x.First == y.First && x.Last == y.Last && x.Name == y.Name && x.Path == y.Path &&
+		x.Line == y.Line && slices.Equal(x.DNS, y.DNS)
 }

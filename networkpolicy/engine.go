@@ -42,6 +42,9 @@ func (r RuleRef) String() string {
 type PortMatch struct {
 	Proto       Protocol
 	First, Last uint16
+	// dns is the bit of the rules.dns list of these ports (0: DNS
+	// queries on them may ask for any name).
+	dns uint16
 }
 
 // irRule is a rule compiled for one local identity: the ports it opens,

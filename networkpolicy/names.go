@@ -18,26 +18,78 @@ import (
 // receives and records the answer's addresses under that identity for the
 // pod; the policy map decides them like any other remote identity.
 type NameTable struct {
-	// Patterns are every toFQDNs pattern of the policies, ascending by
-	// String; the automaton's pattern indices refer to them.
+	// Patterns are every toFQDNs and rules.dns pattern of the policies,
+	// ascending by String; the automaton's pattern indices refer to them.
 	Patterns []dns.Pattern
-	// Automaton is nil when no policy has toFQDNs.
+	// Automaton is nil when no policy has toFQDNs or rules.dns.
 	Automaton *dns.Automaton
-	// SetIdentity[i] is the identity of Automaton.Sets[i].
+	// SetIdentity[i] is the identity of the toFQDNs patterns of
+	// Automaton.Sets[i] (0: it holds rules.dns patterns only).
 	SetIdentity []uint32
+	// Groups are the rules.dns pattern lists (bit i of a group mask is
+	// Groups[i]); SetGroups[i] is the mask of the lists with a pattern in
+	// Automaton.Sets[i].
+	Groups    []string
+	SetGroups []uint16
+	fqdn      map[int]bool
+	groupBit  map[string]uint16
 }
 
-func compileNames(pats []dns.Pattern) (*NameTable, error) {
-	t := &NameTable{Patterns: pats}
+// MaxDNSGroups bounds the distinct rules.dns pattern lists of the policies
+// (the datapath keeps their mask in 16 bits of a policy entry).
+const MaxDNSGroups = 16
+
+func compileNames(fqdns []dns.Pattern, groups []string, dnsPats []dns.Pattern) (*NameTable, error) {
+	if len(groups) > MaxDNSGroups {
+		return nil, fmt.Errorf("networkpolicy: rules.dns: %d different pattern lists; at most %d are supported", len(groups), MaxDNSGroups)
+	}
+	pats := sortPatterns(append(slices.Clone(fqdns), dnsPats...))
+	t := &NameTable{Patterns: pats, Groups: groups, fqdn: map[int]bool{}, groupBit: map[string]uint16{}}
+	for i, g := range groups {
+		t.groupBit[g] = 1 << i
+	}
 	if len(pats) == 0 {
 		return t, nil
 	}
+	for i, p := range pats {
+		_, t.fqdn[i] = slices.BinarySearchFunc(fqdns, p, func(a, b dns.Pattern) int { return strings.Compare(a.String(), b.String()) })
+	}
 	a, err := dns.Compile(pats)
 	if err != nil {
-		return nil, fmt.Errorf("networkpolicy: toFQDNs: %w", err)
+		return nil, fmt.Errorf("networkpolicy: toFQDNs and rules.dns: %w", err)
 	}
-	t.Automaton, t.SetIdentity = a, make([]uint32, len(a.Sets))
+	t.Automaton, t.SetIdentity, t.SetGroups = a, make([]uint32, len(a.Sets)), make([]uint16, len(a.Sets))
+	for i, set := range a.Sets {
+		for gi, g := range groups {
+			for _, pi := range set {
+				if strings.Contains(" "+g, " "+pats[pi].String()+" ") {
+					t.SetGroups[i] |= 1 << gi
+				}
+			}
+		}
+	}
 	return t, nil
+}
+
+// groupMask returns the bit of a rules.dns pattern list (0: none).
+func (t *NameTable) groupMask(pats []dns.Pattern) uint16 {
+	if t == nil || len(pats) == 0 {
+		return 0
+	}
+	return t.groupBit[dnsGroupKey(pats)]
+}
+
+// NameGroups returns the mask of the rules.dns pattern lists that allow
+// looking the name up.
+func (t *NameTable) NameGroups(name string) uint16 {
+	if t == nil || t.Automaton == nil {
+		return 0
+	}
+	set := t.Automaton.Run(dns.Normalize(name))
+	if set == 0 {
+		return 0
+	}
+	return t.SetGroups[set-1]
 }
 
 var emptyAutomaton = &dns.Automaton{}
@@ -58,7 +110,7 @@ func (t *NameTable) Identity(name string) (uint32, bool) {
 		return 0, false
 	}
 	set := t.Automaton.Run(dns.Normalize(name))
-	if set == 0 {
+	if set == 0 || t.SetIdentity[set-1] == 0 {
 		return 0, false
 	}
 	return t.SetIdentity[set-1], true
@@ -220,4 +272,25 @@ func (r Resolved) Endpoint(e *Engine, s string) (Endpoint, error) {
 		}
 	}
 	return e.Pod(s)
+}
+
+// DecideQuery decides a DNS query of the local pod for name to a server
+// of identity remote: what Decide says, unless the rules opening the port
+// restrict names with rules.dns and none of their lists matches name; the
+// query is then refused (ReasonDNSRefused).
+func (e *Engine) DecideQuery(local, remote uint32, proto Protocol, port uint16, name string) Decision {
+	d := e.Decide(local, Egress, remote, proto, port)
+	if d.Verdict != Allow || d.DNSGroups == 0 || e.names.NameGroups(name)&d.DNSGroups != 0 {
+		return d
+	}
+	return Decision{Verdict: Deny, Reason: ReasonDNSRefused, Rules: d.Rules}
+}
+
+// LookupQuery decides a DNS query as the BPF programs do (DecideQuery).
+func (t *Tables) LookupQuery(names *NameTable, local, remote uint32, proto Protocol, port uint16, name string) PolicyEntry {
+	v := t.Lookup(local, Egress, remote, proto, port)
+	if v.Verdict != Allow || v.DNSGroups == 0 || names.NameGroups(name)&v.DNSGroups != 0 {
+		return v
+	}
+	return PolicyEntry{Verdict: Deny, Reason: ReasonDNSRefused, Rule: v.Rule}
 }

@@ -146,3 +146,69 @@ func TestFQDNIdentitiesStable(t *testing.T) {
 		}
 	}
 }
+
+const dnsRulePolicy = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: dns, namespace: x}
+spec:
+  endpointSelector: {matchLabels: {app: a}}
+  egress:
+  - toCIDR: [192.0.2.53/32]
+    toPorts:
+    - ports: [{port: "53", protocol: UDP}]
+      rules:
+        dns:
+        - matchPattern: "*.example.com"
+        - matchName: api.example.org
+  - toCIDR: [192.0.2.54/32]
+    toPorts:
+    - ports: [{port: "53", protocol: UDP}]
+  - toFQDNs: [{matchPattern: "*.example.com"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {containers: [{name: c, image: i}]}
+status: {podIP: 198.18.0.11}
+`
+
+// rules.dns restricts the names a pod may look up at the servers and
+// ports of its rule; a server another rule opens without rules.dns takes
+// every name; the tables decide as the engine does.
+func TestDNSRules(t *testing.T) {
+	e := compileString(t, dnsRulePolicy)
+	pod, _ := e.Pod("x/a")
+	tables := e.Flatten()
+	tests := []struct {
+		server, name string
+		port         uint16
+		verdict      Verdict
+		reason       Reason
+	}{
+		{"192.0.2.53", "www.example.com", 53, Allow, ReasonAllowedByRule},
+		{"192.0.2.53", "API.example.org.", 53, Allow, ReasonAllowedByRule},
+		{"192.0.2.53", "evil.org", 53, Deny, ReasonDNSRefused},
+		{"192.0.2.53", "a.b.example.com", 53, Deny, ReasonDNSRefused},
+		{"192.0.2.54", "evil.org", 53, Allow, ReasonAllowedByRule},
+		{"192.0.2.55", "www.example.com", 53, Deny, ReasonDefaultDeny},
+	}
+	for _, tt := range tests {
+		remote := e.IdentityOf(netip.MustParseAddr(tt.server))
+		d := e.DecideQuery(pod.Local, remote, ProtoUDP, tt.port, tt.name)
+		if d.Verdict != tt.verdict || d.Reason != tt.reason {
+			t.Errorf("%s at %s: %s (%s), want %s (%s)", tt.name, tt.server, d.Verdict, d.Reason, tt.verdict, tt.reason)
+		}
+		v := tables.LookupQuery(e.Names(), pod.Local, remote, ProtoUDP, tt.port, tt.name)
+		if v.Verdict != d.Verdict || v.Reason != d.Reason || v.Rule != d.Rule() {
+			t.Errorf("%s at %s: tables %+v, engine %s (%s) rule %d", tt.name, tt.server, v, d.Verdict, d.Reason, d.Rule())
+		}
+	}
+	// A name of both rules.dns and toFQDNs has an identity; one of
+	// rules.dns only has none.
+	if _, ok := e.Names().Identity("www.example.com"); !ok {
+		t.Errorf("www.example.com has no identity")
+	}
+	if id, ok := e.Names().Identity("api.example.org"); ok {
+		t.Errorf("api.example.org (rules.dns only) has identity %d", id)
+	}
+}

@@ -83,8 +83,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`p.yaml:9: spec.egressDeny[0].toFQDNs: toFQDNs cannot be used in egressDeny (DNS names only allow)`}},
 		{"cilium http", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: TCP}]\n      rules:\n        http: [{method: GET}]\n",
 			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.http: L7 HTTP rules (rules.http) is not supported yet`}},
-		{"cilium dns", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: ANY}]\n      rules:\n        dns: [{matchPattern: \"*\"}]\n",
-			[]string{`p.yaml:12: spec.egress[0].toPorts[0].rules.dns: L7 DNS rules (rules.dns) is not supported yet`}},
+		{"dns rule ingress", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: ANY}]\n      rules:\n        dns: [{matchPattern: \"*\"}]\n",
+			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.dns: rules.dns applies to egress allow rules only (which names a pod may look up)`}},
+		{"dns rule bad pattern", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      rules:\n        dns:\n        - matchPattern: \"*.example.com\"\n        - matchName: \"a_b$.com\"\n",
+			[]string{`p.yaml:14: spec.egress[0].toPorts[0].rules.dns[1].matchName: "a_b$.com": invalid DNS name: label "a_b$" holds '$': DNS names of a policy hold only letters, digits, '-' and '_'`}},
+		{"dns rule empty", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      rules:\n        dns: []\n",
+			[]string{`p.yaml:12: spec.egress[0].toPorts[0].rules.dns: rules.dns needs at least one matchName or matchPattern`}},
 		{"cilium kafka", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"9092\"}]\n      rules:\n        kafka: [{topic: t}]\n",
 			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.kafka: L7 Kafka rules (rules.kafka) is not supported yet`}},
 		{"cilium entity", cnpHead + "  ingress:\n  - fromEntities: [world, kube-apiserver, planet]\n",
@@ -150,7 +154,7 @@ func TestParseDefaults(t *testing.T) {
 	if !sec.Isolates[Ingress] || !sec.Isolates[Egress] {
 		t.Errorf("policyTypes must default to Ingress plus Egress when egress rules exist: %v", sec.Isolates)
 	}
-	if len(sec.Rules) != 1 || sec.Rules[0].Ports[0] != (PortSpec{Protocol: ProtoUDP, First: 53, Last: 53}) {
+	if len(sec.Rules) != 1 || !samePortSpec(sec.Rules[0].Ports[0], PortSpec{Protocol: ProtoUDP, First: 53, Last: 53}) {
 		t.Errorf("rules = %+v", sec.Rules)
 	}
 	want := []*Pod{{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, ServiceAccount: "default",

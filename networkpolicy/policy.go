@@ -214,6 +214,9 @@ type PortSpec struct {
 	// Path and Line locate a named port in its file (for warnings).
 	Path string
 	Line int
+	// DNS, when set, restricts DNS queries on these ports to the names
+	// the patterns match (rules.dns of the toPorts entry).
+	DNS []dns.Pattern
 }
 
 // LabelView tells which labels a selector is matched against.

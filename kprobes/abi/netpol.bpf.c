@@ -51,6 +51,10 @@ enum np_reason {
 	NP_REASON_ALLOWED_BY_RULE = 2,
 	NP_REASON_DENIED_BY_RULE = 3,
 	NP_REASON_DEFAULT_DENY = 4,
+	/* networkpolicy.ReasonDNSRefused: a DNS query for a name no rules.dns
+	 * list of the rules opening the port allows (5 and 6 are decided in
+	 * user space only). */
+	NP_REASON_DNS_REFUSED = 7,
 };
 
 enum np_hook {
@@ -78,7 +82,9 @@ enum np_stat {
 	NP_STAT_DNS_SLOT_EVICTED = 11, /* a name of an address replaced another */
 	NP_STAT_DNS_CAPPED = 12,      /* addresses beyond dns_max_ips of one answer */
 	NP_STAT_FQDN_ALLOWED = 13,    /* flows allowed by a learned name */
-	NP_STAT_MAX = 14,
+	NP_STAT_DNS_QUERIES = 14,     /* queries checked against rules.dns */
+	NP_STAT_DNS_REFUSED = 15,     /* queries dropped: name not allowed */
+	NP_STAT_MAX = 16,
 };
 
 /* Reserved identities (networkpolicy.IdentityWorldIPv4/IPv6). */
@@ -106,7 +112,7 @@ struct policy_key {
 struct policy_value {
 	__u8 verdict;
 	__u8 reason;
-	__u16 pad;
+	__u16 dns_groups; /* rules.dns lists restricting DNS queries (mask) */
 	__u32 rule;
 };
 
@@ -288,8 +294,6 @@ static __always_inline struct policy_value *policy_lookup(__u32 local, __u8 dir,
 	return bpf_map_lookup_elem(inner, &k);
 }
 
-#include "lib/dns.h"
-
 static __always_inline int take_token(__u32 *suppressed)
 {
 	__u32 zero = 0;
@@ -367,6 +371,8 @@ static __always_inline void report(struct np_flow *f, __u64 cgid, __u32 local, _
 	bpf_ringbuf_submit(r, 0);
 	stat_inc(NP_STAT_RECORDS);
 }
+
+#include "lib/dns.h"
 
 #define NP_UNMANAGED 2
 
@@ -552,6 +558,8 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 			return 1;
 		return decide(&f, bpf_skb_cgroup_id(skb), 0) != 0;
 	}
+	if (dir == NP_EGRESS && f.protocol == IPPROTO_UDP && f.remote_port == 53 && !dns_query_allowed(skb, &f))
+		return 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	if (flow_known(cookie, &f)) {
 		/* An answer to a query of the pod (the socket asked this server):

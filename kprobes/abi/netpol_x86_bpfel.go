@@ -88,6 +88,7 @@ const (
 	NetpolNpReasonNP_REASON_ALLOWED_BY_RULE NetpolNpReason = 2
 	NetpolNpReasonNP_REASON_DENIED_BY_RULE  NetpolNpReason = 3
 	NetpolNpReasonNP_REASON_DEFAULT_DENY    NetpolNpReason = 4
+	NetpolNpReasonNP_REASON_DNS_REFUSED     NetpolNpReason = 7
 )
 
 type NetpolNpRecord struct {
@@ -130,7 +131,9 @@ const (
 	NetpolNpStatNP_STAT_DNS_SLOT_EVICTED   NetpolNpStat = 11
 	NetpolNpStatNP_STAT_DNS_CAPPED         NetpolNpStat = 12
 	NetpolNpStatNP_STAT_FQDN_ALLOWED       NetpolNpStat = 13
-	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 14
+	NetpolNpStatNP_STAT_DNS_QUERIES        NetpolNpStat = 14
+	NetpolNpStatNP_STAT_DNS_REFUSED        NetpolNpStat = 15
+	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 16
 )
 
 type NetpolNpVerdict uint32
@@ -151,11 +154,11 @@ type NetpolPolicyKey struct {
 }
 
 type NetpolPolicyValue struct {
-	_       structs.HostLayout
-	Verdict uint8
-	Reason  uint8
-	Pad     uint16
-	Rule    uint32
+	_         structs.HostLayout
+	Verdict   uint8
+	Reason    uint8
+	DnsGroups uint16
+	Rule      uint32
 }
 
 type NetpolRatelimit struct {
@@ -173,6 +176,7 @@ const (
 	NetpolMapNpCgroups         = "np_cgroups"
 	NetpolMapNpDnsAccept       = "np_dns_accept"
 	NetpolMapNpDnsActive       = "np_dns_active"
+	NetpolMapNpDnsGroups       = "np_dns_groups"
 	NetpolMapNpDnsNext         = "np_dns_next"
 	NetpolMapNpDnsScratch      = "np_dns_scratch"
 	NetpolMapNpFlows           = "np_flows"
@@ -259,6 +263,7 @@ type NetpolMapSpecs struct {
 	NpCgroups    *ebpf.MapSpec `ebpf:"np_cgroups"`
 	NpDnsAccept  *ebpf.MapSpec `ebpf:"np_dns_accept"`
 	NpDnsActive  *ebpf.MapSpec `ebpf:"np_dns_active"`
+	NpDnsGroups  *ebpf.MapSpec `ebpf:"np_dns_groups"`
 	NpDnsNext    *ebpf.MapSpec `ebpf:"np_dns_next"`
 	NpDnsScratch *ebpf.MapSpec `ebpf:"np_dns_scratch"`
 	NpFlows      *ebpf.MapSpec `ebpf:"np_flows"`
@@ -309,6 +314,7 @@ type NetpolMaps struct {
 	NpCgroups    *ebpf.Map `ebpf:"np_cgroups"`
 	NpDnsAccept  *ebpf.Map `ebpf:"np_dns_accept"`
 	NpDnsActive  *ebpf.Map `ebpf:"np_dns_active"`
+	NpDnsGroups  *ebpf.Map `ebpf:"np_dns_groups"`
 	NpDnsNext    *ebpf.Map `ebpf:"np_dns_next"`
 	NpDnsScratch *ebpf.Map `ebpf:"np_dns_scratch"`
 	NpFlows      *ebpf.Map `ebpf:"np_flows"`
@@ -325,6 +331,7 @@ func (m *NetpolMaps) Close() error {
 		m.NpCgroups,
 		m.NpDnsAccept,
 		m.NpDnsActive,
+		m.NpDnsGroups,
 		m.NpDnsNext,
 		m.NpDnsScratch,
 		m.NpFlows,

@@ -317,7 +317,7 @@ func (d *Datapath) waitForPrograms() error {
 }
 
 func policyValue(v networkpolicy.PolicyEntry) abi.NetpolPolicyValue {
-	return abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule}
+	return abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), DnsGroups: v.DNSGroups, Rule: v.Rule}
 }
 
 // ruleLocked names the rule of a record's number: one in force, or one of

@@ -299,7 +299,7 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	}
 	var maps []ebpf.MapID
 	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
-		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}
@@ -367,6 +367,8 @@ type Stats struct {
 	// beyond DNSMaxIPs of an answer; flows allowed by a learned name.
 	DNSAnswers, DNSLearned, DNSMalformed, DNSTruncated uint64
 	DNSMapFull, DNSSlotEvicted, DNSCapped, FQDNAllowed uint64
+	// DNS queries checked against rules.dns, and those refused (dropped).
+	DNSQueries, DNSRefused uint64
 }
 
 // Stats reads the counters.
@@ -378,7 +380,8 @@ func (d *Datapath) Stats() (Stats, error) {
 		return st, errors.New("datapath: not loaded")
 	}
 	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost,
-		&st.DNSAnswers, &st.DNSLearned, &st.DNSMalformed, &st.DNSTruncated, &st.DNSMapFull, &st.DNSSlotEvicted, &st.DNSCapped, &st.FQDNAllowed}
+		&st.DNSAnswers, &st.DNSLearned, &st.DNSMalformed, &st.DNSTruncated, &st.DNSMapFull, &st.DNSSlotEvicted, &st.DNSCapped, &st.FQDNAllowed,
+		&st.DNSQueries, &st.DNSRefused}
 	for i, p := range out {
 		var per []uint64
 		if err := d.objs.NpStats.Lookup(uint32(i), &per); err != nil {

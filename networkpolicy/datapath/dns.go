@@ -39,8 +39,9 @@ func (d *Datapath) writeNames(t *networkpolicy.NameTable) error {
 	}
 	a := &dns.Automaton{Next: make([]uint32, 2*dns.NumSymbols), Accept: make([]uint32, 2)}
 	var setIdentity []uint32
+	var setGroups []uint16
 	if t != nil && t.Automaton != nil {
-		a, setIdentity = t.Automaton, t.SetIdentity
+		a, setIdentity, setGroups = t.Automaton, t.SetIdentity, t.SetGroups
 	}
 	if a.States() > dns.MaxStates {
 		return fmt.Errorf("datapath: the DNS name automaton has %d states (at most %d)", a.States(), dns.MaxStates)
@@ -53,15 +54,17 @@ func (d *Datapath) writeNames(t *networkpolicy.NameTable) error {
 	nextVals := make([]uint32, 0, states*dns.NumSymbols)
 	accKeys := make([]uint32, 0, states)
 	accVals := make([]uint32, 0, states)
+	groupVals := make([]uint32, 0, states)
 	for s := 0; s < states; s++ {
-		var acc uint32
+		var acc, groups uint32
 		if s < a.States() {
 			if set := a.Accept[s]; set != 0 {
-				acc = setIdentity[set-1]
+				acc, groups = setIdentity[set-1], uint32(setGroups[set-1])
 			}
 		}
 		accKeys = append(accKeys, uint32(half*acceptHalf+s))
 		accVals = append(accVals, acc)
+		groupVals = append(groupVals, groups)
 		for sym := 0; sym < dns.NumSymbols; sym++ {
 			var next uint32
 			if s < a.States() {
@@ -75,6 +78,9 @@ func (d *Datapath) writeNames(t *networkpolicy.NameTable) error {
 		return fmt.Errorf("datapath: DNS name automaton: %w", err)
 	}
 	if err := putAll(d.objs.NpDnsAccept, accKeys, accVals); err != nil {
+		return fmt.Errorf("datapath: DNS name automaton: %w", err)
+	}
+	if err := putAll(d.objs.NpDnsGroups, accKeys, groupVals); err != nil {
 		return fmt.Errorf("datapath: DNS name automaton: %w", err)
 	}
 	if err := d.objs.NpDnsActive.Put(uint32(0), uint32(half)); err != nil {

@@ -103,6 +103,10 @@ type fqdnRig struct {
 }
 
 func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
+	return newFQDNRigPolicy(t, cfg, fqdnTestPolicy, names, ttl)
+}
+
+func newFQDNRigPolicy(t *testing.T, cfg datapath.Config, policy string, names, ttl int) *fqdnRig {
 	root := testpods.Require(t)
 	cl := testpods.New(t, root)
 	srvIP := netip.MustParseAddr("198.51.100.53")
@@ -114,7 +118,7 @@ func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
 		}
 	}
 	dnsmasq(t, server, srvIP, names, ttl)
-	docs, err := manifest.Split("p.yaml", []byte(fqdnTestPolicy))
+	docs, err := manifest.Split("p.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +310,62 @@ spec:
 	}
 	if !ok || learned[0].Names[0].Identity != id {
 		t.Errorf("adopted entry %+v; want the identity %d of n2.fqdn.test in this run", learned[0], id)
+	}
+}
+
+const dnsRuleTestPolicy = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client, namespace: x}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toEntities: [world]
+    toPorts:
+    - ports: [{port: "53", protocol: UDP}]
+      rules:
+        dns: [{matchPattern: "*.fqdn.test"}]
+  - toFQDNs:
+    - matchPattern: "*"
+    toPorts:
+    - ports: [{port: "443", protocol: TCP}]
+`
+
+// TestPrivDNSRules: with rules.dns, a pod's query for a name the list
+// allows is answered (and its address then reachable), a query for any
+// other name is dropped in the kernel (the resolver sees EPERM) and
+// reported as refused, so no address is learned from it.
+func TestPrivDNSRules(t *testing.T) {
+	r := newFQDNRigPolicy(t, datapath.Config{}, dnsRuleTestPolicy, 4, 300)
+	rec := testpods.Record(t, r.d)
+	if got := r.client.Resolve(r.dns, "n3.fqdn.test"); got != fqdnAddr(3).String() {
+		t.Fatalf("resolve an allowed name: %s", got)
+	}
+	if got := r.client.Probe("tcp", netip.AddrPortFrom(fqdnAddr(3), 443), time.Second); got != testpods.Allowed {
+		t.Errorf("connect after an allowed lookup: %s", got)
+	}
+	if got := r.client.Resolve(r.dns, "other.test"); !strings.Contains(got, "operation not permitted") {
+		t.Errorf("resolve a name rules.dns does not allow: %q, want the query refused with EPERM", got)
+	}
+	if got := r.client.Probe("tcp", netip.MustParseAddrPort("10.78.0.1:443"), time.Second); got != testpods.EPERM {
+		t.Errorf("connect to the refused name's address: %s, want %s", got, testpods.EPERM)
+	}
+	st, err := r.d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DNSQueries < 2 || st.DNSRefused != 1 {
+		t.Errorf("stats: %d queries checked, %d refused; want at least 2 and 1", st.DNSQueries, st.DNSRefused)
+	}
+	var refused []datapath.Record
+	for i := 0; i < 50 && len(refused) == 0; i++ {
+		for _, x := range rec.Take() {
+			if x.Reason == networkpolicy.ReasonDNSRefused {
+				refused = append(refused, x)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(refused) == 0 || refused[0].Destination.Port() != 53 || refused[0].Verdict != networkpolicy.Deny {
+		t.Errorf("records of refused queries: %+v; want one to port 53, denied", refused)
 	}
 }

@@ -88,6 +88,15 @@ struct {
 	__uint(max_entries, 2 * DNS_MAX_STATES);
 } np_dns_accept SEC(".maps");
 
+/* The rules.dns lists (mask) with a pattern matching the names ending in
+ * each state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 2 * DNS_MAX_STATES);
+} np_dns_groups SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -170,9 +179,10 @@ __noinline long dns_name_step(__u32 len)
 }
 
 /* dns_question walks the question name at offset 12 through the automaton.
- * It returns the identity of the name (0: none) in the low 32 bits and the
- * offset after the name in the high bits, or a negative value for a
- * malformed name. */
+ * It returns the key of the state it ends in (in np_dns_accept and
+ * np_dns_groups; 0: no pattern matches) in the low 32 bits and the offset
+ * after the name in the high bits, or a negative value for a malformed
+ * name. */
 static __always_inline long dns_question(struct dns_scratch *s, __u32 len)
 {
 	__u32 zero = 0;
@@ -188,14 +198,10 @@ static __always_inline long dns_question(struct dns_scratch *s, __u32 len)
 			return -1;
 		if (r == 0)
 			continue;
-		if (s->wire == 0)
-			return (long)s->off << 32; /* the root name */
 		__u32 state = s->state;
-		if (state >= DNS_MAX_STATES)
-			return (long)s->off << 32;
-		__u32 ak = s->half * DNS_MAX_STATES + state;
-		__u32 *id = bpf_map_lookup_elem(&np_dns_accept, &ak);
-		return ((long)s->off << 32) | (id ? *id : 0);
+		if (s->wire == 0 || state == 0 || state >= DNS_MAX_STATES)
+			return (long)s->off << 32; /* the root name, or no match */
+		return ((long)s->off << 32) | (s->half * DNS_MAX_STATES + state);
 	}
 	return -1;
 }
@@ -368,7 +374,9 @@ static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32
 		stat_inc(NP_STAT_DNS_MALFORMED);
 		return;
 	}
-	__u32 identity = (__u32)q;
+	__u32 ak = (__u32)q;
+	__u32 *id = ak ? bpf_map_lookup_elem(&np_dns_accept, &ak) : NULL;
+	__u32 identity = id ? *id : 0;
 	if (identity == 0)
 		return; /* no toFQDNs pattern matches the name */
 	s->off = (__u32)(q >> 32) + 4; /* QTYPE, QCLASS */
@@ -401,6 +409,56 @@ static __always_inline int fqdn_allows(__u32 local, struct np_flow *f, __u16 por
 		if (pv && pv->verdict == NP_ALLOW && pv->reason == NP_REASON_ALLOWED_BY_RULE)
 			return 1;
 	}
+	return 0;
+}
+
+/* dns_query_allowed decides a DNS query a pod sends (UDP to port 53):
+ * when the rules that open the port to the server restrict names
+ * (rules.dns), the question name must match one of their lists; a query
+ * it cannot read is refused too. A refused query is dropped (the sender
+ * gets EPERM) and reported. */
+static __always_inline int dns_query_allowed(struct __sk_buff *skb, struct np_flow *f)
+{
+	__u64 cgid = bpf_skb_cgroup_id(skb);
+	__u32 *localp = bpf_map_lookup_elem(&np_cgroups, &cgid);
+	if (!localp)
+		return 1;
+	__u32 local = *localp;
+	__u32 remote = remote_identity(f);
+	struct policy_value *pv = policy_lookup(local, NP_EGRESS, remote, f->protocol, f->remote_port);
+	if (!pv || pv->verdict != NP_ALLOW || pv->dns_groups == 0)
+		return 1;
+	struct policy_value v = *pv;
+	stat_inc(NP_STAT_DNS_QUERIES);
+	__u32 zero = 0;
+	struct dns_scratch *s = bpf_map_lookup_elem(&np_dns_scratch, &zero);
+	if (!s)
+		return 1;
+	int ok = 0;
+	__u32 start = f->l4off + 8;
+	if (skb->len > start) {
+		__u64 n = skb->len - start;
+		if (n > DNS_BUF)
+			n = DNS_BUF;
+		asm volatile("" : "+r"(n));
+		if (n >= 12 && n <= DNS_BUF && bpf_skb_load_bytes(skb, start, s->buf, n) == 0) {
+			__u16 qd = (__u16)s->buf[4] << 8 | s->buf[5];
+			/* A standard query with one question. */
+			if (!(s->buf[2] & 0x80) && !(s->buf[2] & 0x78) && qd == 1) {
+				long q = dns_question(s, (__u32)n);
+				__u32 ak = q > 0 ? (__u32)q : 0;
+				__u32 *groups = ak ? bpf_map_lookup_elem(&np_dns_groups, &ak) : NULL;
+				ok = groups && (*groups & v.dns_groups);
+			}
+		}
+	}
+	if (ok)
+		return 1;
+	v.verdict = NP_DENY;
+	v.reason = NP_REASON_DNS_REFUSED;
+	report(f, cgid, local, remote, &v, 0);
+	stat_inc(NP_STAT_DNS_REFUSED);
+	stat_inc(NP_STAT_DENIED);
 	return 0;
 }
 
