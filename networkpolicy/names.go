@@ -294,3 +294,15 @@ func (t *Tables) LookupQuery(names *NameTable, local, remote uint32, proto Proto
 	}
 	return PolicyEntry{Verdict: Deny, Reason: ReasonDNSRefused, Rule: v.Rule}
 }
+
+// CheckQuery decides a DNS query for name from one endpoint to a DNS
+// server: Check, with the egress side decided by DecideQuery.
+func (e *Engine) CheckQuery(from, to Endpoint, proto Protocol, port uint16, name string) Result {
+	res := e.Check(from, to, proto, port)
+	if from.Pod != nil {
+		res.Egress = e.side(e.DecideQuery(from.Local, to.Identity, proto, port, name))
+		res.Verdict = combine(res.Egress, res.Ingress)
+	}
+	res.Query = name
+	return res
+}

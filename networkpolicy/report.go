@@ -13,6 +13,7 @@ type FlowReport struct {
 	From     string      `json:"from"`
 	To       string      `json:"to"`
 	ToNames  []string    `json:"to_names,omitempty"`
+	Query    string      `json:"query,omitempty"`
 	Port     uint16      `json:"port"`
 	Protocol string      `json:"protocol"`
 	Verdict  string      `json:"verdict"`
@@ -42,7 +43,7 @@ type RuleReport struct {
 
 // Report converts a result for JSON output.
 func (r Result) Report() FlowReport {
-	out := FlowReport{From: r.From.String(), To: r.To.String(), ToNames: r.To.Names, Port: r.Port, Protocol: r.Protocol.String(), Verdict: r.Verdict.String()}
+	out := FlowReport{From: r.From.String(), To: r.To.String(), ToNames: r.To.Names, Query: r.Query, Port: r.Port, Protocol: r.Protocol.String(), Verdict: r.Verdict.String()}
 	out.Egress, out.Ingress = r.Egress.report(), r.Ingress.report()
 	return out
 }
@@ -72,7 +73,11 @@ func (r Result) Explain() string {
 	if len(r.To.Names) > 0 {
 		to += " (" + strings.Join(r.To.Names, ", ") + ")"
 	}
-	fmt.Fprintf(&b, "%s %s -> %s %d/%s\n", r.Verdict, r.From, to, r.Port, r.Protocol)
+	query := ""
+	if r.Query != "" {
+		query = " query " + r.Query
+	}
+	fmt.Fprintf(&b, "%s %s -> %s %d/%s%s\n", r.Verdict, r.From, to, r.Port, r.Protocol, query)
 	for _, s := range []struct {
 		dir  string
 		at   Endpoint

@@ -227,6 +227,8 @@ type Result struct {
 	From, To Endpoint
 	Protocol Protocol
 	Port     uint16
+	// Query is the name of a DNS query decided with CheckQuery.
+	Query string
 	// Egress is nil when the source is not a pod; Ingress when the
 	// destination is not.
 	Egress, Ingress *Side

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/dns"
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
 )
@@ -44,6 +45,8 @@ type netpolConfig struct {
 	// Resolve and Hosts give the DNS names of addresses, for toFQDNs.
 	Resolve []string
 	Hosts   []string
+	// Query is the name a DNS query asks for, for rules.dns.
+	Query string
 }
 
 // resolved reads the name→address table of --resolve and --hosts.
@@ -217,6 +220,12 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 			}
 			port, proto, _ := networkpolicy.ParsePort(cfg.Ports[0])
 			res := e.Check(from, to, proto, port)
+			if cfg.Query != "" {
+				if _, err := dns.ParseName(cfg.Query); err != nil {
+					return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--dns-query: %w", err)}
+				}
+				res = e.CheckQuery(from, to, proto, port, cfg.Query)
+			}
 			if cfg.Output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -236,6 +245,7 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 	cmd.Flags().StringVar(&cfg.From, "from", "", "source: NAMESPACE/POD (a workload's name stands for its pods) or an IP address")
 	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD, an IP address, or a DNS name of --resolve/--hosts")
 	cmd.Flags().StringArrayVar(&cfg.Resolve, "resolve", nil, "NAME=ADDRESS[,ADDRESS...]: what the source pod learned from DNS, for toFQDNs rules (repeatable)")
+	cmd.Flags().StringVar(&cfg.Query, "dns-query", "", "decide a DNS query for this name (the flow is the query to the server: --to SERVER --port 53/UDP), for rules.dns")
 	cmd.Flags().StringSliceVar(&cfg.Hosts, "hosts", nil, "file of ADDRESS NAME... lines (the form of /etc/hosts): what the source pod learned from DNS, for toFQDNs rules (repeatable)")
 	return cmd
 }

@@ -238,7 +238,7 @@ func TestNetpolCheckFQDN(t *testing.T) {
 	}{
 		{[]string{"--hosts", hosts, "--to", "api.example.com", "--port", "443/TCP"}, 0, []string{
 			"ALLOWED shop/client -> 203.0.113.10 (api.example.com) 443/TCP",
-			"CiliumNetworkPolicy shop/client-egress spec.egress[1] (" + filepath.Join(dir, "policy.yaml") + ":19)",
+			"CiliumNetworkPolicy shop/client-egress spec.egress[1] (" + filepath.Join(dir, "policy.yaml") + ":25)",
 		}},
 		{[]string{"--hosts", hosts, "--to", "203.0.113.20", "--port", "80/TCP"}, 0, []string{
 			"ALLOWED shop/client -> 203.0.113.20 (img.cdn.example.net, static.cdn.example.net) 80/TCP",
@@ -252,6 +252,14 @@ func TestNetpolCheckFQDN(t *testing.T) {
 			"ALLOWED shop/client -> 198.51.100.2 (a.cdn.example.net) 443/TCP",
 		}},
 		{[]string{"--to", "203.0.113.10", "--port", "443/TCP"}, 1, []string{"DENIED shop/client -> 203.0.113.10 443/TCP"}},
+		{[]string{"--to", "10.0.0.10", "--port", "53/UDP", "--dns-query", "evil.org"}, 1, []string{
+			"DENIED shop/client -> 10.0.0.10 53/UDP query evil.org",
+			"egress  shop/client: DENIED (DNS name not allowed by rules.dns)",
+			"CiliumNetworkPolicy shop/client-egress spec.egress[0] (" + filepath.Join(dir, "policy.yaml") + ":15)",
+		}},
+		{[]string{"--to", "10.0.0.10", "--port", "53/UDP", "--dns-query", "IMG.cdn.example.net."}, 0, []string{
+			"ALLOWED shop/client -> 10.0.0.10 53/UDP query IMG.cdn.example.net.",
+		}},
 	}
 	for _, tt := range tests {
 		args := append([]string{"netpol", "check", "--manifests", dir, "--from", "shop/client"}, tt.args...)
