@@ -47,7 +47,7 @@ func fqdnAddr(i int) netip.Addr {
 // dnsmasq starts Debian's dnsmasq in the network namespace of endpoint
 // srv, answering n%d.fqdn.test with fqdnAddr(i) and other.test with
 // 10.78.0.1, with the given TTL.
-func dnsmasq(t *testing.T, srv *testpods.Endpoint, listen netip.Addr, n, ttl int) {
+func dnsmasq(t testing.TB, srv *testpods.Endpoint, listen netip.Addr, n, ttl int) {
 	t.Helper()
 	bin := kerneltest.NeedTool(t, "dnsmasq")
 	nsenter := kerneltest.NeedTool(t, "nsenter")
@@ -106,7 +106,7 @@ func newFQDNRig(t *testing.T, cfg datapath.Config, names, ttl int) *fqdnRig {
 	return newFQDNRigPolicy(t, cfg, fqdnTestPolicy, names, ttl)
 }
 
-func newFQDNRigPolicy(t *testing.T, cfg datapath.Config, policy string, names, ttl int) *fqdnRig {
+func newFQDNRigPolicy(t testing.TB, cfg datapath.Config, policy string, names, ttl int) *fqdnRig {
 	root := testpods.Require(t)
 	cl := testpods.New(t, root)
 	srvIP := netip.MustParseAddr("198.51.100.53")
@@ -137,7 +137,7 @@ func newFQDNRigPolicy(t *testing.T, cfg datapath.Config, policy string, names, t
 }
 
 // start loads a datapath of the rig's configuration and applies res.
-func (r *fqdnRig) start(t *testing.T, res *networkpolicy.Resources) *datapath.Datapath {
+func (r *fqdnRig) start(t testing.TB, res *networkpolicy.Resources) *datapath.Datapath {
 	t.Helper()
 	d, err := datapath.New(r.cfg, nil)
 	if err != nil {
@@ -368,4 +368,40 @@ func TestPrivDNSRules(t *testing.T) {
 	if len(refused) == 0 || refused[0].Destination.Port() != 53 || refused[0].Verdict != networkpolicy.Deny {
 		t.Errorf("records of refused queries: %+v; want one to port 53, denied", refused)
 	}
+}
+
+// BenchmarkPrivDNSLookup measures what the datapath adds to a DNS lookup
+// of a pod (a query under rules.dns, an answer learned for toFQDNs) at
+// dnsmasq: lookups with the programs attached and with them detached, in
+// rounds of alternating order, reported per lookup and as the ratio of
+// lookups per second (on/off).
+func BenchmarkPrivDNSLookup(b *testing.B) {
+	rig := newFQDNRigPolicy(b, datapath.Config{}, dnsRuleTestPolicy, 4, 300)
+	const per = 2000
+	var on, off int64
+	rounds := 0
+	for b.Loop() {
+		for _, attached := range []bool{rounds%2 == 0, rounds%2 != 0} {
+			if attached {
+				rig.d = rig.start(b, rig.res)
+			}
+			ns, err := rig.client.DNSBench(rig.dns, "n1.fqdn.test", per)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if attached {
+				on += ns
+				if err := rig.d.Close(); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				off += ns
+			}
+		}
+		rounds++
+	}
+	b.ReportMetric(float64(on)/float64(rounds), "ns/lookup-on")
+	b.ReportMetric(float64(off)/float64(rounds), "ns/lookup-off")
+	b.ReportMetric(float64(on-off)/float64(rounds), "ns/lookup-added")
+	b.ReportMetric(float64(off)/float64(on), "lookups/s-ratio")
 }

@@ -198,3 +198,29 @@ func (e *Endpoint) RouteLocal(p netip.Prefix) string { return e.do("route-local 
 func (e *Endpoint) RouteVia(p netip.Prefix, gw netip.Addr) string {
 	return e.do(fmt.Sprintf("route-via eth0 %s %s", p, gw))
 }
+
+// dnsBench: dnsbench SERVER:PORT NAME N looks name up N times, each from a
+// socket of its own, and replies with the mean nanoseconds per lookup.
+func dnsBench(args []string) string {
+	if len(args) != 3 {
+		return errorTag + ": dnsbench SERVER:PORT NAME N"
+	}
+	n, _ := strconv.Atoi(args[2])
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := lookup(args[0], args[1]); err != nil {
+			return errorTag + ": " + err.Error()
+		}
+	}
+	return strconv.FormatInt(time.Since(start).Nanoseconds()/int64(max(n, 1)), 10)
+}
+
+// DNSBench runs dnsbench in the endpoint and returns ns per lookup.
+func (e *Endpoint) DNSBench(server netip.AddrPort, name string, n int) (int64, error) {
+	r := e.do(fmt.Sprintf("dnsbench %s %s %d", server, name, n))
+	v, err := strconv.ParseInt(r, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("dnsbench: %s", r)
+	}
+	return v, nil
+}

@@ -45,6 +45,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, resolve(args))
 		case "dnsloop":
 			reply(id, dnsLoop(args))
+		case "dnsbench":
+			reply(id, dnsBench(args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
