@@ -334,6 +334,18 @@ __noinline long dns_record(__u32 len, __u32 local, __u32 identity)
 	return 0;
 }
 
+/* dns_load copies len bytes (12 to DNS_BUF) of the packet from start into
+ * the scratch buffer. The length reaches the helper through arithmetic
+ * that bounds it to [1, DNS_BUF] on every verifier (6.1 and 6.12 lose
+ * the bounds of comparisons through clang's 32-bit copies). */
+static __always_inline int dns_load(struct __sk_buff *skb, __u32 start, __u32 len, struct dns_scratch *s)
+{
+	__u64 n = len;
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & DNS_MASK) + 1;
+	return bpf_skb_load_bytes(skb, start, s->buf, n);
+}
+
 /* dns_answer parses the DNS message in a UDP datagram (from l4off) that a
  * socket of local identity local receives, and learns its addresses. */
 static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32 local)
@@ -354,13 +366,7 @@ static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32
 		stat_inc(NP_STAT_DNS_TRUNCATED);
 		len = DNS_BUF;
 	}
-	/* The bounds again on the very register the helper gets: older
-	 * verifiers (6.1) lose them through clang's 32-bit copies. */
-	__u64 n = len;
-	asm volatile("" : "+r"(n));
-	if (n < 12 || n > DNS_BUF)
-		return;
-	if (bpf_skb_load_bytes(skb, start, s->buf, n))
+	if (dns_load(skb, start, len, s))
 		return;
 	stat_inc(NP_STAT_DNS_ANSWERS);
 	__u8 flags0 = s->buf[2], flags1 = s->buf[3];
@@ -436,12 +442,11 @@ static __always_inline int dns_query_allowed(struct __sk_buff *skb, struct np_fl
 		return 1;
 	int ok = 0;
 	__u32 start = f->l4off + 8;
-	if (skb->len > start) {
-		__u64 n = skb->len - start;
+	if (skb->len >= start + 12) {
+		__u32 n = skb->len - start;
 		if (n > DNS_BUF)
 			n = DNS_BUF;
-		asm volatile("" : "+r"(n));
-		if (n >= 12 && n <= DNS_BUF && bpf_skb_load_bytes(skb, start, s->buf, n) == 0) {
+		if (dns_load(skb, start, n, s) == 0) {
 			__u16 qd = (__u16)s->buf[4] << 8 | s->buf[5];
 			/* A standard query with one question. */
 			if (!(s->buf[2] & 0x80) && !(s->buf[2] & 0x78) && qd == 1) {
