@@ -69,7 +69,7 @@ func newDNSCollector(dp *datapath.Datapath) *dnsCollector {
 		learned: prometheus.NewDesc("vigil_netpol_dns_addresses_learned_total",
 			"Addresses of DNS answers recorded for toFQDNs rules.", nil, nil),
 		dropped: prometheus.NewDesc("vigil_netpol_dns_dropped_total",
-			"What the DNS parser did not learn, by reason: malformed (the answer was refused), truncated (longer than 4096 bytes: learned from its start), map_full (no room in the learned map), capped (beyond the addresses per answer), slot_evicted (an address learned for more names than it holds replaced the one expiring first).", []string{"reason"}, nil),
+			"What the DNS parser did not learn, by reason: malformed (the answer was refused), truncated (longer than 4096 bytes: learned from its start), map_full (no room in the learned map), capped (beyond the addresses per answer), slot_evicted (an address learned for more names than it holds replaced the one expiring first), split (an answer over TCP not whole in one segment).", []string{"reason"}, nil),
 		allowed: prometheus.NewDesc("vigil_netpol_fqdn_allowed_total",
 			"Flows allowed because their address was learned for a name a toFQDNs rule allows.", nil, nil),
 		tracked: prometheus.NewDesc("vigil_netpol_dns_addresses_tracked",
@@ -100,7 +100,7 @@ func (c *dnsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(st.DNSQueries))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.DNSRefused))
 	for reason, v := range map[string]uint64{"malformed": st.DNSMalformed, "truncated": st.DNSTruncated, "map_full": st.DNSMapFull,
-		"capped": st.DNSCapped, "slot_evicted": st.DNSSlotEvicted} {
+		"capped": st.DNSCapped, "slot_evicted": st.DNSSlotEvicted, "split": st.DNSSplit} {
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(v), reason)
 	}
 	if live, all, size, err := c.dp.FQDNFill(); err == nil {

@@ -155,7 +155,7 @@ spec:
   egress:
   - toCIDR: [192.0.2.53/32]
     toPorts:
-    - ports: [{port: "53", protocol: UDP}]
+    - ports: [{port: "53", protocol: UDP}, {port: "53", protocol: TCP}]
       rules:
         dns:
         - matchPattern: "*.example.com"
@@ -205,6 +205,15 @@ func TestDNSRules(t *testing.T) {
 	}
 	// A name of both rules.dns and toFQDNs has an identity; one of
 	// rules.dns only has none.
+	// Queries over TCP cannot be checked: refused where names are
+	// restricted.
+	srv := e.IdentityOf(netip.MustParseAddr("192.0.2.53"))
+	if d := e.Decide(pod.Local, Egress, srv, ProtoTCP, 53); d.Verdict != Deny || d.Reason != ReasonDNSRefused {
+		t.Errorf("TCP 53 to a restricted server: %s (%s), want DENIED (%s)", d.Verdict, d.Reason, ReasonDNSRefused)
+	}
+	if v := tables.Lookup(pod.Local, Egress, srv, ProtoTCP, 53); v.Verdict != Deny || v.Reason != ReasonDNSRefused {
+		t.Errorf("tables: TCP 53 to a restricted server: %+v", v)
+	}
 	if _, ok := e.Names().Identity("www.example.com"); !ok {
 		t.Errorf("www.example.com has no identity")
 	}

@@ -139,7 +139,12 @@ func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, 
 	})
 	if len(ids) > 0 {
 		d := Decision{Verdict: Allow, Reason: ReasonAllowedByRule, Rules: ids}
-		if !anyName {
+		if !anyName && mask != 0 {
+			if proto != ProtoUDP {
+				// The datapath checks the names of queries over UDP
+				// only: DNS over TCP to a restricted server is refused.
+				return Decision{Verdict: Deny, Reason: ReasonDNSRefused, Rules: ids}
+			}
 			d.DNSGroups = mask
 		}
 		return d

@@ -84,7 +84,8 @@ enum np_stat {
 	NP_STAT_FQDN_ALLOWED = 13,    /* flows allowed by a learned name */
 	NP_STAT_DNS_QUERIES = 14,     /* queries checked against rules.dns */
 	NP_STAT_DNS_REFUSED = 15,     /* queries dropped: name not allowed */
-	NP_STAT_MAX = 16,
+	NP_STAT_DNS_SPLIT = 16,       /* TCP answers not whole in a segment */
+	NP_STAT_MAX = 17,
 };
 
 /* Reserved identities (networkpolicy.IdentityWorldIPv4/IPv6). */
@@ -551,6 +552,13 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 	if (!skb_flow(skb, &f, dir, &flags))
 		return 1;
 	if (f.protocol == IPPROTO_TCP) {
+		if (dir == NP_INGRESS && f.remote_port == 53) {
+			/* An answer over TCP (large ones): learned like over UDP. */
+			__u64 cgid = bpf_skb_cgroup_id(skb);
+			__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
+			if (local)
+				dns_tcp_answer(skb, f.l4off, *local);
+		}
 		/* Only a new incoming connection is policed here: outgoing ones
 		 * were decided at connect(), and replies and the rest of a
 		 * stream never carry a lone SYN. */
@@ -568,7 +576,7 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 			__u64 cgid = bpf_skb_cgroup_id(skb);
 			__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
 			if (local)
-				dns_answer(skb, f.l4off, *local);
+				dns_udp_answer(skb, f.l4off, *local);
 		}
 		return 1;
 	}
@@ -606,6 +614,6 @@ int np_dns_test(struct __sk_buff *skb)
 	if (!skb_flow(skb, &f, NP_INGRESS, &flags))
 		return 1;
 	if (f.protocol == IPPROTO_UDP && f.remote_port == 53)
-		dns_answer(skb, f.l4off, np_dns_test_local);
+		dns_udp_answer(skb, f.l4off, np_dns_test_local);
 	return 1;
 }

@@ -133,7 +133,8 @@ const (
 	NetpolNpStatNP_STAT_FQDN_ALLOWED       NetpolNpStat = 13
 	NetpolNpStatNP_STAT_DNS_QUERIES        NetpolNpStat = 14
 	NetpolNpStatNP_STAT_DNS_REFUSED        NetpolNpStat = 15
-	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 16
+	NetpolNpStatNP_STAT_DNS_SPLIT          NetpolNpStat = 16
+	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 17
 )
 
 type NetpolNpVerdict uint32

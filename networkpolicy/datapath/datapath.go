@@ -367,8 +367,10 @@ type Stats struct {
 	// beyond DNSMaxIPs of an answer; flows allowed by a learned name.
 	DNSAnswers, DNSLearned, DNSMalformed, DNSTruncated uint64
 	DNSMapFull, DNSSlotEvicted, DNSCapped, FQDNAllowed uint64
-	// DNS queries checked against rules.dns, and those refused (dropped).
-	DNSQueries, DNSRefused uint64
+	// DNS queries checked against rules.dns, and those refused (dropped);
+	// answers over TCP not learned because a segment did not hold all of
+	// one.
+	DNSQueries, DNSRefused, DNSSplit uint64
 }
 
 // Stats reads the counters.
@@ -381,7 +383,7 @@ func (d *Datapath) Stats() (Stats, error) {
 	}
 	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost,
 		&st.DNSAnswers, &st.DNSLearned, &st.DNSMalformed, &st.DNSTruncated, &st.DNSMapFull, &st.DNSSlotEvicted, &st.DNSCapped, &st.FQDNAllowed,
-		&st.DNSQueries, &st.DNSRefused}
+		&st.DNSQueries, &st.DNSRefused, &st.DNSSplit}
 	for i, p := range out {
 		var per []uint64
 		if err := d.objs.NpStats.Lookup(uint32(i), &per); err != nil {

@@ -28,7 +28,7 @@ spec:
   egress:
   - toEntities: [world]
     toPorts:
-    - ports: [{port: "53", protocol: UDP}]
+    - ports: [{port: "53", protocol: UDP}, {port: "53", protocol: TCP}]
   - toFQDNs:
     - matchPattern: "*.fqdn.test"
     toPorts:
@@ -321,7 +321,7 @@ spec:
   egress:
   - toEntities: [world]
     toPorts:
-    - ports: [{port: "53", protocol: UDP}]
+    - ports: [{port: "53", protocol: UDP}, {port: "53", protocol: TCP}]
       rules:
         dns: [{matchPattern: "*.fqdn.test"}]
   - toFQDNs:
@@ -348,6 +348,9 @@ func TestPrivDNSRules(t *testing.T) {
 	}
 	if got := r.client.Probe("tcp", netip.MustParseAddrPort("10.78.0.1:443"), time.Second); got != testpods.EPERM {
 		t.Errorf("connect to the refused name's address: %s, want %s", got, testpods.EPERM)
+	}
+	if got := r.client.ResolveTCP(r.dns, "n3.fqdn.test"); !strings.Contains(got, "operation not permitted") {
+		t.Errorf("a lookup over TCP at a server whose names are restricted: %q, want EPERM (TCP queries are not checked)", got)
 	}
 	st, err := r.d.Stats()
 	if err != nil {
@@ -404,4 +407,19 @@ func BenchmarkPrivDNSLookup(b *testing.B) {
 	b.ReportMetric(float64(off)/float64(rounds), "ns/lookup-off")
 	b.ReportMetric(float64(on-off)/float64(rounds), "ns/lookup-added")
 	b.ReportMetric(float64(off)/float64(on), "lookups/s-ratio")
+}
+
+// TestPrivFQDNOverTCP: an answer over TCP is learned like one over UDP.
+func TestPrivFQDNOverTCP(t *testing.T) {
+	r := newFQDNRig(t, datapath.Config{}, 4, 300)
+	addr := netip.AddrPortFrom(fqdnAddr(2), 443)
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.EPERM {
+		t.Fatalf("connect before the lookup: %s, want %s", got, testpods.EPERM)
+	}
+	if got := r.client.ResolveTCP(r.dns, "n2.fqdn.test"); got != fqdnAddr(2).String() {
+		t.Fatalf("resolve over TCP: %s", got)
+	}
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.Allowed {
+		t.Errorf("connect after a lookup over TCP: %s, want %s", got, testpods.Allowed)
+	}
 }

@@ -346,18 +346,15 @@ static __always_inline int dns_load(struct __sk_buff *skb, __u32 start, __u32 le
 	return bpf_skb_load_bytes(skb, start, s->buf, n);
 }
 
-/* dns_answer parses the DNS message in a UDP datagram (from l4off) that a
- * socket of local identity local receives, and learns its addresses. */
-static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32 local)
+/* dns_answer parses the DNS message of len bytes at start of a packet
+ * that a socket of local identity local receives, and learns its
+ * addresses. */
+static __always_inline void dns_answer(struct __sk_buff *skb, __u32 start, __u32 len, __u32 local)
 {
 	__u32 zero = 0;
 	struct dns_scratch *s = bpf_map_lookup_elem(&np_dns_scratch, &zero);
 	if (!s)
 		return;
-	__u32 start = l4off + 8;
-	if (skb->len <= start)
-		return;
-	__u32 len = skb->len - start;
 	if (len < 12) {
 		stat_inc(NP_STAT_DNS_MALFORMED);
 		return;
@@ -395,6 +392,44 @@ static __always_inline void dns_answer(struct __sk_buff *skb, __u32 l4off, __u32
 			return;
 		}
 	}
+}
+
+/* dns_udp_answer parses the answer in a UDP datagram (transport header at
+ * l4off). */
+static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u32 l4off, __u32 local)
+{
+	__u32 start = l4off + 8;
+	if (skb->len > start)
+		dns_answer(skb, start, skb->len - start, local);
+}
+
+/* dns_tcp_answer parses the answer in a TCP segment of an established
+ * connection to a DNS server, when the segment holds a whole message
+ * (its two-byte length and all of it): a message split over segments is
+ * counted and not learned. */
+static __always_inline void dns_tcp_answer(struct __sk_buff *skb, __u32 l4off, __u32 local)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->state != BPF_TCP_ESTABLISHED)
+		return;
+	__u8 doff = 0;
+	if (bpf_skb_load_bytes(skb, l4off + 12, &doff, 1))
+		return;
+	__u32 start = l4off + (doff >> 4) * 4;
+	if (skb->len < start + 2)
+		return; /* no payload: an ACK */
+	__u8 pfx[2];
+	if (bpf_skb_load_bytes(skb, start, pfx, 2))
+		return;
+	__u32 mlen = (__u32)pfx[0] << 8 | pfx[1];
+	if (skb->len - start - 2 < mlen) {
+		stat_inc(NP_STAT_DNS_SPLIT);
+		return;
+	}
+	dns_answer(skb, start + 2, mlen, local);
 }
 
 /* fqdn_allows reports whether an address the local identity learned for a

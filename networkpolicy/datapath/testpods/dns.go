@@ -83,10 +83,13 @@ func dnsRoute(verb string, args []string) string {
 
 // lookup asks server for the A records of name over UDP, from a socket of
 // its own, and returns the first address.
-func lookup(server, name string) (netip.Addr, error) {
+func lookup(server, name string) (netip.Addr, error) { return lookupNet("udp", server, name) }
+
+// lookupNet is lookup over "udp" or "tcp".
+func lookupNet(network, server, name string) (netip.Addr, error) {
 	m := new(mdns.Msg)
 	m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
-	c := &mdns.Client{Net: "udp", Timeout: 2 * time.Second}
+	c := &mdns.Client{Net: network, Timeout: 2 * time.Second}
 	r, _, err := c.Exchange(m, server)
 	if err != nil {
 		return netip.Addr{}, err
@@ -163,13 +166,17 @@ func dnsLoop(args []string) string {
 	return fmt.Sprintf("lookups=%d connects=%d eperm=%d before-eperm=%d first-error=%s", lookups, connects, eperm, beforeEperm, firstErr)
 }
 
-// resolve: resolve SERVER:PORT NAME replies with the first address of the
-// answer.
+// resolve: resolve SERVER:PORT NAME [tcp] replies with the first address
+// of the answer.
 func resolve(args []string) string {
-	if len(args) != 2 {
-		return errorTag + ": resolve SERVER:PORT NAME"
+	if len(args) != 2 && len(args) != 3 {
+		return errorTag + ": resolve SERVER:PORT NAME [tcp]"
 	}
-	addr, err := lookup(args[0], args[1])
+	network := "udp"
+	if len(args) == 3 && args[2] == "tcp" {
+		network = "tcp"
+	}
+	addr, err := lookupNet(network, args[0], args[1])
 	if err != nil {
 		return errorTag + ": " + err.Error()
 	}
@@ -180,6 +187,11 @@ func resolve(args []string) string {
 // its own socket) and returns the first address, or the error text.
 func (e *Endpoint) Resolve(server netip.AddrPort, name string) string {
 	return e.do(fmt.Sprintf("resolve %s %s", server, name))
+}
+
+// ResolveTCP is Resolve over TCP.
+func (e *Endpoint) ResolveTCP(server netip.AddrPort, name string) string {
+	return e.do(fmt.Sprintf("resolve %s %s tcp", server, name))
 }
 
 // DNSLoop runs dnsloop in the endpoint (see dnsLoop).
