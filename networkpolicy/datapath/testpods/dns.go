@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -235,4 +236,51 @@ func (e *Endpoint) DNSBench(server netip.AddrPort, name string, n int) (int64, e
 		return 0, fmt.Errorf("dnsbench: %s", r)
 	}
 	return v, nil
+}
+
+// dnsServe: dns-serve ADDR:PORT TTL serves, over UDP and TCP, the tests'
+// DNS table: n<i>.fqdn.test is 10.77.0.0/16 + i, other.test is 10.78.0.1,
+// every other name NXDOMAIN. It stands in for dnsmasq where the tier has
+// none (the VMs).
+func dnsServe(args []string) string {
+	if len(args) != 2 {
+		return errorTag + ": dns-serve ADDR:PORT TTL"
+	}
+	ttl, _ := strconv.Atoi(args[1])
+	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetReply(q)
+		m.Authoritative = true
+		if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypeA {
+			name := strings.ToLower(q.Question[0].Name)
+			var ip netip.Addr
+			var i int
+			if name == "other.test." {
+				ip = netip.MustParseAddr("10.78.0.1")
+			} else if n, err := fmt.Sscanf(name, "n%d.fqdn.test.", &i); n == 1 && err == nil && i >= 0 && i < 1<<16 {
+				ip = netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})
+			}
+			if ip.IsValid() {
+				m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA,
+					Class: mdns.ClassINET, Ttl: uint32(ttl)}, A: ip.AsSlice()})
+			} else {
+				m.Rcode = mdns.RcodeNameError
+			}
+		}
+		w.WriteMsg(m)
+	})
+	for _, network := range []string{"udp", "tcp"} {
+		started := make(chan error, 1)
+		srv := &mdns.Server{Addr: args[0], Net: network, Handler: h, NotifyStartedFunc: func() { started <- nil }}
+		go func() { started <- srv.ListenAndServe() }()
+		if err := <-started; err != nil {
+			return errorTag + ": dns-serve " + network + ": " + err.Error()
+		}
+	}
+	return "ok"
+}
+
+// ServeDNS serves the tests' DNS table at addr (see dnsServe).
+func (e *Endpoint) ServeDNS(addr netip.AddrPort, ttl int) string {
+	return e.do(fmt.Sprintf("dns-serve %s %d", addr, ttl))
 }

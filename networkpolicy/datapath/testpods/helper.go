@@ -47,6 +47,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, dnsLoop(args))
 		case "dnsbench":
 			reply(id, dnsBench(args))
+		case "dns-serve":
+			reply(id, dnsServe(args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
