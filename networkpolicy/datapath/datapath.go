@@ -132,6 +132,7 @@ type Datapath struct {
 	// wait for reconcileLearned.
 	legend        *ebpf.Map
 	adopted       bool
+	legendRead    bool
 	legendWritten map[uint32]string
 }
 

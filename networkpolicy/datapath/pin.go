@@ -139,22 +139,34 @@ func (d *Datapath) reconcileLearned(keys map[uint32]string) (kept, dropped int, 
 }
 
 // writeLegend records the description of every identity number of this
-// run (those gone are removed).
+// run; numbers gone are removed. The kernel's legend is read once (it may
+// hold an earlier run's numbers), then kept in step with legendWritten.
 func (d *Datapath) writeLegend(keys map[uint32]string) error {
-	var id uint32
-	var dg legendDigest
-	var gone []uint32
-	it := d.legend.Iterate()
-	for it.Next(&id, &dg) {
-		if k, ok := keys[id]; !ok || sha256.Sum256([]byte(k)) != dg {
-			gone = append(gone, id)
+	if !d.legendRead {
+		var id uint32
+		var dg legendDigest
+		it := d.legend.Iterate()
+		var stale []uint32
+		for it.Next(&id, &dg) {
+			stale = append(stale, id)
 		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("datapath: read %s: %w", pinLegend, err)
+		}
+		for _, id := range stale {
+			if err := d.legend.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("datapath: write %s: %w", pinLegend, err)
+			}
+		}
+		d.legendRead = true
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("datapath: read %s: %w", pinLegend, err)
-	}
-	for _, id := range gone {
-		d.legend.Delete(id)
+	for id := range d.legendWritten {
+		if _, ok := keys[id]; !ok {
+			if err := d.legend.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("datapath: write %s: %w", pinLegend, err)
+			}
+			delete(d.legendWritten, id)
+		}
 	}
 	for id, k := range keys {
 		if d.legendWritten[id] == k {
