@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
@@ -77,6 +78,9 @@ type Config struct {
 	// CiliumNetworkPolicy documents to enforce (and watch); none leaves
 	// the network policy datapath unloaded.
 	NetworkPolicies []string
+	// NetpolDNS configures what the datapath learns from DNS answers for
+	// toFQDNs rules.
+	NetpolDNS NetpolDNS
 	// UI is the web UI and Hubble's Observer API over the node's flows.
 	UI ui.Config
 	// ProtectBinaries are programs (names looked up in $PATH and the
@@ -140,6 +144,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.NodeName == "" {
 		errs = append(errs, errors.New("--node-name: must not be empty (the host name could not be read)"))
+	}
+	if c.NetpolDNS.MinTTL != 0 && c.NetpolDNS.MinTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--dns-min-ttl: %s is below one second (answers' TTLs count in seconds)", c.NetpolDNS.MinTTL))
 	}
 	if err := process.ValidateRingBufferSize(c.RingBufferSize); err != nil {
 		errs = append(errs, fmt.Errorf("--ringbuf-size: %w", err))

@@ -116,21 +116,29 @@ func (w workloadPods) Pods(context.Context) ([]datapath.Pod, error) {
 	return out, nil
 }
 
-func newNetpolManager(paths []string, cgroupRoot string, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
+func newNetpolManager(paths []string, cgroupRoot string, dnsCfg NetpolDNS, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
 	metrics, err := newNetpolMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	dp, err := datapath.New(datapath.Config{
+	cfg := datapath.Config{
 		Workloads:  workloadPods{ids},
 		CgroupRoot: cgroupRoot,
 		HostIPs:    hostIPs(),
-	}, log)
+	}
+	dnsCfg.datapathConfig(&cfg)
+	dp, err := datapath.New(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	if err := dp.Load(); err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.Register(newDNSCollector(dp)); err != nil {
+			dp.Close()
+			return nil, fmt.Errorf("network policy metrics: %w", err)
+		}
 	}
 	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics,
 		kick: make(chan struct{}, 1), files: newNetpolFiles(paths), filesChanged: true,

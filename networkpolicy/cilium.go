@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/vigilsec/vigil/dns"
 	"github.com/vigilsec/vigil/internal/manifest"
 )
 
@@ -92,7 +93,7 @@ func ciliumIngress(p *problems, path string, r *CiliumIngress, deny bool, ns str
 	unsupported(p, path+".icmps", r.ICMPs, "icmps (ICMP rules)")
 	unsupported(p, path+".authentication", r.Authentication, "authentication")
 	ciliumPeers(p, rule, path, "from", r.FromEndpoints, r.FromCIDR, r.FromCIDRSet, r.FromEntities, ns)
-	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts)
+	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, false)
 	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 {
 		rule.AnyPeer = true // an L4-only rule applies to every peer
 	}
@@ -101,7 +102,6 @@ func ciliumIngress(p *problems, path string, r *CiliumIngress, deny bool, ns str
 
 func ciliumEgress(p *problems, path string, r *CiliumEgress, deny bool, ns string) *Rule {
 	rule := &Rule{Direction: Egress, Deny: deny, Path: path, Line: p.line(path)}
-	unsupported(p, path+".toFQDNs", r.ToFQDNs, "toFQDNs (DNS-based rules)")
 	unsupported(p, path+".toServices", r.ToServices, "toServices")
 	unsupported(p, path+".toRequires", r.ToRequires, "toRequires")
 	unsupported(p, path+".toGroups", r.ToGroups, "toGroups")
@@ -109,11 +109,59 @@ func ciliumEgress(p *problems, path string, r *CiliumEgress, deny bool, ns strin
 	unsupported(p, path+".icmps", r.ICMPs, "icmps (ICMP rules)")
 	unsupported(p, path+".authentication", r.Authentication, "authentication")
 	ciliumPeers(p, rule, path, "to", r.ToEndpoints, r.ToCIDR, r.ToCIDRSet, r.ToEntities, ns)
-	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts)
-	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 {
+	if len(r.ToFQDNs) > 0 {
+		switch {
+		case deny:
+			p.add(path+".toFQDNs", "toFQDNs cannot be used in egressDeny (DNS names only allow)")
+		case len(rule.Peers) > 0 || rule.AnyPeer:
+			p.add(path+".toFQDNs", "toFQDNs cannot be combined with toEndpoints, toCIDR, toCIDRSet or toEntities in one rule; write two rules")
+		default:
+			ciliumFQDNs(p, rule, path+".toFQDNs", r.ToFQDNs)
+		}
+	}
+	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, !deny)
+	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 && len(r.ToFQDNs) == 0 {
 		rule.AnyPeer = true
 	}
 	return rule
+}
+
+// ciliumFQDNs adds a peer per toFQDNs selector; each gives matchName or
+// matchPattern.
+func ciliumFQDNs(p *problems, rule *Rule, path string, sels []CiliumFQDN) {
+	for i, s := range sels {
+		spath := fmt.Sprintf("%s[%d]", path, i)
+		var (
+			pat dns.Pattern
+			err error
+		)
+		switch {
+		case s.MatchName != "" && s.MatchPattern != "":
+			p.add(spath, "give matchName or matchPattern, not both")
+			continue
+		case s.MatchName != "":
+			spath += ".matchName"
+			pat, err = dns.ParseName(s.MatchName)
+		case s.MatchPattern != "":
+			spath += ".matchPattern"
+			pat, err = dns.ParsePattern(s.MatchPattern)
+		default:
+			p.add(spath, "a toFQDNs selector needs matchName or matchPattern")
+			continue
+		}
+		if err != nil {
+			p.add(spath, "%q: %v", firstNonEmpty(s.MatchName, s.MatchPattern), err)
+			continue
+		}
+		rule.Peers = append(rule.Peers, Peer{Kind: PeerFQDN, FQDN: pat})
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func ciliumPeers(p *problems, rule *Rule, path, dir string, eps []metav1.LabelSelector, cidrs []string, sets []CiliumCIDRRule, entities []string, ns string) {
@@ -171,15 +219,29 @@ func ciliumPeers(p *problems, rule *Rule, path, dir string, eps []metav1.LabelSe
 	}
 }
 
-func ciliumPorts(p *problems, path string, rules []CiliumPortRule) []PortSpec {
+func ciliumPorts(p *problems, path string, rules []CiliumPortRule, dnsAllowed bool) []PortSpec {
 	var out []PortSpec
 	for i := range rules {
 		r := &rules[i]
 		rpath := fmt.Sprintf("%s[%d]", path, i)
+		var dnsPats []dns.Pattern
 		if l7 := r.Rules; l7 != nil {
 			unsupported(p, rpath+".rules.http", l7.HTTP, "L7 HTTP rules (rules.http)")
 			unsupported(p, rpath+".rules.kafka", l7.Kafka, "L7 Kafka rules (rules.kafka)")
-			unsupported(p, rpath+".rules.dns", l7.DNS, "L7 DNS rules (rules.dns)")
+			if l7.DNS != nil {
+				if !dnsAllowed {
+					p.add(rpath+".rules.dns", "rules.dns applies to egress allow rules only (which names a pod may look up)")
+				} else if len(l7.DNS) == 0 {
+					p.add(rpath+".rules.dns", "rules.dns needs at least one matchName or matchPattern")
+				} else {
+					var tmp Rule
+					ciliumFQDNs(p, &tmp, rpath+".rules.dns", l7.DNS)
+					for _, peer := range tmp.Peers {
+						dnsPats = append(dnsPats, peer.FQDN)
+					}
+					dnsPats = sortPatterns(dnsPats)
+				}
+			}
 			unsupported(p, rpath+".rules.l7proto", l7.L7Proto, "L7 protocol rules (rules.l7proto)")
 			unsupported(p, rpath+".rules.l7", l7.L7, "generic L7 rules (rules.l7)")
 		}
@@ -192,7 +254,13 @@ func ciliumPorts(p *problems, path string, rules []CiliumPortRule) []PortSpec {
 			continue
 		}
 		for j, port := range r.Ports {
-			if spec, ok := ciliumPort(p, fmt.Sprintf("%s.ports[%d]", rpath, j), port); ok {
+			ppath := fmt.Sprintf("%s.ports[%d]", rpath, j)
+			if spec, ok := ciliumPort(p, ppath, port); ok {
+				if len(dnsPats) > 0 && spec.Name != "" {
+					p.add(ppath+".port", "rules.dns needs port numbers, not the named port %q", spec.Name)
+					continue
+				}
+				spec.DNS = dnsPats
 				out = append(out, spec)
 			}
 		}

@@ -82,13 +82,20 @@ type CiliumEgress struct {
 	ToCIDRSet      []CiliumCIDRRule       `json:"toCIDRSet,omitempty"`
 	ToEntities     []string               `json:"toEntities,omitempty"`
 	ToPorts        []CiliumPortRule       `json:"toPorts,omitempty"`
-	ToFQDNs        *Unsupported           `json:"toFQDNs,omitempty"`
+	ToFQDNs        []CiliumFQDN           `json:"toFQDNs,omitempty"`
 	ToServices     *Unsupported           `json:"toServices,omitempty"`
 	ToRequires     *Unsupported           `json:"toRequires,omitempty"`
 	ToGroups       *Unsupported           `json:"toGroups,omitempty"`
 	ToNodes        *Unsupported           `json:"toNodes,omitempty"`
 	ICMPs          *Unsupported           `json:"icmps,omitempty"`
 	Authentication *Unsupported           `json:"authentication,omitempty"`
+}
+
+// CiliumFQDN selects DNS names: one name exactly (matchName) or the names
+// a wildcard pattern matches (matchPattern).
+type CiliumFQDN struct {
+	MatchName    string `json:"matchName,omitempty"`
+	MatchPattern string `json:"matchPattern,omitempty"`
 }
 
 // CiliumCIDRRule is a CIDR with exceptions.
@@ -109,11 +116,12 @@ type CiliumPortRule struct {
 	Listener       *Unsupported `json:"listener,omitempty"`
 }
 
-// CiliumL7 are L7 rules; none are supported yet.
+// CiliumL7 are L7 rules; of them only dns (which names a pod may look up) is
+// supported.
 type CiliumL7 struct {
 	HTTP    *Unsupported `json:"http,omitempty"`
 	Kafka   *Unsupported `json:"kafka,omitempty"`
-	DNS     *Unsupported `json:"dns,omitempty"`
+	DNS     []CiliumFQDN `json:"dns,omitempty"`
 	L7Proto *Unsupported `json:"l7proto,omitempty"`
 	L7      *Unsupported `json:"l7,omitempty"`
 }

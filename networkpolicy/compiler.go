@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -44,6 +45,8 @@ type Compiler struct {
 	// CIDR identities are not counted).
 	identRefs map[uint32]int
 	idx       *identityIndex
+	// names classify DNS names into the identities of toFQDNs patterns.
+	names *NameTable
 
 	policies map[*Policy]*policyState
 	// ruleOwners are the policies holding each rule number.
@@ -146,8 +149,8 @@ func (d *Delta) markRemote(local, remote uint32) {
 func (c *Compiler) Engine() *Engine { return c.eng }
 
 // reset forgets everything but the allocator.
-func (c *Compiler) reset(refs policyRefs) {
-	*c = Compiler{alloc: c.alloc, refs: refs, polRefs: c.polRefs,
+func (c *Compiler) reset(refs policyRefs, names *NameTable) {
+	*c = Compiler{alloc: c.alloc, refs: refs, polRefs: c.polRefs, names: names,
 		static: map[netip.Prefix]uint32{}, hostIPs: map[netip.Prefix]bool{}, nsLabels: map[string]labels.Set{},
 		pods: map[string]*podState{}, ipPods: map[netip.Addr]map[string]struct{}{},
 		identities: map[uint32]*Identity{}, identRefs: map[uint32]int{}, idx: newIdentityIndex(),
@@ -178,6 +181,23 @@ func (c *Compiler) reset(refs policyRefs) {
 		c.identities[id] = ident
 		c.idx.add(ident)
 		c.static[p] = id
+	}
+	for i, set := range names.automaton().Sets {
+		ident := &Identity{Kind: KindFQDN}
+		for _, pi := range set {
+			if names.fqdn[pi] {
+				ident.Names = append(ident.Names, names.Patterns[pi].String())
+			}
+		}
+		if len(ident.Names) == 0 {
+			continue // only rules.dns patterns: no identity
+		}
+		ident.ID = c.alloc.identity("fqdn|"+strings.Join(ident.Names, ","), true)
+		if _, ok := c.identities[ident.ID]; !ok {
+			c.identities[ident.ID] = ident
+			c.idx.add(ident)
+		}
+		names.SetIdentity[i] = ident.ID
 	}
 }
 
@@ -229,7 +249,11 @@ func (c *Compiler) Update(res *Resources) (*Engine, *Delta, error) {
 		IPCache: map[netip.Prefix]bool{}, Identities: map[uint32]bool{}}
 	before, prev := c.eng, c.eng
 	if prev == nil || !refs.equal(&c.refs) {
-		c.reset(refs)
+		names, err := compileNames(refs.fqdns, refs.dnsGroups, refs.dnsPats)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.reset(refs, names)
 		prev = nil
 		delta.All = true
 	}
@@ -288,7 +312,7 @@ func isLocal(ident *Identity) bool {
 // engine assembles the new engine, sharing what did not change with prev.
 func (u *update) engine(prev *Engine, res *Resources, keys []string) *Engine {
 	c := u.c
-	e := &Engine{policies: res.Policies}
+	e := &Engine{policies: res.Policies, names: c.names}
 	idsChanged := len(u.old) > 0 || len(u.added) > 0
 	if prev == nil || idsChanged {
 		e.identities = maps.Clone(c.identities)

@@ -74,7 +74,7 @@ func (u *update) buildLocal(ident *Identity) *LocalPolicy {
 			}
 		}
 		for _, cr := range cs.rules {
-			rules[cr.rule.Direction] = append(rules[cr.rule.Direction], newIRRule(cr, ident))
+			rules[cr.rule.Direction] = append(rules[cr.rule.Direction], newIRRule(cr, ident, u.c.names))
 		}
 	}
 	for d := range lp.dirs {
@@ -102,13 +102,13 @@ func (u *update) buildLocal(ident *Identity) *LocalPolicy {
 // newIRRule compiles a rule for one local identity: ingress named ports
 // resolve against the local pods' ports, egress ones later against each
 // remote's.
-func newIRRule(cr *compiledRule, local *Identity) *irRule {
+func newIRRule(cr *compiledRule, local *Identity, names *NameTable) *irRule {
 	r := cr.rule
 	ir := &irRule{id: cr.id, src: cr, deny: r.Deny, audit: cr.sec.pol.pol.Audit, any: r.AnyPeer, allPorts: len(r.Ports) == 0}
 	for _, ps := range r.Ports {
 		switch {
 		case ps.Name == "":
-			ir.ports = append(ir.ports, PortMatch{Proto: ps.Protocol, First: ps.First, Last: ps.Last})
+			ir.ports = append(ir.ports, PortMatch{Proto: ps.Protocol, First: ps.First, Last: ps.Last, dns: names.groupMask(ps.DNS)})
 		case r.Direction == Ingress:
 			ir.ports = append(ir.ports, resolveNamed(ps, local)...)
 		default:
@@ -223,6 +223,6 @@ func (u *update) diffLocal(old, lp *LocalPolicy) {
 func rulesEqual(a, b []*irRule) bool {
 	return slices.EqualFunc(a, b, func(x, y *irRule) bool {
 		return x.id == y.id && x.deny == y.deny && x.audit == y.audit && x.any == y.any && x.allPorts == y.allPorts &&
-			slices.Equal(x.ports, y.ports) && slices.Equal(x.named, y.named)
+			slices.Equal(x.ports, y.ports) && slices.EqualFunc(x.named, y.named, samePortSpec)
 	})
 }

@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vigilsec/vigil/dns"
 )
 
 // policyRefs is what policies refer to that shapes identities: named ports
@@ -18,6 +21,23 @@ type policyRefs struct {
 	named  []string
 	blocks []netip.Prefix
 	cidrs  []netip.Prefix
+	// fqdns are the toFQDNs patterns (each set of them a name can match
+	// is an identity), ascending by String.
+	fqdns []dns.Pattern
+	// dnsGroups are the pattern lists of rules.dns (dnsGroupKey), and
+	// dnsPats their patterns.
+	dnsGroups []string
+	dnsPats   []dns.Pattern
+}
+
+// dnsGroupKey names a rules.dns pattern list (sorted).
+func dnsGroupKey(pats []dns.Pattern) string {
+	var b strings.Builder
+	for _, p := range pats {
+		b.WriteString(p.String())
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 // policyRefsOf returns what pols refer to, from the references of each
@@ -29,6 +49,8 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 	in := make(map[*Policy]bool, len(pols))
 	var named []string
 	var blocks, cidrs []netip.Prefix
+	var fqdns, dnsPats []dns.Pattern
+	var groups []string
 	for _, pol := range pols {
 		in[pol] = true
 		r := c.polRefs[pol]
@@ -39,6 +61,9 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		named = append(named, r.named...)
 		blocks = append(blocks, r.blocks...)
 		cidrs = append(cidrs, r.cidrs...)
+		fqdns = append(fqdns, r.fqdns...)
+		dnsPats = append(dnsPats, r.dnsPats...)
+		groups = append(groups, r.dnsGroups...)
 	}
 	for pol := range c.polRefs {
 		if !in[pol] {
@@ -46,7 +71,14 @@ func (c *Compiler) policyRefsOf(pols []*Policy) policyRefs {
 		}
 	}
 	slices.Sort(named)
-	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs)}
+	return policyRefs{named: slices.Compact(named), blocks: sortPrefixes(blocks), cidrs: sortPrefixes(cidrs), fqdns: sortPatterns(fqdns),
+		dnsGroups: slices.Compact(slices.Sorted(slices.Values(groups))), dnsPats: sortPatterns(dnsPats)}
+}
+
+// sortPatterns sorts patterns by their String and removes duplicates.
+func sortPatterns(list []dns.Pattern) []dns.Pattern {
+	slices.SortFunc(list, func(a, b dns.Pattern) int { return strings.Compare(a.String(), b.String()) })
+	return slices.Compact(list)
 }
 
 // refsOfPolicy returns what one policy refers to.
@@ -54,14 +86,23 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 	named := map[string]bool{}
 	blocks := map[netip.Prefix]bool{}
 	cidrs := map[netip.Prefix]bool{}
+	var fqdns, dnsPats []dns.Pattern
+	var groups []string
 	for _, sec := range pol.Sections {
 		for _, r := range sec.Rules {
 			for _, ps := range r.Ports {
+				if len(ps.DNS) > 0 {
+					groups = append(groups, dnsGroupKey(ps.DNS))
+					dnsPats = append(dnsPats, ps.DNS...)
+				}
 				if ps.Name != "" {
 					named[ps.Name] = true
 				}
 			}
 			for _, peer := range r.Peers {
+				if peer.Kind == PeerFQDN {
+					fqdns = append(fqdns, peer.FQDN)
+				}
 				if peer.Kind != PeerCIDR {
 					continue
 				}
@@ -79,7 +120,8 @@ func refsOfPolicy(pol *Policy) *policyRefs {
 		}
 	}
 	return &policyRefs{named: slices.Sorted(maps.Keys(named)),
-		blocks: sortPrefixes(slices.Collect(maps.Keys(blocks))), cidrs: sortPrefixes(slices.Collect(maps.Keys(cidrs)))}
+		blocks: sortPrefixes(slices.Collect(maps.Keys(blocks))), cidrs: sortPrefixes(slices.Collect(maps.Keys(cidrs))),
+		fqdns: sortPatterns(fqdns), dnsGroups: slices.Compact(slices.Sorted(slices.Values(groups))), dnsPats: sortPatterns(dnsPats)}
 }
 
 // sortPrefixes sorts prefixes and removes duplicates.
@@ -89,7 +131,8 @@ func sortPrefixes(list []netip.Prefix) []netip.Prefix {
 }
 
 func (r *policyRefs) equal(o *policyRefs) bool {
-	return slices.Equal(r.named, o.named) && slices.Equal(r.blocks, o.blocks) && slices.Equal(r.cidrs, o.cidrs)
+	return slices.Equal(r.named, o.named) && slices.Equal(r.blocks, o.blocks) && slices.Equal(r.cidrs, o.cidrs) &&
+		slices.Equal(r.fqdns, o.fqdns) && slices.Equal(r.dnsGroups, o.dnsGroups) && slices.Equal(r.dnsPats, o.dnsPats)
 }
 
 func (r *policyRefs) isNamed(name string) bool {

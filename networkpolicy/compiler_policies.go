@@ -202,13 +202,14 @@ func sameSelector(a, b *Selector) bool {
 func sameSelection(a, b *Rule) bool {
 	return a.AnyPeer == b.AnyPeer && slices.EqualFunc(a.Peers, b.Peers, func(x, y Peer) bool {
 		return x.Kind == y.Kind && x.Namespace == y.Namespace && sameSelector(x.Namespaces, y.Namespaces) &&
-			sameSelector(x.Pods, y.Pods) && x.CIDR == y.CIDR && slices.Equal(x.Except, y.Except) && x.MatchPodIPs == y.MatchPodIPs
+			sameSelector(x.Pods, y.Pods) && x.CIDR == y.CIDR && slices.Equal(x.Except, y.Except) && x.MatchPodIPs == y.MatchPodIPs &&
+			x.FQDN == y.FQDN
 	})
 }
 
 // sameRule reports whether two rules of one path decide alike.
 func sameRule(a, b *Rule) bool {
-	return a.Direction == b.Direction && a.Deny == b.Deny && sameSelection(a, b) && slices.Equal(a.Ports, b.Ports)
+	return a.Direction == b.Direction && a.Deny == b.Deny && sameSelection(a, b) && slices.EqualFunc(a.Ports, b.Ports, samePortSpec)
 }
 
 // indexRule adds a rule to (or removes it from) the index that finds the
@@ -310,4 +311,10 @@ func (u *update) compileRule(cs *compiledSection, r *Rule, id uint32) *compiledR
 		u.rebuild[l] = true
 	}
 	return cr
+}
+
+// samePortSpec reports whether two port specs are equal.
+func samePortSpec(x, y PortSpec) bool {
+	return x.Protocol == y.Protocol && x.First == y.First && x.Last == y.Last && x.Name == y.Name && x.Path == y.Path &&
+		x.Line == y.Line && slices.Equal(x.DNS, y.DNS)
 }

@@ -3,6 +3,7 @@ package networkpolicy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -41,6 +42,9 @@ func (r RuleRef) String() string {
 type PortMatch struct {
 	Proto       Protocol
 	First, Last uint16
+	// dns is the bit of the rules.dns list of these ports (0: DNS
+	// queries on them may ask for any name).
+	dns uint16
 }
 
 // irRule is a rule compiled for one local identity: the ports it opens,
@@ -116,6 +120,9 @@ type Endpoint struct {
 	// identity of its address.
 	Identity uint32
 	IP       netip.Addr
+	// Names are the DNS names the address was resolved from (toFQDNs
+	// rules match them); for offline evaluation.
+	Names []string
 }
 
 // String names the endpoint: namespace/pod or the address.
@@ -136,6 +143,7 @@ type Engine struct {
 	rules      map[uint32]RuleRef
 	local      map[uint32]*LocalPolicy
 	policies   []*Policy
+	names      *NameTable
 }
 
 func appendIsolation(list []isolation, iso isolation) []isolation {
@@ -238,6 +246,12 @@ func peerMatches(p *Peer, ident *Identity) bool {
 		return ident.Kind == KindCIDR || ident.ID == IdentityWorldIPv4 || ident.ID == IdentityWorldIPv6
 	case PeerCluster:
 		return ident.Kind == KindPod || ident.ID == IdentityHost
+	case PeerFQDN:
+		if ident.Kind != KindFQDN {
+			return false
+		}
+		_, ok := slices.BinarySearch(ident.Names, p.FQDN.String())
+		return ok
 	}
 	return false
 }

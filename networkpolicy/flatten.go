@@ -44,6 +44,9 @@ type PolicyEntry struct {
 	Verdict Verdict
 	Reason  Reason
 	Rule    uint32
+	// DNSGroups restricts the DNS queries of an allowed flow (see
+	// Decision.DNSGroups).
+	DNSGroups uint16
 }
 
 var noPolicy = PolicyEntry{Verdict: Allow, Reason: ReasonNoPolicy}
@@ -178,7 +181,7 @@ func (e *Engine) FlattenRemote(local, remote uint32) Group {
 		f := func(remote uint32) valueFn {
 			return func(p Protocol, port uint16) PolicyEntry {
 				d := e.Decide(local, dir, remote, p, port)
-				return PolicyEntry{Verdict: d.Verdict, Reason: d.Reason, Rule: d.Rule()}
+				return PolicyEntry{Verdict: d.Verdict, Reason: d.Reason, Rule: d.Rule(), DNSGroups: d.DNSGroups}
 			}
 		}
 		wild := f(IdentityNone)

@@ -44,6 +44,10 @@ const (
 	KindReserved IdentityKind = iota + 1
 	KindPod
 	KindCIDR
+	// KindFQDN is the addresses a local pod learned from DNS answers for
+	// names that the toFQDNs patterns of the identity (and no others)
+	// match: one identity per set of patterns some name matches exactly.
+	KindFQDN
 )
 
 // Identity is a numeric security identity: a set of endpoints that every
@@ -68,6 +72,9 @@ type Identity struct {
 	// inBlocks are the Kubernetes ipBlock prefixes (CIDRs and exceptions)
 	// that contain the address this identity stands for.
 	inBlocks map[netip.Prefix]bool
+	// Names are the toFQDNs patterns of a KindFQDN identity (their
+	// String form, ascending).
+	Names []string
 }
 
 // String names the identity for people: reserved:host, cidr:192.0.2.0/24,
@@ -87,6 +94,8 @@ func (id *Identity) String() string {
 		}
 	case KindCIDR:
 		return "cidr:" + id.Prefix.String()
+	case KindFQDN:
+		return "fqdn:" + strings.Join(id.Names, ",")
 	}
 	s := id.Namespace + ":" + id.Labels.String()
 	if len(id.inBlocks) > 0 {
@@ -164,4 +173,19 @@ func podIdentityKey(ns string, set labels.Set, sa string, ports []ContainerPort)
 		fmt.Fprintf(&b, "%s:%d/%d,", p.Name, p.Protocol, p.Port)
 	}
 	return b.String()
+}
+
+// Keys returns, for each identity number the allocator handed out, the
+// description it stands for (labels and namespace of pods, a CIDR, a set
+// of toFQDNs patterns). Another allocator given the same descriptions
+// hands out other numbers; the descriptions say which is which, so state
+// kept across a restart (learned DNS names) can be carried over.
+func (a *Allocator) Keys() map[uint32]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint32]string, len(a.ids))
+	for k, id := range a.ids {
+		out[id] = k
+	}
+	return out
 }

@@ -64,12 +64,31 @@ func TestParseErrors(t *testing.T) {
 			[]string{`p.yaml:8: spec.policyTypes[1]: unknown policy type "Sideways" (want Ingress or Egress)`}},
 		{"policy mode", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  annotations: {vigil.dev/policy-mode: dry-run}\nspec:\n  podSelector: {}\n",
 			[]string{`p.yaml:5: metadata.annotations.vigil.dev/policy-mode: unknown policy mode "dry-run" (want audit or enforce)`}},
-		{"cilium fqdn", cnpHead + "  egress:\n  - toFQDNs:\n    - matchName: example.com\n",
-			[]string{`p.yaml:9: spec.egress[0].toFQDNs: toFQDNs (DNS-based rules) is not supported yet`}},
+		{"fqdn long label", cnpHead + "  egress:\n  - toFQDNs:\n    - matchName: example.com\n    - matchName: " + strings.Repeat("a", 64) + ".com\n",
+			[]string{`p.yaml:11: spec.egress[0].toFQDNs[1].matchName: "` + strings.Repeat("a", 64) + `.com": invalid DNS name: label "` + strings.Repeat("a", 64) + `" is 64 bytes long (at most 63)`}},
+		{"fqdn long name", cnpHead + "  egress:\n  - toFQDNs:\n    - matchPattern: \"*." + strings.Repeat("abcdefghi.", 25) + "com\"\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs[0].matchPattern: "*.` + strings.Repeat("abcdefghi.", 25) + `com": invalid DNS name: the name is 255 bytes long (at most 253)`}},
+		{"fqdn bad character", cnpHead + "  egress:\n  - toFQDNs:\n    - matchPattern: \"api.(foo|bar).com\"\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs[0].matchPattern: "api.(foo|bar).com": invalid DNS name: label "(foo|bar)" holds '(': DNS names of a policy hold only letters, digits, '-' and '_' and '*'`}},
+		{"fqdn star in name", cnpHead + "  egress:\n  - toFQDNs:\n    - matchName: \"*.example.com\"\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs[0].matchName: "*.example.com": invalid DNS name: label "*" holds '*': DNS names of a policy hold only letters, digits, '-' and '_'`}},
+		{"fqdn empty label", cnpHead + "  egress:\n  - toFQDNs:\n    - matchPattern: \"*..example.com\"\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs[0].matchPattern: "*..example.com": invalid DNS name: label 2 is empty (two dots in a row, or a leading dot)`}},
+		{"fqdn both", cnpHead + "  egress:\n  - toFQDNs:\n    - {matchName: a.com, matchPattern: \"*.a.com\"}\n    - {}\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs[0]: give matchName or matchPattern, not both`,
+				`p.yaml:11: spec.egress[0].toFQDNs[1]: a toFQDNs selector needs matchName or matchPattern`}},
+		{"fqdn with cidr", cnpHead + "  egress:\n  - toCIDR: [192.0.2.0/24]\n    toFQDNs:\n    - matchName: a.com\n",
+			[]string{`p.yaml:10: spec.egress[0].toFQDNs: toFQDNs cannot be combined with toEndpoints, toCIDR, toCIDRSet or toEntities in one rule; write two rules`}},
+		{"fqdn deny", cnpHead + "  egressDeny:\n  - toFQDNs:\n    - matchName: a.com\n",
+			[]string{`p.yaml:9: spec.egressDeny[0].toFQDNs: toFQDNs cannot be used in egressDeny (DNS names only allow)`}},
 		{"cilium http", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: TCP}]\n      rules:\n        http: [{method: GET}]\n",
 			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.http: L7 HTTP rules (rules.http) is not supported yet`}},
-		{"cilium dns", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: ANY}]\n      rules:\n        dns: [{matchPattern: \"*\"}]\n",
-			[]string{`p.yaml:12: spec.egress[0].toPorts[0].rules.dns: L7 DNS rules (rules.dns) is not supported yet`}},
+		{"dns rule ingress", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: ANY}]\n      rules:\n        dns: [{matchPattern: \"*\"}]\n",
+			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.dns: rules.dns applies to egress allow rules only (which names a pod may look up)`}},
+		{"dns rule bad pattern", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      rules:\n        dns:\n        - matchPattern: \"*.example.com\"\n        - matchName: \"a_b$.com\"\n",
+			[]string{`p.yaml:14: spec.egress[0].toPorts[0].rules.dns[1].matchName: "a_b$.com": invalid DNS name: label "a_b$" holds '$': DNS names of a policy hold only letters, digits, '-' and '_'`}},
+		{"dns rule empty", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      rules:\n        dns: []\n",
+			[]string{`p.yaml:12: spec.egress[0].toPorts[0].rules.dns: rules.dns needs at least one matchName or matchPattern`}},
 		{"cilium kafka", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"9092\"}]\n      rules:\n        kafka: [{topic: t}]\n",
 			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.kafka: L7 Kafka rules (rules.kafka) is not supported yet`}},
 		{"cilium entity", cnpHead + "  ingress:\n  - fromEntities: [world, kube-apiserver, planet]\n",
@@ -135,7 +154,7 @@ func TestParseDefaults(t *testing.T) {
 	if !sec.Isolates[Ingress] || !sec.Isolates[Egress] {
 		t.Errorf("policyTypes must default to Ingress plus Egress when egress rules exist: %v", sec.Isolates)
 	}
-	if len(sec.Rules) != 1 || sec.Rules[0].Ports[0] != (PortSpec{Protocol: ProtoUDP, First: 53, Last: 53}) {
+	if len(sec.Rules) != 1 || !samePortSpec(sec.Rules[0].Ports[0], PortSpec{Protocol: ProtoUDP, First: 53, Last: 53}) {
 		t.Errorf("rules = %+v", sec.Rules)
 	}
 	want := []*Pod{{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, ServiceAccount: "default",

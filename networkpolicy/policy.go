@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/vigilsec/vigil/dns"
 )
 
 // Direction is the direction of traffic relative to the local pod. The
@@ -172,6 +174,9 @@ const (
 	PeerWorld
 	// PeerCluster is every pod and the node.
 	PeerCluster
+	// PeerFQDN is the addresses the local pod learned from DNS answers for
+	// the names a pattern matches (toFQDNs).
+	PeerFQDN
 )
 
 // Peer is one remote endpoint selector of a rule.
@@ -192,6 +197,9 @@ type Peer struct {
 	// (Kubernetes ipBlock semantics; Cilium CIDR rules select only
 	// addresses outside the cluster).
 	MatchPodIPs bool
+
+	// PeerFQDN.
+	FQDN dns.Pattern
 }
 
 // PortSpec is one port, port range or named port of a rule.
@@ -206,6 +214,9 @@ type PortSpec struct {
 	// Path and Line locate a named port in its file (for warnings).
 	Path string
 	Line int
+	// DNS, when set, restricts DNS queries on these ports to the names
+	// the patterns match (rules.dns of the toPorts entry).
+	DNS []dns.Pattern
 }
 
 // LabelView tells which labels a selector is matched against.

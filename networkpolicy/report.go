@@ -12,6 +12,8 @@ import (
 type FlowReport struct {
 	From     string      `json:"from"`
 	To       string      `json:"to"`
+	ToNames  []string    `json:"to_names,omitempty"`
+	Query    string      `json:"query,omitempty"`
 	Port     uint16      `json:"port"`
 	Protocol string      `json:"protocol"`
 	Verdict  string      `json:"verdict"`
@@ -41,7 +43,7 @@ type RuleReport struct {
 
 // Report converts a result for JSON output.
 func (r Result) Report() FlowReport {
-	out := FlowReport{From: r.From.String(), To: r.To.String(), Port: r.Port, Protocol: r.Protocol.String(), Verdict: r.Verdict.String()}
+	out := FlowReport{From: r.From.String(), To: r.To.String(), ToNames: r.To.Names, Query: r.Query, Port: r.Port, Protocol: r.Protocol.String(), Verdict: r.Verdict.String()}
 	out.Egress, out.Ingress = r.Egress.report(), r.Ingress.report()
 	return out
 }
@@ -67,7 +69,15 @@ func (s *Side) report() *SideReport {
 // direction with the rules that decided it.
 func (r Result) Explain() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s -> %s %d/%s\n", r.Verdict, r.From, r.To, r.Port, r.Protocol)
+	to := r.To.String()
+	if len(r.To.Names) > 0 {
+		to += " (" + strings.Join(r.To.Names, ", ") + ")"
+	}
+	query := ""
+	if r.Query != "" {
+		query = " query " + r.Query
+	}
+	fmt.Fprintf(&b, "%s %s -> %s %d/%s%s\n", r.Verdict, r.From, to, r.Port, r.Protocol, query)
 	for _, s := range []struct {
 		dir  string
 		at   Endpoint

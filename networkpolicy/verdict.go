@@ -26,6 +26,9 @@ const (
 	// ReasonFromNode: the pod's node may always connect to it (kubelet
 	// probes), as Kubernetes and Cilium specify.
 	ReasonFromNode Reason = 6
+	// ReasonDNSRefused: the port is open to the peer, but a rules.dns of
+	// the rules opening it does not let the pod look the name up.
+	ReasonDNSRefused Reason = 7
 )
 
 func (r Reason) String() string {
@@ -42,6 +45,8 @@ func (r Reason) String() string {
 		return "loopback traffic is not policed"
 	case ReasonFromNode:
 		return "the node may always reach its pods"
+	case ReasonDNSRefused:
+		return "DNS name not allowed by rules.dns"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -53,6 +58,9 @@ type Decision struct {
 	// Rules are the deciding rule numbers in ascending order; the datapath
 	// records Rules[0]. Empty for ReasonNoPolicy.
 	Rules []uint32
+	// DNSGroups, for an allow, is the mask of the rules.dns lists that
+	// restrict DNS queries of the flow (0: none does; see DecideQuery).
+	DNSGroups uint16
 }
 
 // Rule returns the rule number the datapath records: the first deciding
@@ -117,13 +125,29 @@ func (dp *dirPolicy) eval(remoteIdent *Identity, remote uint32, proto Protocol, 
 			iso = append(iso, is.id)
 		}
 	}
+	var mask uint16
+	anyName := false
 	dp.candidates(remote, func(r *irRule) {
-		if !r.deny && (withAudit || !r.audit) && r.matches(remoteIdent, proto, port) {
+		if r.deny || (!withAudit && r.audit) {
+			return
+		}
+		if ok, m := r.matchDNS(remoteIdent, proto, port); ok {
 			ids = appendID(ids, r.id)
+			anyName = anyName || m == 0
+			mask |= m
 		}
 	})
 	if len(ids) > 0 {
-		return Decision{Verdict: Allow, Reason: ReasonAllowedByRule, Rules: ids}
+		d := Decision{Verdict: Allow, Reason: ReasonAllowedByRule, Rules: ids}
+		if !anyName && mask != 0 {
+			if proto != ProtoUDP {
+				// The datapath checks the names of queries over UDP
+				// only: DNS over TCP to a restricted server is refused.
+				return Decision{Verdict: Deny, Reason: ReasonDNSRefused, Rules: ids}
+			}
+			d.DNSGroups = mask
+		}
+		return d
 	}
 	if len(iso) == 0 {
 		return Decision{Verdict: Allow, Reason: ReasonNoPolicy}
@@ -163,6 +187,35 @@ func (r *irRule) matches(remoteIdent *Identity, proto Protocol, port uint16) boo
 	return false
 }
 
+// matchDNS is matches for allow rules, also returning the mask of the
+// rules.dns lists of the matching ports (0 when a matching port has none).
+func (r *irRule) matchDNS(remoteIdent *Identity, proto Protocol, port uint16) (bool, uint16) {
+	if r.allPorts {
+		return true, 0
+	}
+	if !hasPorts(proto) {
+		return false, 0
+	}
+	var mask uint16
+	found := false
+	for _, pm := range r.ports {
+		if pm.matches(proto, port) {
+			if pm.dns == 0 {
+				return true, 0
+			}
+			found, mask = true, mask|pm.dns
+		}
+	}
+	for _, ps := range r.named {
+		for _, pm := range resolveNamed(ps, remoteIdent) {
+			if pm.matches(proto, port) {
+				return true, 0
+			}
+		}
+	}
+	return found, mask
+}
+
 func (pm PortMatch) matches(proto Protocol, port uint16) bool {
 	return (pm.Proto == ProtoAny || pm.Proto == proto) && port >= pm.First && port <= pm.Last
 }
@@ -179,6 +232,8 @@ type Result struct {
 	From, To Endpoint
 	Protocol Protocol
 	Port     uint16
+	// Query is the name of a DNS query decided with CheckQuery.
+	Query string
 	// Egress is nil when the source is not a pod; Ingress when the
 	// destination is not.
 	Egress, Ingress *Side
@@ -194,7 +249,7 @@ type Side struct {
 func (e *Engine) Check(from, to Endpoint, proto Protocol, port uint16) Result {
 	res := Result{Verdict: Allow, From: from, To: to, Protocol: proto, Port: port}
 	if from.Pod != nil {
-		res.Egress = e.side(e.Decide(from.Local, Egress, to.Identity, proto, port))
+		res.Egress = e.side(e.DecideNames(from.Local, to.Identity, e.names.NameIdentities(to.Names), proto, port))
 	}
 	if to.Pod != nil {
 		res.Ingress = e.side(e.Decide(to.Local, Ingress, from.Identity, proto, port))

@@ -10,7 +10,7 @@
 #   scripts/setup-host.sh --kube     also etcd, for the Kubernetes API tier
 set -eu
 
-want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static"
+want="clang-19 llvm-19 libbpf-dev bpftool iproute2 containerd runc containernetworking-plugins busybox-static dnsmasq-base"
 case "${1:-}" in
 --vm) want="$want qemu-system-x86 busybox-static xz-utils cpio zstd" ;;
 --bench) want="$want redis-server redis-tools chromium fonts-dejavu-core" ;;

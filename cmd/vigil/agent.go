@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/networkpolicy/datapath"
 )
 
 func newAgentCommand(g *globals) *cobra.Command {
@@ -76,5 +77,8 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.BoolVar(&cfg.KubernetesTracingPolicies, "kubernetes-tracing-policies", cfg.KubernetesTracingPolicies, "follow TracingPolicy objects in the cluster (when the Kubernetes API is used)")
 	f.BoolVar(&cfg.KubernetesNetworkPolicies, "kubernetes-network-policies", false, "enforce the cluster's NetworkPolicy and CiliumNetworkPolicy objects (when the Kubernetes API is used)")
 	f.StringArrayVar(&cfg.NetworkPolicies, "network-policy", nil, "NetworkPolicy / CiliumNetworkPolicy file or directory to enforce and watch (repeatable)")
+	f.DurationVar(&cfg.NetpolDNS.MinTTL, "dns-min-ttl", datapath.DefaultDNSMinTTL, "toFQDNs: the least time an address of a DNS answer stays allowed, whatever its TTL (at least 1s)")
+	f.IntVar(&cfg.NetpolDNS.MaxIPs, "dns-max-ips-per-answer", datapath.DefaultDNSMaxIPs, "toFQDNs: the most addresses one DNS answer allows (-1: no limit)")
+	f.StringVar(&cfg.NetpolDNS.PinDir, "dns-state-dir", datapath.DefaultPinDir, "toFQDNs: bpffs directory keeping the learned addresses across restarts (\"-\": not kept)")
 	return cmd
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/dns"
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/networkpolicy"
 )
@@ -40,6 +42,31 @@ type netpolConfig struct {
 	From, To  string
 	Ports     []string
 	Output    string
+	// Resolve and Hosts give the DNS names of addresses, for toFQDNs.
+	Resolve []string
+	Hosts   []string
+	// Query is the name a DNS query asks for, for rules.dns.
+	Query string
+}
+
+// resolved reads the name→address table of --resolve and --hosts.
+func (c *netpolConfig) resolved() (networkpolicy.Resolved, error) {
+	r := networkpolicy.Resolved{}
+	for _, s := range c.Resolve {
+		if err := networkpolicy.ParseResolve(s, r); err != nil {
+			return nil, fmt.Errorf("--resolve: %w", err)
+		}
+	}
+	for _, f := range c.Hosts {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--hosts: %w", err)
+		}
+		if err := networkpolicy.ParseHosts(f, data, r); err != nil {
+			return nil, fmt.Errorf("--hosts:\n%w", err)
+		}
+	}
+	return r, nil
 }
 
 // Validate names the flag that is wrong.
@@ -160,7 +187,9 @@ FILE:LINE: field.path: warning: ... Exit status: 0 valid, 1 any problem.
 
 check with --from, --to and --port prints the verdict on one flow, and for
 each side (egress at the source pod, ingress at the destination pod) the
-policies and rules that decided; warnings go to stderr. Exit status: 0
+policies and rules that decided; warnings go to stderr. For toFQDNs rules,
+--resolve and --hosts say which DNS names the source pod resolved to which
+addresses; --to then takes such a name too. Exit status: 0
 allowed (or only audited), 1 denied, 2 bad input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -181,12 +210,22 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 			if err != nil {
 				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--from: %w", err)}
 			}
-			to, err := e.ParseEndpoint(cfg.To)
+			names, err := cfg.resolved()
+			if err != nil {
+				return &exitError{code: netpolExitBadInput, err: err}
+			}
+			to, err := names.Endpoint(e, cfg.To)
 			if err != nil {
 				return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--to: %w", err)}
 			}
 			port, proto, _ := networkpolicy.ParsePort(cfg.Ports[0])
 			res := e.Check(from, to, proto, port)
+			if cfg.Query != "" {
+				if _, err := dns.ParseName(cfg.Query); err != nil {
+					return &exitError{code: netpolExitBadInput, err: fmt.Errorf("--dns-query: %w", err)}
+				}
+				res = e.CheckQuery(from, to, proto, port, cfg.Query)
+			}
 			if cfg.Output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -204,7 +243,10 @@ allowed (or only audited), 1 denied, 2 bad input.`,
 	}
 	cfg.flags(cmd, "destination port and protocol, such as 80/TCP or 53/UDP", nil)
 	cmd.Flags().StringVar(&cfg.From, "from", "", "source: NAMESPACE/POD (a workload's name stands for its pods) or an IP address")
-	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD or an IP address")
+	cmd.Flags().StringVar(&cfg.To, "to", "", "destination: NAMESPACE/POD, an IP address, or a DNS name of --resolve/--hosts")
+	cmd.Flags().StringArrayVar(&cfg.Resolve, "resolve", nil, "NAME=ADDRESS[,ADDRESS...]: what the source pod learned from DNS, for toFQDNs rules (repeatable)")
+	cmd.Flags().StringVar(&cfg.Query, "dns-query", "", "decide a DNS query for this name (the flow is the query to the server: --to SERVER --port 53/UDP), for rules.dns")
+	cmd.Flags().StringSliceVar(&cfg.Hosts, "hosts", nil, "file of ADDRESS NAME... lines (the form of /etc/hosts): what the source pod learned from DNS, for toFQDNs rules (repeatable)")
 	return cmd
 }
 

@@ -225,3 +225,79 @@ kind: NetworkPolicy
 		})
 	}
 }
+
+// TestNetpolCheckFQDN decides toFQDNs rules offline from a name→address
+// table given as a hosts file or as --resolve.
+func TestNetpolCheckFQDN(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "fqdn")
+	hosts := filepath.Join(dir, "hosts")
+	tests := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"--hosts", hosts, "--to", "api.example.com", "--port", "443/TCP"}, 0, []string{
+			"ALLOWED shop/client -> 203.0.113.10 (api.example.com) 443/TCP",
+			"CiliumNetworkPolicy shop/client-egress spec.egress[1] (" + filepath.Join(dir, "policy.yaml") + ":25)",
+		}},
+		{[]string{"--hosts", hosts, "--to", "203.0.113.20", "--port", "80/TCP"}, 0, []string{
+			"ALLOWED shop/client -> 203.0.113.20 (img.cdn.example.net, static.cdn.example.net) 80/TCP",
+		}},
+		{[]string{"--hosts", hosts, "--to", "api.example.com", "--port", "80/TCP"}, 1, []string{
+			"DENIED shop/client -> 203.0.113.10 (api.example.com) 80/TCP",
+			"egress  shop/client: DENIED (default deny)",
+		}},
+		{[]string{"--hosts", hosts, "--to", "tracker.example.org", "--port", "443/TCP"}, 1, []string{"DENIED"}},
+		{[]string{"--resolve", "a.cdn.example.net=198.51.100.1,198.51.100.2", "--to", "198.51.100.2", "--port", "443/TCP"}, 0, []string{
+			"ALLOWED shop/client -> 198.51.100.2 (a.cdn.example.net) 443/TCP",
+		}},
+		{[]string{"--to", "203.0.113.10", "--port", "443/TCP"}, 1, []string{"DENIED shop/client -> 203.0.113.10 443/TCP"}},
+		{[]string{"--to", "10.0.0.10", "--port", "53/UDP", "--dns-query", "evil.org"}, 1, []string{
+			"DENIED shop/client -> 10.0.0.10 53/UDP query evil.org",
+			"egress  shop/client: DENIED (DNS name not allowed by rules.dns)",
+			"CiliumNetworkPolicy shop/client-egress spec.egress[0] (" + filepath.Join(dir, "policy.yaml") + ":15)",
+		}},
+		{[]string{"--to", "10.0.0.10", "--port", "53/UDP", "--dns-query", "IMG.cdn.example.net."}, 0, []string{
+			"ALLOWED shop/client -> 10.0.0.10 53/UDP query IMG.cdn.example.net.",
+		}},
+	}
+	for _, tt := range tests {
+		args := append([]string{"netpol", "check", "--manifests", dir, "--from", "shop/client"}, tt.args...)
+		res := runVigil(t, nil, args...)
+		if res.Code != tt.code {
+			t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", tt.args, res.Code, tt.code, res.Stdout, res.Stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(res.Stdout, w) {
+				t.Errorf("%v: output lacks %q:\n%s", tt.args, w, res.Stdout)
+			}
+		}
+	}
+
+	bad := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(bad, []byte("203.0.113.1 ok.example.com\n# comment\n300.1.1.1 x.com\n203.0.113.2 bad..name\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--hosts", bad}, []string{
+			bad + `:3: invalid IP address "300.1.1.1" (want: ADDRESS NAME...)`,
+			bad + `:4: name "bad..name": invalid DNS name: label 2 is empty (two dots in a row, or a leading dot)`,
+		}},
+		{[]string{"--resolve", "x.com"}, []string{`--resolve: "x.com": want NAME=ADDRESS[,ADDRESS...]`}},
+		{[]string{"--to", "nowhere.example.com"}, []string{`--to: "nowhere.example.com" is neither a pod nor a name of the DNS table`}},
+	} {
+		args := append([]string{"netpol", "check", "--manifests", dir, "--from", "shop/client", "--to", "api.example.com", "--port", "443/TCP"}, tt.args...)
+		res := runVigil(t, nil, args...)
+		if res.Code != 2 {
+			t.Errorf("%v: exit %d, want 2\nstderr: %s", tt.args, res.Code, res.Stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(res.Stderr, w) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tt.args, w, res.Stderr)
+			}
+		}
+	}
+}

@@ -51,6 +51,10 @@ enum np_reason {
 	NP_REASON_ALLOWED_BY_RULE = 2,
 	NP_REASON_DENIED_BY_RULE = 3,
 	NP_REASON_DEFAULT_DENY = 4,
+	/* networkpolicy.ReasonDNSRefused: a DNS query for a name no rules.dns
+	 * list of the rules opening the port allows (5 and 6 are decided in
+	 * user space only). */
+	NP_REASON_DNS_REFUSED = 7,
 };
 
 enum np_hook {
@@ -69,7 +73,19 @@ enum np_stat {
 	NP_STAT_RECORDS = 3,
 	NP_STAT_RECORDS_SUPPRESSED = 4,
 	NP_STAT_RECORDS_LOST = 5,
-	NP_STAT_MAX = 6,
+	/* DNS answers for toFQDNs (lib/dns.h). */
+	NP_STAT_DNS_ANSWERS = 6,      /* answers to a pod's queries parsed */
+	NP_STAT_DNS_LEARNED = 7,      /* addresses recorded */
+	NP_STAT_DNS_MALFORMED = 8,    /* answers refused by the parser */
+	NP_STAT_DNS_TRUNCATED = 9,    /* answers longer than the parser reads */
+	NP_STAT_DNS_MAP_FULL = 10,    /* addresses not recorded: np_fqdn is full */
+	NP_STAT_DNS_SLOT_EVICTED = 11, /* a name of an address replaced another */
+	NP_STAT_DNS_CAPPED = 12,      /* addresses beyond dns_max_ips of one answer */
+	NP_STAT_FQDN_ALLOWED = 13,    /* flows allowed by a learned name */
+	NP_STAT_DNS_QUERIES = 14,     /* queries checked against rules.dns */
+	NP_STAT_DNS_REFUSED = 15,     /* queries dropped: name not allowed */
+	NP_STAT_DNS_SPLIT = 16,       /* TCP answers not whole in a segment */
+	NP_STAT_MAX = 17,
 };
 
 /* Reserved identities (networkpolicy.IdentityWorldIPv4/IPv6). */
@@ -97,7 +113,7 @@ struct policy_key {
 struct policy_value {
 	__u8 verdict;
 	__u8 reason;
-	__u16 pad;
+	__u16 dns_groups; /* rules.dns lists restricting DNS queries (mask) */
 	__u32 rule;
 };
 
@@ -138,6 +154,10 @@ struct np_config {
 	/* Records per second and CPU before suppression; 0: unlimited. */
 	__u32 records_per_sec;
 	__u32 burst;
+	/* toFQDNs: the least time an address of an answer stays allowed, and
+	 * the most addresses one answer records (0: no limit). */
+	__u32 dns_min_ttl;
+	__u32 dns_max_ips;
 };
 
 struct ratelimit {
@@ -227,6 +247,7 @@ struct np_flow {
 	__u8 direction;
 	__u8 hook;
 	__u8 is_v6;
+	__u32 l4off; /* of the transport header in the packet (skb programs) */
 };
 
 static __always_inline void stat_inc(__u32 idx)
@@ -352,6 +373,8 @@ static __always_inline void report(struct np_flow *f, __u64 cgid, __u32 local, _
 	stat_inc(NP_STAT_RECORDS);
 }
 
+#include "lib/dns.h"
+
 #define NP_UNMANAGED 2
 
 /* decide returns 1 to let the flow through, 0 to drop it, and NP_UNMANAGED
@@ -365,6 +388,11 @@ static __always_inline int decide(struct np_flow *f, __u64 cgid, int process_con
 	__u16 port = f->direction == NP_EGRESS ? f->remote_port : f->local_port;
 	struct policy_value *v = policy_lookup(*local, f->direction, remote, f->protocol, port);
 	if (!v || v->verdict == NP_ALLOW) {
+		stat_inc(NP_STAT_ALLOWED);
+		return 1;
+	}
+	if (f->direction == NP_EGRESS && v->reason == NP_REASON_DEFAULT_DENY && fqdn_allows(*local, f, port)) {
+		stat_inc(NP_STAT_FQDN_ALLOWED);
 		stat_inc(NP_STAT_ALLOWED);
 		return 1;
 	}
@@ -490,6 +518,7 @@ static __always_inline int skb_flow(struct __sk_buff *skb, struct np_flow *f, __
 	}
 	if (!has_ports(f->protocol))
 		return 0;
+	f->l4off = l4off;
 	__u16 ports[2];
 	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
 		return 0;
@@ -523,6 +552,13 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 	if (!skb_flow(skb, &f, dir, &flags))
 		return 1;
 	if (f.protocol == IPPROTO_TCP) {
+		if (dir == NP_INGRESS && f.remote_port == 53) {
+			/* An answer over TCP (large ones): learned like over UDP. */
+			__u64 cgid = bpf_skb_cgroup_id(skb);
+			__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
+			if (local)
+				dns_tcp_answer(skb, f.l4off, *local);
+		}
 		/* Only a new incoming connection is policed here: outgoing ones
 		 * were decided at connect(), and replies and the rest of a
 		 * stream never carry a lone SYN. */
@@ -530,9 +566,20 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 			return 1;
 		return decide(&f, bpf_skb_cgroup_id(skb), 0) != 0;
 	}
+	if (dir == NP_EGRESS && f.protocol == IPPROTO_UDP && f.remote_port == 53 && !dns_query_allowed(skb, &f))
+		return 0;
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	if (flow_known(cookie, &f))
+	if (flow_known(cookie, &f)) {
+		/* An answer to a query of the pod (the socket asked this server):
+		 * learn its addresses before the socket can read it. */
+		if (dir == NP_INGRESS && f.protocol == IPPROTO_UDP && f.remote_port == 53) {
+			__u64 cgid = bpf_skb_cgroup_id(skb);
+			__u32 *local = bpf_map_lookup_elem(&np_cgroups, &cgid);
+			if (local)
+				dns_udp_answer(skb, f.l4off, *local);
+		}
 		return 1;
+	}
 	int ok = decide(&f, bpf_skb_cgroup_id(skb), 0);
 	if (!ok)
 		return 0;
@@ -551,4 +598,22 @@ SEC("cgroup_skb/egress")
 int np_egress(struct __sk_buff *skb)
 {
 	return on_skb(skb, NP_EGRESS);
+}
+
+/* The DNS parser alone, for tests through BPF_PROG_TEST_RUN (never
+ * attached): a UDP datagram from port 53 is parsed as an answer received by
+ * a pod of local identity np_dns_test_local, without the checks that a
+ * socket of a pod asked. */
+volatile __u32 np_dns_test_local = 0;
+
+SEC("cgroup_skb/ingress")
+int np_dns_test(struct __sk_buff *skb)
+{
+	struct np_flow f;
+	__u8 flags = 0;
+	if (!skb_flow(skb, &f, NP_INGRESS, &flags))
+		return 1;
+	if (f.protocol == IPPROTO_UDP && f.remote_port == 53)
+		dns_udp_answer(skb, f.l4off, np_dns_test_local);
+	return 1;
 }

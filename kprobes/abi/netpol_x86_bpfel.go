@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type NetpolDnsScratch struct {
+	_       structs.HostLayout
+	Buf     [4096]uint8
+	Off     uint32
+	Learned uint32
+	Half    uint32
+	State   uint32
+	Left    uint32
+	Wire    uint32
+}
+
 type NetpolFlowKey struct {
 	_          structs.HostLayout
 	Cookie     uint64
@@ -20,6 +31,22 @@ type NetpolFlowKey struct {
 	RemotePort uint16
 	Protocol   uint8
 	Pad        [5]uint8
+}
+
+type NetpolFqdnKey struct {
+	_     structs.HostLayout
+	Local uint32
+	Addr  [16]uint8
+}
+
+type NetpolFqdnValue struct {
+	_    structs.HostLayout
+	Slot [4]struct {
+		_         structs.HostLayout
+		ExpiresNs uint64
+		Identity  uint32
+		Pad       uint32
+	}
 }
 
 type NetpolIpcacheKey struct {
@@ -32,6 +59,8 @@ type NetpolNpConfig struct {
 	_             structs.HostLayout
 	RecordsPerSec uint32
 	Burst         uint32
+	DnsMinTtl     uint32
+	DnsMaxIps     uint32
 }
 
 type NetpolNpDirection uint32
@@ -59,6 +88,7 @@ const (
 	NetpolNpReasonNP_REASON_ALLOWED_BY_RULE NetpolNpReason = 2
 	NetpolNpReasonNP_REASON_DENIED_BY_RULE  NetpolNpReason = 3
 	NetpolNpReasonNP_REASON_DEFAULT_DENY    NetpolNpReason = 4
+	NetpolNpReasonNP_REASON_DNS_REFUSED     NetpolNpReason = 7
 )
 
 type NetpolNpRecord struct {
@@ -93,7 +123,18 @@ const (
 	NetpolNpStatNP_STAT_RECORDS            NetpolNpStat = 3
 	NetpolNpStatNP_STAT_RECORDS_SUPPRESSED NetpolNpStat = 4
 	NetpolNpStatNP_STAT_RECORDS_LOST       NetpolNpStat = 5
-	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 6
+	NetpolNpStatNP_STAT_DNS_ANSWERS        NetpolNpStat = 6
+	NetpolNpStatNP_STAT_DNS_LEARNED        NetpolNpStat = 7
+	NetpolNpStatNP_STAT_DNS_MALFORMED      NetpolNpStat = 8
+	NetpolNpStatNP_STAT_DNS_TRUNCATED      NetpolNpStat = 9
+	NetpolNpStatNP_STAT_DNS_MAP_FULL       NetpolNpStat = 10
+	NetpolNpStatNP_STAT_DNS_SLOT_EVICTED   NetpolNpStat = 11
+	NetpolNpStatNP_STAT_DNS_CAPPED         NetpolNpStat = 12
+	NetpolNpStatNP_STAT_FQDN_ALLOWED       NetpolNpStat = 13
+	NetpolNpStatNP_STAT_DNS_QUERIES        NetpolNpStat = 14
+	NetpolNpStatNP_STAT_DNS_REFUSED        NetpolNpStat = 15
+	NetpolNpStatNP_STAT_DNS_SPLIT          NetpolNpStat = 16
+	NetpolNpStatNP_STAT_MAX                NetpolNpStat = 17
 )
 
 type NetpolNpVerdict uint32
@@ -114,11 +155,11 @@ type NetpolPolicyKey struct {
 }
 
 type NetpolPolicyValue struct {
-	_       structs.HostLayout
-	Verdict uint8
-	Reason  uint8
-	Pad     uint16
-	Rule    uint32
+	_         structs.HostLayout
+	Verdict   uint8
+	Reason    uint8
+	DnsGroups uint16
+	Rule      uint32
 }
 
 type NetpolRatelimit struct {
@@ -134,7 +175,13 @@ type NetpolRatelimit struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	NetpolMapNpCgroups         = "np_cgroups"
+	NetpolMapNpDnsAccept       = "np_dns_accept"
+	NetpolMapNpDnsActive       = "np_dns_active"
+	NetpolMapNpDnsGroups       = "np_dns_groups"
+	NetpolMapNpDnsNext         = "np_dns_next"
+	NetpolMapNpDnsScratch      = "np_dns_scratch"
 	NetpolMapNpFlows           = "np_flows"
+	NetpolMapNpFqdn            = "np_fqdn"
 	NetpolMapNpIpcache         = "np_ipcache"
 	NetpolMapNpPolicy          = "np_policy"
 	NetpolMapNpRatelimit       = "np_ratelimit"
@@ -142,6 +189,7 @@ const (
 	NetpolMapNpStats           = "np_stats"
 	NetpolProgNpConnect4       = "np_connect4"
 	NetpolProgNpConnect6       = "np_connect6"
+	NetpolProgNpDnsTest        = "np_dns_test"
 	NetpolProgNpEgress         = "np_egress"
 	NetpolProgNpIngress        = "np_ingress"
 	NetpolProgNpSendmsg4       = "np_sendmsg4"
@@ -149,6 +197,7 @@ const (
 	NetpolVarNpBtfPolicyKey    = "np_btf_policy_key"
 	NetpolVarNpBtfPolicyValue  = "np_btf_policy_value"
 	NetpolVarNpCfg             = "np_cfg"
+	NetpolVarNpDnsTestLocal    = "np_dns_test_local"
 	NetpolVarUnusedNpDirection = "unused_np_direction"
 	NetpolVarUnusedNpHook      = "unused_np_hook"
 	NetpolVarUnusedNpReason    = "unused_np_reason"
@@ -201,6 +250,7 @@ type NetpolSpecs struct {
 type NetpolProgramSpecs struct {
 	NpConnect4 *ebpf.ProgramSpec `ebpf:"np_connect4"`
 	NpConnect6 *ebpf.ProgramSpec `ebpf:"np_connect6"`
+	NpDnsTest  *ebpf.ProgramSpec `ebpf:"np_dns_test"`
 	NpEgress   *ebpf.ProgramSpec `ebpf:"np_egress"`
 	NpIngress  *ebpf.ProgramSpec `ebpf:"np_ingress"`
 	NpSendmsg4 *ebpf.ProgramSpec `ebpf:"np_sendmsg4"`
@@ -211,13 +261,19 @@ type NetpolProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetpolMapSpecs struct {
-	NpCgroups   *ebpf.MapSpec `ebpf:"np_cgroups"`
-	NpFlows     *ebpf.MapSpec `ebpf:"np_flows"`
-	NpIpcache   *ebpf.MapSpec `ebpf:"np_ipcache"`
-	NpPolicy    *ebpf.MapSpec `ebpf:"np_policy"`
-	NpRatelimit *ebpf.MapSpec `ebpf:"np_ratelimit"`
-	NpRecords   *ebpf.MapSpec `ebpf:"np_records"`
-	NpStats     *ebpf.MapSpec `ebpf:"np_stats"`
+	NpCgroups    *ebpf.MapSpec `ebpf:"np_cgroups"`
+	NpDnsAccept  *ebpf.MapSpec `ebpf:"np_dns_accept"`
+	NpDnsActive  *ebpf.MapSpec `ebpf:"np_dns_active"`
+	NpDnsGroups  *ebpf.MapSpec `ebpf:"np_dns_groups"`
+	NpDnsNext    *ebpf.MapSpec `ebpf:"np_dns_next"`
+	NpDnsScratch *ebpf.MapSpec `ebpf:"np_dns_scratch"`
+	NpFlows      *ebpf.MapSpec `ebpf:"np_flows"`
+	NpFqdn       *ebpf.MapSpec `ebpf:"np_fqdn"`
+	NpIpcache    *ebpf.MapSpec `ebpf:"np_ipcache"`
+	NpPolicy     *ebpf.MapSpec `ebpf:"np_policy"`
+	NpRatelimit  *ebpf.MapSpec `ebpf:"np_ratelimit"`
+	NpRecords    *ebpf.MapSpec `ebpf:"np_records"`
+	NpStats      *ebpf.MapSpec `ebpf:"np_stats"`
 }
 
 // NetpolVariableSpecs contains global variables before they are loaded into the kernel.
@@ -227,6 +283,7 @@ type NetpolVariableSpecs struct {
 	NpBtfPolicyKey    *ebpf.VariableSpec `ebpf:"np_btf_policy_key"`
 	NpBtfPolicyValue  *ebpf.VariableSpec `ebpf:"np_btf_policy_value"`
 	NpCfg             *ebpf.VariableSpec `ebpf:"np_cfg"`
+	NpDnsTestLocal    *ebpf.VariableSpec `ebpf:"np_dns_test_local"`
 	UnusedNpDirection *ebpf.VariableSpec `ebpf:"unused_np_direction"`
 	UnusedNpHook      *ebpf.VariableSpec `ebpf:"unused_np_hook"`
 	UnusedNpReason    *ebpf.VariableSpec `ebpf:"unused_np_reason"`
@@ -255,19 +312,31 @@ func (o *NetpolObjects) Close() error {
 //
 // It can be passed to LoadNetpolObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetpolMaps struct {
-	NpCgroups   *ebpf.Map `ebpf:"np_cgroups"`
-	NpFlows     *ebpf.Map `ebpf:"np_flows"`
-	NpIpcache   *ebpf.Map `ebpf:"np_ipcache"`
-	NpPolicy    *ebpf.Map `ebpf:"np_policy"`
-	NpRatelimit *ebpf.Map `ebpf:"np_ratelimit"`
-	NpRecords   *ebpf.Map `ebpf:"np_records"`
-	NpStats     *ebpf.Map `ebpf:"np_stats"`
+	NpCgroups    *ebpf.Map `ebpf:"np_cgroups"`
+	NpDnsAccept  *ebpf.Map `ebpf:"np_dns_accept"`
+	NpDnsActive  *ebpf.Map `ebpf:"np_dns_active"`
+	NpDnsGroups  *ebpf.Map `ebpf:"np_dns_groups"`
+	NpDnsNext    *ebpf.Map `ebpf:"np_dns_next"`
+	NpDnsScratch *ebpf.Map `ebpf:"np_dns_scratch"`
+	NpFlows      *ebpf.Map `ebpf:"np_flows"`
+	NpFqdn       *ebpf.Map `ebpf:"np_fqdn"`
+	NpIpcache    *ebpf.Map `ebpf:"np_ipcache"`
+	NpPolicy     *ebpf.Map `ebpf:"np_policy"`
+	NpRatelimit  *ebpf.Map `ebpf:"np_ratelimit"`
+	NpRecords    *ebpf.Map `ebpf:"np_records"`
+	NpStats      *ebpf.Map `ebpf:"np_stats"`
 }
 
 func (m *NetpolMaps) Close() error {
 	return _NetpolClose(
 		m.NpCgroups,
+		m.NpDnsAccept,
+		m.NpDnsActive,
+		m.NpDnsGroups,
+		m.NpDnsNext,
+		m.NpDnsScratch,
 		m.NpFlows,
+		m.NpFqdn,
 		m.NpIpcache,
 		m.NpPolicy,
 		m.NpRatelimit,
@@ -283,6 +352,7 @@ type NetpolVariables struct {
 	NpBtfPolicyKey    *ebpf.Variable `ebpf:"np_btf_policy_key"`
 	NpBtfPolicyValue  *ebpf.Variable `ebpf:"np_btf_policy_value"`
 	NpCfg             *ebpf.Variable `ebpf:"np_cfg"`
+	NpDnsTestLocal    *ebpf.Variable `ebpf:"np_dns_test_local"`
 	UnusedNpDirection *ebpf.Variable `ebpf:"unused_np_direction"`
 	UnusedNpHook      *ebpf.Variable `ebpf:"unused_np_hook"`
 	UnusedNpReason    *ebpf.Variable `ebpf:"unused_np_reason"`
@@ -297,6 +367,7 @@ type NetpolVariables struct {
 type NetpolPrograms struct {
 	NpConnect4 *ebpf.Program `ebpf:"np_connect4"`
 	NpConnect6 *ebpf.Program `ebpf:"np_connect6"`
+	NpDnsTest  *ebpf.Program `ebpf:"np_dns_test"`
 	NpEgress   *ebpf.Program `ebpf:"np_egress"`
 	NpIngress  *ebpf.Program `ebpf:"np_ingress"`
 	NpSendmsg4 *ebpf.Program `ebpf:"np_sendmsg4"`
@@ -307,6 +378,7 @@ func (p *NetpolPrograms) Close() error {
 	return _NetpolClose(
 		p.NpConnect4,
 		p.NpConnect6,
+		p.NpDnsTest,
 		p.NpEgress,
 		p.NpIngress,
 		p.NpSendmsg4,

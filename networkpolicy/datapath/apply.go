@@ -87,6 +87,22 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 	}
 	t1 := time.Now()
 	times.Compile = t1.Sub(t0)
+	if d.legend != nil {
+		keys := d.alloc.Keys()
+		if d.adopted {
+			kept, dropped, err := d.reconcileLearned(keys)
+			if err != nil {
+				d.resync = true
+				return st, times, err
+			}
+			d.adopted = false
+			d.log.WithFields(logrus.Fields{"kept": kept, "dropped": dropped}).Info("learned DNS addresses of the last run adopted")
+		}
+		if err := d.writeLegend(keys); err != nil {
+			d.resync = true
+			return st, times, err
+		}
+	}
 	p, err := d.makePlan(engine, delta, pods)
 	t2 := time.Now()
 	times.Flatten = t2.Sub(t1)
@@ -96,6 +112,11 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 		return st, times, err
 	}
 	err = d.write(p, &st)
+	if err == nil {
+		// After the entries of new name identities, so that a name is
+		// never classified into an identity the policy maps lack.
+		err = d.writeNames(engine.Names())
+	}
 	times.Write = time.Since(t2)
 	if err != nil {
 		d.resync = true
@@ -296,7 +317,7 @@ func (d *Datapath) waitForPrograms() error {
 }
 
 func policyValue(v networkpolicy.PolicyEntry) abi.NetpolPolicyValue {
-	return abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), Rule: v.Rule}
+	return abi.NetpolPolicyValue{Verdict: uint8(v.Verdict), Reason: uint8(v.Reason), DnsGroups: v.DNSGroups, Rule: v.Rule}
 }
 
 // ruleLocked names the rule of a record's number: one in force, or one of

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -55,12 +56,33 @@ type Config struct {
 	// MaxPolicyEntries bounds the policy map of one local identity (0: the
 	// default).
 	MaxPolicyEntries int
+	// DNSMinTTL is the least time an address of a DNS answer stays
+	// allowed for toFQDNs rules, whatever the answer's TTL (0: the
+	// default; it must be at least a second).
+	DNSMinTTL time.Duration
+	// DNSMaxIPs is the most addresses one DNS answer records (0: the
+	// default; negative: no limit).
+	DNSMaxIPs int
+	// MaxFQDNEntries bounds the learned (local identity, address) pairs
+	// (0: the default).
+	MaxFQDNEntries int
+	// PinDir, when set, keeps the learned addresses in maps pinned there
+	// (DefaultPinDir for the agent): a new datapath adopts them and
+	// carries them over to its identity numbers at its first Apply, and
+	// Close leaves them.
+	PinDir string
 }
 
 // Validate names the field that is wrong.
 func (c *Config) Validate() error {
 	if c.Workloads == nil {
 		return errors.New("datapath config: Workloads is required")
+	}
+	if c.DNSMinTTL < 0 || (c.DNSMinTTL > 0 && c.DNSMinTTL < time.Second) {
+		return fmt.Errorf("datapath config: DNSMinTTL %s must be at least 1s", c.DNSMinTTL)
+	}
+	if c.MaxFQDNEntries < 0 {
+		return fmt.Errorf("datapath config: MaxFQDNEntries %d is negative", c.MaxFQDNEntries)
 	}
 	if c.MaxPolicyEntries < 0 {
 		return fmt.Errorf("datapath config: MaxPolicyEntries %d is negative", c.MaxPolicyEntries)
@@ -100,6 +122,18 @@ type Datapath struct {
 	// podIPs are the addresses of the pod owning each cgroup, to name the
 	// local address of records made before the socket had one.
 	podIPs map[uint64][]netip.Addr
+	// names is the name table in the automaton maps; namesHalf the half
+	// the programs use, namesStates the states written in each half.
+	names       *networkpolicy.NameTable
+	namesHalf   int
+	namesStates [2]int
+	// legend is the pinned legend of identity numbers (nil without
+	// PinDir); adopted: the learned addresses come from an earlier run and
+	// wait for reconcileLearned.
+	legend        *ebpf.Map
+	adopted       bool
+	legendRead    bool
+	legendWritten map[uint32]string
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -112,6 +146,15 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 	}
 	if cfg.RecordsPerSecond == 0 {
 		cfg.RecordsPerSecond = DefaultRecordsPerSecond
+	}
+	if cfg.DNSMinTTL == 0 {
+		cfg.DNSMinTTL = DefaultDNSMinTTL
+	}
+	if cfg.DNSMaxIPs == 0 {
+		cfg.DNSMaxIPs = DefaultDNSMaxIPs
+	}
+	if cfg.MaxFQDNEntries == 0 {
+		cfg.MaxFQDNEntries = DefaultMaxFQDNEntries
 	}
 	if log == nil {
 		l := logrus.New()
@@ -151,7 +194,11 @@ func (d *Datapath) Load() (err error) {
 	outer := spec.Maps[abi.NetpolMapNpPolicy]
 	outer.InnerMap.MaxEntries = uint32(d.cfg.MaxPolicyEntries)
 	d.inner = outer.InnerMap.Copy()
-	rate := abi.NetpolNpConfig{}
+	spec.Maps[abi.NetpolMapNpFqdn].MaxEntries = uint32(d.cfg.MaxFQDNEntries)
+	rate := abi.NetpolNpConfig{DnsMinTtl: uint32(d.cfg.DNSMinTTL / time.Second)}
+	if d.cfg.DNSMaxIPs > 0 {
+		rate.DnsMaxIps = uint32(d.cfg.DNSMaxIPs)
+	}
 	if d.cfg.RecordsPerSecond > 0 {
 		rate.RecordsPerSec = uint32(d.cfg.RecordsPerSecond)
 		rate.Burst = uint32(d.cfg.RecordsPerSecond)
@@ -159,7 +206,21 @@ func (d *Datapath) Load() (err error) {
 	if err := spec.Variables[abi.NetpolVarNpCfg].Set(rate); err != nil {
 		return fmt.Errorf("datapath: set config: %w", err)
 	}
-	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+	var opts *ebpf.CollectionOptions
+	if d.cfg.PinDir != "" {
+		fqdn, legend, adopted, err := openPinned(d.cfg.PinDir, spec)
+		if err != nil {
+			return err
+		}
+		defer fqdn.Close() // the collection holds its own reference
+		d.legend, d.adopted, d.legendWritten = legend, adopted, map[uint32]string{}
+		opts = &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{abi.NetpolMapNpFqdn: fqdn}}
+	}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		if d.legend != nil {
+			d.legend.Close()
+			d.legend = nil
+		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return fmt.Errorf("datapath: load BPF objects: %w (verifier log: %+v)", err, ve)
@@ -213,6 +274,10 @@ func (d *Datapath) closeLocked() error {
 	}
 	errs = append(errs, d.objs.Close())
 	d.objs = abi.NetpolObjects{}
+	if d.legend != nil {
+		errs = append(errs, d.legend.Close())
+		d.legend = nil
+	}
 	d.loaded = false
 	return errors.Join(errs...)
 }
@@ -223,7 +288,7 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var progs []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{d.objs.NpConnect4, d.objs.NpConnect6, d.objs.NpSendmsg4, d.objs.NpSendmsg6, d.objs.NpIngress, d.objs.NpEgress} {
+	for _, p := range []*ebpf.Program{d.objs.NpConnect4, d.objs.NpConnect6, d.objs.NpSendmsg4, d.objs.NpSendmsg6, d.objs.NpIngress, d.objs.NpEgress, d.objs.NpDnsTest} {
 		if p == nil {
 			continue
 		}
@@ -234,7 +299,8 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 		}
 	}
 	var maps []ebpf.MapID
-	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats}
+	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}
@@ -295,6 +361,17 @@ func ipcacheKey(p netip.Prefix) abi.NetpolIpcacheKey {
 type Stats struct {
 	Allowed, Denied, Audited                uint64
 	Records, RecordsSuppressed, RecordsLost uint64
+	// DNS answers to pods' queries for toFQDNs: parsed, addresses
+	// learned, refused as malformed, longer than the parser reads
+	// (learned from their first 4096 bytes), addresses not learned for a
+	// full map, names of an address that replaced another, addresses
+	// beyond DNSMaxIPs of an answer; flows allowed by a learned name.
+	DNSAnswers, DNSLearned, DNSMalformed, DNSTruncated uint64
+	DNSMapFull, DNSSlotEvicted, DNSCapped, FQDNAllowed uint64
+	// DNS queries checked against rules.dns, and those refused (dropped);
+	// answers over TCP not learned because a segment did not hold all of
+	// one.
+	DNSQueries, DNSRefused, DNSSplit uint64
 }
 
 // Stats reads the counters.
@@ -305,7 +382,9 @@ func (d *Datapath) Stats() (Stats, error) {
 	if !d.loaded {
 		return st, errors.New("datapath: not loaded")
 	}
-	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost}
+	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost,
+		&st.DNSAnswers, &st.DNSLearned, &st.DNSMalformed, &st.DNSTruncated, &st.DNSMapFull, &st.DNSSlotEvicted, &st.DNSCapped, &st.FQDNAllowed,
+		&st.DNSQueries, &st.DNSRefused, &st.DNSSplit}
 	for i, p := range out {
 		var per []uint64
 		if err := d.objs.NpStats.Lookup(uint32(i), &per); err != nil {

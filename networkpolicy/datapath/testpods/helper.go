@@ -39,6 +39,16 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, "ok")
 		case "bridge", "veth", "up", "addr", "route":
 			reply(id, netConfig(verb, args))
+		case "route-local", "route-via":
+			reply(id, dnsRoute(verb, args))
+		case "resolve":
+			reply(id, resolve(args))
+		case "dnsloop":
+			reply(id, dnsLoop(args))
+		case "dnsbench":
+			reply(id, dnsBench(args))
+		case "dns-serve":
+			reply(id, dnsServe(args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
