@@ -29,10 +29,23 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 				}
 			}
 			if cleanupPins {
+				// The DNS state first: it may live below the pin directory.
+				var dnsPins int
+				if dir := cfg.NetpolDNS.PinDir; dir != "-" {
+					if dir == "" {
+						dir = datapath.DefaultPinDir
+					}
+					n, err := datapath.RemovePinned(dir)
+					if err != nil {
+						return errorf("--cleanup-pins: %v", err)
+					}
+					dnsPins = n
+				}
 				n, err := agent.CleanupPins(cfg.BPFPinDir)
 				if err != nil {
 					return errorf("--cleanup-pins: %v", err)
 				}
+				n += dnsPins
 				g.log.WithField("pins", n).WithField("dir", cfg.BPFPinDir).Info("removed the pinned programs and maps of --keep-enforcement-on-exit; their policies are no longer enforced")
 				return nil
 			}
@@ -64,7 +77,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringSliceVar(&cfg.ProtectBinaries, "protect-binaries", cfg.ProtectBinaries, "programs whose processes policies never kill or deny unless a selector names them exactly (matchBinaries In, matchPIDs In) and its policy sets allow-protected-enforcement: names looked up in $PATH and /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin, /usr/local/sbin, or absolute paths, in the agent's and the host's file system (/proc/1/root) when the agent starts and again when their directories change (never withdrawn while it runs); glob patterns allowed; the agent, its parents, PID 1 and kernel threads are always protected")
 	f.BoolVar(&cfg.KeepEnforcementOnExit, "keep-enforcement-on-exit", false, "pin the programs that enforce tracing policies (and the process sensor they need) under --bpf-pin-dir, so that they keep enforcing when the agent stops or is killed; a restarted agent takes them over without a gap and removes the pins of policies it no longer has. Off (the default): enforcement ends with the agent, and a start removes what an earlier run pinned")
 	f.StringVar(&cfg.BPFPinDir, "bpf-pin-dir", cfg.BPFPinDir, "directory on a BPF file system for --keep-enforcement-on-exit (a bpffs is mounted if there is none)")
-	f.BoolVar(&cleanupPins, "cleanup-pins", false, "remove everything --keep-enforcement-on-exit pinned under --bpf-pin-dir (its policies stop being enforced) and exit; for an uninstall, with the agent stopped")
+	f.BoolVar(&cleanupPins, "cleanup-pins", false, "remove everything --keep-enforcement-on-exit pinned under --bpf-pin-dir (its policies stop being enforced) and the DNS state under --dns-state-dir, and exit; for an uninstall, with the agent stopped")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
 	f.StringVar(&cfg.FlowRepeats, "flow-repeats", cfg.FlowRepeats, "connections of a process to the same service and address as one already reported: fold (counted, one event with their count a second), rate-limit=DURATION (the same over DURATION) or report-all (an event each)")

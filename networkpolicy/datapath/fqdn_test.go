@@ -3,6 +3,7 @@ package datapath_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -320,6 +321,18 @@ spec:
 	}
 	if !ok || learned[0].Names[0].Identity != id {
 		t.Errorf("adopted entry %+v; want the identity %d of n2.fqdn.test in this run", learned[0], id)
+	}
+
+	// An uninstall (vigil agent --cleanup-pins) removes the state.
+	dir := filepath.Join(pin, "dns")
+	if n, err := datapath.RemovePinned(dir); n != 2 || err != nil {
+		t.Errorf("RemovePinned: %d pins, %v; want the two maps", n, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after RemovePinned: %v, want it gone", dir, err)
+	}
+	if n, err := datapath.RemovePinned(dir); n != 0 || err != nil {
+		t.Errorf("RemovePinned again: %d pins, %v; want none and no error", n, err)
 	}
 }
 

@@ -179,3 +179,23 @@ func (d *Datapath) writeLegend(keys map[uint32]string) error {
 	}
 	return nil
 }
+
+// RemovePinned removes the learned DNS state an agent keeps in dir (an
+// uninstall): the next agent starts learning afresh. It returns how many
+// pins it removed; a dir that does not exist holds none.
+func RemovePinned(dir string) (int, error) {
+	n := 0
+	for _, name := range []string{pinFQDN, pinLegend} {
+		err := os.Remove(filepath.Join(dir, name))
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, os.ErrNotExist):
+			return n, fmt.Errorf("remove DNS state: %w", err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return n, fmt.Errorf("remove DNS state: %s holds more than Vigil's pins: %w", dir, err)
+	}
+	return n, nil
+}
