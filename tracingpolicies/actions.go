@@ -83,7 +83,11 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			c.errorf(path+"."+field, "%s applies to %s only, not %s", field, only, kind)
 		}
 	}
-	notFor("argError", s.ArgError != 0 && kind != ActionOverride, "Override")
+	if s.ArgError != 0 && kind != ActionOverride {
+		// Tetragon ignores it (its kill_unprivileged_user_namespace
+		// examples set it on Sigkill).
+		c.warnf(path+".argError", "argError applies to Override only; %s ignores it", kind)
+	}
 	notFor("argSig", s.ArgSig != "" && kind != ActionSignal, "Signal")
 	notFor("rateLimit", s.RateLimit != "" && kind != ActionPost, "Post")
 	notFor("rateLimitScope", s.RateLimitScope != "" && kind != ActionPost, "Post")

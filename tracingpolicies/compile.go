@@ -157,6 +157,9 @@ func Compile(p *Policy, policyID uint32, ids IDs, k *KernelInfo) (*Compiled, err
 	if p.Mode == ModeMonitor {
 		c.out.State.Mode = uint8(abi.GenericGenPolicyModeGEN_MODE_MONITOR)
 	}
+	if p.Kind == KindTracingPolicyNamespaced && p.Namespace == "" {
+		return nil, errorList{p.Doc.Errorf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace; name it in metadata.namespace or with --namespace")}
+	}
 	if p.Kind == KindTracingPolicyNamespaced || p.PodSelector != nil || p.ContainerSelector != nil {
 		c.out.State.Scoped = 1
 	}

@@ -124,7 +124,8 @@ func (c *checker) kprobe(path string, k *KProbeSpec, lists map[string]*list, use
 	case k.Return && k.ReturnArg == nil:
 		c.errorf(path+".returnArg", "missing: return: true needs a returnArg giving the type of the return value")
 	case !k.Return && k.ReturnArg != nil:
-		c.errorf(path+".return", "returnArg is set but return is false; set return: true to read the return value")
+		// Tetragon ignores the returnArg then.
+		c.warnf(path+".return", "returnArg is set but return is false, so the return value is not read; set return: true to read it")
 	case k.ReturnArg != nil:
 		h.ReturnArg = c.returnArg(path+".returnArg", k.ReturnArg)
 	}

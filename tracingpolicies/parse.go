@@ -187,7 +187,10 @@ func (c *checker) metadata(p *Policy, md *metav1.ObjectMeta) {
 	}
 	if p.Kind == KindTracingPolicyNamespaced {
 		if md.Namespace == "" {
-			c.errorf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace, name it")
+			// As in Tetragon, whose documentation applies such policies
+			// with kubectl apply -n: the namespace comes from the cluster
+			// object, or from --namespace.
+			c.warnf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace; it is taken from the cluster object (kubectl apply -n) or --namespace, and the policy cannot load without one")
 		} else {
 			for _, msg := range validation.IsDNS1123Label(md.Namespace) {
 				c.errorf("metadata.namespace", "%q is not a valid namespace: %s", md.Namespace, msg)

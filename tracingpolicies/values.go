@@ -77,27 +77,26 @@ func parsePort(s string) (uint16, error) {
 }
 
 // parseAddrPrefix parses an IPv4 or IPv6 address or CIDR. A single address
-// becomes a /32 or /128.
-func parseAddrPrefix(s string) (netip.Prefix, error) {
+// becomes a /32 or /128. A CIDR with host bits set (127.0.0.1/8) is masked,
+// as Tetragon does, and masked is true.
+func parseAddrPrefix(s string) (_ netip.Prefix, masked bool, _ error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
+			return netip.Prefix{}, false, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
 		}
 		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zones are not supported", s)
+			return netip.Prefix{}, false, fmt.Errorf("%q: zones are not supported", s)
 		}
-		if m := p.Masked(); m != p {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set; write %s", s, m)
-		}
-		return p, nil
+		m := p.Masked()
+		return m, m != p, nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		return netip.Prefix{}, false, fmt.Errorf("%q is not an IP address or CIDR", s)
 	}
 	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return netip.PrefixFrom(a, a.BitLen()), false, nil
 }
 
 var protocols = map[string]uint64{

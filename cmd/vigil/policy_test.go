@@ -324,3 +324,23 @@ items:
 		})
 	}
 }
+
+// A TracingPolicyNamespaced without metadata.namespace is valid with a
+// warning (kubectl apply -n gives it one); --namespace gives it one here.
+func TestPolicyValidateNamespace(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "ns.yaml", strings.Replace(goodPolicy, "kind: TracingPolicy", "kind: TracingPolicyNamespaced", 1))
+	out, code := runPolicyCLI(t, "policy", "validate", "--no-kernel", f)
+	want := f + ":3: metadata.namespace: warning: missing: a TracingPolicyNamespaced applies to the pods of one namespace; it is taken from the cluster object (kubectl apply -n) or --namespace, and the policy cannot load without one\n" +
+		f + ": 1 policy valid\n"
+	if diff := cmp.Diff(want, out); diff != "" || code != 0 {
+		t.Errorf("without --namespace: status %d, output (-want +got):\n%s", code, diff)
+	}
+	out, code = runPolicyCLI(t, "policy", "validate", "--no-kernel", "-n", "team-a", f)
+	if diff := cmp.Diff(f+": 1 policy valid\n", out); diff != "" || code != 0 {
+		t.Errorf("with -n: status %d, output (-want +got):\n%s", code, diff)
+	}
+	if _, code := runPolicyCLI(t, "policy", "validate", "--no-kernel", "--namespace", "Team_A", f); code != 2 {
+		t.Errorf("--namespace Team_A: status %d, want 2 (usage)", code)
+	}
+}
