@@ -109,6 +109,8 @@ var argTypeCodes = map[ArgType]abi.GenArgType{
 	TypeSkb:         abi.GenericGenArgTypeGEN_ARG_SKB,
 	TypeCred:        abi.GenericGenArgTypeGEN_ARG_CRED,
 	TypeKernelCapT:  abi.GenericGenArgTypeGEN_ARG_CAP_T,
+	TypeSyscall64:   abi.GenericGenArgTypeGEN_ARG_SYSCALL64,
+	TypeNop:         abi.GenericGenArgTypeGEN_ARG_NONE,
 }
 
 // userPointerTypes are read from user memory when they are syscall
@@ -213,7 +215,7 @@ func (c *compiler) hook(h *Hook) {
 
 	// Arguments.
 	var fields []kprobes.TracepointField
-	if h.Kind == HookTracepoint {
+	if h.Kind == HookTracepoint && !h.Raw {
 		if c.k == nil || c.k.TracepointFields == nil {
 			c.errorf(h.Path, "tracepoint %s/%s: its format is needed and tracefs is not available", h.Subsystem, h.Event)
 			return
@@ -280,7 +282,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		return abi.GenArgDesc{}, false
 	}
 	d := abi.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
-	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
+	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.ReturnCopy {
@@ -289,7 +291,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 	if a.MaxData {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_MAX_DATA)
 	}
-	if h.Kind != HookTracepoint {
+	if h.Kind != HookTracepoint || h.Raw {
 		return d, true
 	}
 	// Tracepoint arguments name format fields; the kernel program reads

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/vigilsec/vigil/kprobes"
 )
 
 var (
@@ -150,12 +152,16 @@ func (c *checker) tracepoint(path string, t *TracepointSpec) *Hook {
 		c.errorf(path+".event", "%q is not a tracepoint name", t.Event)
 		ok = false
 	}
+	kind := HookTracepoint
 	if t.Raw {
-		c.unsupported(path+".raw", "raw tracepoint arguments are not implemented; args index the tracepoint's format fields")
+		h.Raw, h.Mechanism = true, kprobes.MechRawTracepoint
+		// Its arguments are the tracepoint's parameters, read as a
+		// function's are.
+		kind = HookKprobe
 	}
 	h.Message = c.message(path+".message", t.Message)
 	h.Tags = c.tags(path+".tags", t.Tags)
-	h.Args = c.args(path, HookTracepoint, t.Args)
+	h.Args = c.args(path, kind, t.Args)
 	h.Selectors = c.selectors(path, h, t.Selectors)
 	if !ok {
 		return nil

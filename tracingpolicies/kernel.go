@@ -209,6 +209,10 @@ func (k *kernelChecker) lsm(h *Hook) {
 
 func (k *kernelChecker) tracepoint(h *Hook) {
 	name := h.Subsystem + "/" + h.Event
+	if h.Raw {
+		k.rawTracepoint(h, name)
+		return
+	}
 	fields, exists := k.readFormat(h.Path, h.Subsystem, h.Event)
 	if !exists && k.spec != nil {
 		fields, exists = k.btfTracepoint(h.Subsystem, h.Event)
@@ -223,6 +227,49 @@ func (k *kernelChecker) tracepoint(h *Hook) {
 	if fields != nil {
 		k.checkArgs(h, name, "field", fields)
 	}
+}
+
+// rawTracepoint checks a raw tracepoint's args against its parameters, the
+// btf_trace_EVENT typedef's (void *__data, PARAMS...).
+func (k *kernelChecker) rawTracepoint(h *Hook, name string) {
+	if k.spec == nil {
+		return
+	}
+	params, err := rawTracepointParams(k.spec, h.Event)
+	if err != nil {
+		k.errorf(h.Path+".event", "raw tracepoint %s: %v", name, err)
+		return
+	}
+	k.checkArgs(h, "raw tracepoint "+name, "argument", params)
+}
+
+// RawTracepointArgs returns how many arguments the raw tracepoint event
+// passes its programs.
+func RawTracepointArgs(spec *btf.Spec, event string) (int, error) {
+	params, err := rawTracepointParams(spec, event)
+	return len(params), err
+}
+
+// rawTracepointParams returns the parameters of the raw tracepoint event
+// (the arguments its programs get) from the btf_trace_EVENT typedef.
+func rawTracepointParams(spec *btf.Spec, event string) ([]param, error) {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+event, &td); err != nil && !errors.Is(err, btf.ErrMultipleMatches) {
+		return nil, fmt.Errorf("not found in the kernel's BTF (no btf_trace_%s)", event)
+	}
+	ptr, ok := btf.UnderlyingType(td.Type).(*btf.Pointer)
+	if !ok {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", event)
+	}
+	proto, ok := btf.UnderlyingType(ptr.Target).(*btf.FuncProto)
+	if !ok || len(proto.Params) == 0 {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", event)
+	}
+	var out []param
+	for _, p := range proto.Params[1:] {
+		out = append(out, btfParam(p.Name, p.Type))
+	}
+	return out, nil
 }
 
 // readFormat reads a tracepoint's format from tracefs. It returns

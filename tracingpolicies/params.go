@@ -69,6 +69,8 @@ func fits(t ArgType, p param) (bool, string) {
 		return p.kind == paramPointer && p.is(names...), want
 	}
 	switch t {
+	case TypeNop:
+		return true, ""
 	case TypeInt64, TypeUint64:
 		// A pointer can be read as its address.
 		return p.kind == paramInt || p.kind == paramPointer, "an integer or a pointer"

@@ -72,21 +72,20 @@ func TestParseErrors(t *testing.T) {
 			[]string{
 				`p.yaml:7: spec.tracepoints[0].event: missing: name the tracepoint, such as sched_process_exec or sys_enter`,
 				`p.yaml:8: spec.tracepoints[1].subsystem: missing: name the tracepoint's subsystem, such as sched or raw_syscalls`,
-				`p.yaml:9: spec.tracepoints[1].raw: not supported by Vigil: raw tracepoint arguments are not implemented; args index the tracepoint's format fields`,
 			}},
 
 		{"argument types", header + `  kprobes:
   - call: sys_write
     args:
     - {index: 0, type: unit64}
-    - {index: 1, type: nop}
+    - {index: 1, type: const_buf}
     - {index: 2, type: bogus}
     - {index: 3}
     - {index: 4, type: int, resolve: pid}
     - {index: 6, type: int}
 `, []string{
 			`p.yaml:9: spec.kprobes[0].args[0].type: unknown type "unit64" (did you mean "int64"?)`,
-			`p.yaml:10: spec.kprobes[0].args[1].type: type "nop" is not supported by Vigil: omit the argument instead`,
+			`p.yaml:10: spec.kprobes[0].args[1].type: type "const_buf" is not supported by Vigil: use char_buf with sizeArgIndex`,
 			`p.yaml:11: spec.kprobes[0].args[2].type: unknown type "bogus"`,
 			`p.yaml:12: spec.kprobes[0].args[3].type: missing: give the argument's type, such as int, string, file or sock`,
 			`p.yaml:13: spec.kprobes[0].args[4].resolve: not supported by Vigil: attribute resolution through BTF is not implemented; use an argument type that reads the object`,

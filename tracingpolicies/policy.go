@@ -133,6 +133,10 @@ type Hook struct {
 	// Subsystem and Event name a tracepoint.
 	Subsystem string
 	Event     string
+	// Raw is a raw tracepoint (raw: true): Args index the tracepoint's
+	// own arguments (its TP_PROTO, as in the btf_trace_EVENT type), not
+	// the fields of its record.
+	Raw bool
 	// Return asks for the return value (kprobes and syscalls), read as
 	// ReturnArg.
 	Return    bool

@@ -159,6 +159,9 @@ func (d *decoder) decodeArgs(r *abi.GenEvent, data []byte, info *hookInfo) {
 	n := min(int(r.Nargs), len(info.hook.Args), len(r.ArgOff))
 	for i := 0; i < n; i++ {
 		spec := info.hook.Args[i]
+		if spec.Type == tracingpolicies.TypeNop {
+			continue // holds its place; never read or reported
+		}
 		off, l := int(r.ArgOff[i]), int(r.ArgLen[i])
 		if off > len(data) {
 			off = len(data)

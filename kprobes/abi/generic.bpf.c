@@ -461,6 +461,17 @@ static __always_inline struct sock *socket_sk(__u64 v)
 
 #define PUT(n, state) ((int)((n) | ((state) << 16)))
 
+#define TS_COMPAT 0x0002 /* x86 thread_info.status: in a 32-bit compat syscall */
+
+/* compat_task reports whether the current task is in a 32-bit compat
+ * syscall (in_ia32_syscall). */
+static __always_inline bool compat_task(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+}
+
 __noinline int gen_put_int(__u64 v, __u64 type, __u64 pos)
 {
 	struct gen_record *rec = gen_record();
@@ -470,6 +481,8 @@ __noinline int gen_put_int(__u64 v, __u64 type, __u64 pos)
 		return PUT(0, GEN_ARGS_ERROR);
 	if (type == GEN_ARG_CAP_T && v > 0xffff)
 		bpf_probe_read_kernel(&val, sizeof(val), (void *)v);
+	if (type == GEN_ARG_SYSCALL64 && compat_task())
+		val |= 0x80000000ULL;
 	__builtin_memcpy(&rec->data[pos & GEN_DATA_MASK], &val, sizeof(val));
 	return PUT(sizeof(val), 0);
 }
@@ -694,7 +707,11 @@ __noinline int gen_read_arg(__u64 i)
 	case GEN_ARG_S64:
 	case GEN_ARG_U64:
 	case GEN_ARG_CAP_T:
+	case GEN_ARG_SYSCALL64:
 		r = gen_put_int(v, type, pos);
+		break;
+	case GEN_ARG_NONE: /* nop: holds its place, not read */
+		r = PUT(0, 0);
 		break;
 	case GEN_ARG_STRING:
 	case GEN_ARG_FILENAME:
@@ -1826,6 +1843,23 @@ int generic_tracepoint(void *ctx)
 		return 0;
 	st->ret = 0;
 	params_from_tp(st, ctx, h);
+	gen_call(st, false);
+	return 0;
+}
+
+/* Raw tracepoints: the tracepoint's own arguments (its TP_PROTO), nparams
+ * of them as the loader found in its btf_trace_EVENT type. */
+SEC("raw_tracepoint")
+int generic_raw_tracepoint(__u64 *ctx)
+{
+	struct gen_state *st = gen_state();
+	__u32 id = hook_id;
+	struct gen_hook *h = bpf_map_lookup_elem(&gen_hooks, &id);
+
+	if (!st || !h || !gen_begin(st, id, GEN_PHASE_ALL))
+		return 0;
+	st->ret = 0;
+	params_from_ctx(st, ctx, 0);
 	gen_call(st, false);
 	return 0;
 }

@@ -94,6 +94,7 @@ const (
 	GenericGenArgTypeGEN_ARG_SKB        GenericGenArgType = 20
 	GenericGenArgTypeGEN_ARG_CRED       GenericGenArgType = 21
 	GenericGenArgTypeGEN_ARG_CAP_T      GenericGenArgType = 22
+	GenericGenArgTypeGEN_ARG_SYSCALL64  GenericGenArgType = 23
 )
 
 type GenericGenBinFilter struct {
@@ -490,6 +491,7 @@ const (
 	GenericProgGenericKretprobe      = "generic_kretprobe"
 	GenericProgGenericKretprobeMulti = "generic_kretprobe_multi"
 	GenericProgGenericLsm            = "generic_lsm"
+	GenericProgGenericRawTracepoint  = "generic_raw_tracepoint"
 	GenericProgGenericTracepoint     = "generic_tracepoint"
 	GenericProgGenericTracepointExit = "generic_tracepoint_exit"
 	GenericVarAgentTgid              = "agent_tgid"
@@ -567,6 +569,7 @@ type GenericProgramSpecs struct {
 	GenericKretprobe      *ebpf.ProgramSpec `ebpf:"generic_kretprobe"`
 	GenericKretprobeMulti *ebpf.ProgramSpec `ebpf:"generic_kretprobe_multi"`
 	GenericLsm            *ebpf.ProgramSpec `ebpf:"generic_lsm"`
+	GenericRawTracepoint  *ebpf.ProgramSpec `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.ProgramSpec `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.ProgramSpec `ebpf:"generic_tracepoint_exit"`
 }
@@ -740,6 +743,7 @@ type GenericPrograms struct {
 	GenericKretprobe      *ebpf.Program `ebpf:"generic_kretprobe"`
 	GenericKretprobeMulti *ebpf.Program `ebpf:"generic_kretprobe_multi"`
 	GenericLsm            *ebpf.Program `ebpf:"generic_lsm"`
+	GenericRawTracepoint  *ebpf.Program `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.Program `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.Program `ebpf:"generic_tracepoint_exit"`
 }
@@ -754,6 +758,7 @@ func (p *GenericPrograms) Close() error {
 		p.GenericKretprobe,
 		p.GenericKretprobeMulti,
 		p.GenericLsm,
+		p.GenericRawTracepoint,
 		p.GenericTracepoint,
 		p.GenericTracepointExit,
 	)

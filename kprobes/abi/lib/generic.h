@@ -50,6 +50,7 @@ enum gen_arg_type {
 	GEN_ARG_SKB,
 	GEN_ARG_CRED,
 	GEN_ARG_CAP_T,
+	GEN_ARG_SYSCALL64, /* s64, bit 31 set for a 32-bit compat syscall */
 };
 
 /* Flags of an argument description. */

@@ -1,0 +1,249 @@
+package tracingsensor
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/event"
+	"github.com/vigilsec/vigil/internal/kerneltest"
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/tracingpolicies"
+)
+
+// envCorpusAction makes the test binary a child that does one thing for
+// the Tetragon corpus tests and exits.
+const envCorpusAction = "VIGIL_TEST_CORPUS_ACTION"
+
+func init() {
+	switch os.Getenv(envCorpusAction) {
+	case "":
+		return
+	case "getpriority":
+		unix.Getpriority(unix.PRIO_PROCESS, 0)
+	case "connect":
+		c, err := net.DialTimeout("tcp", "127.0.0.2:47", time.Second)
+		if err == nil {
+			c.Close()
+		}
+	}
+	os.Exit(0)
+}
+
+// corpusEvent is what a test checks of an event (the decoder reuses its
+// events, so the sink copies).
+type corpusEvent struct {
+	typ    event.Type
+	policy string
+	fn     string
+	args   []event.Arg
+}
+
+type corpusSink struct {
+	mu     sync.Mutex
+	events []corpusEvent
+}
+
+func (s *corpusSink) Export(ev *event.Event) {
+	if ev.Kprobe == nil {
+		return
+	}
+	e := corpusEvent{typ: ev.Type, policy: ev.Kprobe.PolicyName, fn: ev.Kprobe.FunctionName}
+	for _, a := range ev.Kprobe.Args {
+		if a.Sock != nil {
+			s := *a.Sock
+			a.Sock = &s
+		}
+		a.Bytes = append([]byte(nil), a.Bytes...)
+		e.args = append(e.args, a)
+	}
+	s.mu.Lock()
+	s.events = append(s.events, e)
+	s.mu.Unlock()
+}
+
+// wait returns the first event of policy that ok accepts, failing t after
+// a generous deadline (the event is awaited, not timed).
+func (s *corpusSink) wait(t *testing.T, policy string, ok func(corpusEvent) bool) corpusEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		for _, e := range s.events {
+			if e.policy == policy && ok(e) {
+				s.mu.Unlock()
+				return e
+			}
+		}
+		s.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var seen []string
+	for _, e := range s.events {
+		if e.policy == policy {
+			seen = append(seen, fmt.Sprintf("%s %+v", e.fn, e.args))
+		}
+	}
+	t.Fatalf("no matching event of %s; its events: %v", policy, seen)
+	return corpusEvent{}
+}
+
+// corpusSensor is a sensor with a reader and a sink for the corpus tests.
+func corpusSensor(t *testing.T) (*Sensor, *corpusSink, *kprobes.Features) {
+	t.Helper()
+	f := kerneltest.Features(t)
+	ps, cache, log := sensorDeps(t, f)
+	sink := &corpusSink{}
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stop, err := newTestReader(t, ps, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s, sink, f
+}
+
+// loadCorpus loads testdata/tetragon/NAME with ${TEST_BINARY} replaced by
+// this test binary's path, and returns its warnings.
+func loadCorpus(t *testing.T, s *Sensor, name string) []string {
+	t.Helper()
+	file := filepath.Join("testdata", "tetragon", name)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.ReplaceAll(string(data), "${TEST_BINARY}", exe))
+	ps, err := tracingpolicies.Parse(file, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warns []string
+	for _, w := range ps[0].Warnings {
+		warns = append(warns, w.Error())
+	}
+	if _, err := s.Load(ps[0], file); err != nil {
+		t.Fatalf("load %s: %v", name, err)
+	}
+	return warns
+}
+
+func runCorpusChild(t *testing.T, exe, action string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(exe, append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), envCorpusAction+"="+action)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child %s: %v: %s", action, err, out)
+	}
+}
+
+// nop holds its argument's place: openat reports the file name and flags
+// at their positions, and nothing for the dirfd.
+func TestPrivXTetragonNop(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	loadCorpus(t, s, "nop.yaml")
+	path := "/vigil-corpus-nop/missing"
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envOpenPaths+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-nop", func(e corpusEvent) bool { return len(e.args) > 0 && e.args[0].Str == path })
+	if len(e.args) != 2 || e.args[0].Kind != event.ArgString || e.args[1].Kind != event.ArgInt || e.args[1].Int != int64(unix.O_RDONLY|unix.O_CLOEXEC) {
+		t.Errorf("args %+v, want the file name and the flags %#x only", e.args, unix.O_RDONLY|unix.O_CLOEXEC)
+	}
+}
+
+// syscall64 reads raw_syscalls/sys_enter's id; the filter names it by its
+// position in args, as Tetragon's examples do.
+func TestPrivXTetragonSyscall64(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	warns := loadCorpus(t, s, "syscall64.yaml")
+	if len(warns) != 1 || !strings.Contains(warns[0], "matchArgs[0].index: no entry of args reads field 0; as in Tetragon it names args[0] (field 4) by position") {
+		t.Errorf("warnings %q, want the one about the filter's index", warns)
+	}
+	runCorpusChild(t, os.Args[0], "getpriority")
+	e := sink.wait(t, "tetragon-syscall64", func(corpusEvent) bool { return true })
+	if e.typ != event.TypeProcessTracepoint || len(e.args) != 1 || e.args[0].Kind != event.ArgInt || e.args[0].Int != unix.SYS_GETPRIORITY {
+		t.Errorf("event %s %+v, want process_tracepoint with the syscall number %d", e.typ, e.args, unix.SYS_GETPRIORITY)
+	}
+}
+
+// A raw tracepoint reads sched_process_exec's own arguments: the old pid
+// and the linux_binprm of the program being started.
+func TestPrivXTetragonRawTracepoint(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureRawTracepoint)
+	loadCorpus(t, s, "rawtp.yaml")
+	exe := filepath.Join(t.TempDir(), "vigil-corpus-rawtp")
+	copyFile(t, os.Args[0], exe)
+	cmd := exec.Command(exe, "-test.run=^$")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-rawtp", func(corpusEvent) bool { return true })
+	if e.typ != event.TypeProcessTracepoint || len(e.args) != 2 || e.args[1].Kind != event.ArgBinprm || e.args[1].Str != exe {
+		t.Fatalf("event %s %+v, want process_tracepoint with the binprm %s", e.typ, e.args, exe)
+	}
+	if e.args[0].Kind != event.ArgInt || e.args[0].Int != int64(cmd.Process.Pid) {
+		t.Errorf("old_pid %+v, want %d", e.args[0], cmd.Process.Pid)
+	}
+}
+
+// A CIDR with host bits is read masked, as Tetragon does: 127.0.0.1/8
+// matches a connect to 127.0.0.2.
+func TestPrivXTetragonLenient(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	warns := loadCorpus(t, s, "lenient.yaml")
+	want := []string{"returnArg is set but return is false", "has host bits set; it is read as 127.0.0.0/8", "argError applies to Override only; Post ignores it"}
+	if len(warns) != len(want) {
+		t.Errorf("warnings %q, want %d", warns, len(want))
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(warns, "\n"), w) {
+			t.Errorf("no warning %q in %q", w, warns)
+		}
+	}
+	runCorpusChild(t, os.Args[0], "connect")
+	e := sink.wait(t, "tetragon-lenient", func(corpusEvent) bool { return true })
+	if len(e.args) != 1 || e.args[0].Sock == nil || e.args[0].Sock.Saddr.String() != "127.0.0.2" || e.args[0].Sock.Sport != 47 {
+		t.Errorf("args %+v, want the sockaddr 127.0.0.2:47", e.args)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
