@@ -76,6 +76,11 @@ type CompiledHook struct {
 	Selectors []abi.GenSelector
 	// Enforces is set when a selector has Sigkill, Signal or Override.
 	Enforces bool
+	// Resolves are the gen_resolves entries of the arguments with a
+	// resolve path, by position in Configs[].Args (the same for every
+	// target); the loader writes them at target id * GenMaxArgs +
+	// position.
+	Resolves map[int]abi.GenResolve
 }
 
 // The language's string limits must fit the kernel's set keys.
@@ -236,6 +241,17 @@ func (c *compiler) hook(h *Hook) {
 		if !ok {
 			continue
 		}
+		if a.Resolve != "" {
+			r, ok := c.resolveEntry(fmt.Sprintf("%s.args[%d]", h.Path, i), a)
+			if !ok {
+				continue
+			}
+			if ch.Resolves == nil {
+				ch.Resolves = map[int]abi.GenResolve{}
+			}
+			ch.Resolves[i] = r
+			d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_RESOLVE)
+		}
 		base.Args[i] = d
 	}
 	base.Nargs = uint8(min(len(h.Args), len(base.Args)))
@@ -316,6 +332,24 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_TP_PTR)
 	}
 	return d, true
+}
+
+// resolveEntry is the gen_resolves entry of an argument's resolve path.
+func (c *compiler) resolveEntry(path string, a Arg) (abi.GenResolve, bool) {
+	var r abi.GenResolve
+	switch {
+	case len(a.Steps) == 0:
+		c.errorf(path+".resolve", "resolve %q is found in the kernel's BTF when the policy is validated against it, and it was not", a.Resolve)
+		return r, false
+	case len(a.Steps) > len(r.Steps):
+		c.errorf(path+".resolve", "resolve %q needs %d reads; at most %d", a.Resolve, len(a.Steps), len(r.Steps))
+		return r, false
+	}
+	r.N = uint8(len(a.Steps))
+	for j, s := range a.Steps {
+		r.Steps[j].Off, r.Steps[j].Size = s.Offset, s.Size
+	}
+	return r, true
 }
 
 // selector compiles one selector; it reports whether it enforces.

@@ -216,10 +216,10 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 		maxIndex = MaxTracepointFieldIndex
 	}
 	var out []Arg
-	seen := map[uint32]int{}
+	seen := map[string]int{}
 	for i, a := range specs {
 		path := fmt.Sprintf("%s.args[%d]", hookPath, i)
-		c.rejectArgFields(path, &a)
+		c.rejectArgFields(path, &a, kind)
 		if a.Index > maxIndex {
 			if kind == HookTracepoint {
 				c.errorf(path+".index", "index %d is out of range (tracepoint fields go up to %d)", a.Index, maxIndex)
@@ -227,10 +227,12 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 				c.errorf(path+".index", "index %d is out of range: arguments are read from the first %d parameters (0 to %d)", a.Index, MaxArgIndex+1, MaxArgIndex)
 			}
 		}
-		if j, dup := seen[a.Index]; dup {
+		// One parameter can be read along several resolve paths.
+		key := fmt.Sprintf("%d/%s/%s", a.Index, a.BTFType, a.Resolve)
+		if j, dup := seen[key]; dup {
 			c.errorf(path+".index", "index %d is already read by args[%d]", a.Index, j)
 		}
-		seen[a.Index] = i
+		seen[key] = i
 		if len(a.Label) > MaxLabelLen {
 			c.errorf(path+".label", "label is %d bytes long; at most %d", len(a.Label), MaxLabelLen)
 		}
@@ -271,20 +273,31 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 				c.errorf(path+".maxData", "maxData cannot be combined with returnCopy")
 			}
 		}
-		out = append(out, Arg{Index: a.Index, Type: t, Label: a.Label, SizeArgIndex: a.SizeArgIndex, ReturnCopy: a.ReturnCopy, MaxData: a.MaxData})
+		out = append(out, Arg{Index: a.Index, Type: t, Label: a.Label, SizeArgIndex: a.SizeArgIndex, ReturnCopy: a.ReturnCopy, MaxData: a.MaxData, Resolve: a.Resolve, BTFType: a.BTFType})
 	}
 	return out
 }
 
-func (c *checker) rejectArgFields(path string, a *ArgSpec) {
-	if a.Resolve != "" {
-		c.unsupported(path+".resolve", "attribute resolution through BTF is not implemented; use an argument type that reads the object")
+// rejectArgFields reports the argument fields the hook kind cannot have;
+// kind is "" for a return value.
+func (c *checker) rejectArgFields(path string, a *ArgSpec, kind HookKind) {
+	switch {
+	case a.Resolve == "" && a.BTFType != "":
+		c.errorf(path+".btfType", "btfType casts the parameter for resolve; give the path of fields to read in resolve")
+	case a.Resolve == "":
+	case kind == "":
+		c.unsupported(path+".resolve", "resolve on a return value is not implemented")
+	case kind == HookSyscall:
+		c.errorf(path+".resolve", "resolve reads kernel structures through BTF, and a syscall's arguments are integers and pointers to user memory; hook a kernel function, an LSM hook or a raw tracepoint")
+	case kind == HookTracepoint:
+		c.errorf(path+".resolve", "resolve reads a tracepoint's arguments through BTF: set raw: true (the arguments are then the tracepoint's own, not its format fields)")
+	default:
+		if err := checkResolveSyntax(a.Resolve); err != nil {
+			c.errorf(path+".resolve", "%v", err)
+		}
 	}
 	if a.Source != "" {
 		c.unsupported(path+".source", "data sources other than the hook's arguments are not implemented")
-	}
-	if a.BTFType != "" {
-		c.unsupported(path+".btfType", "BTF type casts are not implemented")
 	}
 	if a.BTFTypeModule != "" {
 		c.unsupported(path+".btfTypeModule", "module BTF is not implemented")
@@ -303,7 +316,7 @@ var kernelOnlyTypes = map[ArgType]string{
 var returnArgTypes = map[ArgType]bool{TypeSock: true, TypeFile: true}
 
 func (c *checker) returnArg(path string, a *ArgSpec) *Arg {
-	c.rejectArgFields(path, a)
+	c.rejectArgFields(path, a, "")
 	if a.Index != 0 {
 		c.errorf(path+".index", "the return value has no index; remove it")
 	}

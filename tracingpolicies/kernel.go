@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -340,6 +341,12 @@ func (k *kernelChecker) checkArgs(h *Hook, what, noun string, params []param) {
 			continue
 		}
 		p := params[a.Index]
+		if a.Resolve != "" {
+			var ok bool
+			if p, ok = k.resolve(h, i, path, p); !ok {
+				continue
+			}
+		}
 		if a.Type != "" {
 			if ok, want := fits(a.Type, p); !ok {
 				k.errorf(path+".type", "%q does not fit %s %d of %s (%s): %s needs %s", a.Type, noun, a.Index, what, p, a.Type, want)
@@ -354,6 +361,33 @@ func (k *kernelChecker) checkArgs(h *Hook, what, noun string, params []param) {
 			}
 		}
 	}
+}
+
+// resolve compiles the resolve path of argument i from parameter p into
+// its Steps, and returns the field reached; false when it was reported.
+// The arguments of a hook naming several functions must resolve alike.
+func (k *kernelChecker) resolve(h *Hook, i int, path string, p param) (param, bool) {
+	a := &h.Args[i]
+	if p.typ == nil || k.spec == nil {
+		k.errorf(path+".resolve", "resolve needs the kernel's BTF, and %s comes from elsewhere", p)
+		return p, false
+	}
+	steps, field, err := resolvePath(k.spec, p.typ, a.BTFType, a.Resolve)
+	if err != nil {
+		where := ".resolve"
+		if strings.HasPrefix(err.Error(), "btfType") {
+			where = ".btfType"
+		}
+		k.errorf(path+where, "%q from %s: %v", a.Resolve, p, err)
+		return p, false
+	}
+	if a.Steps != nil && !slices.Equal(a.Steps, steps) {
+		k.errorf(path+".resolve", "%q lies at different places in the functions this hook names; hook them apart", a.Resolve)
+		return p, false
+	}
+	a.Steps = steps
+	field.name = a.Resolve
+	return field, true
 }
 
 func (k *kernelChecker) checkReturn(h *Hook, what string, ret *param) {

@@ -24,6 +24,9 @@ type param struct {
 	// pointee or element) along its typedef chain, without qualifiers:
 	// {"kernel_cap_t", "struct kernel_cap_struct"}, {"char"}.
 	names []string
+	// typ is the BTF type, when the parameter comes from BTF (resolve
+	// paths start from it).
+	typ btf.Type
 }
 
 type paramKind int
@@ -114,7 +117,7 @@ func fits(t ArgType, p param) (bool, string) {
 
 // btfParam describes a BTF type.
 func btfParam(name string, t btf.Type) param {
-	p := param{name: name, ctype: cName(t, 0)}
+	p := param{name: name, ctype: cName(t, 0), typ: t}
 	switch u := btf.UnderlyingType(t).(type) {
 	case *btf.Int, *btf.Enum:
 		p.kind = paramInt

@@ -88,7 +88,7 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:10: spec.kprobes[0].args[1].type: type "const_buf" is not supported by Vigil: use char_buf with sizeArgIndex`,
 			`p.yaml:11: spec.kprobes[0].args[2].type: unknown type "bogus"`,
 			`p.yaml:12: spec.kprobes[0].args[3].type: missing: give the argument's type, such as int, string, file or sock`,
-			`p.yaml:13: spec.kprobes[0].args[4].resolve: not supported by Vigil: attribute resolution through BTF is not implemented; use an argument type that reads the object`,
+			`p.yaml:13: spec.kprobes[0].args[4].resolve: resolve reads kernel structures through BTF, and a syscall's arguments are integers and pointers to user memory; hook a kernel function, an LSM hook or a raw tracepoint`,
 			`p.yaml:14: spec.kprobes[0].args[5].index: index 6 is out of range: arguments are read from the first 6 parameters (0 to 5)`,
 		}},
 		{"kernel objects are not syscall arguments", header + `  kprobes:

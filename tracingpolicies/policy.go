@@ -163,6 +163,13 @@ type Arg struct {
 	SizeArgIndex uint32
 	ReturnCopy   bool
 	MaxData      bool
+	// Resolve is a path of fields to read through the parameter's
+	// structures ("mm.owner.real_parent.comm"), starting from the struct
+	// BTFType when set. Validate compiles it against the kernel's BTF
+	// into Steps, which the compiler needs.
+	Resolve string
+	BTFType string
+	Steps   []ResolveStep
 }
 
 // Selector is one resolved selector. Its filters are ANDed; a hook's

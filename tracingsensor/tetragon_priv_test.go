@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/event"
@@ -140,6 +141,19 @@ func loadCorpus(t *testing.T, s *Sensor, name string) []string {
 	for _, w := range ps[0].Warnings {
 		warns = append(warns, w.Error())
 	}
+	// As the agent does: what depends on the kernel (resolve paths) is
+	// found in its BTF.
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw, err := tracingpolicies.Validate(ps[0], kernel, &tracingpolicies.ValidateOptions{Tracefs: os.DirFS(kerneltest.Features(t).Kernel.Tracefs)})
+	if err != nil {
+		t.Fatalf("validate %s: %v", name, err)
+	}
+	for _, w := range kw {
+		warns = append(warns, w.Error())
+	}
 	if _, err := s.Load(ps[0], file); err != nil {
 		t.Fatalf("load %s: %v", name, err)
 	}
@@ -245,5 +259,60 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// resolve reads fields through sched_process_exec's arguments: the
+// parent's comm and tgid through the task, the file through the binprm,
+// and the file name through the binprm cast with btfType.
+func TestPrivXTetragonResolve(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureRawTracepoint)
+	loadCorpus(t, s, "resolve.yaml")
+	exe := filepath.Join(t.TempDir(), "vigil-corpus-resolve")
+	copyFile(t, os.Args[0], exe)
+	if out, err := exec.Command(exe, "-test.run=^$").CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-resolve", func(corpusEvent) bool { return true })
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.args) != 4 {
+		t.Fatalf("args %+v, want 4", e.args)
+	}
+	if got, want := e.args[0].Str, strings.TrimSpace(string(comm)); got != want {
+		t.Errorf("real_parent.comm = %q, want %q (this test's)", got, want)
+	}
+	if got, want := e.args[1].Int, int64(os.Getpid()); got != want {
+		t.Errorf("real_parent.tgid = %d, want %d", got, want)
+	}
+	if e.args[2].Kind != event.ArgFile || e.args[2].Str != exe {
+		t.Errorf("file = %+v, want the file %s", e.args[2], exe)
+	}
+	if e.args[3].Str != exe {
+		t.Errorf("(linux_binprm) filename = %q, want %q", e.args[3].Str, exe)
+	}
+}
+
+// Tetragon's own resolve example on an LSM hook: the parent's comm through
+// the new mm's owner.
+func TestPrivXTetragonResolveLSM(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureLSM)
+	loadCorpus(t, s, "resolve-lsm.yaml")
+	exe := filepath.Join(t.TempDir(), "vigil-corpus-resolve")
+	copyFile(t, os.Args[0], exe)
+	if out, err := exec.Command(exe, "-test.run=^$").CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-resolve-lsm", func(corpusEvent) bool { return true })
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.args) != 2 || e.args[0].Str != strings.TrimSpace(string(comm)) || e.args[1].Str != exe {
+		t.Errorf("args %+v, want this test's comm %q and the binprm %s", e.args, strings.TrimSpace(string(comm)), exe)
 	}
 }

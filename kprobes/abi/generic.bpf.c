@@ -99,6 +99,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_MAX_HOOKS *GEN_MAX_ARGS);
+	__type(key, __u32);
+	__type(value, struct gen_resolve);
+} gen_resolves SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, GEN_MAX_POLICIES);
 	__type(key, __u32);
 	__type(value, struct gen_policy);
@@ -645,6 +652,50 @@ __noinline int gen_put_cred(__u64 v, __u64 pos)
 	return PUT(sizeof(ca), 0);
 }
 
+/* gen_resolve_arg follows the resolve steps of argument key (hook id *
+ * GEN_MAX_ARGS + argument) from the parameter v; it returns 0 when a read
+ * fails or a pointer on the way is NULL. */
+__noinline __u64 gen_resolve_arg(__u64 v, __u64 key)
+{
+	__u32 k = key;
+	struct gen_resolve *r = bpf_map_lookup_elem(&gen_resolves, &k);
+	int j;
+
+	if (!r)
+		return 0;
+	for (j = 0; j < GEN_MAX_RESOLVE; j++) {
+		struct gen_resolve_step *s = &r->steps[j];
+		__u64 addr, out = 0;
+		long err = 0;
+
+		if (j >= r->n)
+			break;
+		if (!v)
+			return 0;
+		addr = v + s->off;
+		switch (s->size) {
+		case 0:
+			out = addr;
+			break;
+		case 1:
+			err = bpf_probe_read_kernel(&out, 1, (void *)addr);
+			break;
+		case 2:
+			err = bpf_probe_read_kernel(&out, 2, (void *)addr);
+			break;
+		case 4:
+			err = bpf_probe_read_kernel(&out, 4, (void *)addr);
+			break;
+		default:
+			err = bpf_probe_read_kernel(&out, 8, (void *)addr);
+		}
+		if (err < 0)
+			return 0;
+		v = out;
+	}
+	return v;
+}
+
 /* gen_read_arg reads argument i of the current hook into the record, once. */
 __noinline int gen_read_arg(__u64 i)
 {
@@ -686,6 +737,8 @@ __noinline int gen_read_arg(__u64 i)
 
 		v = st->param[pi];
 	}
+	if (flags & GEN_ARGF_RESOLVE)
+		v = gen_resolve_arg(v, (__u64)id * GEN_MAX_ARGS + i);
 	if (d->size_arg > 0) {
 		__u64 si = d->size_arg - 1;
 
@@ -897,7 +950,7 @@ static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *
 	d = &h->args[i];
 	pi = d->index;
 	type = d->type;
-	if ((d->flags & (GEN_ARGF_DATALOC | GEN_ARGF_RETURN_COPY)) || pi >= GEN_MAX_ARGS)
+	if ((d->flags & (GEN_ARGF_DATALOC | GEN_ARGF_RETURN_COPY | GEN_ARGF_RESOLVE)) || pi >= GEN_MAX_ARGS)
 		return false;
 	switch (flt->op) {
 	case GEN_OP_GT:

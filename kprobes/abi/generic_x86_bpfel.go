@@ -59,6 +59,7 @@ const (
 	GenericGenArgFlagsGEN_ARGF_MAX_DATA    GenericGenArgFlags = 4
 	GenericGenArgFlagsGEN_ARGF_DATALOC     GenericGenArgFlags = 8
 	GenericGenArgFlagsGEN_ARGF_TP_PTR      GenericGenArgFlags = 16
+	GenericGenArgFlagsGEN_ARGF_RESOLVE     GenericGenArgFlags = 32
 )
 
 type GenericGenArgState uint32
@@ -253,6 +254,7 @@ const (
 	GenericGenLimitGEN_MAX_NS_FILTERS  GenericGenLimit = 10
 	GenericGenLimitGEN_MAX_CAP_FILTERS GenericGenLimit = 3
 	GenericGenLimitGEN_STR_MAX         GenericGenLimit = 252
+	GenericGenLimitGEN_MAX_RESOLVE     GenericGenLimit = 10
 	GenericGenLimitGEN_ARG_RETURN      GenericGenLimit = 255
 )
 
@@ -362,6 +364,20 @@ const (
 	GenericGenRepeatsGEN_REPEATS_FOLD   GenericGenRepeats = 0
 	GenericGenRepeatsGEN_REPEATS_REPORT GenericGenRepeats = 1
 )
+
+type GenericGenResolve struct {
+	_     structs.HostLayout
+	N     uint8
+	Pad   [3]uint8
+	Steps [10]GenericGenResolveStep
+}
+
+type GenericGenResolveStep struct {
+	_    structs.HostLayout
+	Off  uint32
+	Size uint8
+	Pad  [3]uint8
+}
 
 type GenericGenScopeKey struct {
 	_        structs.HostLayout
@@ -473,6 +489,7 @@ const (
 	GenericMapGenPortSets            = "gen_port_sets"
 	GenericMapGenPostRate            = "gen_post_rate"
 	GenericMapGenRecordScratch       = "gen_record_scratch"
+	GenericMapGenResolves            = "gen_resolves"
 	GenericMapGenSelectors           = "gen_selectors"
 	GenericMapGenStateScratch        = "gen_state_scratch"
 	GenericMapGenStats               = "gen_stats"
@@ -590,6 +607,7 @@ type GenericMapSpecs struct {
 	GenPortSets      *ebpf.MapSpec `ebpf:"gen_port_sets"`
 	GenPostRate      *ebpf.MapSpec `ebpf:"gen_post_rate"`
 	GenRecordScratch *ebpf.MapSpec `ebpf:"gen_record_scratch"`
+	GenResolves      *ebpf.MapSpec `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.MapSpec `ebpf:"gen_selectors"`
 	GenStateScratch  *ebpf.MapSpec `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
@@ -663,6 +681,7 @@ type GenericMaps struct {
 	GenPortSets      *ebpf.Map `ebpf:"gen_port_sets"`
 	GenPostRate      *ebpf.Map `ebpf:"gen_post_rate"`
 	GenRecordScratch *ebpf.Map `ebpf:"gen_record_scratch"`
+	GenResolves      *ebpf.Map `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.Map `ebpf:"gen_selectors"`
 	GenStateScratch  *ebpf.Map `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
@@ -689,6 +708,7 @@ func (m *GenericMaps) Close() error {
 		m.GenPortSets,
 		m.GenPostRate,
 		m.GenRecordScratch,
+		m.GenResolves,
 		m.GenSelectors,
 		m.GenStateScratch,
 		m.GenStats,

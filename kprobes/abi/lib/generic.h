@@ -22,6 +22,7 @@ enum gen_limit {
 	GEN_MAX_NS_FILTERS = 10,
 	GEN_MAX_CAP_FILTERS = 3,
 	GEN_STR_MAX = 252, /* bytes of a string compared in a set */
+	GEN_MAX_RESOLVE = 10, /* steps of a resolve path */
 	GEN_ARG_RETURN = 0xff,
 };
 
@@ -60,6 +61,7 @@ enum gen_arg_flags {
 	GEN_ARGF_MAX_DATA = 1 << 2,    /* read up to the largest size */
 	GEN_ARGF_DATALOC = 1 << 3,     /* tracepoint __data_loc field */
 	GEN_ARGF_TP_PTR = 1 << 4,      /* tracepoint field holding a pointer */
+	GEN_ARGF_RESOLVE = 1 << 5,     /* the value is found along gen_resolve's steps */
 };
 
 struct gen_arg_desc {
@@ -70,6 +72,23 @@ struct gen_arg_desc {
 	__u16 tp_offset; /* tracepoint field offset in the record */
 	__u8 tp_size;    /* tracepoint field size */
 	__u8 pad;
+};
+
+/* resolve: the path to a field through the parameter's structures, from
+ * the kernel's BTF. Each step adds off to the current value (a pointer)
+ * and then keeps that address (size 0) or loads size bytes from it (8: a
+ * pointer to follow, or a u64). The value after the last step is what
+ * the argument's type reads. Keyed by hook id * GEN_MAX_ARGS + argument. */
+struct gen_resolve_step {
+	__u32 off;
+	__u8 size;
+	__u8 pad[3];
+};
+
+struct gen_resolve {
+	__u8 n;
+	__u8 pad[3];
+	struct gen_resolve_step steps[GEN_MAX_RESOLVE];
 };
 
 /* Flags of a hook. */
