@@ -127,6 +127,11 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			c.errorf(path+".action", "a tracepoint cannot change the result of a call; use Sigkill here, or hook an LSM hook or the syscall to Override")
 		case s.ArgError == 0:
 			c.errorf(path+".argError", "missing: Override needs the negative errno the call returns, such as -1 (EPERM) or -13 (EACCES)")
+		case s.ArgError > 0 && h.Kind == HookKprobe:
+			// Tetragon returns it as is; some functions give a positive
+			// return a meaning (security_inode_copy_up_xattr: 1 discards
+			// the attribute).
+			c.warnf(path+".argError", "%d is positive: the function returns %d instead of running, which its callers read as that function defines it, not as an error", s.ArgError, s.ArgError)
 		case s.ArgError > 0:
 			c.errorf(path+".argError", "%d: Override returns an error, so argError is a negative errno such as %d", s.ArgError, -s.ArgError)
 		case s.ArgError < -MaxErrno:

@@ -248,7 +248,8 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			c.warnf(fmt.Sprintf("spec.lists[%d].name", i), "list %q is not used by any kprobe (call: \"list:%s\")", l.Name, l.Name)
 		}
 	}
-	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks) == 0 {
+	// A policy of uprobes, USDTs or loader events only is refused for them.
+	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks)+len(s.UProbes)+len(s.Usdts) == 0 && !s.Loader {
 		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints or spec.lsmhooks")
 	}
 	if len(c.errs) == 0 {

@@ -448,6 +448,12 @@ spec:
     args: [{index: 0, type: sock}]
     selectors:
     - matchArgs: [{index: 0, operator: DAddr, values: [127.0.0.1/8]}]
+  - call: security_inode_copy_up_xattr
+    syscall: false
+    args: [{index: 0, type: string}]
+    selectors:
+    - matchArgs: [{index: 0, operator: Equal, values: [security.capability]}]
+      matchActions: [{action: Override, argError: 1}]
   tracepoints:
   - subsystem: raw_syscalls
     event: sys_enter
@@ -469,7 +475,8 @@ spec:
 		`p.yaml:12: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: ".bashrc" is not an absolute path: file arguments are reported as full paths, so it never matches (use Postfix to match the end of a path)`,
 		`p.yaml:13: spec.kprobes[0].selectors[0].matchActions[0].argError: argError applies to Override only; Sigkill ignores it`,
 		`p.yaml:18: spec.kprobes[1].selectors[0].matchArgs[0].values[0]: "127.0.0.1/8" has host bits set; it is read as 127.0.0.0/8, as Tetragon does`,
-		`p.yaml:24: spec.tracepoints[0].selectors[0].matchArgs[0].index: no entry of args reads field 0; as in Tetragon it names args[0] (field 4) by position: write args: [0] to say so`,
+		`p.yaml:24: spec.kprobes[2].selectors[0].matchActions[0].argError: 1 is positive: the function returns 1 instead of running, which its callers read as that function defines it, not as an error`,
+		`p.yaml:30: spec.tracepoints[0].selectors[0].matchArgs[0].index: no entry of args reads field 0; as in Tetragon it names args[0] (field 4) by position: write args: [0] to say so`,
 	}
 	if diff := cmp.Diff(want, warns); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
@@ -481,7 +488,10 @@ spec:
 	if got := p.Hooks[1].Selectors[0].MatchArgs[0].Prefixes[0].String(); got != "127.0.0.0/8" {
 		t.Errorf("127.0.0.1/8 read as %s", got)
 	}
-	if f := p.Hooks[2].Selectors[0].MatchArgs[0]; f.Arg != 0 || f.Index != 4 || f.Type != TypeInt64 {
+	if a := p.Hooks[2].Selectors[0].Actions[0]; a.Kind != ActionOverride || a.Error != 1 {
+		t.Errorf("positive argError read as %+v, want Override returning 1", a)
+	}
+	if f := p.Hooks[3].Selectors[0].MatchArgs[0]; f.Arg != 0 || f.Index != 4 || f.Type != TypeInt64 {
 		t.Errorf("tracepoint filter of index 0 resolved to args[%d] (index %d, %s), want args[0] (index 4, int64)", f.Arg, f.Index, f.Type)
 	}
 	// Without a namespace, it cannot be compiled: nothing would scope it.
