@@ -8,11 +8,13 @@ import (
 // actionNames maps Tetragon's action names, which it matches without regard
 // to case, to ours.
 var actionNames = map[string]ActionKind{
-	"post":     ActionPost,
-	"nopost":   ActionNoPost,
-	"sigkill":  ActionSigkill,
-	"signal":   ActionSignal,
-	"override": ActionOverride,
+	"post":        ActionPost,
+	"nopost":      ActionNoPost,
+	"sigkill":     ActionSigkill,
+	"signal":      ActionSignal,
+	"override":    ActionOverride,
+	"tracksock":   ActionTrackSock,
+	"untracksock": ActionUntrackSock,
 }
 
 // unsupportedActions are Tetragon's other actions, with the reason Vigil
@@ -20,8 +22,6 @@ var actionNames = map[string]ActionKind{
 var unsupportedActions = map[string]string{
 	"geturl":                      "Vigil makes no network requests on behalf of a policy; forward events to a webhook sink instead",
 	"dnslookup":                   "Vigil makes no network requests on behalf of a policy; forward events to a webhook sink instead",
-	"tracksock":                   "socket tracking is not implemented",
-	"untracksock":                 "socket tracking is not implemented",
 	"notifyenforcer":              "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
 	"cleanupenforcernotification": "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
 	"set":                         "USDT probes are not implemented",
@@ -89,6 +89,7 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 		c.warnf(path+".argError", "argError applies to Override only; %s ignores it", kind)
 	}
 	notFor("argSig", s.ArgSig != "" && kind != ActionSignal, "Signal")
+	notFor("argSock", s.ArgSock != 0 && kind != ActionTrackSock && kind != ActionUntrackSock, "TrackSock and UntrackSock")
 	notFor("rateLimit", s.RateLimit != "" && kind != ActionPost, "Post")
 	notFor("rateLimitScope", s.RateLimitScope != "" && kind != ActionPost, "Post")
 
@@ -121,6 +122,16 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			c.errorf(path+".argSig", "%v", err)
 		}
 		a.Signal = sig
+	case ActionTrackSock, ActionUntrackSock:
+		pos := int(s.ArgSock)
+		switch {
+		case pos >= len(h.Args):
+			c.errorf(path+".argSock", "argSock %d is out of range: it is a position in args, and the hook has %d", pos, len(h.Args))
+		case h.Args[pos].Type != TypeSock:
+			c.errorf(path+".argSock", "argSock %d names args[%d], a %s; %s needs a sock", pos, pos, h.Args[pos].Type, kind)
+		default:
+			a.SockParam = h.Args[pos].Index
+		}
 	case ActionOverride:
 		switch {
 		case h.Kind == HookTracepoint:
@@ -158,7 +169,6 @@ func (c *checker) rejectActionFields(path string, s *ActionSelector) {
 	}
 	reject("argUrl", s.ArgURL != "", "the GetUrl action is not implemented")
 	reject("argFqdn", s.ArgFqdn != "", "the DnsLookup action is not implemented")
-	reject("argSock", s.ArgSock != 0, "socket tracking is not implemented")
 	reject("argIndex", s.ArgIndex != 0, "the Set action is not implemented")
 	reject("argValue", s.ArgValue != 0, "the Set action is not implemented")
 	reject("argRegs", len(s.ArgRegs) > 0, "register overrides are uprobe-only and not implemented")

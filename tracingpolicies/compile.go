@@ -212,6 +212,12 @@ func (c *compiler) hook(h *Hook) {
 	if h.Return {
 		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RETURN)
 	}
+	switch h.ReturnArgAction {
+	case ActionTrackSock:
+		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RET_TRACK_SOCK)
+	case ActionUntrackSock:
+		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RET_UNTRACK_SOCK)
+	}
 
 	names := h.Functions
 	if h.Kind == HookTracepoint {
@@ -435,6 +441,12 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_OVERRIDE)
 			g.Errno = a.Error
 			enforce = true
+		case ActionTrackSock, ActionUntrackSock:
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_TRACK_SOCK)
+			if a.Kind == ActionUntrackSock {
+				g.Actions ^= uint32(abi.GenericGenActionGEN_ACT_TRACK_SOCK) | uint32(abi.GenericGenActionGEN_ACT_UNTRACK_SOCK)
+			}
+			g.SockArg = uint8(a.SockParam)
 		}
 	}
 	if g.Actions == 0 {
@@ -509,6 +521,9 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 		g.SetId = c.intSet(f.Ints)
 	case OpFamily:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_FAMILY)
+		g.SetId = c.intSet(f.Ints)
+	case OpState:
+		g.Op = uint8(abi.GenericGenOpGEN_OP_STATE)
 		g.SetId = c.intSet(f.Ints)
 	default:
 		c.errorf(path+".operator", "operator %s cannot be compiled", f.Op)
@@ -774,7 +789,7 @@ func orderByCost(filters []abi.GenArgFilter) {
 		case abi.GenericGenOpGEN_OP_STR_EQ, abi.GenericGenOpGEN_OP_STR_PREFIX, abi.GenericGenOpGEN_OP_STR_POSTFIX:
 			return 2
 		case abi.GenericGenOpGEN_OP_SADDR, abi.GenericGenOpGEN_OP_DADDR, abi.GenericGenOpGEN_OP_SPORT,
-			abi.GenericGenOpGEN_OP_DPORT, abi.GenericGenOpGEN_OP_PROTOCOL, abi.GenericGenOpGEN_OP_FAMILY:
+			abi.GenericGenOpGEN_OP_DPORT, abi.GenericGenOpGEN_OP_PROTOCOL, abi.GenericGenOpGEN_OP_FAMILY, abi.GenericGenOpGEN_OP_STATE:
 			return 1
 		}
 		return 0

@@ -115,8 +115,18 @@ func (c *checker) kprobe(path string, k *KProbeSpec, lists map[string]*list, use
 	if len(k.Data) > 0 {
 		c.unsupported(path+".data", "data fields (source: current_task, pt_regs) are not implemented")
 	}
-	if k.ReturnArgAction != "" {
-		c.unsupported(path+".returnArgAction", "socket tracking (TrackSock, UntrackSock) is not implemented")
+	switch strings.ToLower(k.ReturnArgAction) {
+	case "":
+	case "tracksock", "untracksock":
+		h.ReturnArgAction = ActionTrackSock
+		if strings.EqualFold(k.ReturnArgAction, "untracksock") {
+			h.ReturnArgAction = ActionUntrackSock
+		}
+		if !k.Return || k.ReturnArg == nil || k.ReturnArg.Type != "sock" {
+			c.errorf(path+".returnArgAction", "%s acts on the socket the call returns: it needs return: true and a returnArg of type sock", k.ReturnArgAction)
+		}
+	default:
+		c.errorf(path+".returnArgAction", "%q is not a return action (want TrackSock or UntrackSock)", k.ReturnArgAction)
 	}
 	if k.Ignore != nil && k.Ignore.CallNotFound {
 		c.unsupported(path+".ignore.callNotFound", "a policy that names a function this kernel lacks is refused, never partly loaded")

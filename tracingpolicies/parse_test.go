@@ -194,7 +194,7 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:14: spec.kprobes[0].selectors[0].matchArgs[2].values[1]: protocol 70000 is out of range (0 to 65535)`,
 			`p.yaml:15: spec.kprobes[0].selectors[0].matchArgs[3].values[0]: "AF_INET7" is not an address family: want a number or a name such as AF_INET or AF_INET6 (did you mean "AF_INET"?)`,
 			`p.yaml:15: spec.kprobes[0].selectors[0].matchArgs[3].values[1]: address family 46 is out of range (0 to 45)`,
-			`p.yaml:16: spec.kprobes[0].selectors[0].matchArgs[4].operator: operator Prefix does not apply to a sock argument (use SAddr, DAddr, NotSAddr, NotDAddr, SPort, DPort, NotSPort, NotDPort, Protocol, Family)`,
+			`p.yaml:16: spec.kprobes[0].selectors[0].matchArgs[4].operator: operator Prefix does not apply to a sock argument (use SAddr, DAddr, NotSAddr, NotDAddr, SPort, DPort, NotSPort, NotDPort, Protocol, Family, State)`,
 		}},
 		{"sockaddr has one address", header + `  kprobes:
   - call: security_socket_connect
@@ -497,5 +497,39 @@ spec:
 	// Without a namespace, it cannot be compiled: nothing would scope it.
 	if _, err := Compile(p, 1, &seqIDs{}, nil); err == nil || !strings.Contains(err.Error(), "p.yaml:3: metadata.namespace: missing") {
 		t.Errorf("compile without namespace: %v", err)
+	}
+}
+
+// Socket tracking needs the socket it acts on: a returned sock, or a sock
+// argument named by argSock (a position in args).
+func TestParseSockTracking(t *testing.T) {
+	src := header + `  kprobes:
+  - call: sk_alloc
+    syscall: false
+    return: true
+    returnArg: {type: int}
+    returnArgAction: TrackSock
+  - call: __sk_free
+    syscall: false
+    args: [{index: 0, type: sock}, {index: 1, type: int}]
+    selectors:
+    - matchActions: [{action: UntrackSock, argSock: 1}]
+    - matchActions: [{action: UntrackSock, argSock: 2}]
+    - matchActions: [{action: Post, argSock: 1}]
+    - matchArgs: [{index: 0, operator: State, values: [TCP_LISTEN, TCP_LISTN]}]
+  - call: tcp_connect
+    syscall: false
+    returnArgAction: Track
+`
+	_, err := Parse("p.yaml", []byte(src))
+	if diff := cmp.Diff([]string{
+		"p.yaml:11: spec.kprobes[0].returnArgAction: TrackSock acts on the socket the call returns: it needs return: true and a returnArg of type sock",
+		"p.yaml:16: spec.kprobes[1].selectors[0].matchActions[0].argSock: argSock 1 names args[1], a int32; UntrackSock needs a sock",
+		"p.yaml:17: spec.kprobes[1].selectors[1].matchActions[0].argSock: argSock 2 is out of range: it is a position in args, and the hook has 2",
+		"p.yaml:18: spec.kprobes[1].selectors[2].matchActions[0].argSock: argSock applies to TrackSock and UntrackSock only, not Post",
+		`p.yaml:19: spec.kprobes[1].selectors[3].matchArgs[0].values[1]: "TCP_LISTN" is not a socket state: want a name such as TCP_ESTABLISHED or TCP_SYN_RECV, or 1 to 12 (did you mean "TCP_LISTEN"?)`,
+		`p.yaml:22: spec.kprobes[2].returnArgAction: "Track" is not a return action (want TrackSock or UntrackSock)`,
+	}, errLines(err)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }

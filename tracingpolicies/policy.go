@@ -141,10 +141,13 @@ type Hook struct {
 	// ReturnArg.
 	Return    bool
 	ReturnArg *Arg
-	Message   string
-	Tags      []string
-	Args      []Arg
-	Selectors []Selector
+	// ReturnArgAction is ActionTrackSock or ActionUntrackSock for the
+	// socket the call returns, or "".
+	ReturnArgAction ActionKind
+	Message         string
+	Tags            []string
+	Args            []Arg
+	Selectors       []Selector
 	// Mechanism, when set by a program (never by a document), asks for
 	// that attach mechanism instead of the one the kernel's plan prefers:
 	// benchmarks compare them with it.
@@ -320,6 +323,11 @@ const (
 	ActionSigkill  ActionKind = "Sigkill"
 	ActionSignal   ActionKind = "Signal"
 	ActionOverride ActionKind = "Override"
+	// ActionTrackSock and ActionUntrackSock remember and forget which
+	// process a socket (the argument at position argSock, a sock) belongs
+	// to: events whose first sock argument is tracked are that process's.
+	ActionTrackSock   ActionKind = "TrackSock"
+	ActionUntrackSock ActionKind = "UntrackSock"
 )
 
 // Enforces reports whether the action changes what the process does.
@@ -337,4 +345,7 @@ type Action struct {
 	Signal int
 	// Error (Override) is the negative errno the call returns.
 	Error int32
+	// SockParam (TrackSock, UntrackSock) is the parameter index of the
+	// socket.
+	SockParam uint32
 }

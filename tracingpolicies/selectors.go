@@ -210,6 +210,15 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 		f.Ints = append(f.Ints, n)
 		f.Values = append(f.Values, v)
 		return
+	case OpState:
+		n, err := parseState(v)
+		if err != nil {
+			c.errorf(path, "%v", err)
+			return
+		}
+		f.Ints = append(f.Ints, n)
+		f.Values = append(f.Values, v)
+		return
 	case OpFamily:
 		n, err := parseFamily(v)
 		if err != nil {

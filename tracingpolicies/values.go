@@ -155,6 +155,25 @@ func parseFamily(s string) (uint64, error) {
 	return 0, fmt.Errorf("%q is not an address family: want a number or a name such as AF_INET or AF_INET6%s", s, didYouMean(s, mapKeys(families)))
 }
 
+// tcpStates are the kernel's socket states (include/net/tcp_states.h),
+// which the State operator compares.
+var tcpStates = map[string]uint64{
+	"TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
+	"TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
+	"TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12,
+}
+
+// parseState parses a socket state name (TCP_ESTABLISHED) or number.
+func parseState(s string) (uint64, error) {
+	if v, ok := tcpStates[s]; ok {
+		return v, nil
+	}
+	if v, err := strconv.ParseUint(s, 0, 8); err == nil && v >= 1 && v <= 12 {
+		return v, nil
+	}
+	return 0, fmt.Errorf("%q is not a socket state: want a name such as TCP_ESTABLISHED or TCP_SYN_RECV, or 1 to 12%s", s, didYouMean(s, mapKeys(tcpStates)))
+}
+
 var capabilities = map[string]uint64{
 	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE,
 	"CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_FOWNER": unix.CAP_FOWNER,

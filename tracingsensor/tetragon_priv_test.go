@@ -36,6 +36,23 @@ func init() {
 		if err == nil {
 			c.Close()
 		}
+	case "dial":
+		c, err := net.DialTimeout("tcp4", "127.0.0.1:47123", 5*time.Second)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		c.Close()
+	case "listen":
+		// Listen, say so, and keep the socket until stdin closes.
+		l, err := net.Listen("tcp4", "127.0.0.1:47123")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		l.Close()
 	}
 	os.Exit(0)
 }
@@ -43,6 +60,7 @@ func init() {
 // corpusEvent is what a test checks of an event (the decoder reuses its
 // events, so the sink copies).
 type corpusEvent struct {
+	pid    uint32
 	typ    event.Type
 	policy string
 	fn     string
@@ -59,6 +77,9 @@ func (s *corpusSink) Export(ev *event.Event) {
 		return
 	}
 	e := corpusEvent{typ: ev.Type, policy: ev.Kprobe.PolicyName, fn: ev.Kprobe.FunctionName}
+	if ev.Process != nil {
+		e.pid = ev.Process.PID
+	}
 	for _, a := range ev.Kprobe.Args {
 		if a.Sock != nil {
 			s := *a.Sock
@@ -314,5 +335,50 @@ func TestPrivXTetragonResolveLSM(t *testing.T) {
 	}
 	if len(e.args) != 2 || e.args[0].Str != strings.TrimSpace(string(comm)) || e.args[1].Str != exe {
 		t.Errorf("args %+v, want this test's comm %q and the binprm %s", e.args, strings.TrimSpace(string(comm)), exe)
+	}
+}
+
+// A tracked socket's events are its owner's: the listener's process is
+// reported for the accept that the kernel handles in the connecting
+// task.
+func TestPrivXTetragonSockTracking(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureKprobe)
+	loadCorpus(t, s, "sock-tracking.yaml")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envCorpusAction+"=listen")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line := make([]byte, 64)
+	n, _ := stdout.Read(line)
+	if got := strings.TrimSpace(string(line[:n])); got != "ready" {
+		t.Fatalf("listener: %q", got)
+	}
+	// Another process connects (the agent's own calls are never
+	// reported): the kernel handles the handshake in its context.
+	dialer := exec.Command(os.Args[0], "-test.run=^$")
+	dialer.Env = append(os.Environ(), envCorpusAction+"=dial")
+	if out, err := dialer.CombinedOutput(); err != nil {
+		t.Fatalf("dialer: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-socktrack", func(e corpusEvent) bool { return e.fn == "inet_csk_clone_lock" })
+	if e.pid != uint32(cmd.Process.Pid) {
+		t.Errorf("accept reported for pid %d, want the listener's %d (the dialer was %d)", e.pid, cmd.Process.Pid, dialer.Process.Pid)
+	}
+	if len(e.args) != 1 || e.args[0].Sock == nil || e.args[0].Sock.Sport != 47123 || e.args[0].Sock.State != 10 {
+		t.Errorf("args %+v, want the listening socket on port 47123", e.args)
 	}
 }

@@ -97,6 +97,16 @@ struct {
 	__type(value, struct gen_selector);
 } gen_selectors SEC(".maps");
 
+/* Tracked sockets (TrackSock): struct sock * -> the thread group that
+ * owns it. Events whose first sock argument is tracked are the owner's,
+ * whatever task the kernel runs them in (softirq, a kernel thread). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, __u32);
+} gen_socks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, GEN_MAX_HOOKS *GEN_MAX_ARGS);
@@ -1113,11 +1123,15 @@ __noinline int gen_match_arg(__u64 sel, __u64 f)
 		break;
 	}
 	case GEN_OP_PROTOCOL:
-	case GEN_OP_FAMILY: {
+	case GEN_OP_FAMILY:
+	case GEN_OP_STATE: {
 		struct gen_sock_arg *sa = (struct gen_sock_arg *)&rec->data[off & GEN_DATA_MASK];
 		struct gen_int_key ik = { .set_id = flt->set_id };
 
-		ik.value = flt->op == GEN_OP_PROTOCOL ? sa->protocol : sa->family;
+		if (flt->op == GEN_OP_STATE)
+			ik.value = sa->state;
+		else
+			ik.value = flt->op == GEN_OP_PROTOCOL ? sa->protocol : sa->family;
 		match = bpf_map_lookup_elem(&gen_int_sets, &ik) != 0;
 		break;
 	}
@@ -1508,6 +1522,55 @@ static __always_inline bool gen_fold_call(struct gen_state *st, struct gen_recor
 	return false;
 }
 
+/* gen_track_socks does the socket tracking of a matching call (the
+ * selector's TrackSock and UntrackSock, the hook's returnArgAction) and
+ * returns the thread group the event belongs to: the owner of the call's
+ * first sock argument when that socket is tracked, else the caller. */
+static __always_inline __u32 gen_track_socks(struct gen_state *st, struct gen_hook *h, struct gen_selector *s, __u32 actions)
+{
+	__u32 tgid = st->tgid;
+	__u32 *owner;
+	__u64 sk;
+	int k;
+
+	if (s && (actions & (GEN_ACT_TRACK_SOCK | GEN_ACT_UNTRACK_SOCK))) {
+		__u32 pi = s->sock_arg;
+
+		if (pi < GEN_MAX_ARGS) {
+			sk = st->param[pi];
+			if (actions & GEN_ACT_TRACK_SOCK)
+				bpf_map_update_elem(&gen_socks, &sk, &tgid, BPF_ANY);
+			else
+				bpf_map_delete_elem(&gen_socks, &sk);
+		}
+	}
+	if (st->phase != GEN_PHASE_ENTRY && st->ret && (h->flags & (GEN_HOOK_RET_TRACK_SOCK | GEN_HOOK_RET_UNTRACK_SOCK))) {
+		sk = st->ret;
+		if (h->flags & GEN_HOOK_RET_TRACK_SOCK)
+			bpf_map_update_elem(&gen_socks, &sk, &tgid, BPF_ANY);
+		else
+			bpf_map_delete_elem(&gen_socks, &sk);
+	}
+	for (k = 0; k < GEN_MAX_ARGS; k++) {
+		struct gen_arg_desc *d = &h->args[k];
+		__u32 pi;
+
+		if (k >= h->nargs)
+			break;
+		if (d->type != GEN_ARG_SOCK || (d->flags & GEN_ARGF_RESOLVE))
+			continue;
+		pi = d->index;
+		if (pi >= GEN_MAX_ARGS)
+			break;
+		sk = st->param[pi];
+		owner = bpf_map_lookup_elem(&gen_socks, &sk);
+		if (owner)
+			tgid = *owner;
+		break;
+	}
+	return tgid;
+}
+
 /* gen_finish takes the actions of the matching selector, writes the record
  * and returns the error an Override asks for (0: none). can_override says
  * whether the running program can change the call's result. */
@@ -1518,7 +1581,7 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 	struct gen_policy *pol;
 	struct gen_hook_stats *stats;
 	struct gen_selector *s = 0;
-	__u32 id = st->hook_id, sel = 0xff, actions = GEN_ACT_POST, key, i;
+	__u32 id = st->hook_id, sel = 0xff, actions = GEN_ACT_POST, key, i, tgid;
 	__u64 now = bpf_ktime_get_ns();
 	int override = 0;
 	__u64 size;
@@ -1547,6 +1610,7 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 	stats = gen_hook_stats(id);
 	if (stats)
 		stats->matched++;
+	tgid = gen_track_socks(st, h, s, actions);
 
 	rec->ev.flags = 0;
 	rec->ev.errno = 0;
@@ -1595,8 +1659,8 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 		gen_read_arg(i);
 	}
 	rec->ev.hdr.op = VIGIL_OP_GENERIC;
-	rec->ev.hdr.pid = st->tgid;
-	rec->ev.hdr.tid = (__u32)bpf_get_current_pid_tgid();
+	rec->ev.hdr.pid = tgid;
+	rec->ev.hdr.tid = tgid == st->tgid ? (__u32)bpf_get_current_pid_tgid() : tgid;
 	rec->ev.hdr.ktime = now;
 	rec->ev.hook_id = id;
 	rec->ev.policy_id = h->policy_id;

@@ -16,11 +16,13 @@ import (
 type GenericGenAction uint32
 
 const (
-	GenericGenActionGEN_ACT_POST     GenericGenAction = 1
-	GenericGenActionGEN_ACT_NOPOST   GenericGenAction = 2
-	GenericGenActionGEN_ACT_SIGKILL  GenericGenAction = 4
-	GenericGenActionGEN_ACT_SIGNAL   GenericGenAction = 8
-	GenericGenActionGEN_ACT_OVERRIDE GenericGenAction = 16
+	GenericGenActionGEN_ACT_POST         GenericGenAction = 1
+	GenericGenActionGEN_ACT_NOPOST       GenericGenAction = 2
+	GenericGenActionGEN_ACT_SIGKILL      GenericGenAction = 4
+	GenericGenActionGEN_ACT_SIGNAL       GenericGenAction = 8
+	GenericGenActionGEN_ACT_OVERRIDE     GenericGenAction = 16
+	GenericGenActionGEN_ACT_TRACK_SOCK   GenericGenAction = 32
+	GenericGenActionGEN_ACT_UNTRACK_SOCK GenericGenAction = 64
 )
 
 type GenericGenAddrKey struct {
@@ -216,11 +218,13 @@ type GenericGenHook struct {
 type GenericGenHookFlags uint32
 
 const (
-	GenericGenHookFlagsGEN_HOOK_SYSCALL      GenericGenHookFlags = 1
-	GenericGenHookFlagsGEN_HOOK_WRAPPED_REGS GenericGenHookFlags = 2
-	GenericGenHookFlagsGEN_HOOK_RETURN       GenericGenHookFlags = 4
-	GenericGenHookFlagsGEN_HOOK_TRACEPOINT   GenericGenHookFlags = 8
-	GenericGenHookFlagsGEN_HOOK_TP_SYSCALL   GenericGenHookFlags = 16
+	GenericGenHookFlagsGEN_HOOK_SYSCALL          GenericGenHookFlags = 1
+	GenericGenHookFlagsGEN_HOOK_WRAPPED_REGS     GenericGenHookFlags = 2
+	GenericGenHookFlagsGEN_HOOK_RETURN           GenericGenHookFlags = 4
+	GenericGenHookFlagsGEN_HOOK_TRACEPOINT       GenericGenHookFlags = 8
+	GenericGenHookFlagsGEN_HOOK_TP_SYSCALL       GenericGenHookFlags = 16
+	GenericGenHookFlagsGEN_HOOK_RET_TRACK_SOCK   GenericGenHookFlags = 32
+	GenericGenHookFlagsGEN_HOOK_RET_UNTRACK_SOCK GenericGenHookFlags = 64
 )
 
 type GenericGenHookStats struct {
@@ -297,6 +301,7 @@ const (
 	GenericGenOpGEN_OP_DPORT       GenericGenOp = 11
 	GenericGenOpGEN_OP_PROTOCOL    GenericGenOp = 12
 	GenericGenOpGEN_OP_FAMILY      GenericGenOp = 13
+	GenericGenOpGEN_OP_STATE       GenericGenOp = 14
 )
 
 type GenericGenPending struct {
@@ -394,7 +399,8 @@ type GenericGenSelector struct {
 	Nns            uint8
 	Ncaps          uint8
 	ExplicitTarget uint8
-	Pad            [2]uint8
+	SockArg        uint8
+	Pad            uint8
 	Actions        uint32
 	Errno          int32
 	Signal         uint32
@@ -491,6 +497,7 @@ const (
 	GenericMapGenRecordScratch       = "gen_record_scratch"
 	GenericMapGenResolves            = "gen_resolves"
 	GenericMapGenSelectors           = "gen_selectors"
+	GenericMapGenSocks               = "gen_socks"
 	GenericMapGenStateScratch        = "gen_state_scratch"
 	GenericMapGenStats               = "gen_stats"
 	GenericMapGenStrHeads            = "gen_str_heads"
@@ -609,6 +616,7 @@ type GenericMapSpecs struct {
 	GenRecordScratch *ebpf.MapSpec `ebpf:"gen_record_scratch"`
 	GenResolves      *ebpf.MapSpec `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.MapSpec `ebpf:"gen_selectors"`
+	GenSocks         *ebpf.MapSpec `ebpf:"gen_socks"`
 	GenStateScratch  *ebpf.MapSpec `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.MapSpec `ebpf:"gen_str_heads"`
@@ -683,6 +691,7 @@ type GenericMaps struct {
 	GenRecordScratch *ebpf.Map `ebpf:"gen_record_scratch"`
 	GenResolves      *ebpf.Map `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.Map `ebpf:"gen_selectors"`
+	GenSocks         *ebpf.Map `ebpf:"gen_socks"`
 	GenStateScratch  *ebpf.Map `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.Map `ebpf:"gen_str_heads"`
@@ -710,6 +719,7 @@ func (m *GenericMaps) Close() error {
 		m.GenRecordScratch,
 		m.GenResolves,
 		m.GenSelectors,
+		m.GenSocks,
 		m.GenStateScratch,
 		m.GenStats,
 		m.GenStrHeads,

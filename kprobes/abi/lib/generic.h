@@ -98,6 +98,8 @@ enum gen_hook_flags {
 	GEN_HOOK_RETURN = 1 << 2,       /* report at return */
 	GEN_HOOK_TRACEPOINT = 1 << 3,   /* arguments are tracepoint fields */
 	GEN_HOOK_TP_SYSCALL = 1 << 4,   /* a syscalls/sys_enter_* tracepoint: args at offset 16 */
+	GEN_HOOK_RET_TRACK_SOCK = 1 << 5,   /* returnArgAction TrackSock: remember the returned socket's process */
+	GEN_HOOK_RET_UNTRACK_SOCK = 1 << 6, /* returnArgAction UntrackSock */
 };
 
 struct gen_hook {
@@ -125,6 +127,7 @@ enum gen_op {
 	GEN_OP_DPORT,
 	GEN_OP_PROTOCOL,
 	GEN_OP_FAMILY,
+	GEN_OP_STATE, /* sock state (TCP_ESTABLISHED, ...) in int set */
 };
 
 struct gen_arg_filter {
@@ -213,6 +216,8 @@ enum gen_action {
 	GEN_ACT_SIGKILL = 1 << 2,
 	GEN_ACT_SIGNAL = 1 << 3,
 	GEN_ACT_OVERRIDE = 1 << 4,
+	GEN_ACT_TRACK_SOCK = 1 << 5,   /* remember the process of sock_arg's socket */
+	GEN_ACT_UNTRACK_SOCK = 1 << 6, /* forget it */
 };
 
 struct gen_selector {
@@ -222,7 +227,8 @@ struct gen_selector {
 	__u8 nns;
 	__u8 ncaps;
 	__u8 explicit_target; /* names its processes exactly (matchPIDs In, matchBinaries In) and its policy opts in: may act on protected ones */
-	__u8 pad[2];
+	__u8 sock_arg;        /* TrackSock, UntrackSock: the parameter holding the struct sock * */
+	__u8 pad;
 	__u32 actions;   /* enum gen_action */
 	__s32 errno;     /* Override */
 	__u32 signal;    /* Signal */
