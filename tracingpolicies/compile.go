@@ -413,10 +413,21 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			c.errorf(path, "at most %d matchCapabilities entries per selector", len(g.Caps))
 			break
 		}
-		if cf.IsNamespaceCapability {
-			c.errorf(path+".isNamespaceCapability", "isNamespaceCapability is not supported by Vigil")
-		}
 		g.Caps[i] = abi.GenCapFilter{Set: uint8(capSetCodes[cf.Set]), Negate: b2u(cf.Op == OpNotIn), Mask: cf.Mask}
+		if cf.IsNamespaceCapability {
+			// As Tetragon: the capabilities are checked only for processes
+			// outside the host's user namespace.
+			if c.k == nil || c.k.HostNamespace == nil {
+				c.errorf(path+".isNamespaceCapability", "the host's user namespace is needed and unknown")
+				continue
+			}
+			ino, err := c.k.HostNamespace(NSUser)
+			if err != nil {
+				c.errorf(path+".isNamespaceCapability", "the host's user namespace: %v", err)
+				continue
+			}
+			g.Caps[i].HostUserns = ino
+		}
 	}
 	g.Ncaps = uint8(min(len(s.MatchCapabilities), len(g.Caps)))
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -380,5 +381,42 @@ func TestPrivXTetragonSockTracking(t *testing.T) {
 	}
 	if len(e.args) != 1 || e.args[0].Sock == nil || e.args[0].Sock.Sport != 47123 || e.args[0].Sock.State != 10 {
 		t.Errorf("args %+v, want the listening socket on port 47123", e.args)
+	}
+}
+
+// isNamespaceCapability: the same open by a root process is reported from a
+// new user namespace and not from the host's.
+func TestPrivXTetragonNamespaceCapability(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	loadCorpus(t, s, "caps-userns.yaml")
+	open := func(path string, userns bool) int {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envOpenPaths+"="+path)
+		if userns {
+			cmd.SysProcAttr = &syscall.SysProcAttr{
+				Cloneflags:  syscall.CLONE_NEWUSER,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+			}
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("child (user namespace %v): %v: %s", userns, err, out)
+		}
+		return cmd.Process.Pid
+	}
+	host := open("/tmp/host/vigil-corpus-userns", false)
+	inNS := open("/tmp/userns/vigil-corpus-userns", true)
+	e := sink.wait(t, "tetragon-caps-userns", func(e corpusEvent) bool {
+		return len(e.args) == 1 && e.args[0].Str == "/tmp/userns/vigil-corpus-userns"
+	})
+	if e.pid != uint32(inNS) {
+		t.Errorf("event of pid %d, want the child in a user namespace, %d", e.pid, inNS)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, e := range sink.events {
+		if e.pid == uint32(host) {
+			t.Errorf("the open in the host's user namespace was reported: %+v", e.args)
+		}
 	}
 }

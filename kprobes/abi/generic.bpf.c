@@ -1289,6 +1289,10 @@ __noinline int gen_match_cap(__u64 sel, __u64 f)
 	if (!s)
 		return 0;
 	c = &s->caps[f];
+	/* isNamespaceCapability: only processes outside the host's user
+	 * namespace match, whatever the operator. */
+	if (c->host_userns && gen_ns_inum(st->task, GEN_NS_USER) == c->host_userns)
+		return 0;
 	task = (struct task_struct *)st->task;
 	cred = BPF_CORE_READ(task, cred);
 	if (c->set == GEN_CAP_EFFECTIVE)

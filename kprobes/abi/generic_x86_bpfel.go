@@ -118,11 +118,12 @@ const (
 )
 
 type GenericGenCapFilter struct {
-	_      structs.HostLayout
-	Set    uint8
-	Negate uint8
-	Pad    [6]uint8
-	Mask   uint64
+	_          structs.HostLayout
+	Set        uint8
+	Negate     uint8
+	Pad        [2]uint8
+	HostUserns uint32
+	Mask       uint64
 }
 
 type GenericGenCapSet uint32

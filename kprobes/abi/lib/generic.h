@@ -204,7 +204,8 @@ enum gen_cap_set {
 struct gen_cap_filter {
 	__u8 set; /* enum gen_cap_set */
 	__u8 negate;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 host_userns; /* isNamespaceCapability: the host's user namespace, which never matches; 0: any */
 	__u64 mask;
 };
 
