@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/identity"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/tracingsensor"
@@ -78,6 +80,15 @@ type Config struct {
 	// processes policies never kill or deny unless a selector names them
 	// exactly and its policy sets allow-protected-enforcement.
 	ProtectBinaries []string
+	// KeepEnforcementOnExit pins the programs that enforce tracing
+	// policies (and the process sensor they depend on) under BPFPinDir, so
+	// that they keep enforcing when the agent exits or is killed; the next
+	// agent takes them over without a gap. Off: a start removes what an
+	// earlier run pinned, once its own policies are loaded.
+	KeepEnforcementOnExit bool
+	// BPFPinDir is the directory on a BPF file system for
+	// KeepEnforcementOnExit (one is mounted there if there is none).
+	BPFPinDir string
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -114,6 +125,7 @@ func DefaultConfig() Config {
 		Rules:                     rules.DefaultConfig(),
 		UI:                        ui.DefaultConfig(),
 		ProtectBinaries:           append([]string(nil), tracingsensor.DefaultProtectedBinaries...),
+		BPFPinDir:                 kprobes.DefaultPinDir,
 	}
 }
 
@@ -171,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.UI.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if !filepath.IsAbs(c.BPFPinDir) || filepath.Clean(c.BPFPinDir) == "/" {
+		errs = append(errs, fmt.Errorf("--bpf-pin-dir: %q must be an absolute path of a directory (such as %s)", c.BPFPinDir, kprobes.DefaultPinDir))
 	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {
 		errs = append(errs, fmt.Errorf("--socket: %q must be an absolute path", c.SocketPath))

@@ -123,7 +123,7 @@ type policyCollector struct {
 func newPolicyCollector(a *Agent) prometheus.Collector {
 	return &policyCollector{
 		a:      a,
-		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error).", []string{"state"}, nil),
+		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error, disabled).", []string{"state"}, nil),
 		events: prometheus.NewDesc("vigil_tracing_policy_events_total", "Events produced by each loaded tracing policy.", []string{"policy"}, nil),
 		folded: prometheus.NewDesc("vigil_tracing_policy_calls_folded_total",
 			"Calls the kernel folded into the repeat count of an event already reported, per policy.", []string{"policy"}, nil),
@@ -143,7 +143,7 @@ func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[string]int{"loaded": 0, "error": 0}
+	counts := map[string]int{"loaded": 0, "error": 0, StateDisabled: 0}
 	for _, p := range c.a.policyStatuses() {
 		counts[p.State]++
 		if p.State == "loaded" {
