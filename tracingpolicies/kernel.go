@@ -46,6 +46,12 @@ func Validate(p *Policy, kernel *btf.Spec, opts *ValidateOptions) (warnings mani
 			k.tracefsOK = false
 		}
 	}
+	// Resolve paths are compiled against this kernel, afresh.
+	for _, h := range p.Hooks {
+		for i := range h.Args {
+			h.Args[i].Steps = nil
+		}
+	}
 	for _, h := range p.Hooks {
 		switch h.Kind {
 		case HookKprobe:
