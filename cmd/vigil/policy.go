@@ -218,8 +218,15 @@ func policyFiles(path string) ([]string, error) {
 
 // validateFile prints the problems of one file, or that it is valid.
 func validateFile(w io.Writer, file string, kernel kernelInfo) ([]*tracingpolicies.Policy, bool) {
-	policies, err := tracingpolicies.ParseFile(file)
+	policies, broken, err := tracingpolicies.ParseFileAll(file)
 	problems := manifest.AsErrors(file, err)
+	// What depends on the kernel is reported for documents with other
+	// problems too, so that one run shows everything to fix.
+	for _, p := range broken {
+		if _, err := tracingpolicies.Validate(p, kernel.spec, &kernel.opts); err != nil {
+			problems = append(problems, manifest.AsErrors(file, err)...)
+		}
+	}
 	var warnings manifest.Errors
 	var valid []*tracingpolicies.Policy
 	for _, p := range policies {

@@ -182,6 +182,15 @@ func TestPolicyValidateBTF(t *testing.T) {
 	if code != 1 || out != want {
 		t.Errorf("got status %d and\n%s\nwant status 1 and\n%s", code, out, want)
 	}
+	// A document with a schema problem still gets the kernel's checks: one
+	// run lists everything to fix.
+	both := writeFile(t, dir, "both.yaml", strings.Replace(strings.Replace(goodPolicy, "index: 1", "index: 0", 1), "    args:", "    argz: 1\n    args:", 1))
+	out, code = runPolicyCLI(t, "policy", "validate", "--btf", vmlinux, both)
+	want = both + `:9: spec.kprobes[0].argz: unknown field "argz" (did you mean "args"?)` + "\n" +
+		both + `:12: spec.kprobes[0].args[0].type: "file" does not fit parameter 0 of fd_install (unsigned int fd): file needs a struct file *` + "\n"
+	if code != 1 || out != want {
+		t.Errorf("schema and kernel problems: got status %d and\n%s\nwant status 1 and\n%s", code, out, want)
+	}
 	if _, code := runPolicyCLI(t, "policy", "validate", "--btf", filepath.Join(dir, "missing"), good); code != 2 {
 		t.Errorf("a missing --btf file: status %d, want 2", code)
 	}
