@@ -29,6 +29,9 @@ const (
 	TypePath        ArgType = "path"
 	TypeFilename    ArgType = "filename"
 	TypeLinuxBinprm ArgType = "linux_binprm"
+	// TypeDentry is the path of a dentry within its file system (no
+	// mount is known), as Tetragon reports it.
+	TypeDentry ArgType = "dentry"
 
 	TypeSock     ArgType = "sock"
 	TypeSocket   ArgType = "socket"
@@ -93,6 +96,7 @@ var argTypes = map[ArgType]argTypeInfo{
 	TypePath:        {class: ClassPath},
 	TypeFilename:    {class: ClassPath},
 	TypeLinuxBinprm: {class: ClassPath},
+	TypeDentry:      {class: ClassPath},
 
 	TypeSock:     {class: ClassNetwork},
 	TypeSocket:   {class: ClassNetwork},
@@ -127,6 +131,7 @@ var argTypeAliases = map[string]ArgType{
 	"path":         TypePath,
 	"filename":     TypeFilename,
 	"linux_binprm": TypeLinuxBinprm,
+	"dentry":       TypeDentry,
 	"sock":         TypeSock,
 	"socket":       TypeSocket,
 	"sockaddr":     TypeSockaddr,
@@ -158,7 +163,6 @@ var unsupportedArgTypes = map[string]string{
 	"data_loc":        "use string: Vigil reads __data_loc tracepoint fields as strings",
 	"net_device":      "not supported by Vigil",
 	"sockaddr_un":     "use sockaddr",
-	"dentry":          "use path or file on a hook that takes one",
 }
 
 // ParseArgType returns the canonical type for a Tetragon type name.

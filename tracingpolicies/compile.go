@@ -108,6 +108,7 @@ var argTypeCodes = map[ArgType]abi.GenArgType{
 	TypePath:        abi.GenericGenArgTypeGEN_ARG_PATH,
 	TypeFilename:    abi.GenericGenArgTypeGEN_ARG_FILENAME,
 	TypeLinuxBinprm: abi.GenericGenArgTypeGEN_ARG_BINPRM,
+	TypeDentry:      abi.GenericGenArgTypeGEN_ARG_DENTRY,
 	TypeSock:        abi.GenericGenArgTypeGEN_ARG_SOCK,
 	TypeSocket:      abi.GenericGenArgTypeGEN_ARG_SOCKET,
 	TypeSockaddr:    abi.GenericGenArgTypeGEN_ARG_SOCKADDR,

@@ -318,7 +318,7 @@ func (c *checker) rejectArgFields(path string, a *ArgSpec, kind HookKind) {
 // never passed, with the C type each needs.
 var kernelOnlyTypes = map[ArgType]string{
 	TypeFile: "struct file *", TypePath: "struct path *", TypeFilename: "struct filename *",
-	TypeLinuxBinprm: "struct linux_binprm *", TypeSock: "struct sock *", TypeSocket: "struct socket *",
+	TypeLinuxBinprm: "struct linux_binprm *", TypeDentry: "struct dentry *", TypeSock: "struct sock *", TypeSocket: "struct socket *",
 	TypeSkb: "struct sk_buff *", TypeCred: "struct cred *", TypeKernelCapT: "kernel_cap_t",
 }
 

@@ -95,6 +95,8 @@ func fits(t ArgType, p param) (bool, string) {
 		return ptrTo("a struct filename *", "struct filename")
 	case TypeLinuxBinprm:
 		return ptrTo("a struct linux_binprm *", "struct linux_binprm")
+	case TypeDentry:
+		return ptrTo("a struct dentry *", "struct dentry")
 	case TypeSock:
 		return ptrTo("a struct sock *", "struct sock")
 	case TypeSocket:

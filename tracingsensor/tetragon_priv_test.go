@@ -420,3 +420,29 @@ func TestPrivXTetragonNamespaceCapability(t *testing.T) {
 		}
 	}
 }
+
+// A dentry is reported as its path within its file system: following a
+// symbolic link reports the link.
+func TestPrivXTetragonDentry(t *testing.T) {
+	s, sink, _ := corpusSensor(t)
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureKprobe)
+	loadCorpus(t, s, "dentry.yaml")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "vigil-corpus-link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envOpenPaths+"="+link)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	e := sink.wait(t, "tetragon-dentry", func(corpusEvent) bool { return true })
+	if len(e.args) != 1 || e.args[0].Kind != event.ArgPath || !strings.HasSuffix(link, e.args[0].Str) || !strings.HasSuffix(e.args[0].Str, "/vigil-corpus-link") {
+		t.Errorf("args %+v, want the path of %s within its file system", e.args, link)
+	}
+}

@@ -625,6 +625,12 @@ __noinline int gen_put_file(__u64 v, __u64 type, __u64 pos, __u64 task)
 		dentry = BPF_CORE_READ(p, dentry);
 		mnt = BPF_CORE_READ(p, mnt);
 		mode = BPF_CORE_READ(dentry, d_inode, i_mode);
+	} else if (type == GEN_ARG_DENTRY) {
+		/* No mount: the walk stops at the root of the dentry's file
+		 * system, as Tetragon reports a dentry. */
+		dentry = (struct dentry *)v;
+		mnt = 0;
+		mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 	} else {
 		struct file *f;
 
@@ -805,6 +811,7 @@ __noinline int gen_read_arg(__u64 i)
 	case GEN_ARG_FILE:
 	case GEN_ARG_PATH:
 	case GEN_ARG_BINPRM:
+	case GEN_ARG_DENTRY:
 		r = gen_put_file(v, type, pos, st->task);
 		break;
 	case GEN_ARG_SOCK:
@@ -857,7 +864,7 @@ static __always_inline __u64 arg_int(struct gen_record *rec, struct gen_hook *h,
 
 static __always_inline bool is_path_type(__u8 t)
 {
-	return t == GEN_ARG_FD || t == GEN_ARG_FILE || t == GEN_ARG_PATH || t == GEN_ARG_BINPRM;
+	return t == GEN_ARG_FD || t == GEN_ARG_FILE || t == GEN_ARG_PATH || t == GEN_ARG_BINPRM || t == GEN_ARG_DENTRY;
 }
 
 #define GEN_POSTFIX_MAX 128 /* bytes compared by Postfix */

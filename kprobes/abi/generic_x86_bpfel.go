@@ -98,6 +98,7 @@ const (
 	GenericGenArgTypeGEN_ARG_CRED       GenericGenArgType = 21
 	GenericGenArgTypeGEN_ARG_CAP_T      GenericGenArgType = 22
 	GenericGenArgTypeGEN_ARG_SYSCALL64  GenericGenArgType = 23
+	GenericGenArgTypeGEN_ARG_DENTRY     GenericGenArgType = 24
 )
 
 type GenericGenBinFilter struct {

@@ -52,6 +52,7 @@ enum gen_arg_type {
 	GEN_ARG_CRED,
 	GEN_ARG_CAP_T,
 	GEN_ARG_SYSCALL64, /* s64, bit 31 set for a 32-bit compat syscall */
+	GEN_ARG_DENTRY,    /* path within its file system */
 };
 
 /* Flags of an argument description. */
