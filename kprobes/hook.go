@@ -171,6 +171,12 @@ func (f *Features) PlanHook(req *HookRequest) (Mechanism, error) {
 		if req.Override {
 			return "", cannot("tracepoint %s: a tracepoint cannot change the result of a call; use Sigkill or an LSM hook", req.Targets[0].Name)
 		}
+		if req.Mechanism == MechRawTracepoint {
+			if !f.Has(FeatureRawTracepoint) {
+				return "", cannot("raw tracepoint %s: %s", req.Targets[0].Name, f.Results[FeatureRawTracepoint].Error)
+			}
+			return MechRawTracepoint, nil
+		}
 		if !f.Has(FeatureTracepoint) {
 			return "", cannot("tracepoint %s: %s", req.Targets[0].Name, f.Results[FeatureTracepoint].Error)
 		}

@@ -8,11 +8,13 @@ import (
 // actionNames maps Tetragon's action names, which it matches without regard
 // to case, to ours.
 var actionNames = map[string]ActionKind{
-	"post":     ActionPost,
-	"nopost":   ActionNoPost,
-	"sigkill":  ActionSigkill,
-	"signal":   ActionSignal,
-	"override": ActionOverride,
+	"post":        ActionPost,
+	"nopost":      ActionNoPost,
+	"sigkill":     ActionSigkill,
+	"signal":      ActionSignal,
+	"override":    ActionOverride,
+	"tracksock":   ActionTrackSock,
+	"untracksock": ActionUntrackSock,
 }
 
 // unsupportedActions are Tetragon's other actions, with the reason Vigil
@@ -20,8 +22,6 @@ var actionNames = map[string]ActionKind{
 var unsupportedActions = map[string]string{
 	"geturl":                      "Vigil makes no network requests on behalf of a policy; forward events to a webhook sink instead",
 	"dnslookup":                   "Vigil makes no network requests on behalf of a policy; forward events to a webhook sink instead",
-	"tracksock":                   "socket tracking is not implemented",
-	"untracksock":                 "socket tracking is not implemented",
 	"notifyenforcer":              "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
 	"cleanupenforcernotification": "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
 	"set":                         "USDT probes are not implemented",
@@ -83,8 +83,13 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			c.errorf(path+"."+field, "%s applies to %s only, not %s", field, only, kind)
 		}
 	}
-	notFor("argError", s.ArgError != 0 && kind != ActionOverride, "Override")
+	if s.ArgError != 0 && kind != ActionOverride {
+		// Tetragon ignores it (its kill_unprivileged_user_namespace
+		// examples set it on Sigkill).
+		c.warnf(path+".argError", "argError applies to Override only; %s ignores it", kind)
+	}
 	notFor("argSig", s.ArgSig != "" && kind != ActionSignal, "Signal")
+	notFor("argSock", s.ArgSock != 0 && kind != ActionTrackSock && kind != ActionUntrackSock, "TrackSock and UntrackSock")
 	notFor("rateLimit", s.RateLimit != "" && kind != ActionPost, "Post")
 	notFor("rateLimitScope", s.RateLimitScope != "" && kind != ActionPost, "Post")
 
@@ -117,12 +122,27 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 			c.errorf(path+".argSig", "%v", err)
 		}
 		a.Signal = sig
+	case ActionTrackSock, ActionUntrackSock:
+		pos := int(s.ArgSock)
+		switch {
+		case pos >= len(h.Args):
+			c.errorf(path+".argSock", "argSock %d is out of range: it is a position in args, and the hook has %d", pos, len(h.Args))
+		case h.Args[pos].Type != TypeSock:
+			c.errorf(path+".argSock", "argSock %d names args[%d], a %s; %s needs a sock", pos, pos, h.Args[pos].Type, kind)
+		default:
+			a.SockParam = h.Args[pos].Index
+		}
 	case ActionOverride:
 		switch {
 		case h.Kind == HookTracepoint:
 			c.errorf(path+".action", "a tracepoint cannot change the result of a call; use Sigkill here, or hook an LSM hook or the syscall to Override")
 		case s.ArgError == 0:
 			c.errorf(path+".argError", "missing: Override needs the negative errno the call returns, such as -1 (EPERM) or -13 (EACCES)")
+		case s.ArgError > 0 && h.Kind == HookKprobe:
+			// Tetragon returns it as is; some functions give a positive
+			// return a meaning (security_inode_copy_up_xattr: 1 discards
+			// the attribute).
+			c.warnf(path+".argError", "%d is positive: the function returns %d instead of running, which its callers read as that function defines it, not as an error", s.ArgError, s.ArgError)
 		case s.ArgError > 0:
 			c.errorf(path+".argError", "%d: Override returns an error, so argError is a negative errno such as %d", s.ArgError, -s.ArgError)
 		case s.ArgError < -MaxErrno:
@@ -149,7 +169,6 @@ func (c *checker) rejectActionFields(path string, s *ActionSelector) {
 	}
 	reject("argUrl", s.ArgURL != "", "the GetUrl action is not implemented")
 	reject("argFqdn", s.ArgFqdn != "", "the DnsLookup action is not implemented")
-	reject("argSock", s.ArgSock != 0, "socket tracking is not implemented")
 	reject("argIndex", s.ArgIndex != 0, "the Set action is not implemented")
 	reject("argValue", s.ArgValue != 0, "the Set action is not implemented")
 	reject("argRegs", len(s.ArgRegs) > 0, "register overrides are uprobe-only and not implemented")

@@ -29,6 +29,9 @@ const (
 	TypePath        ArgType = "path"
 	TypeFilename    ArgType = "filename"
 	TypeLinuxBinprm ArgType = "linux_binprm"
+	// TypeDentry is the path of a dentry within its file system (no
+	// mount is known), as Tetragon reports it.
+	TypeDentry ArgType = "dentry"
 
 	TypeSock     ArgType = "sock"
 	TypeSocket   ArgType = "socket"
@@ -37,6 +40,12 @@ const (
 
 	TypeCred       ArgType = "cred"
 	TypeKernelCapT ArgType = "kernel_cap_t"
+
+	// TypeSyscall64 is a syscall number (raw_syscalls tracepoints): an
+	// int64 with bit 31 set for a 32-bit compat syscall, as in Tetragon.
+	TypeSyscall64 ArgType = "syscall64"
+	// TypeNop holds an argument's place: it is neither read nor reported.
+	TypeNop ArgType = "nop"
 )
 
 // ArgClass groups argument types by what can be matched on them.
@@ -87,6 +96,7 @@ var argTypes = map[ArgType]argTypeInfo{
 	TypePath:        {class: ClassPath},
 	TypeFilename:    {class: ClassPath},
 	TypeLinuxBinprm: {class: ClassPath},
+	TypeDentry:      {class: ClassPath},
 
 	TypeSock:     {class: ClassNetwork},
 	TypeSocket:   {class: ClassNetwork},
@@ -95,6 +105,9 @@ var argTypes = map[ArgType]argTypeInfo{
 
 	TypeCred:       {class: ClassOpaque},
 	TypeKernelCapT: {class: ClassCapabilities},
+
+	TypeSyscall64: {ClassInteger, 8, true},
+	TypeNop:       {class: ClassOpaque},
 }
 
 // argTypeAliases maps every spelling Tetragon accepts for a supported type
@@ -118,19 +131,21 @@ var argTypeAliases = map[string]ArgType{
 	"path":         TypePath,
 	"filename":     TypeFilename,
 	"linux_binprm": TypeLinuxBinprm,
+	"dentry":       TypeDentry,
 	"sock":         TypeSock,
 	"socket":       TypeSocket,
 	"sockaddr":     TypeSockaddr,
 	"skb":          TypeSkb,
 	"cred":         TypeCred,
 	"kernel_cap_t": TypeKernelCapT,
+	"syscall64":    TypeSyscall64,
+	"nop":          TypeNop,
 }
 
 // unsupportedArgTypes are Tetragon's other types, each with the reason Vigil
 // rejects it.
 var unsupportedArgTypes = map[string]string{
 	"auto":            "Vigil does not infer argument types from BTF; give the type",
-	"nop":             "omit the argument instead",
 	"const_buf":       "use char_buf with sizeArgIndex",
 	"bpf_attr":        "read the bpf command as an int instead",
 	"bpf_cmd":         "read the bpf command as an int instead",
@@ -142,14 +157,12 @@ var unsupportedArgTypes = map[string]string{
 	"iov_iter":        "not supported by Vigil",
 	"load_info":       "not supported by Vigil",
 	"module":          "not supported by Vigil",
-	"syscall64":       "read the syscall number as int64 instead",
 	"cap_inheritable": "use kernel_cap_t, or matchCapabilities type Inheritable",
 	"cap_permitted":   "use kernel_cap_t, or matchCapabilities type Permitted",
 	"cap_effective":   "use kernel_cap_t, or matchCapabilities type Effective",
 	"data_loc":        "use string: Vigil reads __data_loc tracepoint fields as strings",
 	"net_device":      "not supported by Vigil",
 	"sockaddr_un":     "use sockaddr",
-	"dentry":          "use path or file on a hook that takes one",
 }
 
 // ParseArgType returns the canonical type for a Tetragon type name.

@@ -76,6 +76,11 @@ type CompiledHook struct {
 	Selectors []abi.GenSelector
 	// Enforces is set when a selector has Sigkill, Signal or Override.
 	Enforces bool
+	// Resolves are the gen_resolves entries of the arguments with a
+	// resolve path, by position in Configs[].Args (the same for every
+	// target); the loader writes them at target id * GenMaxArgs +
+	// position.
+	Resolves map[int]abi.GenResolve
 }
 
 // The language's string limits must fit the kernel's set keys.
@@ -103,12 +108,15 @@ var argTypeCodes = map[ArgType]abi.GenArgType{
 	TypePath:        abi.GenericGenArgTypeGEN_ARG_PATH,
 	TypeFilename:    abi.GenericGenArgTypeGEN_ARG_FILENAME,
 	TypeLinuxBinprm: abi.GenericGenArgTypeGEN_ARG_BINPRM,
+	TypeDentry:      abi.GenericGenArgTypeGEN_ARG_DENTRY,
 	TypeSock:        abi.GenericGenArgTypeGEN_ARG_SOCK,
 	TypeSocket:      abi.GenericGenArgTypeGEN_ARG_SOCKET,
 	TypeSockaddr:    abi.GenericGenArgTypeGEN_ARG_SOCKADDR,
 	TypeSkb:         abi.GenericGenArgTypeGEN_ARG_SKB,
 	TypeCred:        abi.GenericGenArgTypeGEN_ARG_CRED,
 	TypeKernelCapT:  abi.GenericGenArgTypeGEN_ARG_CAP_T,
+	TypeSyscall64:   abi.GenericGenArgTypeGEN_ARG_SYSCALL64,
+	TypeNop:         abi.GenericGenArgTypeGEN_ARG_NONE,
 }
 
 // userPointerTypes are read from user memory when they are syscall
@@ -157,6 +165,9 @@ func Compile(p *Policy, policyID uint32, ids IDs, k *KernelInfo) (*Compiled, err
 	if p.Mode == ModeMonitor {
 		c.out.State.Mode = uint8(abi.GenericGenPolicyModeGEN_MODE_MONITOR)
 	}
+	if p.Kind == KindTracingPolicyNamespaced && p.Namespace == "" {
+		return nil, errorList{p.Doc.Errorf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace; name it in metadata.namespace or with --namespace")}
+	}
 	if p.Kind == KindTracingPolicyNamespaced || p.PodSelector != nil || p.ContainerSelector != nil {
 		c.out.State.Scoped = 1
 	}
@@ -202,6 +213,12 @@ func (c *compiler) hook(h *Hook) {
 	if h.Return {
 		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RETURN)
 	}
+	switch h.ReturnArgAction {
+	case ActionTrackSock:
+		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RET_TRACK_SOCK)
+	case ActionUntrackSock:
+		base.Flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_RET_UNTRACK_SOCK)
+	}
 
 	names := h.Functions
 	if h.Kind == HookTracepoint {
@@ -210,7 +227,7 @@ func (c *compiler) hook(h *Hook) {
 
 	// Arguments.
 	var fields []kprobes.TracepointField
-	if h.Kind == HookTracepoint {
+	if h.Kind == HookTracepoint && !h.Raw {
 		if c.k == nil || c.k.TracepointFields == nil {
 			c.errorf(h.Path, "tracepoint %s/%s: its format is needed and tracefs is not available", h.Subsystem, h.Event)
 			return
@@ -230,6 +247,17 @@ func (c *compiler) hook(h *Hook) {
 		d, ok := c.argDesc(h, fmt.Sprintf("%s.args[%d]", h.Path, i), a, fields, i)
 		if !ok {
 			continue
+		}
+		if a.Resolve != "" {
+			r, ok := c.resolveEntry(fmt.Sprintf("%s.args[%d]", h.Path, i), a)
+			if !ok {
+				continue
+			}
+			if ch.Resolves == nil {
+				ch.Resolves = map[int]abi.GenResolve{}
+			}
+			ch.Resolves[i] = r
+			d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_RESOLVE)
 		}
 		base.Args[i] = d
 	}
@@ -277,7 +305,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		return abi.GenArgDesc{}, false
 	}
 	d := abi.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
-	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
+	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.ReturnCopy {
@@ -286,7 +314,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 	if a.MaxData {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_MAX_DATA)
 	}
-	if h.Kind != HookTracepoint {
+	if h.Kind != HookTracepoint || h.Raw {
 		return d, true
 	}
 	// Tracepoint arguments name format fields; the kernel program reads
@@ -311,6 +339,24 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_TP_PTR)
 	}
 	return d, true
+}
+
+// resolveEntry is the gen_resolves entry of an argument's resolve path.
+func (c *compiler) resolveEntry(path string, a Arg) (abi.GenResolve, bool) {
+	var r abi.GenResolve
+	switch {
+	case len(a.Steps) == 0:
+		c.errorf(path+".resolve", "resolve %q is found in the kernel's BTF when the policy is validated against it, and it was not", a.Resolve)
+		return r, false
+	case len(a.Steps) > len(r.Steps):
+		c.errorf(path+".resolve", "resolve %q needs %d reads; at most %d", a.Resolve, len(a.Steps), len(r.Steps))
+		return r, false
+	}
+	r.N = uint8(len(a.Steps))
+	for j, s := range a.Steps {
+		r.Steps[j].Off, r.Steps[j].Size = s.Offset, s.Size
+	}
+	return r, true
 }
 
 // selector compiles one selector; it reports whether it enforces.
@@ -368,10 +414,21 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			c.errorf(path, "at most %d matchCapabilities entries per selector", len(g.Caps))
 			break
 		}
-		if cf.IsNamespaceCapability {
-			c.errorf(path+".isNamespaceCapability", "isNamespaceCapability is not supported by Vigil")
-		}
 		g.Caps[i] = abi.GenCapFilter{Set: uint8(capSetCodes[cf.Set]), Negate: b2u(cf.Op == OpNotIn), Mask: cf.Mask}
+		if cf.IsNamespaceCapability {
+			// As Tetragon: the capabilities are checked only for processes
+			// outside the host's user namespace.
+			if c.k == nil || c.k.HostNamespace == nil {
+				c.errorf(path+".isNamespaceCapability", "the host's user namespace is needed and unknown")
+				continue
+			}
+			ino, err := c.k.HostNamespace(NSUser)
+			if err != nil {
+				c.errorf(path+".isNamespaceCapability", "the host's user namespace: %v", err)
+				continue
+			}
+			g.Caps[i].HostUserns = ino
+		}
 	}
 	g.Ncaps = uint8(min(len(s.MatchCapabilities), len(g.Caps)))
 
@@ -396,6 +453,12 @@ func (c *compiler) selector(h *Hook, s *Selector) (abi.GenSelector, bool) {
 			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_OVERRIDE)
 			g.Errno = a.Error
 			enforce = true
+		case ActionTrackSock, ActionUntrackSock:
+			g.Actions |= uint32(abi.GenericGenActionGEN_ACT_TRACK_SOCK)
+			if a.Kind == ActionUntrackSock {
+				g.Actions ^= uint32(abi.GenericGenActionGEN_ACT_TRACK_SOCK) | uint32(abi.GenericGenActionGEN_ACT_UNTRACK_SOCK)
+			}
+			g.SockArg = uint8(a.SockParam)
 		}
 	}
 	if g.Actions == 0 {
@@ -470,6 +533,9 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 		g.SetId = c.intSet(f.Ints)
 	case OpFamily:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_FAMILY)
+		g.SetId = c.intSet(f.Ints)
+	case OpState:
+		g.Op = uint8(abi.GenericGenOpGEN_OP_STATE)
 		g.SetId = c.intSet(f.Ints)
 	default:
 		c.errorf(path+".operator", "operator %s cannot be compiled", f.Op)
@@ -735,7 +801,7 @@ func orderByCost(filters []abi.GenArgFilter) {
 		case abi.GenericGenOpGEN_OP_STR_EQ, abi.GenericGenOpGEN_OP_STR_PREFIX, abi.GenericGenOpGEN_OP_STR_POSTFIX:
 			return 2
 		case abi.GenericGenOpGEN_OP_SADDR, abi.GenericGenOpGEN_OP_DADDR, abi.GenericGenOpGEN_OP_SPORT,
-			abi.GenericGenOpGEN_OP_DPORT, abi.GenericGenOpGEN_OP_PROTOCOL, abi.GenericGenOpGEN_OP_FAMILY:
+			abi.GenericGenOpGEN_OP_DPORT, abi.GenericGenOpGEN_OP_PROTOCOL, abi.GenericGenOpGEN_OP_FAMILY, abi.GenericGenOpGEN_OP_STATE:
 			return 1
 		}
 		return 0

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/vigilsec/vigil/kprobes"
 )
 
 var (
@@ -113,8 +115,18 @@ func (c *checker) kprobe(path string, k *KProbeSpec, lists map[string]*list, use
 	if len(k.Data) > 0 {
 		c.unsupported(path+".data", "data fields (source: current_task, pt_regs) are not implemented")
 	}
-	if k.ReturnArgAction != "" {
-		c.unsupported(path+".returnArgAction", "socket tracking (TrackSock, UntrackSock) is not implemented")
+	switch strings.ToLower(k.ReturnArgAction) {
+	case "":
+	case "tracksock", "untracksock":
+		h.ReturnArgAction = ActionTrackSock
+		if strings.EqualFold(k.ReturnArgAction, "untracksock") {
+			h.ReturnArgAction = ActionUntrackSock
+		}
+		if !k.Return || k.ReturnArg == nil || k.ReturnArg.Type != "sock" {
+			c.errorf(path+".returnArgAction", "%s acts on the socket the call returns: it needs return: true and a returnArg of type sock", k.ReturnArgAction)
+		}
+	default:
+		c.errorf(path+".returnArgAction", "%q is not a return action (want TrackSock or UntrackSock)", k.ReturnArgAction)
 	}
 	if k.Ignore != nil && k.Ignore.CallNotFound {
 		c.unsupported(path+".ignore.callNotFound", "a policy that names a function this kernel lacks is refused, never partly loaded")
@@ -124,7 +136,8 @@ func (c *checker) kprobe(path string, k *KProbeSpec, lists map[string]*list, use
 	case k.Return && k.ReturnArg == nil:
 		c.errorf(path+".returnArg", "missing: return: true needs a returnArg giving the type of the return value")
 	case !k.Return && k.ReturnArg != nil:
-		c.errorf(path+".return", "returnArg is set but return is false; set return: true to read the return value")
+		// Tetragon ignores the returnArg then.
+		c.warnf(path+".return", "returnArg is set but return is false, so the return value is not read; set return: true to read it")
 	case k.ReturnArg != nil:
 		h.ReturnArg = c.returnArg(path+".returnArg", k.ReturnArg)
 	}
@@ -149,12 +162,16 @@ func (c *checker) tracepoint(path string, t *TracepointSpec) *Hook {
 		c.errorf(path+".event", "%q is not a tracepoint name", t.Event)
 		ok = false
 	}
+	kind := HookTracepoint
 	if t.Raw {
-		c.unsupported(path+".raw", "raw tracepoint arguments are not implemented; args index the tracepoint's format fields")
+		h.Raw, h.Mechanism = true, kprobes.MechRawTracepoint
+		// Its arguments are the tracepoint's parameters, read as a
+		// function's are.
+		kind = HookKprobe
 	}
 	h.Message = c.message(path+".message", t.Message)
 	h.Tags = c.tags(path+".tags", t.Tags)
-	h.Args = c.args(path, HookTracepoint, t.Args)
+	h.Args = c.args(path, kind, t.Args)
 	h.Selectors = c.selectors(path, h, t.Selectors)
 	if !ok {
 		return nil
@@ -209,10 +226,10 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 		maxIndex = MaxTracepointFieldIndex
 	}
 	var out []Arg
-	seen := map[uint32]int{}
+	seen := map[string]int{}
 	for i, a := range specs {
 		path := fmt.Sprintf("%s.args[%d]", hookPath, i)
-		c.rejectArgFields(path, &a)
+		c.rejectArgFields(path, &a, kind)
 		if a.Index > maxIndex {
 			if kind == HookTracepoint {
 				c.errorf(path+".index", "index %d is out of range (tracepoint fields go up to %d)", a.Index, maxIndex)
@@ -220,10 +237,12 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 				c.errorf(path+".index", "index %d is out of range: arguments are read from the first %d parameters (0 to %d)", a.Index, MaxArgIndex+1, MaxArgIndex)
 			}
 		}
-		if j, dup := seen[a.Index]; dup {
+		// One parameter can be read along several resolve paths.
+		key := fmt.Sprintf("%d/%s/%s", a.Index, a.BTFType, a.Resolve)
+		if j, dup := seen[key]; dup {
 			c.errorf(path+".index", "index %d is already read by args[%d]", a.Index, j)
 		}
-		seen[a.Index] = i
+		seen[key] = i
 		if len(a.Label) > MaxLabelLen {
 			c.errorf(path+".label", "label is %d bytes long; at most %d", len(a.Label), MaxLabelLen)
 		}
@@ -264,20 +283,31 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 				c.errorf(path+".maxData", "maxData cannot be combined with returnCopy")
 			}
 		}
-		out = append(out, Arg{Index: a.Index, Type: t, Label: a.Label, SizeArgIndex: a.SizeArgIndex, ReturnCopy: a.ReturnCopy, MaxData: a.MaxData})
+		out = append(out, Arg{Index: a.Index, Type: t, Label: a.Label, SizeArgIndex: a.SizeArgIndex, ReturnCopy: a.ReturnCopy, MaxData: a.MaxData, Resolve: a.Resolve, BTFType: a.BTFType})
 	}
 	return out
 }
 
-func (c *checker) rejectArgFields(path string, a *ArgSpec) {
-	if a.Resolve != "" {
-		c.unsupported(path+".resolve", "attribute resolution through BTF is not implemented; use an argument type that reads the object")
+// rejectArgFields reports the argument fields the hook kind cannot have;
+// kind is "" for a return value.
+func (c *checker) rejectArgFields(path string, a *ArgSpec, kind HookKind) {
+	switch {
+	case a.Resolve == "" && a.BTFType != "":
+		c.errorf(path+".btfType", "btfType casts the parameter for resolve; give the path of fields to read in resolve")
+	case a.Resolve == "":
+	case kind == "":
+		c.unsupported(path+".resolve", "resolve on a return value is not implemented")
+	case kind == HookSyscall:
+		c.errorf(path+".resolve", "resolve reads kernel structures through BTF, and a syscall's arguments are integers and pointers to user memory; hook a kernel function, an LSM hook or a raw tracepoint")
+	case kind == HookTracepoint:
+		c.errorf(path+".resolve", "resolve reads a tracepoint's arguments through BTF: set raw: true (the arguments are then the tracepoint's own, not its format fields)")
+	default:
+		if err := checkResolveSyntax(a.Resolve); err != nil {
+			c.errorf(path+".resolve", "%v", err)
+		}
 	}
 	if a.Source != "" {
 		c.unsupported(path+".source", "data sources other than the hook's arguments are not implemented")
-	}
-	if a.BTFType != "" {
-		c.unsupported(path+".btfType", "BTF type casts are not implemented")
 	}
 	if a.BTFTypeModule != "" {
 		c.unsupported(path+".btfTypeModule", "module BTF is not implemented")
@@ -288,7 +318,7 @@ func (c *checker) rejectArgFields(path string, a *ArgSpec) {
 // never passed, with the C type each needs.
 var kernelOnlyTypes = map[ArgType]string{
 	TypeFile: "struct file *", TypePath: "struct path *", TypeFilename: "struct filename *",
-	TypeLinuxBinprm: "struct linux_binprm *", TypeSock: "struct sock *", TypeSocket: "struct socket *",
+	TypeLinuxBinprm: "struct linux_binprm *", TypeDentry: "struct dentry *", TypeSock: "struct sock *", TypeSocket: "struct socket *",
 	TypeSkb: "struct sk_buff *", TypeCred: "struct cred *", TypeKernelCapT: "kernel_cap_t",
 }
 
@@ -296,7 +326,7 @@ var kernelOnlyTypes = map[ArgType]string{
 var returnArgTypes = map[ArgType]bool{TypeSock: true, TypeFile: true}
 
 func (c *checker) returnArg(path string, a *ArgSpec) *Arg {
-	c.rejectArgFields(path, a)
+	c.rejectArgFields(path, a, "")
 	if a.Index != 0 {
 		c.errorf(path+".index", "the return value has no index; remove it")
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +44,12 @@ func Validate(p *Policy, kernel *btf.Spec, opts *ValidateOptions) (warnings mani
 	if k.tracefsOK {
 		if _, err := fs.Stat(opts.Tracefs, "events"); err != nil {
 			k.tracefsOK = false
+		}
+	}
+	// Resolve paths are compiled against this kernel, afresh.
+	for _, h := range p.Hooks {
+		for i := range h.Args {
+			h.Args[i].Steps = nil
 		}
 	}
 	for _, h := range p.Hooks {
@@ -209,6 +216,10 @@ func (k *kernelChecker) lsm(h *Hook) {
 
 func (k *kernelChecker) tracepoint(h *Hook) {
 	name := h.Subsystem + "/" + h.Event
+	if h.Raw {
+		k.rawTracepoint(h, name)
+		return
+	}
 	fields, exists := k.readFormat(h.Path, h.Subsystem, h.Event)
 	if !exists && k.spec != nil {
 		fields, exists = k.btfTracepoint(h.Subsystem, h.Event)
@@ -223,6 +234,49 @@ func (k *kernelChecker) tracepoint(h *Hook) {
 	if fields != nil {
 		k.checkArgs(h, name, "field", fields)
 	}
+}
+
+// rawTracepoint checks a raw tracepoint's args against its parameters, the
+// btf_trace_EVENT typedef's (void *__data, PARAMS...).
+func (k *kernelChecker) rawTracepoint(h *Hook, name string) {
+	if k.spec == nil {
+		return
+	}
+	params, err := rawTracepointParams(k.spec, h.Event)
+	if err != nil {
+		k.errorf(h.Path+".event", "raw tracepoint %s: %v", name, err)
+		return
+	}
+	k.checkArgs(h, "raw tracepoint "+name, "argument", params)
+}
+
+// RawTracepointArgs returns how many arguments the raw tracepoint event
+// passes its programs.
+func RawTracepointArgs(spec *btf.Spec, event string) (int, error) {
+	params, err := rawTracepointParams(spec, event)
+	return len(params), err
+}
+
+// rawTracepointParams returns the parameters of the raw tracepoint event
+// (the arguments its programs get) from the btf_trace_EVENT typedef.
+func rawTracepointParams(spec *btf.Spec, event string) ([]param, error) {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+event, &td); err != nil && !errors.Is(err, btf.ErrMultipleMatches) {
+		return nil, fmt.Errorf("not found in the kernel's BTF (no btf_trace_%s)", event)
+	}
+	ptr, ok := btf.UnderlyingType(td.Type).(*btf.Pointer)
+	if !ok {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", event)
+	}
+	proto, ok := btf.UnderlyingType(ptr.Target).(*btf.FuncProto)
+	if !ok || len(proto.Params) == 0 {
+		return nil, fmt.Errorf("btf_trace_%s is not a function pointer", event)
+	}
+	var out []param
+	for _, p := range proto.Params[1:] {
+		out = append(out, btfParam(p.Name, p.Type))
+	}
+	return out, nil
 }
 
 // readFormat reads a tracepoint's format from tracefs. It returns
@@ -293,6 +347,12 @@ func (k *kernelChecker) checkArgs(h *Hook, what, noun string, params []param) {
 			continue
 		}
 		p := params[a.Index]
+		if a.Resolve != "" {
+			var ok bool
+			if p, ok = k.resolve(h, i, path, p); !ok {
+				continue
+			}
+		}
 		if a.Type != "" {
 			if ok, want := fits(a.Type, p); !ok {
 				k.errorf(path+".type", "%q does not fit %s %d of %s (%s): %s needs %s", a.Type, noun, a.Index, what, p, a.Type, want)
@@ -307,6 +367,33 @@ func (k *kernelChecker) checkArgs(h *Hook, what, noun string, params []param) {
 			}
 		}
 	}
+}
+
+// resolve compiles the resolve path of argument i from parameter p into
+// its Steps, and returns the field reached; false when it was reported.
+// The arguments of a hook naming several functions must resolve alike.
+func (k *kernelChecker) resolve(h *Hook, i int, path string, p param) (param, bool) {
+	a := &h.Args[i]
+	if p.typ == nil || k.spec == nil {
+		k.errorf(path+".resolve", "resolve needs the kernel's BTF, and %s comes from elsewhere", p)
+		return p, false
+	}
+	steps, field, err := resolvePath(k.spec, p.typ, a.BTFType, a.Resolve)
+	if err != nil {
+		where := ".resolve"
+		if strings.HasPrefix(err.Error(), "btfType") {
+			where = ".btfType"
+		}
+		k.errorf(path+where, "%q from %s: %v", a.Resolve, p, err)
+		return p, false
+	}
+	if a.Steps != nil && !slices.Equal(a.Steps, steps) {
+		k.errorf(path+".resolve", "%q lies at different places in the functions this hook names; hook them apart", a.Resolve)
+		return p, false
+	}
+	a.Steps = steps
+	field.name = a.Resolve
+	return field, true
 }
 
 func (k *kernelChecker) checkReturn(h *Hook, what string, ret *param) {

@@ -26,6 +26,7 @@ const (
 	OpNotDPort   Operator = "NotDPort"
 	OpProtocol   Operator = "Protocol"
 	OpFamily     Operator = "Family"
+	OpState      Operator = "State"
 )
 
 // operatorAliases maps every spelling Tetragon accepts for a supported
@@ -50,6 +51,7 @@ var operatorAliases = map[string]Operator{
 	"NotDPort": OpNotDPort, "notdport": OpNotDPort, "NotDport": OpNotDPort,
 	"Protocol": OpProtocol, "protocol": OpProtocol,
 	"Family": OpFamily, "family": OpFamily,
+	"State": OpState, "state": OpState,
 }
 
 // unsupportedOperators are Tetragon's other argument operators, with the
@@ -66,7 +68,6 @@ var unsupportedOperators = map[string]string{
 	"NotSportPriv":        "not supported by Vigil; use NotSPort 0:1023",
 	"DPortPriv":           "not supported by Vigil; use DPort 0:1023",
 	"NotDPortPriv":        "not supported by Vigil; use NotDPort 0:1023",
-	"State":               "not supported by Vigil",
 	"CapabilitiesGained":  "not supported by Vigil",
 	"SubString":           "not supported by Vigil; use Prefix or Postfix",
 	"SubStringIgnCase":    "not supported by Vigil; use Prefix or Postfix",
@@ -102,6 +103,9 @@ func operatorsFor(t ArgType) []Operator {
 			// A sockaddr is one address: the one connect() or bind() is
 			// given. Vigil reports it as the source.
 			return []Operator{OpSAddr, OpNotSAddr, OpSPort, OpNotSPort, OpFamily}
+		}
+		if t == TypeSock {
+			return []Operator{OpSAddr, OpDAddr, OpNotSAddr, OpNotDAddr, OpSPort, OpDPort, OpNotSPort, OpNotDPort, OpProtocol, OpFamily, OpState}
 		}
 		return []Operator{OpSAddr, OpDAddr, OpNotSAddr, OpNotDAddr, OpSPort, OpDPort, OpNotSPort, OpNotDPort, OpProtocol, OpFamily}
 	case ClassCapabilities:

@@ -24,6 +24,9 @@ type param struct {
 	// pointee or element) along its typedef chain, without qualifiers:
 	// {"kernel_cap_t", "struct kernel_cap_struct"}, {"char"}.
 	names []string
+	// typ is the BTF type, when the parameter comes from BTF (resolve
+	// paths start from it).
+	typ btf.Type
 }
 
 type paramKind int
@@ -69,6 +72,8 @@ func fits(t ArgType, p param) (bool, string) {
 		return p.kind == paramPointer && p.is(names...), want
 	}
 	switch t {
+	case TypeNop:
+		return true, ""
 	case TypeInt64, TypeUint64:
 		// A pointer can be read as its address.
 		return p.kind == paramInt || p.kind == paramPointer, "an integer or a pointer"
@@ -90,6 +95,8 @@ func fits(t ArgType, p param) (bool, string) {
 		return ptrTo("a struct filename *", "struct filename")
 	case TypeLinuxBinprm:
 		return ptrTo("a struct linux_binprm *", "struct linux_binprm")
+	case TypeDentry:
+		return ptrTo("a struct dentry *", "struct dentry")
 	case TypeSock:
 		return ptrTo("a struct sock *", "struct sock")
 	case TypeSocket:
@@ -112,7 +119,7 @@ func fits(t ArgType, p param) (bool, string) {
 
 // btfParam describes a BTF type.
 func btfParam(name string, t btf.Type) param {
-	p := param{name: name, ctype: cName(t, 0)}
+	p := param{name: name, ctype: cName(t, 0), typ: t}
 	switch u := btf.UnderlyingType(t).(type) {
 	case *btf.Int, *btf.Enum:
 		p.kind = paramInt

@@ -20,7 +20,17 @@ import (
 // Parse.
 func ParseFile(path string) ([]*Policy, error) {
 	docs, err := manifest.ReadFile(path)
-	return parseDocuments(path, docs, manifest.AsErrors(path, err))
+	return parseDocuments(path, docs, manifest.AsErrors(path, err), nil)
+}
+
+// ParseFileAll is ParseFile that also returns, as broken, what could be
+// read of the documents with problems, so that a validator can report the
+// problems that depend on the kernel along with the others. Broken
+// policies must never be loaded.
+func ParseFileAll(path string) (valid, broken []*Policy, err error) {
+	docs, err := manifest.ReadFile(path)
+	valid, err = parseDocuments(path, docs, manifest.AsErrors(path, err), &broken)
+	return valid, broken, err
 }
 
 // ParsePath parses a policy file, or every *.yaml, *.yml and *.json file below a
@@ -60,22 +70,25 @@ func ParsePath(path string) ([]*Policy, error) {
 // listing every problem of the others, each with its line and field path.
 func Parse(name string, data []byte) ([]*Policy, error) {
 	docs, err := manifest.Split(name, data)
-	return parseDocuments(name, docs, manifest.AsErrors(name, err))
+	return parseDocuments(name, docs, manifest.AsErrors(name, err), nil)
 }
 
 // parseDocuments parses the documents of one file; errs are the problems
 // found in reading it, reported with the documents' own. A policy is
 // returned only from a file without problems of its own and a document
 // without any: nothing of a broken file is half applied.
-func parseDocuments(name string, docs []*manifest.Document, errs manifest.Errors) ([]*Policy, error) {
+func parseDocuments(name string, docs []*manifest.Document, errs manifest.Errors, broken *[]*Policy) ([]*Policy, error) {
 	if len(docs) == 0 && len(errs) == 0 {
 		return nil, manifest.Errors{{File: name, Line: 1, Msg: "no TracingPolicy documents in this file"}}
 	}
 	var out []*Policy
 	for _, d := range docs {
-		p, err := ParseDocument(d)
+		p, err := parseDocument(d)
 		if err != nil {
 			errs = append(errs, manifest.AsErrors(d.File, err)...)
+			if p != nil && broken != nil {
+				*broken = append(*broken, p)
+			}
 			continue
 		}
 		out = append(out, p)
@@ -102,6 +115,16 @@ func CheckUnique(policies []*Policy) manifest.Errors {
 
 // ParseDocument parses one document; see Parse.
 func ParseDocument(d *manifest.Document) (*Policy, error) {
+	p, err := parseDocument(d)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parseDocument parses one document. With problems, it also returns what
+// could be read of the policy, when the document could be decoded at all.
+func parseDocument(d *manifest.Document) (*Policy, error) {
 	if d.APIVersion != APIVersionCilium && d.APIVersion != APIVersionVigil {
 		msg := fmt.Sprintf("%q is not a TracingPolicy API version (want %s or %s)", d.APIVersion, APIVersionCilium, APIVersionVigil)
 		if d.APIVersion == "" {
@@ -116,11 +139,12 @@ func ParseDocument(d *manifest.Document) (*Policy, error) {
 	}
 	var doc Document
 	if err := d.Decode(&doc); err != nil {
-		return nil, checkDespiteDecodeErrors(d, manifest.AsErrors(d.File, err))
+		return checkDespiteDecodeErrors(d, manifest.AsErrors(d.File, err))
 	}
 	p, c := check(d, &doc)
 	if len(c.errs) > 0 {
-		return nil, c.errs
+		p.Warnings = c.warns
+		return p, c.errs
 	}
 	p.Warnings = c.warns
 	return p, nil
@@ -138,13 +162,14 @@ func check(d *manifest.Document, doc *Document) (*Policy, *checker) {
 // strict decode fail (unknown fields, duplicate keys, values of the wrong
 // shape), the problems of the rest of the document, so that every problem
 // is reported at once (see manifest.Document.AlsoChecked).
-func checkDespiteDecodeErrors(d *manifest.Document, decodeErrs manifest.Errors) error {
+func checkDespiteDecodeErrors(d *manifest.Document, decodeErrs manifest.Errors) (*Policy, error) {
 	var doc Document
 	if err := d.DecodeLenient(&doc); err != nil {
-		return decodeErrs
+		return nil, decodeErrs
 	}
-	_, c := check(d, &doc)
-	return d.AlsoChecked(decodeErrs, c.errs)
+	p, c := check(d, &doc)
+	p.Warnings = c.warns
+	return p, d.AlsoChecked(decodeErrs, c.errs)
 }
 
 // checker collects the problems of one document.
@@ -187,7 +212,10 @@ func (c *checker) metadata(p *Policy, md *metav1.ObjectMeta) {
 	}
 	if p.Kind == KindTracingPolicyNamespaced {
 		if md.Namespace == "" {
-			c.errorf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace, name it")
+			// As in Tetragon, whose documentation applies such policies
+			// with kubectl apply -n: the namespace comes from the cluster
+			// object, or from --namespace.
+			c.warnf("metadata.namespace", "missing: a TracingPolicyNamespaced applies to the pods of one namespace; it is taken from the cluster object (kubectl apply -n) or --namespace, and the policy cannot load without one")
 		} else {
 			for _, msg := range validation.IsDNS1123Label(md.Namespace) {
 				c.errorf("metadata.namespace", "%q is not a valid namespace: %s", md.Namespace, msg)
@@ -245,7 +273,8 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			c.warnf(fmt.Sprintf("spec.lists[%d].name", i), "list %q is not used by any kprobe (call: \"list:%s\")", l.Name, l.Name)
 		}
 	}
-	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks) == 0 {
+	// A policy of uprobes, USDTs or loader events only is refused for them.
+	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks)+len(s.UProbes)+len(s.Usdts) == 0 && !s.Loader {
 		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints or spec.lsmhooks")
 	}
 	if len(c.errs) == 0 {

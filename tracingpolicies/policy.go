@@ -133,14 +133,21 @@ type Hook struct {
 	// Subsystem and Event name a tracepoint.
 	Subsystem string
 	Event     string
+	// Raw is a raw tracepoint (raw: true): Args index the tracepoint's
+	// own arguments (its TP_PROTO, as in the btf_trace_EVENT type), not
+	// the fields of its record.
+	Raw bool
 	// Return asks for the return value (kprobes and syscalls), read as
 	// ReturnArg.
 	Return    bool
 	ReturnArg *Arg
-	Message   string
-	Tags      []string
-	Args      []Arg
-	Selectors []Selector
+	// ReturnArgAction is ActionTrackSock or ActionUntrackSock for the
+	// socket the call returns, or "".
+	ReturnArgAction ActionKind
+	Message         string
+	Tags            []string
+	Args            []Arg
+	Selectors       []Selector
 	// Mechanism, when set by a program (never by a document), asks for
 	// that attach mechanism instead of the one the kernel's plan prefers:
 	// benchmarks compare them with it.
@@ -159,6 +166,13 @@ type Arg struct {
 	SizeArgIndex uint32
 	ReturnCopy   bool
 	MaxData      bool
+	// Resolve is a path of fields to read through the parameter's
+	// structures ("mm.owner.real_parent.comm"), starting from the struct
+	// BTFType when set. Validate compiles it against the kernel's BTF
+	// into Steps, which the compiler needs.
+	Resolve string
+	BTFType string
+	Steps   []ResolveStep
 }
 
 // Selector is one resolved selector. Its filters are ANDed; a hook's
@@ -309,6 +323,11 @@ const (
 	ActionSigkill  ActionKind = "Sigkill"
 	ActionSignal   ActionKind = "Signal"
 	ActionOverride ActionKind = "Override"
+	// ActionTrackSock and ActionUntrackSock remember and forget which
+	// process a socket (the argument at position argSock, a sock) belongs
+	// to: events whose first sock argument is tracked are that process's.
+	ActionTrackSock   ActionKind = "TrackSock"
+	ActionUntrackSock ActionKind = "UntrackSock"
 )
 
 // Enforces reports whether the action changes what the process does.
@@ -326,4 +345,7 @@ type Action struct {
 	Signal int
 	// Error (Override) is the negative errno the call returns.
 	Error int32
+	// SockParam (TrackSock, UntrackSock) is the parameter index of the
+	// socket.
+	SockParam uint32
 }

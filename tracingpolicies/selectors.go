@@ -118,6 +118,14 @@ func (c *checker) argFilter(path string, h *Hook, a ArgSelector, ret bool) (ArgF
 				break
 			}
 		}
+		if !found && h.Kind == HookTracepoint && int(a.Index) < len(h.Args) {
+			// Tetragon rewrites a tracepoint filter's index that no
+			// argument reads into the position in args; its examples rely
+			// on it (raw_syscalls/sys_enter with args[0] at index 4).
+			pos := int(a.Index)
+			c.warnf(path+".index", "no entry of args reads field %d; as in Tetragon it names args[%d] (field %d) by position: write args: [%d] to say so", a.Index, pos, h.Args[pos].Index, pos)
+			f.Arg, f.Index, f.Type, found = pos, h.Args[pos].Index, h.Args[pos].Type, true
+		}
 		if !found {
 			c.errorf(path+".index", "no entry of args reads index %d: add one (index: %d, type: ...) so the filter knows the argument's type", a.Index, a.Index)
 			return f, false
@@ -173,10 +181,13 @@ func (c *checker) valueCount(path string, n int) bool {
 func (c *checker) argValue(path string, f *ArgFilter, v string) {
 	switch f.Op {
 	case OpSAddr, OpDAddr, OpNotSAddr, OpNotDAddr:
-		p, err := parseAddrPrefix(v)
+		p, masked, err := parseAddrPrefix(v)
 		if err != nil {
 			c.errorf(path, "%v", err)
 			return
+		}
+		if masked {
+			c.warnf(path, "%q has host bits set; it is read as %s, as Tetragon does", v, p)
 		}
 		f.Prefixes = append(f.Prefixes, p)
 		f.Values = append(f.Values, v)
@@ -192,6 +203,15 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 		return
 	case OpProtocol:
 		n, err := parseProtocol(v)
+		if err != nil {
+			c.errorf(path, "%v", err)
+			return
+		}
+		f.Ints = append(f.Ints, n)
+		f.Values = append(f.Values, v)
+		return
+	case OpState:
+		n, err := parseState(v)
 		if err != nil {
 			c.errorf(path, "%v", err)
 			return
@@ -261,8 +281,8 @@ func (c *checker) argValue(path string, f *ArgFilter, v string) {
 			if f.Type == TypeFd {
 				also = " (" + SocketPath + " and " + PipePath + " for sockets and pipes)"
 			}
-			c.errorf(path, "%q is not an absolute path: %s arguments are reported as full paths%s, so it can never match (use Postfix to match the end of a path)", s, f.Type, also)
-			return
+			// Tetragon accepts it (and never matches it either): warn.
+			c.warnf(path, "%q is not an absolute path: %s arguments are reported as full paths%s, so it never matches (use Postfix to match the end of a path)", s, f.Type, also)
 		}
 		v = s
 	}

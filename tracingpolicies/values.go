@@ -77,27 +77,26 @@ func parsePort(s string) (uint16, error) {
 }
 
 // parseAddrPrefix parses an IPv4 or IPv6 address or CIDR. A single address
-// becomes a /32 or /128.
-func parseAddrPrefix(s string) (netip.Prefix, error) {
+// becomes a /32 or /128. A CIDR with host bits set (127.0.0.1/8) is masked,
+// as Tetragon does, and masked is true.
+func parseAddrPrefix(s string) (_ netip.Prefix, masked bool, _ error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
+			return netip.Prefix{}, false, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", s)
 		}
 		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zones are not supported", s)
+			return netip.Prefix{}, false, fmt.Errorf("%q: zones are not supported", s)
 		}
-		if m := p.Masked(); m != p {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set; write %s", s, m)
-		}
-		return p, nil
+		m := p.Masked()
+		return m, m != p, nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		return netip.Prefix{}, false, fmt.Errorf("%q is not an IP address or CIDR", s)
 	}
 	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return netip.PrefixFrom(a, a.BitLen()), false, nil
 }
 
 var protocols = map[string]uint64{
@@ -154,6 +153,25 @@ func parseFamily(s string) (uint64, error) {
 		return v, nil
 	}
 	return 0, fmt.Errorf("%q is not an address family: want a number or a name such as AF_INET or AF_INET6%s", s, didYouMean(s, mapKeys(families)))
+}
+
+// tcpStates are the kernel's socket states (include/net/tcp_states.h),
+// which the State operator compares.
+var tcpStates = map[string]uint64{
+	"TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
+	"TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
+	"TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12,
+}
+
+// parseState parses a socket state name (TCP_ESTABLISHED) or number.
+func parseState(s string) (uint64, error) {
+	if v, ok := tcpStates[s]; ok {
+		return v, nil
+	}
+	if v, err := strconv.ParseUint(s, 0, 8); err == nil && v >= 1 && v <= 12 {
+		return v, nil
+	}
+	return 0, fmt.Errorf("%q is not a socket state: want a name such as TCP_ESTABLISHED or TCP_SYN_RECV, or 1 to 12%s", s, didYouMean(s, mapKeys(tcpStates)))
 }
 
 var capabilities = map[string]uint64{

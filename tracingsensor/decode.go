@@ -159,6 +159,9 @@ func (d *decoder) decodeArgs(r *abi.GenEvent, data []byte, info *hookInfo) {
 	n := min(int(r.Nargs), len(info.hook.Args), len(r.ArgOff))
 	for i := 0; i < n; i++ {
 		spec := info.hook.Args[i]
+		if spec.Type == tracingpolicies.TypeNop {
+			continue // holds its place; never read or reported
+		}
 		off, l := int(r.ArgOff[i]), int(r.ArgLen[i])
 		if off > len(data) {
 			off = len(data)
@@ -222,16 +225,16 @@ func decodeArg(t tracingpolicies.ArgType, b []byte, label string) event.Arg {
 		return event.Arg{Kind: event.ArgString, Str: string(b), Label: label}
 	case tracingpolicies.TypeCharBuf, tracingpolicies.TypeCharIovec:
 		return event.Arg{Kind: event.ArgBytes, Bytes: append([]byte(nil), b...), Label: label}
-	case tracingpolicies.TypeFd, tracingpolicies.TypeFile, tracingpolicies.TypePath, tracingpolicies.TypeLinuxBinprm:
+	case tracingpolicies.TypeFd, tracingpolicies.TypeFile, tracingpolicies.TypePath, tracingpolicies.TypeLinuxBinprm, tracingpolicies.TypeDentry:
 		a := event.Arg{Kind: event.ArgFile, Label: label}
-		if t == tracingpolicies.TypePath {
+		if t == tracingpolicies.TypePath || t == tracingpolicies.TypeDentry {
 			a.Kind = event.ArgPath
 		} else if t == tracingpolicies.TypeLinuxBinprm {
 			a.Kind = event.ArgBinprm
 		}
 		if fa, path, ok := abi.FileArg(b); ok {
 			a.Flags = fa.Flags
-			if t == tracingpolicies.TypePath {
+			if t == tracingpolicies.TypePath || t == tracingpolicies.TypeDentry {
 				a.Flags = fa.Mode
 			}
 			a.Str = string(path)

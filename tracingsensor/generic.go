@@ -15,6 +15,7 @@ import (
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
 	"github.com/vigilsec/vigil/process"
+	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
 // generic holds the maps shared by every tracing-policy program and loads
@@ -167,7 +168,9 @@ func hookFlags(req *kprobes.HookRequest, mech kprobes.Mechanism) uint32 {
 			flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_WRAPPED_REGS)
 		}
 	case kprobes.HookTracepoint:
-		flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_TRACEPOINT)
+		if mech != kprobes.MechRawTracepoint {
+			flags |= uint32(abi.GenericGenHookFlagsGEN_HOOK_TRACEPOINT)
+		}
 	}
 	return flags
 }
@@ -263,6 +266,12 @@ func (g *generic) attach(req *kprobes.HookRequest) (_ *attachment, err error) {
 		}
 	case kprobes.MechTracepoint:
 		err = g.attachTracepoints(a, req)
+	case kprobes.MechRawTracepoint:
+		for _, t := range req.Targets {
+			if err = g.attachRawTracepoint(a, t.ID, t.Name); err != nil {
+				break
+			}
+		}
 	case kprobes.MechOverrideReturn:
 		err = fmt.Errorf("%w: bpf_override_return is not implemented by this build", kprobes.ErrCannotAttach)
 	default:
@@ -418,6 +427,34 @@ func (g *generic) attachTracepoints(a *attachment, req *kprobes.HookRequest) err
 			}
 		}
 	}
+	return nil
+}
+
+// attachRawTracepoint attaches the raw tracepoint program to name
+// (subsystem/event), told how many arguments the tracepoint passes.
+func (g *generic) attachRawTracepoint(a *attachment, id uint32, name string) error {
+	_, event, ok := strings.Cut(name, "/")
+	if !ok {
+		return fmt.Errorf("tracepoint %q: want subsystem/event", name)
+	}
+	spec, err := g.kernelSpec()
+	if err != nil {
+		return fmt.Errorf("raw tracepoint %s: kernel BTF: %w", name, err)
+	}
+	nargs, err := tracingpolicies.RawTracepointArgs(spec, event)
+	if err != nil {
+		return fmt.Errorf("raw tracepoint %s: %w", name, err)
+	}
+	p, err := g.loadOne(abi.GenericProgGenericRawTracepoint, id, uint32(min(nargs, int(abi.GenericGenLimitGEN_MAX_ARGS))), nil)
+	if err != nil {
+		return fmt.Errorf("load raw tracepoint program for %s: %w", name, err)
+	}
+	a.progs = append(a.progs, p)
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: event, Program: p})
+	if err != nil {
+		return fmt.Errorf("attach raw tracepoint %s: %w", name, err)
+	}
+	a.links = append(a.links, l)
 	return nil
 }
 

@@ -396,6 +396,11 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 					return nil, fmt.Errorf("write selector: %w", err)
 				}
 			}
+			for pos, r := range h.Resolves {
+				if err := m(abi.GenericMapGenResolves).Put(t.ID*uint32(abi.GenMaxArgs)+uint32(pos), r); err != nil {
+					return nil, fmt.Errorf("write resolve path: %w", err)
+				}
+			}
 			cfg := h.Configs[i]
 			cfg.Flags |= flags
 			if err := m("gen_hooks").Put(t.ID, cfg); err != nil {
@@ -466,6 +471,9 @@ func (s *Sensor) unload(p *Policy) {
 			m("gen_selectors").Put(id*abi.GenMaxSelectors+si, abi.GenSelector{})
 		}
 		m("gen_stats").Put(id, make([]abi.GenHookStats, ebpfPossibleCPUs()))
+		for pos := uint32(0); pos < uint32(abi.GenMaxArgs); pos++ {
+			m(abi.GenericMapGenResolves).Put(id*uint32(abi.GenMaxArgs)+pos, abi.GenResolve{})
+		}
 		s.ids.freeHook(id)
 	}
 	deleteAll(m("gen_int_sets"), c.IntSets)

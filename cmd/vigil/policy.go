@@ -6,12 +6,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf/btf"
 	"github.com/moby/sys/mountinfo"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/vigilsec/vigil/internal/manifest"
 	"github.com/vigilsec/vigil/tracingpolicies"
@@ -48,6 +51,9 @@ type validateConfig struct {
 	// BTF is a BTF file (a vmlinux) to validate against instead of the
 	// running kernel's.
 	BTF string
+	// Namespace is the namespace of TracingPolicyNamespaced documents that
+	// name none, as kubectl apply -n gives it.
+	Namespace string
 }
 
 // Validate checks the configuration; its errors name the flag.
@@ -57,6 +63,11 @@ func (c *validateConfig) Validate() error {
 	}
 	if c.NoKernel && c.BTF != "" {
 		return errors.New("--btf and --no-kernel exclude each other")
+	}
+	if c.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+			return fmt.Errorf("--namespace: %q is not a namespace name: %s", c.Namespace, strings.Join(msgs, "; "))
+		}
 	}
 	return nil
 }
@@ -88,6 +99,7 @@ valid, 1 when any is not, 2 on usage errors.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			kernel.namespace = cfg.Namespace
 			if !validatePolicies(cmd.OutOrStdout(), cfg.Paths, kernel) {
 				return &exitError{code: 1}
 			}
@@ -96,6 +108,7 @@ valid, 1 when any is not, 2 on usage errors.`,
 	}
 	cmd.Flags().BoolVar(&cfg.NoKernel, "no-kernel", false, "skip the checks against the running kernel (functions, hooks, argument types)")
 	cmd.Flags().StringVar(&cfg.BTF, "btf", "", "validate against this kernel BTF file (a vmlinux) instead of the running kernel")
+	cmd.Flags().StringVarP(&cfg.Namespace, "namespace", "n", "", "namespace of TracingPolicyNamespaced documents without metadata.namespace (as kubectl apply -n)")
 	return cmd
 }
 
@@ -104,6 +117,8 @@ valid, 1 when any is not, 2 on usage errors.`,
 type kernelInfo struct {
 	spec *btf.Spec
 	opts tracingpolicies.ValidateOptions
+	// namespace is --namespace.
+	namespace string
 }
 
 // vmlinuxBTF is where the running kernel exposes its BTF.
@@ -203,11 +218,22 @@ func policyFiles(path string) ([]string, error) {
 
 // validateFile prints the problems of one file, or that it is valid.
 func validateFile(w io.Writer, file string, kernel kernelInfo) ([]*tracingpolicies.Policy, bool) {
-	policies, err := tracingpolicies.ParseFile(file)
+	policies, broken, err := tracingpolicies.ParseFileAll(file)
 	problems := manifest.AsErrors(file, err)
+	// What depends on the kernel is reported for documents with other
+	// problems too, so that one run shows everything to fix.
+	for _, p := range broken {
+		if _, err := tracingpolicies.Validate(p, kernel.spec, &kernel.opts); err != nil {
+			problems = append(problems, manifest.AsErrors(file, err)...)
+		}
+	}
 	var warnings manifest.Errors
 	var valid []*tracingpolicies.Policy
 	for _, p := range policies {
+		if p.Kind == tracingpolicies.KindTracingPolicyNamespaced && p.Namespace == "" && kernel.namespace != "" {
+			p.Namespace = kernel.namespace
+			p.Warnings = slices.DeleteFunc(p.Warnings, func(e *manifest.Error) bool { return e.Path == "metadata.namespace" })
+		}
 		warnings = append(warnings, p.Warnings...)
 		warns, err := tracingpolicies.Validate(p, kernel.spec, &kernel.opts)
 		warnings = append(warnings, warns...)

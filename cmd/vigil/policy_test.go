@@ -182,6 +182,15 @@ func TestPolicyValidateBTF(t *testing.T) {
 	if code != 1 || out != want {
 		t.Errorf("got status %d and\n%s\nwant status 1 and\n%s", code, out, want)
 	}
+	// A document with a schema problem still gets the kernel's checks: one
+	// run lists everything to fix.
+	both := writeFile(t, dir, "both.yaml", strings.Replace(strings.Replace(goodPolicy, "index: 1", "index: 0", 1), "    args:", "    argz: 1\n    args:", 1))
+	out, code = runPolicyCLI(t, "policy", "validate", "--btf", vmlinux, both)
+	want = both + `:9: spec.kprobes[0].argz: unknown field "argz" (did you mean "args"?)` + "\n" +
+		both + `:12: spec.kprobes[0].args[0].type: "file" does not fit parameter 0 of fd_install (unsigned int fd): file needs a struct file *` + "\n"
+	if code != 1 || out != want {
+		t.Errorf("schema and kernel problems: got status %d and\n%s\nwant status 1 and\n%s", code, out, want)
+	}
 	if _, code := runPolicyCLI(t, "policy", "validate", "--btf", filepath.Join(dir, "missing"), good); code != 2 {
 		t.Errorf("a missing --btf file: status %d, want 2", code)
 	}
@@ -322,5 +331,25 @@ items:
 				t.Errorf("output (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A TracingPolicyNamespaced without metadata.namespace is valid with a
+// warning (kubectl apply -n gives it one); --namespace gives it one here.
+func TestPolicyValidateNamespace(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "ns.yaml", strings.Replace(goodPolicy, "kind: TracingPolicy", "kind: TracingPolicyNamespaced", 1))
+	out, code := runPolicyCLI(t, "policy", "validate", "--no-kernel", f)
+	want := f + ":3: metadata.namespace: warning: missing: a TracingPolicyNamespaced applies to the pods of one namespace; it is taken from the cluster object (kubectl apply -n) or --namespace, and the policy cannot load without one\n" +
+		f + ": 1 policy valid\n"
+	if diff := cmp.Diff(want, out); diff != "" || code != 0 {
+		t.Errorf("without --namespace: status %d, output (-want +got):\n%s", code, diff)
+	}
+	out, code = runPolicyCLI(t, "policy", "validate", "--no-kernel", "-n", "team-a", f)
+	if diff := cmp.Diff(f+": 1 policy valid\n", out); diff != "" || code != 0 {
+		t.Errorf("with -n: status %d, output (-want +got):\n%s", code, diff)
+	}
+	if _, code := runPolicyCLI(t, "policy", "validate", "--no-kernel", "--namespace", "Team_A", f); code != 2 {
+		t.Errorf("--namespace Team_A: status %d, want 2 (usage)", code)
 	}
 }

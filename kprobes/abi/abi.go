@@ -66,6 +66,7 @@ type (
 	GenPolicyMode = GenericGenPolicyMode
 	GenEventFlags = GenericGenEventFlags
 	GenArgState   = GenericGenArgState
+	GenResolve    = GenericGenResolve
 )
 
 // Limits of the compiled tracing-policy form (enum gen_limit).
@@ -76,6 +77,7 @@ const (
 	GenMaxSelectors = uint32(GenericGenLimitGEN_MAX_SELECTORS) // selector keys are hook id * GenMaxSelectors + index
 	GenArgReturn    = uint8(GenericGenLimitGEN_ARG_RETURN)     // the arg index of matchReturnArgs filters
 	GenStrMax       = int(GenericGenLimitGEN_STR_MAX)
+	GenMaxResolve   = int(GenericGenLimitGEN_MAX_RESOLVE) // steps of a resolve path; gen_resolves keys are hook id * GenMaxArgs + argument
 )
 
 // Flow records (flow.bpf.c).

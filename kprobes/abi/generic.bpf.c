@@ -103,6 +103,23 @@ struct {
 	__type(value, struct gen_selector);
 } gen_selectors SEC(".maps");
 
+/* Tracked sockets (TrackSock): struct sock * -> the thread group that
+ * owns it. Events whose first sock argument is tracked are the owner's,
+ * whatever task the kernel runs them in (softirq, a kernel thread). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, __u32);
+} gen_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_MAX_HOOKS *GEN_MAX_ARGS);
+	__type(key, __u32);
+	__type(value, struct gen_resolve);
+} gen_resolves SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, GEN_MAX_POLICIES);
@@ -476,6 +493,17 @@ static __always_inline struct sock *socket_sk(__u64 v)
 
 #define PUT(n, state) ((int)((n) | ((state) << 16)))
 
+#define TS_COMPAT 0x0002 /* x86 thread_info.status: in a 32-bit compat syscall */
+
+/* compat_task reports whether the current task is in a 32-bit compat
+ * syscall (in_ia32_syscall). */
+static __always_inline bool compat_task(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+}
+
 __noinline int gen_put_int(__u64 v, __u64 type, __u64 pos)
 {
 	struct gen_record *rec = gen_record();
@@ -485,6 +513,8 @@ __noinline int gen_put_int(__u64 v, __u64 type, __u64 pos)
 		return PUT(0, GEN_ARGS_ERROR);
 	if (type == GEN_ARG_CAP_T && v > 0xffff)
 		bpf_probe_read_kernel(&val, sizeof(val), (void *)v);
+	if (type == GEN_ARG_SYSCALL64 && compat_task())
+		val |= 0x80000000ULL;
 	__builtin_memcpy(&rec->data[pos & GEN_DATA_MASK], &val, sizeof(val));
 	return PUT(sizeof(val), 0);
 }
@@ -595,6 +625,12 @@ __noinline int gen_put_file(__u64 v, __u64 type, __u64 pos, __u64 task)
 		dentry = BPF_CORE_READ(p, dentry);
 		mnt = BPF_CORE_READ(p, mnt);
 		mode = BPF_CORE_READ(dentry, d_inode, i_mode);
+	} else if (type == GEN_ARG_DENTRY) {
+		/* No mount: the walk stops at the root of the dentry's file
+		 * system, as Tetragon reports a dentry. */
+		dentry = (struct dentry *)v;
+		mnt = 0;
+		mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 	} else {
 		struct file *f;
 
@@ -647,6 +683,50 @@ __noinline int gen_put_cred(__u64 v, __u64 pos)
 	return PUT(sizeof(ca), 0);
 }
 
+/* gen_resolve_arg follows the resolve steps of argument key (hook id *
+ * GEN_MAX_ARGS + argument) from the parameter v; it returns 0 when a read
+ * fails or a pointer on the way is NULL. */
+__noinline __u64 gen_resolve_arg(__u64 v, __u64 key)
+{
+	__u32 k = key;
+	struct gen_resolve *r = bpf_map_lookup_elem(&gen_resolves, &k);
+	int j;
+
+	if (!r)
+		return 0;
+	for (j = 0; j < GEN_MAX_RESOLVE; j++) {
+		struct gen_resolve_step *s = &r->steps[j];
+		__u64 addr, out = 0;
+		long err = 0;
+
+		if (j >= r->n)
+			break;
+		if (!v)
+			return 0;
+		addr = v + s->off;
+		switch (s->size) {
+		case 0:
+			out = addr;
+			break;
+		case 1:
+			err = bpf_probe_read_kernel(&out, 1, (void *)addr);
+			break;
+		case 2:
+			err = bpf_probe_read_kernel(&out, 2, (void *)addr);
+			break;
+		case 4:
+			err = bpf_probe_read_kernel(&out, 4, (void *)addr);
+			break;
+		default:
+			err = bpf_probe_read_kernel(&out, 8, (void *)addr);
+		}
+		if (err < 0)
+			return 0;
+		v = out;
+	}
+	return v;
+}
+
 /* gen_read_arg reads argument i of the current hook into the record, once. */
 __noinline int gen_read_arg(__u64 i)
 {
@@ -688,6 +768,8 @@ __noinline int gen_read_arg(__u64 i)
 
 		v = st->param[pi];
 	}
+	if (flags & GEN_ARGF_RESOLVE)
+		v = gen_resolve_arg(v, (__u64)id * GEN_MAX_ARGS + i);
 	if (d->size_arg > 0) {
 		__u64 si = d->size_arg - 1;
 
@@ -709,7 +791,11 @@ __noinline int gen_read_arg(__u64 i)
 	case GEN_ARG_S64:
 	case GEN_ARG_U64:
 	case GEN_ARG_CAP_T:
+	case GEN_ARG_SYSCALL64:
 		r = gen_put_int(v, type, pos);
+		break;
+	case GEN_ARG_NONE: /* nop: holds its place, not read */
+		r = PUT(0, 0);
 		break;
 	case GEN_ARG_STRING:
 	case GEN_ARG_FILENAME:
@@ -725,6 +811,7 @@ __noinline int gen_read_arg(__u64 i)
 	case GEN_ARG_FILE:
 	case GEN_ARG_PATH:
 	case GEN_ARG_BINPRM:
+	case GEN_ARG_DENTRY:
 		r = gen_put_file(v, type, pos, st->task);
 		break;
 	case GEN_ARG_SOCK:
@@ -777,7 +864,7 @@ static __always_inline __u64 arg_int(struct gen_record *rec, struct gen_hook *h,
 
 static __always_inline bool is_path_type(__u8 t)
 {
-	return t == GEN_ARG_FD || t == GEN_ARG_FILE || t == GEN_ARG_PATH || t == GEN_ARG_BINPRM;
+	return t == GEN_ARG_FD || t == GEN_ARG_FILE || t == GEN_ARG_PATH || t == GEN_ARG_BINPRM || t == GEN_ARG_DENTRY;
 }
 
 #define GEN_POSTFIX_MAX 128 /* bytes compared by Postfix */
@@ -895,7 +982,7 @@ static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *
 	d = &h->args[i];
 	pi = d->index;
 	type = d->type;
-	if ((d->flags & (GEN_ARGF_DATALOC | GEN_ARGF_RETURN_COPY)) || pi >= GEN_MAX_ARGS)
+	if ((d->flags & (GEN_ARGF_DATALOC | GEN_ARGF_RETURN_COPY | GEN_ARGF_RESOLVE)) || pi >= GEN_MAX_ARGS)
 		return false;
 	switch (flt->op) {
 	case GEN_OP_GT:
@@ -1058,11 +1145,15 @@ __noinline int gen_match_arg(__u64 sel, __u64 f)
 		break;
 	}
 	case GEN_OP_PROTOCOL:
-	case GEN_OP_FAMILY: {
+	case GEN_OP_FAMILY:
+	case GEN_OP_STATE: {
 		struct gen_sock_arg *sa = (struct gen_sock_arg *)&rec->data[off & GEN_DATA_MASK];
 		struct gen_int_key ik = { .set_id = flt->set_id };
 
-		ik.value = flt->op == GEN_OP_PROTOCOL ? sa->protocol : sa->family;
+		if (flt->op == GEN_OP_STATE)
+			ik.value = sa->state;
+		else
+			ik.value = flt->op == GEN_OP_PROTOCOL ? sa->protocol : sa->family;
 		match = bpf_map_lookup_elem(&gen_int_sets, &ik) != 0;
 		break;
 	}
@@ -1220,6 +1311,10 @@ __noinline int gen_match_cap(__u64 sel, __u64 f)
 	if (!s)
 		return 0;
 	c = &s->caps[f];
+	/* isNamespaceCapability: only processes outside the host's user
+	 * namespace match, whatever the operator. */
+	if (c->host_userns && gen_ns_inum(st->task, GEN_NS_USER) == c->host_userns)
+		return 0;
 	task = (struct task_struct *)st->task;
 	cred = BPF_CORE_READ(task, cred);
 	if (c->set == GEN_CAP_EFFECTIVE)
@@ -1455,6 +1550,55 @@ static __always_inline bool gen_fold_call(struct gen_state *st, struct gen_recor
 	return false;
 }
 
+/* gen_track_socks does the socket tracking of a matching call (the
+ * selector's TrackSock and UntrackSock, the hook's returnArgAction) and
+ * returns the thread group the event belongs to: the owner of the call's
+ * first sock argument when that socket is tracked, else the caller. */
+static __always_inline __u32 gen_track_socks(struct gen_state *st, struct gen_hook *h, struct gen_selector *s, __u32 actions)
+{
+	__u32 tgid = st->tgid;
+	__u32 *owner;
+	__u64 sk;
+	int k;
+
+	if (s && (actions & (GEN_ACT_TRACK_SOCK | GEN_ACT_UNTRACK_SOCK))) {
+		__u32 pi = s->sock_arg;
+
+		if (pi < GEN_MAX_ARGS) {
+			sk = st->param[pi];
+			if (actions & GEN_ACT_TRACK_SOCK)
+				bpf_map_update_elem(&gen_socks, &sk, &tgid, BPF_ANY);
+			else
+				bpf_map_delete_elem(&gen_socks, &sk);
+		}
+	}
+	if (st->phase != GEN_PHASE_ENTRY && st->ret && (h->flags & (GEN_HOOK_RET_TRACK_SOCK | GEN_HOOK_RET_UNTRACK_SOCK))) {
+		sk = st->ret;
+		if (h->flags & GEN_HOOK_RET_TRACK_SOCK)
+			bpf_map_update_elem(&gen_socks, &sk, &tgid, BPF_ANY);
+		else
+			bpf_map_delete_elem(&gen_socks, &sk);
+	}
+	for (k = 0; k < GEN_MAX_ARGS; k++) {
+		struct gen_arg_desc *d = &h->args[k];
+		__u32 pi;
+
+		if (k >= h->nargs)
+			break;
+		if (d->type != GEN_ARG_SOCK || (d->flags & GEN_ARGF_RESOLVE))
+			continue;
+		pi = d->index;
+		if (pi >= GEN_MAX_ARGS)
+			break;
+		sk = st->param[pi];
+		owner = bpf_map_lookup_elem(&gen_socks, &sk);
+		if (owner)
+			tgid = *owner;
+		break;
+	}
+	return tgid;
+}
+
 /* gen_finish takes the actions of the matching selector, writes the record
  * and returns the error an Override asks for (0: none). can_override says
  * whether the running program can change the call's result. */
@@ -1465,7 +1609,7 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 	struct gen_policy *pol;
 	struct gen_hook_stats *stats;
 	struct gen_selector *s = 0;
-	__u32 id = st->hook_id, sel = 0xff, actions = GEN_ACT_POST, key, i;
+	__u32 id = st->hook_id, sel = 0xff, actions = GEN_ACT_POST, key, i, tgid;
 	__u64 now = bpf_ktime_get_ns();
 	int override = 0;
 	__u64 size;
@@ -1494,6 +1638,7 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 	stats = gen_hook_stats(id);
 	if (stats)
 		stats->matched++;
+	tgid = gen_track_socks(st, h, s, actions);
 
 	rec->ev.flags = 0;
 	rec->ev.errno = 0;
@@ -1542,8 +1687,8 @@ static __always_inline int gen_finish(struct gen_state *st, __u32 mask, bool can
 		gen_read_arg(i);
 	}
 	rec->ev.hdr.op = VIGIL_OP_GENERIC;
-	rec->ev.hdr.pid = st->tgid;
-	rec->ev.hdr.tid = (__u32)bpf_get_current_pid_tgid();
+	rec->ev.hdr.pid = tgid;
+	rec->ev.hdr.tid = tgid == st->tgid ? (__u32)bpf_get_current_pid_tgid() : tgid;
 	rec->ev.hdr.ktime = now;
 	rec->ev.hook_id = id;
 	rec->ev.policy_id = h->policy_id;
@@ -1843,6 +1988,23 @@ int generic_tracepoint(void *ctx)
 		return 0;
 	st->ret = 0;
 	params_from_tp(st, ctx, h);
+	gen_call(st, false);
+	return 0;
+}
+
+/* Raw tracepoints: the tracepoint's own arguments (its TP_PROTO), nparams
+ * of them as the loader found in its btf_trace_EVENT type. */
+SEC("raw_tracepoint")
+int generic_raw_tracepoint(__u64 *ctx)
+{
+	struct gen_state *st = gen_state();
+	__u32 id = hook_id;
+	struct gen_hook *h = bpf_map_lookup_elem(&gen_hooks, &id);
+
+	if (!st || !h || !gen_begin(st, id, GEN_PHASE_ALL))
+		return 0;
+	st->ret = 0;
+	params_from_ctx(st, ctx, 0);
 	gen_call(st, false);
 	return 0;
 }

@@ -16,11 +16,13 @@ import (
 type GenericGenAction uint32
 
 const (
-	GenericGenActionGEN_ACT_POST     GenericGenAction = 1
-	GenericGenActionGEN_ACT_NOPOST   GenericGenAction = 2
-	GenericGenActionGEN_ACT_SIGKILL  GenericGenAction = 4
-	GenericGenActionGEN_ACT_SIGNAL   GenericGenAction = 8
-	GenericGenActionGEN_ACT_OVERRIDE GenericGenAction = 16
+	GenericGenActionGEN_ACT_POST         GenericGenAction = 1
+	GenericGenActionGEN_ACT_NOPOST       GenericGenAction = 2
+	GenericGenActionGEN_ACT_SIGKILL      GenericGenAction = 4
+	GenericGenActionGEN_ACT_SIGNAL       GenericGenAction = 8
+	GenericGenActionGEN_ACT_OVERRIDE     GenericGenAction = 16
+	GenericGenActionGEN_ACT_TRACK_SOCK   GenericGenAction = 32
+	GenericGenActionGEN_ACT_UNTRACK_SOCK GenericGenAction = 64
 )
 
 type GenericGenAddrKey struct {
@@ -59,6 +61,7 @@ const (
 	GenericGenArgFlagsGEN_ARGF_MAX_DATA    GenericGenArgFlags = 4
 	GenericGenArgFlagsGEN_ARGF_DATALOC     GenericGenArgFlags = 8
 	GenericGenArgFlagsGEN_ARGF_TP_PTR      GenericGenArgFlags = 16
+	GenericGenArgFlagsGEN_ARGF_RESOLVE     GenericGenArgFlags = 32
 )
 
 type GenericGenArgState uint32
@@ -94,6 +97,8 @@ const (
 	GenericGenArgTypeGEN_ARG_SKB        GenericGenArgType = 20
 	GenericGenArgTypeGEN_ARG_CRED       GenericGenArgType = 21
 	GenericGenArgTypeGEN_ARG_CAP_T      GenericGenArgType = 22
+	GenericGenArgTypeGEN_ARG_SYSCALL64  GenericGenArgType = 23
+	GenericGenArgTypeGEN_ARG_DENTRY     GenericGenArgType = 24
 )
 
 type GenericGenBinFilter struct {
@@ -114,11 +119,12 @@ const (
 )
 
 type GenericGenCapFilter struct {
-	_      structs.HostLayout
-	Set    uint8
-	Negate uint8
-	Pad    [6]uint8
-	Mask   uint64
+	_          structs.HostLayout
+	Set        uint8
+	Negate     uint8
+	Pad        [2]uint8
+	HostUserns uint32
+	Mask       uint64
 }
 
 type GenericGenCapSet uint32
@@ -214,11 +220,13 @@ type GenericGenHook struct {
 type GenericGenHookFlags uint32
 
 const (
-	GenericGenHookFlagsGEN_HOOK_SYSCALL      GenericGenHookFlags = 1
-	GenericGenHookFlagsGEN_HOOK_WRAPPED_REGS GenericGenHookFlags = 2
-	GenericGenHookFlagsGEN_HOOK_RETURN       GenericGenHookFlags = 4
-	GenericGenHookFlagsGEN_HOOK_TRACEPOINT   GenericGenHookFlags = 8
-	GenericGenHookFlagsGEN_HOOK_TP_SYSCALL   GenericGenHookFlags = 16
+	GenericGenHookFlagsGEN_HOOK_SYSCALL          GenericGenHookFlags = 1
+	GenericGenHookFlagsGEN_HOOK_WRAPPED_REGS     GenericGenHookFlags = 2
+	GenericGenHookFlagsGEN_HOOK_RETURN           GenericGenHookFlags = 4
+	GenericGenHookFlagsGEN_HOOK_TRACEPOINT       GenericGenHookFlags = 8
+	GenericGenHookFlagsGEN_HOOK_TP_SYSCALL       GenericGenHookFlags = 16
+	GenericGenHookFlagsGEN_HOOK_RET_TRACK_SOCK   GenericGenHookFlags = 32
+	GenericGenHookFlagsGEN_HOOK_RET_UNTRACK_SOCK GenericGenHookFlags = 64
 )
 
 type GenericGenHookStats struct {
@@ -252,6 +260,7 @@ const (
 	GenericGenLimitGEN_MAX_NS_FILTERS  GenericGenLimit = 10
 	GenericGenLimitGEN_MAX_CAP_FILTERS GenericGenLimit = 3
 	GenericGenLimitGEN_STR_MAX         GenericGenLimit = 252
+	GenericGenLimitGEN_MAX_RESOLVE     GenericGenLimit = 10
 	GenericGenLimitGEN_ARG_RETURN      GenericGenLimit = 255
 )
 
@@ -294,6 +303,7 @@ const (
 	GenericGenOpGEN_OP_DPORT       GenericGenOp = 11
 	GenericGenOpGEN_OP_PROTOCOL    GenericGenOp = 12
 	GenericGenOpGEN_OP_FAMILY      GenericGenOp = 13
+	GenericGenOpGEN_OP_STATE       GenericGenOp = 14
 )
 
 type GenericGenPending struct {
@@ -362,6 +372,20 @@ const (
 	GenericGenRepeatsGEN_REPEATS_REPORT GenericGenRepeats = 1
 )
 
+type GenericGenResolve struct {
+	_     structs.HostLayout
+	N     uint8
+	Pad   [3]uint8
+	Steps [10]GenericGenResolveStep
+}
+
+type GenericGenResolveStep struct {
+	_    structs.HostLayout
+	Off  uint32
+	Size uint8
+	Pad  [3]uint8
+}
+
 type GenericGenScopeKey struct {
 	_        structs.HostLayout
 	PolicyId uint32
@@ -377,7 +401,8 @@ type GenericGenSelector struct {
 	Nns            uint8
 	Ncaps          uint8
 	ExplicitTarget uint8
-	Pad            [2]uint8
+	SockArg        uint8
+	Pad            uint8
 	Actions        uint32
 	Errno          int32
 	Signal         uint32
@@ -473,7 +498,9 @@ const (
 	GenericMapGenPortSets            = "gen_port_sets"
 	GenericMapGenPostRate            = "gen_post_rate"
 	GenericMapGenRecordScratch       = "gen_record_scratch"
+	GenericMapGenResolves            = "gen_resolves"
 	GenericMapGenSelectors           = "gen_selectors"
+	GenericMapGenSocks               = "gen_socks"
 	GenericMapGenStateScratch        = "gen_state_scratch"
 	GenericMapGenStats               = "gen_stats"
 	GenericMapGenStrHeads            = "gen_str_heads"
@@ -491,6 +518,7 @@ const (
 	GenericProgGenericKretprobe      = "generic_kretprobe"
 	GenericProgGenericKretprobeMulti = "generic_kretprobe_multi"
 	GenericProgGenericLsm            = "generic_lsm"
+	GenericProgGenericRawTracepoint  = "generic_raw_tracepoint"
 	GenericProgGenericTracepoint     = "generic_tracepoint"
 	GenericProgGenericTracepointExit = "generic_tracepoint_exit"
 	GenericVarAgentTgid              = "agent_tgid"
@@ -569,6 +597,7 @@ type GenericProgramSpecs struct {
 	GenericKretprobe      *ebpf.ProgramSpec `ebpf:"generic_kretprobe"`
 	GenericKretprobeMulti *ebpf.ProgramSpec `ebpf:"generic_kretprobe_multi"`
 	GenericLsm            *ebpf.ProgramSpec `ebpf:"generic_lsm"`
+	GenericRawTracepoint  *ebpf.ProgramSpec `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.ProgramSpec `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.ProgramSpec `ebpf:"generic_tracepoint_exit"`
 }
@@ -590,7 +619,9 @@ type GenericMapSpecs struct {
 	GenPortSets      *ebpf.MapSpec `ebpf:"gen_port_sets"`
 	GenPostRate      *ebpf.MapSpec `ebpf:"gen_post_rate"`
 	GenRecordScratch *ebpf.MapSpec `ebpf:"gen_record_scratch"`
+	GenResolves      *ebpf.MapSpec `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.MapSpec `ebpf:"gen_selectors"`
+	GenSocks         *ebpf.MapSpec `ebpf:"gen_socks"`
 	GenStateScratch  *ebpf.MapSpec `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.MapSpec `ebpf:"gen_str_heads"`
@@ -665,7 +696,9 @@ type GenericMaps struct {
 	GenPortSets      *ebpf.Map `ebpf:"gen_port_sets"`
 	GenPostRate      *ebpf.Map `ebpf:"gen_post_rate"`
 	GenRecordScratch *ebpf.Map `ebpf:"gen_record_scratch"`
+	GenResolves      *ebpf.Map `ebpf:"gen_resolves"`
 	GenSelectors     *ebpf.Map `ebpf:"gen_selectors"`
+	GenSocks         *ebpf.Map `ebpf:"gen_socks"`
 	GenStateScratch  *ebpf.Map `ebpf:"gen_state_scratch"`
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.Map `ebpf:"gen_str_heads"`
@@ -692,7 +725,9 @@ func (m *GenericMaps) Close() error {
 		m.GenPortSets,
 		m.GenPostRate,
 		m.GenRecordScratch,
+		m.GenResolves,
 		m.GenSelectors,
+		m.GenSocks,
 		m.GenStateScratch,
 		m.GenStats,
 		m.GenStrHeads,
@@ -747,6 +782,7 @@ type GenericPrograms struct {
 	GenericKretprobe      *ebpf.Program `ebpf:"generic_kretprobe"`
 	GenericKretprobeMulti *ebpf.Program `ebpf:"generic_kretprobe_multi"`
 	GenericLsm            *ebpf.Program `ebpf:"generic_lsm"`
+	GenericRawTracepoint  *ebpf.Program `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.Program `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.Program `ebpf:"generic_tracepoint_exit"`
 }
@@ -761,6 +797,7 @@ func (p *GenericPrograms) Close() error {
 		p.GenericKretprobe,
 		p.GenericKretprobeMulti,
 		p.GenericLsm,
+		p.GenericRawTracepoint,
 		p.GenericTracepoint,
 		p.GenericTracepointExit,
 	)

@@ -22,6 +22,7 @@ enum gen_limit {
 	GEN_MAX_NS_FILTERS = 10,
 	GEN_MAX_CAP_FILTERS = 3,
 	GEN_STR_MAX = 252, /* bytes of a string compared in a set */
+	GEN_MAX_RESOLVE = 10, /* steps of a resolve path */
 	GEN_ARG_RETURN = 0xff,
 };
 
@@ -50,6 +51,8 @@ enum gen_arg_type {
 	GEN_ARG_SKB,
 	GEN_ARG_CRED,
 	GEN_ARG_CAP_T,
+	GEN_ARG_SYSCALL64, /* s64, bit 31 set for a 32-bit compat syscall */
+	GEN_ARG_DENTRY,    /* path within its file system */
 };
 
 /* Flags of an argument description. */
@@ -59,6 +62,7 @@ enum gen_arg_flags {
 	GEN_ARGF_MAX_DATA = 1 << 2,    /* read up to the largest size */
 	GEN_ARGF_DATALOC = 1 << 3,     /* tracepoint __data_loc field */
 	GEN_ARGF_TP_PTR = 1 << 4,      /* tracepoint field holding a pointer */
+	GEN_ARGF_RESOLVE = 1 << 5,     /* the value is found along gen_resolve's steps */
 };
 
 struct gen_arg_desc {
@@ -71,6 +75,23 @@ struct gen_arg_desc {
 	__u8 pad;
 };
 
+/* resolve: the path to a field through the parameter's structures, from
+ * the kernel's BTF. Each step adds off to the current value (a pointer)
+ * and then keeps that address (size 0) or loads size bytes from it (8: a
+ * pointer to follow, or a u64). The value after the last step is what
+ * the argument's type reads. Keyed by hook id * GEN_MAX_ARGS + argument. */
+struct gen_resolve_step {
+	__u32 off;
+	__u8 size;
+	__u8 pad[3];
+};
+
+struct gen_resolve {
+	__u8 n;
+	__u8 pad[3];
+	struct gen_resolve_step steps[GEN_MAX_RESOLVE];
+};
+
 /* Flags of a hook. */
 enum gen_hook_flags {
 	GEN_HOOK_SYSCALL = 1 << 0,      /* arguments are syscall arguments */
@@ -78,6 +99,8 @@ enum gen_hook_flags {
 	GEN_HOOK_RETURN = 1 << 2,       /* report at return */
 	GEN_HOOK_TRACEPOINT = 1 << 3,   /* arguments are tracepoint fields */
 	GEN_HOOK_TP_SYSCALL = 1 << 4,   /* a syscalls/sys_enter_* tracepoint: args at offset 16 */
+	GEN_HOOK_RET_TRACK_SOCK = 1 << 5,   /* returnArgAction TrackSock: remember the returned socket's process */
+	GEN_HOOK_RET_UNTRACK_SOCK = 1 << 6, /* returnArgAction UntrackSock */
 };
 
 struct gen_hook {
@@ -105,6 +128,7 @@ enum gen_op {
 	GEN_OP_DPORT,
 	GEN_OP_PROTOCOL,
 	GEN_OP_FAMILY,
+	GEN_OP_STATE, /* sock state (TCP_ESTABLISHED, ...) in int set */
 };
 
 struct gen_arg_filter {
@@ -181,7 +205,8 @@ enum gen_cap_set {
 struct gen_cap_filter {
 	__u8 set; /* enum gen_cap_set */
 	__u8 negate;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 host_userns; /* isNamespaceCapability: the host's user namespace, which never matches; 0: any */
 	__u64 mask;
 };
 
@@ -193,6 +218,8 @@ enum gen_action {
 	GEN_ACT_SIGKILL = 1 << 2,
 	GEN_ACT_SIGNAL = 1 << 3,
 	GEN_ACT_OVERRIDE = 1 << 4,
+	GEN_ACT_TRACK_SOCK = 1 << 5,   /* remember the process of sock_arg's socket */
+	GEN_ACT_UNTRACK_SOCK = 1 << 6, /* forget it */
 };
 
 struct gen_selector {
@@ -202,7 +229,8 @@ struct gen_selector {
 	__u8 nns;
 	__u8 ncaps;
 	__u8 explicit_target; /* names its processes exactly (matchPIDs In, matchBinaries In) and its policy opts in: may act on protected ones */
-	__u8 pad[2];
+	__u8 sock_arg;        /* TrackSock, UntrackSock: the parameter holding the struct sock * */
+	__u8 pad;
 	__u32 actions;   /* enum gen_action */
 	__s32 errno;     /* Override */
 	__u32 signal;    /* Signal */

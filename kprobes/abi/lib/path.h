@@ -97,7 +97,7 @@ __noinline int path_step(__u32 slot)
 }
 
 /* resolve_path writes the path of (dentry, vfsmnt) relative to the root of
- * task into the end of the buf of scratch slot `slot`, and returns the offset
+ * task (vfsmnt 0: to the root of the dentry's file system) into the end of the buf of scratch slot `slot`, and returns the offset
  * of its first byte: the path is buf[off, PATH_BUF), without a NUL. When it
  * does not fit, its leading components are dropped and PATH_F_TRUNCATED is
  * set in the slot's flags.
@@ -114,7 +114,9 @@ __noinline int resolve_path(__u64 dentry_addr, __u64 vfsmnt_addr, __u64 task_add
 		return PATH_BUF;
 	s->off = PATH_BUF;
 	s->flags = 0;
-	if (!dentry_addr || !vfsmnt_addr) {
+	/* Without its mount (a dentry argument) the walk stops at the root of
+	 * the dentry's file system: the path within it. */
+	if (!dentry_addr) {
 		s->flags = PATH_F_ERROR;
 		return PATH_BUF;
 	}
