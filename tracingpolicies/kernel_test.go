@@ -318,3 +318,30 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+// Capability names are read as the kernel's headers spell them, and as
+// Tetragon's capability enum does (DAC_OVERRIDE is its one name without
+// the prefix).
+func TestCapabilityNames(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		err  string
+	}{
+		{in: "CAP_DAC_OVERRIDE", want: 1},
+		{in: "DAC_OVERRIDE", want: 1},
+		{in: "CAP_SYS_ADMIN", want: 21},
+		{in: "SYS_ADMIN", err: `"SYS_ADMIN" is not a capability name; write CAP_SYS_ADMIN`},
+	} {
+		got, err := parseCapability(tc.in, false)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%s: %d, %v; want the error %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}

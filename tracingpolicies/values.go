@@ -202,6 +202,11 @@ func parseCapability(s string, allowNumber bool) (uint64, error) {
 	if v, ok := capabilities[s]; ok {
 		return v, nil
 	}
+	if s == "DAC_OVERRIDE" {
+		// Tetragon's name of CAP_DAC_OVERRIDE (its capability enum, and so
+		// its policies and events, spell this one without the prefix).
+		return unix.CAP_DAC_OVERRIDE, nil
+	}
 	if allowNumber {
 		if v, err := strconv.ParseUint(s, 0, 64); err == nil {
 			if v > unix.CAP_LAST_CAP {
