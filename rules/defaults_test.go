@@ -68,10 +68,13 @@ func TestDefaultRulesOnRecordedEvents(t *testing.T) {
 			want = 2 // truncated, then removed
 		case "VGL-EXEC-001":
 			want = 2 // in a pod, then in a PID namespace of its own
-		case "VGL-CRED-001", "VGL-EXEC-004":
+		case "VGL-CRED-001":
 			// Named, through a traversal, relative to the working
-			// directory; a program, a script, a relative script (go
-			// test's binary in /tmp is a build output).
+			// directory, a user's SSH key.
+			want = 4
+		case "VGL-EXEC-004":
+			// A program, a script, a relative script (go test's binary
+			// in /tmp is a build output).
 			want = 3
 		case "VGL-CRED-003", "VGL-IMP-001":
 			want = 2 // hard and symbolic link; a pool, a miner's name

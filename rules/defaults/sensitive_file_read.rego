@@ -57,6 +57,21 @@ alert contains msg if {
 	msg := sprintf("%s opened %s through a directory traversal", [ev.process.binary, path])
 }
 
+# Users' SSH keys, in any home directory.
+alert contains msg if {
+	ev := input.process_kprobe
+	ev.policy_name == "default-file-access"
+	events.syscall_name(ev.function_name) == "openat"
+	given := events.arg(ev, "filename").string_arg
+	events.basename(given) in names
+	path := events.abs(ev.process, given)
+	contains(path, "/.ssh/")
+	not contains(path, "/../")
+	not startswith(path, "/root/.ssh/")
+	not events.basename(ev.process.binary) in trusted
+	msg := sprintf("%s opened %s", [ev.process.binary, path])
+}
+
 kubeconfig_of_client(p, path) if {
 	startswith(path, "/root/.kube/")
 	events.basename(p.binary) in kube_clients

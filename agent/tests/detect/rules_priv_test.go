@@ -402,6 +402,13 @@ spec: {cgroupPath: /%s}
 		if d := a.Str("alert.description"); !strings.Contains(d, "/etc/shadow (as shadow)") {
 			t.Errorf("description %q", d)
 		}
+		// A user's SSH key, wherever the home directory is.
+		key := filepath.Join(work, "home", "dev", ".ssh", "id_ed25519")
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(key), 0o700))
+		agenttest.FatalIf(t, os.WriteFile(key, []byte("not a key\n"), 0o600))
+		b := run(helper(named(work, "ssh"), "open", key))
+		pid = run(exec.Command(cat, key))
+		expect(t, "VGL-CRED-001", pid, b)
 	})
 
 	t.Run("link to a sensitive file", func(t *testing.T) {
