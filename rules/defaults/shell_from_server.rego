@@ -12,25 +12,18 @@ metadata := {
 	"events": ["process_exec"],
 }
 
+# Versioned names are listed: a prefix test on the parent's name would run
+# on every exec, where a set lookup is indexed.
 servers := {
-	"nginx", "httpd", "apache", "apache2", "lighttpd", "caddy", "php-fpm", "php-cgi", "uwsgi", "gunicorn", "tomcat",
-	"catalina", "jetty", "java", "node", "mysqld", "mariadbd", "postgres", "postmaster", "mongod", "redis-server",
-	"memcached", "elasticsearch", "couchdb",
+	"nginx", "httpd", "apache", "apache2", "lighttpd", "caddy", "php-fpm", "php-fpm7.4", "php-fpm8.0", "php-fpm8.1",
+	"php-fpm8.2", "php-fpm8.3", "php-fpm8.4", "php-cgi", "php-cgi8.2", "uwsgi", "gunicorn", "tomcat", "catalina", "jetty",
+	"java", "node", "nodejs", "mysqld", "mariadbd", "postgres", "postmaster", "mongod", "redis-server", "memcached",
+	"elasticsearch", "couchdb",
 }
 
 alert contains msg if {
 	e := input.process_exec
 	events.basename(e.parent.binary) in servers
-	events.is_shell(e.process.binary)
-	msg := sprintf("%s spawned %s %s", [e.parent.binary, e.process.binary, object.get(e.process, "arguments", "")])
-}
-
-# php-fpm8.2, node18 and the like.
-alert contains msg if {
-	e := input.process_exec
-	some prefix in ["php-fpm", "php-cgi", "node", "java"]
-	startswith(events.basename(e.parent.binary), prefix)
-	not events.basename(e.parent.binary) in servers
 	events.is_shell(e.process.binary)
 	msg := sprintf("%s spawned %s %s", [e.parent.binary, e.process.binary, object.get(e.process, "arguments", "")])
 }
