@@ -23,8 +23,15 @@ comma := ,
 
 all: build
 
+# What `vigil version` prints: the version is the nearest tag (or "dev"),
+# the commit the checkout's, with -dirty for uncommitted changes.
+VERSION ?= $(shell git describe --tags --always --match 'v*' 2>/dev/null | grep '^v' || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/vigilsec/vigil/internal/buildinfo.Version=$(VERSION) \
+	-X github.com/vigilsec/vigil/internal/buildinfo.Commit=$(COMMIT)
+
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/vigil ./cmd/vigil
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/vigil ./cmd/vigil
 
 setup:
 	./scripts/setup-host.sh

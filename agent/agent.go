@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,14 @@ type Agent struct {
 	ts  *tracingsensor.Sensor
 	pm  *policyManager
 	np  *netpolManager
+
+	// What `vigil status` reports; written by Run before the control
+	// socket serves.
+	startedAt time.Time
+	feats     *kprobes.Features
+	sensors   []SensorStatus
+	// logs keeps the last log lines for vigil bugtool.
+	logs *logRing
 }
 
 // New checks cfg and prepares an agent. It touches neither the kernel nor
@@ -67,7 +76,9 @@ func New(cfg Config, log *logrus.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp}, nil
+	logs := newLogRing()
+	log.AddHook(logs)
+	return &Agent{cfg: cfg, log: log, reg: reg, exp: exp, logs: logs}, nil
 }
 
 // Subscribe starts a live tail of the agent's event stream (see
@@ -93,10 +104,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("remove memlock limit: %w", err)
 	}
+	a.startedAt = time.Now()
 	feats, err := kprobes.Probe(nil)
 	if err != nil {
 		return err
 	}
+	a.feats = feats
 	cgroupRoot := feats.Kernel.Cgroup2
 	metricsLn, pprofLn, err := a.listen()
 	if err != nil {
@@ -107,6 +120,20 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			defer ln.Close()
 		}
 	}
+
+	// Programs that an earlier run pinned (--keep-enforcement-on-exit)
+	// enforce until this run's policies are loaded and it takes over.
+	hand, err := openHandover(a.cfg.BPFPinDir, a.cfg.KeepEnforcementOnExit, log.WithField(logFieldComponent, "keep"))
+	if err != nil {
+		return err
+	}
+	defer hand.close()
+	tookOver := false
+	defer func() {
+		if !tookOver {
+			hand.abandon()
+		}
+	}()
 
 	a.cfg.Identity.NodeName = a.cfg.NodeName
 	ids, err := identity.New(a.cfg.Identity, cgroupRoot, log.WithField(logFieldComponent, "identity"), a.reg)
@@ -146,12 +173,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		detect = detections
 		log.WithField("rules", len(detections.Rules())).Info("detection rules loaded")
+		a.noteSensor("rules", "", fmt.Sprintf("%d detection rules", len(detections.Rules())))
 	}
 
 	procs, err := process.NewSensor(&process.SensorOptions{
 		RingBufferSize: uint32(a.cfg.RingBufferSize),
 		MaxProcesses:   uint32(procCap),
 		RawTracepoints: a.cfg.RawTracepoints,
+		PinDir:         hand.processPins(),
 	}, feats)
 	if err != nil {
 		return err
@@ -162,6 +191,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 	}()
 	log.WithField(logFieldMechanism, procs.Mechanism()).Info("process sensor attached")
+	a.noteSensor("process", string(procs.Mechanism()), "exec, fork and exit")
 	filters, err := a.resolveExecFilter(cgroupRoot)
 	if err != nil {
 		return err
@@ -178,30 +208,45 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	decoded := pipe.Decoded()
 	pipe.Route(process.NewDecoder(cache, decoded).Routes()...)
 
-	protectBins, err := tracingsensor.ResolveBinaries(a.cfg.ProtectBinaries, os.Getenv("PATH"), "", filepath.Join(a.cfg.ProcRoot, "1", "root"))
+	protect := &protectedBinaries{patterns: a.cfg.ProtectBinaries, path: os.Getenv("PATH"), roots: protectRoots(a.cfg.ProcRoot),
+		log: log.WithField(logFieldComponent, "protect")}
+	protectBins, err := protect.resolve()
 	if err != nil {
 		return fmt.Errorf("--protect-binaries: %w", err)
 	}
 	a.ts, err = tracingsensor.New(tracingsensor.Config{Tracefs: feats.Kernel.Tracefs, ProcRoot: a.cfg.ProcRoot,
-		Protect: tracingsensor.Protection{Binaries: protectBins}},
+		Protect:    tracingsensor.Protection{Binaries: protectBins},
+		Generation: hand.gen, Active: hand.active, PinDir: hand.policyPins()},
 		procs, feats, cache, decoded, log.WithField(logFieldComponent, "tracing"))
 	if err != nil {
 		return err
 	}
 	defer a.ts.Close()
+	protect.ts = a.ts
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_protected_binaries",
+		Help: "Executable paths whose processes policies do not act on (--protect-binaries, resolved at start and whenever their directories change)."},
+		func() float64 { return float64(len(a.ts.ProtectedBinaries())) }))
 	log.WithField("binaries", strings.Join(protectBins, ",")).Info("protected from enforcement: the agent, its parents, PID 1, kernel threads and these binaries")
 	pipe.Route(a.ts.Routes()...)
 	a.pm = newPolicyManager(a.ts, feats.Kernel.Tracefs, log.WithField(logFieldComponent, "policies"))
+	a.noteSensor("tracing", "", "tracing policies (mechanism per hook: see policies)")
 
 	eps := &flows.PodEndpoints{}
+	var flowFolds *flows.Folds
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
 		fs, err := flows.NewSensor(procs, cgroupRoot, report, feats)
 		if err != nil {
 			return fmt.Errorf("flow sensor: %w", err)
 		}
 		defer fs.Close()
-		pipe.Route(flows.NewDecoder(cache, decoded, eps).Routes()...)
+		window, _ := flows.ParseRepeats(a.cfg.FlowRepeats)
+		flowFolds = flows.NewFolds(window)
+		a.reg.MustRegister(flowFoldMetrics(flowFolds)...)
+		fd := flows.NewDecoder(cache, decoded, eps)
+		fd.Fold(flowFolds)
+		pipe.Route(fd.Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
+		a.noteSensor("flows", "cgroup", "report "+a.cfg.Flows)
 	}
 
 	// Processes that started before the sensor: their records are not in
@@ -224,6 +269,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
 	// Pods and their labels and addresses make the network identities,
@@ -291,16 +337,22 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	expDone := make(chan error, 1)
 	go func() { expDone <- a.exp.Run(expCtx) }()
 
+	k8sSynced := make(chan struct{})
+	if !kubePolicies {
+		close(k8sSynced)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return a.ts.RunFolds(gctx, pipe.Async()) })
+	g.Go(func() error { return flowFolds.Run(gctx, pipe.Async()) })
+	g.Go(func() error { return protect.run(gctx, protectBins) })
 	a.np = np
 	if kubePolicies {
 		client, err := k8spolicies.NewClient(a.cfg.Identity.Kubeconfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes policies: %w", err)
 		}
-		h := &clusterPolicies{pm: a.pm, np: np, tracing: a.cfg.KubernetesTracingPolicies}
+		h := &clusterPolicies{pm: a.pm, np: np, tracing: a.cfg.KubernetesTracingPolicies, synced: k8sSynced}
 		g.Go(func() error {
 			return k8spolicies.Run(gctx, client, h, log.WithField(logFieldComponent, "k8s-policies"))
 		})
@@ -354,8 +406,30 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer stopUI()
 
+	// The earlier run's programs stop acting when this run's, with the
+	// cluster's policies too, are in place.
+	if len(hand.earlier) > 0 {
+		select {
+		case <-k8sSynced:
+		case <-time.After(handoverWait):
+			log.WithField("waited", handoverWait).Warn("the cluster's tracing policies are not all read yet; taking over enforcement without them")
+		case <-gctx.Done():
+		}
+	}
+	if gctx.Err() == nil {
+		if err := hand.takeOver(func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }); err != nil {
+			return err
+		}
+		tookOver = true
+	}
+
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	if before, after, err := releaseStartupMemory(); err != nil {
+		log.WithError(err).Debug("release the memory of start-up")
+	} else {
+		log.WithFields(logrus.Fields{"before": before.String(), "after": after.String()}).Info("released the memory of start-up")
+	}
 
 	runErr := g.Wait()
 	a.ready.Store(false)
@@ -424,13 +498,30 @@ type eventSink interface {
 
 var _ eventSink = (*exporter.Exporter)(nil)
 
+// lostNoAgent is the reason of the records that programs kept after an
+// earlier run's exit wrote while no agent read them (their actions were
+// taken); they are counted when a new run takes over.
+const lostNoAgent = "no_agent"
+
+// handoverWait bounds how long a restarted agent waits for the cluster's
+// tracing policies before it takes over from the programs an earlier run
+// pinned.
+const handoverWait = 30 * time.Second
+
 // clusterPolicies hands policy objects from the cluster to the tracing
 // policy manager and the network policy datapath.
 type clusterPolicies struct {
 	pm      *policyManager
 	np      *netpolManager
 	tracing bool
+	synced  chan struct{}
+	once    sync.Once
 }
+
+// Synced is called when every object of the first list was handed over.
+func (c *clusterPolicies) Synced() { c.once.Do(func() { close(c.synced) }) }
+
+var _ k8spolicies.SyncedHandler = (*clusterPolicies)(nil)
 
 func (c *clusterPolicies) Apply(f k8spolicies.Family, source string, data []byte) {
 	switch {

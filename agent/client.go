@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,12 +30,29 @@ func NewClient(socket string) *Client {
 	}}}
 }
 
+// RequestError is a request the agent refused; Problems are the
+// FILE:LINE: field: message lines of a refused policy file.
+type RequestError struct {
+	Msg                string
+	Problems, Warnings []string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	return c.doBody(ctx, method, path, q, nil)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
 	u := "http://vigil" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +70,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*ht
 		defer resp.Body.Close()
 		var ce controlError
 		if json.NewDecoder(resp.Body).Decode(&ce) == nil && ce.Error != "" {
-			return nil, errors.New(ce.Error)
+			return nil, &RequestError{Msg: ce.Error, Problems: ce.Problems, Warnings: ce.Warnings}
 		}
 		return nil, fmt.Errorf("agent answered %s", resp.Status)
 	}
@@ -83,24 +101,108 @@ func (c *Client) SetMode(ctx context.Context, name, mode string) error {
 	return nil
 }
 
+// Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathStatus, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out Status
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read the agent's status: %w", err)
+	}
+	return &out, nil
+}
+
+// Config returns the agent's effective configuration, with its secrets
+// redacted by the agent.
+func (c *Client) Config(ctx context.Context) (json.RawMessage, error) {
+	return c.getRaw(ctx, pathConfig)
+}
+
+// Logs returns the agent's recent log lines (JSON lines), redacted.
+func (c *Client) Logs(ctx context.Context) ([]byte, error) {
+	return c.getRaw(ctx, pathLogs)
+}
+
+func (c *Client) getRaw(ctx context.Context, path string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+// AddPolicies sends a policy file to the agent, which validates every
+// document and loads them all or none. file names it in messages.
+func (c *Client) AddPolicies(ctx context.Context, file string, data []byte) (*AddResult, error) {
+	resp, err := c.doBody(ctx, http.MethodPost, pathPolicies, url.Values{"file": {file}}, data)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out AddResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("read the agent's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// DeletePolicy unloads a policy added with AddPolicies.
+func (c *Client) DeletePolicy(ctx context.Context, name string) error {
+	resp, err := c.do(ctx, http.MethodDelete, pathPolicies, url.Values{"name": {name}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// SetPolicyEnabled enables or disables (detaches) a policy.
+func (c *Client) SetPolicyEnabled(ctx context.Context, name string, enabled bool) error {
+	state := "disabled"
+	if enabled {
+		state = "enabled"
+	}
+	resp, err := c.do(ctx, http.MethodPut, pathPolicyState, url.Values{"name": {name}, "state": {state}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // EventsOptions select the live tail.
 type EventsOptions struct {
-	// Text asks for one-line summaries instead of JSON.
-	Text  bool
-	Color bool
+	// Format is json (the default), compact or text.
+	Format string
+	Color  bool
+	// Timestamps starts compact lines with the event's time.
+	Timestamps bool
 	// Allow and Deny are filter lines (JSON objects), as in the export
 	// allow and deny lists.
 	Allow, Deny []string
+	// Require is a filter line every event must match too (the getevents
+	// flags of `vigil events`); lost-event notices always pass.
+	Require string
 }
 
 // Events streams the agent's events to w until ctx ends or the agent stops.
 func (c *Client) Events(ctx context.Context, opts EventsOptions, w io.Writer) error {
 	q := url.Values{}
-	if opts.Text {
-		q.Set("format", "text")
+	if opts.Format != "" {
+		q.Set("format", opts.Format)
 	}
 	if opts.Color {
 		q.Set("color", "1")
+	}
+	if opts.Timestamps {
+		q.Set("timestamps", "1")
+	}
+	if opts.Require != "" {
+		q.Set("require", opts.Require)
 	}
 	q["allow"] = opts.Allow
 	q["deny"] = opts.Deny

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/identity"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/process"
 	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/tracingsensor"
@@ -54,6 +56,10 @@ type Config struct {
 	// Flows says which moments of a connection are reported: off, start
 	// or start-end.
 	Flows string
+	// FlowRepeats says what happens to connections that repeat one
+	// already reported (same process, service and addresses): fold,
+	// rate-limit=DURATION or report-all.
+	FlowRepeats string
 	// Identity configures where pod and container metadata come from.
 	Identity identity.Config
 	// Rules configures the detection rules run over the event stream.
@@ -78,6 +84,15 @@ type Config struct {
 	// processes policies never kill or deny unless a selector names them
 	// exactly and its policy sets allow-protected-enforcement.
 	ProtectBinaries []string
+	// KeepEnforcementOnExit pins the programs that enforce tracing
+	// policies (and the process sensor they depend on) under BPFPinDir, so
+	// that they keep enforcing when the agent exits or is killed; the next
+	// agent takes them over without a gap. Off: a start removes what an
+	// earlier run pinned, once its own policies are loaded.
+	KeepEnforcementOnExit bool
+	// BPFPinDir is the directory on a BPF file system for
+	// KeepEnforcementOnExit (one is mounted there if there is none).
+	BPFPinDir string
 }
 
 // ExecFilter selects processes whose exec and exit events are dropped in the
@@ -108,12 +123,14 @@ func DefaultConfig() Config {
 		ProcRoot:         "/proc",
 		Export:           exporter.DefaultConfig(),
 		Flows:            "start",
+		FlowRepeats:      "fold",
 
 		KubernetesTracingPolicies: true,
 		Identity:                  identity.DefaultConfig(),
 		Rules:                     rules.DefaultConfig(),
 		UI:                        ui.DefaultConfig(),
 		ProtectBinaries:           append([]string(nil), tracingsensor.DefaultProtectedBinaries...),
+		BPFPinDir:                 kprobes.DefaultPinDir,
 	}
 }
 
@@ -154,6 +171,9 @@ func (c *Config) Validate() error {
 	if _, err := flows.ParseReport(c.Flows); err != nil {
 		errs = append(errs, fmt.Errorf("--flows: %w", err))
 	}
+	if _, err := flows.ParseRepeats(c.FlowRepeats); err != nil {
+		errs = append(errs, fmt.Errorf("--flow-repeats: %w", err))
+	}
 	c.Identity.NodeName = c.NodeName
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, err)
@@ -171,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.UI.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if !filepath.IsAbs(c.BPFPinDir) || filepath.Clean(c.BPFPinDir) == "/" {
+		errs = append(errs, fmt.Errorf("--bpf-pin-dir: %q must be an absolute path of a directory (such as %s)", c.BPFPinDir, kprobes.DefaultPinDir))
 	}
 	if c.SocketPath != "" && !strings.HasPrefix(c.SocketPath, "/") {
 		errs = append(errs, fmt.Errorf("--socket: %q must be an absolute path", c.SocketPath))

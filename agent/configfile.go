@@ -40,7 +40,7 @@ func ApplyConfigFile(path string, fs *pflag.FlagSet) error {
 	problems = append(problems, errs...)
 	for _, e := range entries {
 		f := fs.Lookup(e.Key)
-		if f == nil || e.Key == "config" {
+		if f == nil || e.Key == "config" || e.Key == "cleanup-pins" {
 			problems = append(problems, &manifest.Error{File: path, Line: e.Line, Path: e.Key, Msg: "unknown key" + suggestFlag(fs, e.Key)})
 			continue
 		}

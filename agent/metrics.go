@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/process"
 )
 
@@ -123,7 +125,7 @@ type policyCollector struct {
 func newPolicyCollector(a *Agent) prometheus.Collector {
 	return &policyCollector{
 		a:      a,
-		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error).", []string{"state"}, nil),
+		state:  prometheus.NewDesc("vigil_tracing_policies", "Tracing policies by state (loaded, error, disabled).", []string{"state"}, nil),
 		events: prometheus.NewDesc("vigil_tracing_policy_events_total", "Events produced by each loaded tracing policy.", []string{"policy"}, nil),
 		folded: prometheus.NewDesc("vigil_tracing_policy_calls_folded_total",
 			"Calls the kernel folded into the repeat count of an event already reported, per policy.", []string{"policy"}, nil),
@@ -143,7 +145,7 @@ func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[string]int{"loaded": 0, "error": 0}
+	counts := map[string]int{"loaded": 0, "error": 0, StateDisabled: 0}
 	for _, p := range c.a.policyStatuses() {
 		counts[p.State]++
 		if p.State == "loaded" {
@@ -168,10 +170,30 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// flowFoldMetrics are the counters of what the flow decoder folded.
+func flowFoldMetrics(f *flows.Folds) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_flows_folded_total",
+			Help: "Flows counted into the count of a flow event instead of reported on their own (--flow-repeats).",
+		}, func() float64 { return float64(f.Folded()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_flows_fold_table_full_total",
+			Help: "Flows reported on their own because the table of repeated flows was full.",
+		}, func() float64 { return float64(f.TableFull()) }),
+	}
+}
+
 // bpfCollector exports the run count and run time of the agent's BPF
 // programs from the kernel's statistics (--bpf-stats turns them on).
 type bpfCollector struct {
 	runs, ns *prometheus.Desc
+	// names are the names of the programs seen, by ID ("" for programs not
+	// the agent's): a program's name never changes and IDs are not reused,
+	// and reading it (the program's full information, with its BTF) cost
+	// about 1 MB of allocations per scrape with the programs of one agent.
+	mu    sync.Mutex
+	names map[ebpf.ProgramID]string
 }
 
 // agentProgramPrefixes are the names of the agent's programs, as the kernel
@@ -180,8 +202,9 @@ var agentProgramPrefixes = []string{"generic_", "tp_btf_", "raw_tp_", "flow_", "
 
 func newBPFCollector() prometheus.Collector {
 	return &bpfCollector{
-		runs: prometheus.NewDesc("vigil_bpf_program_runs_total", "Runs of the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
-		ns:   prometheus.NewDesc("vigil_bpf_program_run_seconds_total", "Time spent in the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
+		names: map[ebpf.ProgramID]string{},
+		runs:  prometheus.NewDesc("vigil_bpf_program_runs_total", "Runs of the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
+		ns:    prometheus.NewDesc("vigil_bpf_program_run_seconds_total", "Time spent in the agent's BPF programs (kernel BPF stats).", []string{"program"}, nil),
 	}
 }
 
@@ -196,33 +219,54 @@ func (c *bpfCollector) Collect(ch chan<- prometheus.Metric) {
 		ns   time.Duration
 	}
 	sums := map[string]*sum{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[ebpf.ProgramID]bool, len(c.names))
 	for id := ebpf.ProgramID(0); ; {
 		next, err := ebpf.ProgramGetNextID(id)
 		if err != nil {
 			break
 		}
 		id = next
+		seen[id] = true
+		name, known := c.names[id]
+		if known && name == "" {
+			continue
+		}
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
 		}
-		info, err := p.Info()
-		if err != nil || !hasAnyPrefix(info.Name, agentProgramPrefixes) {
-			p.Close()
-			continue
+		if !known {
+			info, err := p.Info()
+			if err == nil && hasAnyPrefix(info.Name, agentProgramPrefixes) {
+				name = info.Name
+			}
+			if err == nil {
+				c.names[id] = name
+			}
+			if name == "" {
+				p.Close()
+				continue
+			}
 		}
 		st, err := p.Stats()
 		p.Close()
 		if err != nil {
 			continue
 		}
-		s := sums[info.Name]
+		s := sums[name]
 		if s == nil {
 			s = &sum{}
-			sums[info.Name] = s
+			sums[name] = s
 		}
 		s.runs += st.RunCount
 		s.ns += st.Runtime
+	}
+	for id := range c.names {
+		if !seen[id] {
+			delete(c.names, id)
+		}
 	}
 	for name, s := range sums {
 		ch <- prometheus.MustNewConstMetric(c.runs, prometheus.CounterValue, float64(s.runs), name)

@@ -36,6 +36,10 @@ type policyManager struct {
 	// failed holds the last error of each policy or source that did not
 	// load, by policy key (or source name when it could not be parsed).
 	failed map[string]failure
+	// specs holds the parsed version of each loaded policy, and disabled
+	// the policies `vigil policy disable` detached (see policy_runtime.go).
+	specs    map[string]*tracingpolicies.Policy
+	disabled map[string]*disabledPolicy
 }
 
 type failure struct {
@@ -44,7 +48,8 @@ type failure struct {
 }
 
 func newPolicyManager(ts *tracingsensor.Sensor, tracefsDir string, log logrus.FieldLogger) *policyManager {
-	m := &policyManager{ts: ts, log: log, bySource: map[string][]string{}, failed: map[string]failure{}}
+	m := &policyManager{ts: ts, log: log, bySource: map[string][]string{}, failed: map[string]failure{},
+		specs: map[string]*tracingpolicies.Policy{}, disabled: map[string]*disabledPolicy{}}
 	if spec, err := btf.LoadKernelSpec(); err == nil {
 		m.kernel = spec
 	} else {
@@ -87,6 +92,12 @@ func (m *policyManager) applySource(source string, data []byte) error {
 		for _, w := range p.Warnings {
 			log.WithField("policy", key).Warn(w.Error())
 		}
+		if d := m.disabled[key]; d != nil && d.source == source {
+			// Disabled stays disabled; enable loads this version.
+			d.spec = p
+			log.WithField("policy", key).Info("disabled policy changed; it stays disabled")
+			continue
+		}
 		if warns, err := tracingpolicies.Validate(p, m.kernel, &tracingpolicies.ValidateOptions{Tracefs: m.tracefs}); err != nil {
 			m.failed[key] = failure{Source: source, Err: err}
 			errs = append(errs, err)
@@ -117,6 +128,7 @@ func (m *policyManager) applySource(source string, data []byte) error {
 			continue
 		}
 		delete(m.failed, key)
+		m.specs[key] = p
 		hooks := loaded.Hooks()
 		mechs := make([]string, len(hooks))
 		for i, h := range hooks {
@@ -134,9 +146,13 @@ func (m *policyManager) applySource(source string, data []byte) error {
 			log.WithField("policy", key).Info("policy removed")
 		}
 		delete(m.failed, key)
+		delete(m.specs, key)
+		delete(m.disabled, key)
 	}
 	for key := range seen {
 		if p := m.ts.Get(key); p != nil && p.Source == source {
+			keep = append(keep, key)
+		} else if d := m.disabled[key]; d != nil && d.source == source {
 			keep = append(keep, key)
 		}
 	}
@@ -178,6 +194,8 @@ func (m *policyManager) removeSource(source string) {
 			m.log.WithFields(logrus.Fields{"source": source, "policy": key}).Info("policy removed")
 		}
 		delete(m.failed, key)
+		delete(m.specs, key)
+		delete(m.disabled, key)
 	}
 	delete(m.bySource, source)
 	delete(m.failed, source)

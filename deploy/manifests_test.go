@@ -244,7 +244,8 @@ func agentFlags() *pflag.FlagSet {
 	uc := ui.DefaultConfig()
 	uc.AddFlags(fs)
 	for _, name := range []string{"node-name", "ringbuf-size", "process-cache-size", "metrics-addr", "socket",
-		"exec-filter-cgroup", "exec-filter-pidns", "exec-filter-binary", "policy", "no-default-policies"} {
+		"exec-filter-cgroup", "exec-filter-pidns", "exec-filter-binary", "policy", "no-default-policies",
+		"keep-enforcement-on-exit", "bpf-pin-dir"} {
 		fs.String(name, "", "")
 	}
 	return fs
@@ -268,10 +269,11 @@ func TestChartValues(t *testing.T) {
 			"webhook": map[string]any{"url": "https://siem.example/ingest", "headers": []any{"Authorization: Bearer x"}, "tlsSecret": "siem-ca"},
 			"syslog":  map[string]any{"address": "tcp://syslog.example:601"},
 		},
-		"policies":        map[string]any{"shadow": string(ex), "shadow-map": asMap},
-		"defaultPolicies": false,
-		"config":          map[string]any{"process-cache-size": 131072, "export-stdout": true},
-		"privileged":      true,
+		"policies":              map[string]any{"shadow": string(ex), "shadow-map": asMap},
+		"defaultPolicies":       false,
+		"keepEnforcementOnExit": true,
+		"config":                map[string]any{"process-cache-size": 131072, "export-stdout": true},
+		"privileged":            true,
 	})
 	o := decodeAll(t, "values", []byte(joined(files)))
 	cfg := o.cms["sec-vigil"].Data["config.yaml"]
@@ -288,7 +290,8 @@ func TestChartValues(t *testing.T) {
 	for k, want := range map[string]any{
 		"export-file": "/var/log/vigil/events.json", "export-webhook": "https://siem.example/ingest",
 		"export-syslog": "tcp://syslog.example:601", "no-default-policies": true,
-		"export-webhook-ca-file": "/etc/vigil/webhook-tls/ca.crt",
+		"export-webhook-ca-file":   "/etc/vigil/webhook-tls/ca.crt",
+		"keep-enforcement-on-exit": true, "bpf-pin-dir": "/sys/fs/bpf/vigil",
 		// config wins over the chart's own keys.
 		"export-stdout": true, "process-cache-size": float64(131072),
 	} {

@@ -25,6 +25,7 @@ type Decoder struct {
 	cache *process.Cache
 	sink  process.Sink
 	eps   Endpoints
+	folds *Folds
 	ev    event.Event
 	flow  event.Flow
 	// Errors counts records too short to decode.
@@ -35,6 +36,42 @@ type Decoder struct {
 // what the process's pod says, and remote ends are the world).
 func NewDecoder(cache *process.Cache, sink process.Sink, eps Endpoints) *Decoder {
 	return &Decoder{cache: cache, sink: sink, eps: eps}
+}
+
+// Fold makes the decoder count repeated flows into folds instead of
+// reporting each (nil: report every flow). Run folds' sweep too; the
+// decoder's Endpoints are then also used from the sweep's goroutine.
+func (d *Decoder) Fold(folds *Folds) {
+	d.folds = folds
+	if folds != nil {
+		folds.refresh = d.refreshReport
+	}
+}
+
+// refreshReport gives the report of a run whose process had no pod yet (the
+// first connections of a new container, decoded before its pod was known)
+// the pod its process has now, and the local endpoint that goes with it, as
+// the hold stage gives the run's first flow.
+func (d *Decoder) refreshReport(ev *event.Event) {
+	p, f := ev.Process, ev.Flow
+	if p == nil || p.Pod != nil || f == nil {
+		return
+	}
+	cur, parent := d.cache.Get(p.PID)
+	if cur == nil || cur.ExecID != p.ExecID || cur.Pod == nil {
+		return
+	}
+	ev.Process, ev.Parent = cur, parent
+	local, addr := &f.SourceEndpoint, f.Source
+	if f.Direction == event.DirectionIngress {
+		local, addr = &f.DestEndpoint, f.Destination
+	}
+	*local = event.Endpoint{}
+	eps := d.eps
+	if eps == nil {
+		eps = NodeEndpoints{}
+	}
+	eps.Local(cur.Pod, cur.CgroupID, addr, local)
 }
 
 // Handle decodes one flow record from the shared ring buffer.
@@ -97,6 +134,9 @@ func (d *Decoder) Handle(rec []byte) error {
 		Process: proc,
 		Parent:  parent,
 		Flow:    f,
+	}
+	if d.folds.add(&d.ev, f, r.Hdr.Pid) {
+		return nil
 	}
 	d.sink.Export(&d.ev)
 	return nil

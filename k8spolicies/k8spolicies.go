@@ -63,10 +63,26 @@ type Handler interface {
 	Remove(family Family, source string)
 }
 
+// SyncedHandler is a Handler told when it has received every object the
+// cluster held when Run started (or when Run gave up waiting for them).
+type SyncedHandler interface {
+	Handler
+	Synced()
+}
+
 // Run follows every kind the cluster serves until ctx ends.
 func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.FieldLogger) error {
+	told := false
 	var started []Kind
 	var infs []cache.SharedIndexInformer
+	var regs []cache.ResourceEventHandlerRegistration
+	if sh, ok := h.(SyncedHandler); ok {
+		defer func() {
+			if !told {
+				sh.Synced()
+			}
+		}()
+	}
 	for _, k := range Kinds {
 		// Probe the resource first: an informer on a resource the cluster
 		// does not serve retries forever.
@@ -82,7 +98,7 @@ func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.Fi
 		k := k
 		inf := kubeclient.Dynamic(client, k.GVR, "", 10*time.Minute, nil)
 		infs = append(infs, inf)
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { apply(h, k, o, log) },
 			UpdateFunc: func(_, o any) { apply(h, k, o, log) },
 			DeleteFunc: func(o any) {
@@ -93,9 +109,11 @@ func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.Fi
 					h.Remove(k.Family, SourceName(k, u.GetNamespace(), u.GetName()))
 				}
 			},
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("%s: %w", k.GVR, err)
 		}
+		regs = append(regs, reg)
 		started = append(started, k)
 	}
 	var wg sync.WaitGroup
@@ -107,10 +125,16 @@ func Run(ctx context.Context, client dynamic.Interface, h Handler, log logrus.Fi
 			inf.RunWithContext(ctx)
 		}()
 	}
-	for i, inf := range infs {
-		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) && ctx.Err() == nil {
+	for i, reg := range regs {
+		// The registration has synced when its handler has received
+		// every object of the first list.
+		if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) && ctx.Err() == nil {
 			return fmt.Errorf("sync %s", started[i].GVR)
 		}
+	}
+	if sh, ok := h.(SyncedHandler); ok && ctx.Err() == nil {
+		sh.Synced()
+		told = true
 	}
 	log.WithField("kinds", len(started)).Info("following policies in the cluster")
 	<-ctx.Done()

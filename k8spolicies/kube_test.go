@@ -6,7 +6,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,51 +23,29 @@ import (
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
-// following records what Run hands over and tells when it changes.
+// following records the documents Run hands over, by source.
 type following struct {
-	mu   sync.Mutex
-	docs map[string][]byte
-	ch   chan struct{}
+	*kubetest.State[map[string]string]
 }
 
-func (f *following) Apply(_ Family, src string, data []byte) {
-	f.mu.Lock()
-	f.docs[src] = data
-	f.mu.Unlock()
-	f.poke()
+func (f following) Apply(_ Family, src string, data []byte) {
+	f.Update(func(docs *map[string]string) { (*docs)[src] = string(data) })
 }
 
-func (f *following) Remove(_ Family, src string) {
-	f.mu.Lock()
-	delete(f.docs, src)
-	f.mu.Unlock()
-	f.poke()
-}
-
-func (f *following) poke() {
-	select {
-	case f.ch <- struct{}{}:
-	default:
-	}
+func (f following) Remove(_ Family, src string) {
+	f.Update(func(docs *map[string]string) { delete(*docs, src) })
 }
 
 // await waits until the document of src satisfies cond (nil: src gone).
-func (f *following) await(t *testing.T, what, src string, cond func([]byte) bool) []byte {
+func (f following) await(t *testing.T, what, src string, cond func([]byte) bool) []byte {
 	t.Helper()
-	deadline := time.After(time.Minute)
-	for {
-		f.mu.Lock()
-		d, ok := f.docs[src]
-		f.mu.Unlock()
-		if (cond == nil && !ok) || (cond != nil && ok && cond(d)) {
-			return d
-		}
-		select {
-		case <-f.ch:
-		case <-deadline:
-			t.Fatalf("waiting for %s (%s); it holds:\n%s", what, src, d)
-		}
-	}
+	var got []byte
+	f.Await(t, time.Minute, what+" ("+src+")", func(docs map[string]string) bool {
+		d, ok := docs[src]
+		got = []byte(d)
+		return (cond == nil && !ok) || (cond != nil && ok && cond(got))
+	})
+	return got
 }
 
 func holds(s string) func([]byte) bool {
@@ -159,7 +136,7 @@ func TestKubePolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &following{docs: map[string][]byte{}, ch: make(chan struct{}, 1)}
+	f := following{kubetest.NewState(map[string]string{})}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	runCtx, stop := context.WithCancel(ctx)

@@ -14,18 +14,23 @@ import (
 )
 
 // ring reads a BPF ring buffer map in place: records are handed to the
-// handler straight from the mapped ring (the kernel maps its data pages
-// twice, so every record is contiguous), and the reader waits for records
+// handler straight from the mapped ring, and the reader waits for records
 // through the Go runtime's poller, as for a socket, so that a waiting
 // reader holds no thread in a system call.
 //
 // The layout is the kernel's (kernel/bpf/ringbuf.c): a consumer page the
 // reader writes, a producer page and the data, each record behind an 8-byte
 // header whose length word carries a busy and a discard bit.
+//
+// The kernel lets the data be mapped twice in a row, so that every record
+// is contiguous; the reader maps it once, since each mapping counts the
+// ring's pages again in the agent's resident memory (an 8 MiB ring showed
+// as 16 MiB), and copies the rare record that wraps around the end.
 type ring struct {
 	cons    []byte // consumer page (read-write)
-	prodMap []byte // producer page and data, twice (read-only)
+	prodMap []byte // producer page and data (read-only)
 	data    []byte
+	wrap    []byte // a record that wraps around, copied
 	mask    uint64
 	consPos *uint64
 	prodPos *uint64
@@ -64,7 +69,7 @@ func openRing(m *ebpf.Map) (_ *ring, err error) {
 	if r.cons, err = unix.Mmap(fd, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("map the ring buffer's consumer page: %w", err)
 	}
-	if r.prodMap, err = unix.Mmap(fd, int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+	if r.prodMap, err = unix.Mmap(fd, int64(page), page+size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("map the ring buffer's data: %w", err)
 	}
 	r.data = r.prodMap[page:]
@@ -111,14 +116,26 @@ func (r *ring) read(h func([]byte)) (int, error) {
 			return n, errors.New("ring buffer: record runs past the producer position")
 		}
 		if hdr&ringDiscardBit == 0 {
-			start := off + ringHeaderSize
-			h(r.data[start : start+l : start+l])
+			h(r.record(off+ringHeaderSize, l))
 			n++
 		}
 		cons = next
 		atomic.StoreUint64(r.consPos, cons)
 	}
 	return n, nil
+}
+
+// record returns the l bytes of a record at offset start of the data,
+// which may lie past its end (the record wraps around).
+func (r *ring) record(start, l uint64) []byte {
+	size := uint64(len(r.data))
+	start &= r.mask
+	if start+l <= size {
+		return r.data[start : start+l : start+l]
+	}
+	r.wrap = append(r.wrap[:0], r.data[start:]...)
+	r.wrap = append(r.wrap, r.data[:start+l-size]...)
+	return r.wrap
 }
 
 // wait returns once records may be available, when the deadline passes

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
@@ -31,7 +34,19 @@ type SensorOptions struct {
 	// RawTracepoints forces the raw tracepoint programs even where tp_btf
 	// works (the fallback path, selectable for tests).
 	RawTracepoints bool
+	// PinDir, when set, is a directory on a BPF file system where the
+	// links (exec, fork, exit) and the maps a later agent reads
+	// (PinnedMaps) are pinned, so that the programs keep the process table
+	// current after the agent exits. Close leaves the pins; removing them
+	// detaches the programs.
+	PinDir string
 }
+
+// PinnedMaps are the maps of the process sensor pinned under
+// SensorOptions.PinDir: the protected processes (a later agent adds itself
+// to the table of the programs it takes over from), the ring buffer and its
+// loss counters (what the programs wrote while no agent read them).
+var PinnedMaps = []string{abi.ProcessMapProtectedTgids, abi.ProcessMapEvents, abi.ProcessMapRingReader}
 
 // ValidateRingBufferSize checks a ring buffer size: a power of two and a
 // multiple of the page size.
@@ -103,6 +118,9 @@ func NewSensor(opts *SensorOptions, f *kprobes.Features) (_ *Sensor, err error) 
 	defer func() {
 		if err != nil {
 			s.Close()
+			if o.PinDir != "" {
+				os.RemoveAll(o.PinDir)
+			}
 		}
 	}()
 
@@ -124,6 +142,18 @@ func NewSensor(opts *SensorOptions, f *kprobes.Features) (_ *Sensor, err error) 
 			return nil, fmt.Errorf("attach sched_process_%s (%s): %w", ev, mech, err)
 		}
 		s.links = append(s.links, l)
+		if o.PinDir != "" {
+			if err := kprobes.PinLink(l, filepath.Join(o.PinDir, ev)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.PinDir != "" {
+		for _, name := range PinnedMaps {
+			if err := kprobes.PinMap(coll.Maps[name], filepath.Join(o.PinDir, name)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -222,7 +252,8 @@ func boolU32(b bool) uint32 {
 	return 0
 }
 
-// Close detaches the programs and releases the maps.
+// Close detaches the programs and releases the maps; programs pinned under
+// SensorOptions.PinDir stay attached until their pins are removed.
 func (s *Sensor) Close() error {
 	var errs []error
 	for i := len(s.links) - 1; i >= 0; i-- {
@@ -309,4 +340,27 @@ func (s *Sensor) UpdateFollowMasks(update func(pid, ppid uint32, binary string, 
 		}
 	}
 	return nil
+}
+
+// CountRecords reads what is left in a ring buffer of the process sensor
+// (one an earlier agent pinned and no longer reads) and returns how many
+// records it held. The records are consumed.
+func CountRecords(events *ebpf.Map) (uint64, error) {
+	r, err := ringbuf.NewReader(events)
+	if err != nil {
+		return 0, fmt.Errorf("read ring buffer: %w", err)
+	}
+	defer r.Close()
+	r.SetDeadline(time.Now())
+	var n uint64
+	var rec ringbuf.Record
+	for limit := uint64(events.MaxEntries()) / 8; n < limit; n++ {
+		if err := r.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }

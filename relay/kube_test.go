@@ -2,8 +2,8 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,22 +29,12 @@ func TestKubeDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var last []Peer
-	changed := make(chan struct{}, 1)
+	last := kubetest.NewState[[]Peer](nil)
 	d := &Kubernetes{Client: dyn, Namespace: ns, Selector: "app.kubernetes.io/name=vigil", Port: 4244}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- d.Run(runCtx, func(p []Peer) {
-			mu.Lock()
-			last = p
-			mu.Unlock()
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
+		done <- d.Run(runCtx, func(p []Peer) { last.Update(func(v *[]Peer) { *v = p }) })
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -54,21 +44,9 @@ func TestKubeDiscovery(t *testing.T) {
 	})
 	await := func(what string, want []Peer) {
 		t.Helper()
-		deadline := time.After(time.Minute)
-		for {
-			mu.Lock()
-			ok := slices.Equal(last, want) && (len(want) > 0 || last != nil)
-			got := last
-			mu.Unlock()
-			if ok {
-				return
-			}
-			select {
-			case <-changed:
-			case <-deadline:
-				t.Fatalf("waiting for %s: peers %v, want %v", what, got, want)
-			}
-		}
+		last.Await(t, time.Minute, fmt.Sprintf("%s: peers %v", what, want), func(got []Peer) bool {
+			return slices.Equal(got, want) && (len(want) > 0 || got != nil)
+		})
 	}
 	agent := func(name, node, ip string, labels map[string]string) {
 		t.Helper()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -27,6 +28,9 @@ type generic struct {
 	owned    []*ebpf.Map
 	features *kprobes.Features
 	agentPID uint32
+	// generation is this run's number; only programs of the generation in
+	// gen_active act.
+	generation uint32
 
 	kernelOnce sync.Once
 	kernel     *btf.Spec
@@ -35,8 +39,10 @@ type generic struct {
 
 // newGeneric creates the tracing-policy maps, sharing the process sensor's
 // ring buffer and process table. Programs are loaded by attach, one hook at
-// a time.
-func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int) (_ *generic, err error) {
+// a time. active, when not nil, is the gen_active map shared with the
+// programs of another generation; otherwise the sensor has its own, naming
+// its generation.
+func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int, generation uint32, active *ebpf.Map) (_ *generic, err error) {
 	spec, err := abi.LoadGeneric()
 	if err != nil {
 		return nil, fmt.Errorf("load generic object: %w", err)
@@ -44,7 +50,7 @@ func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int) (_ *gen
 	if agentPID == 0 {
 		agentPID = os.Getpid()
 	}
-	g := &generic{spec: spec, maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(agentPID)}
+	g := &generic{spec: spec, maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(agentPID), generation: generation}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -59,6 +65,9 @@ func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int) (_ *gen
 		}
 		g.maps[name] = m
 	}
+	if active != nil {
+		g.maps[abi.GenericMapGenActive] = active
+	}
 	for name, ms := range spec.Maps {
 		if _, ok := g.maps[name]; ok || strings.HasPrefix(name, ".") {
 			continue
@@ -69,6 +78,11 @@ func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int) (_ *gen
 		}
 		g.maps[name] = m
 		g.owned = append(g.owned, m)
+	}
+	if active == nil {
+		if err := g.maps[abi.GenericMapGenActive].Put(uint32(0), generation); err != nil {
+			return nil, fmt.Errorf("write the active generation: %w", err)
+		}
 	}
 	return g, nil
 }
@@ -89,11 +103,41 @@ type attachment struct {
 	mechanism kprobes.Mechanism
 	progs     []*ebpf.Program
 	links     []link.Link
+	pinned    bool
 	closed    bool
 }
 
-// Close detaches and unloads the hook's programs.
+// pin pins the attachment's links as dir/prefix-N.
+func (a *attachment) pin(dir, prefix string) error {
+	for i, l := range a.links {
+		if err := kprobes.PinLink(l, filepath.Join(dir, fmt.Sprintf("%s-%d", prefix, i))); err != nil {
+			return err
+		}
+		a.pinned = true
+	}
+	return nil
+}
+
+// Close detaches and unloads the hook's programs, pinned or not.
 func (a *attachment) Close() error {
+	if a == nil || a.closed {
+		return nil
+	}
+	var errs []error
+	if a.pinned {
+		for _, l := range a.links {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		a.pinned = false
+	}
+	return errors.Join(append(errs, a.release())...)
+}
+
+// release closes the attachment's descriptors: its links stay attached
+// when they are pinned.
+func (a *attachment) release() error {
 	if a == nil || a.closed {
 		return nil
 	}
@@ -248,7 +292,7 @@ func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.Pr
 	for _, v := range []struct {
 		name string
 		val  uint32
-	}{{abi.GenericVarHookId, hookID}, {abi.GenericVarNparams, nparams}, {abi.GenericVarAgentTgid, g.agentPID}} {
+	}{{abi.GenericVarHookId, hookID}, {abi.GenericVarNparams, nparams}, {abi.GenericVarAgentTgid, g.agentPID}, {abi.GenericVarGeneration, g.generation}} {
 		if err := spec.Variables[v.name].Set(v.val); err != nil {
 			return nil, fmt.Errorf("set %s: %w", v.name, err)
 		}

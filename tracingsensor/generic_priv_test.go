@@ -18,7 +18,7 @@ func TestPrivGenericPrograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ps.Close()
-	g, err := newGeneric(ps, f, 0)
+	g, err := newGeneric(ps, f, 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestPrivPlanFallsBackWithoutBTF(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ps.Close()
-	g, err := newGeneric(ps, f, 0)
+	g, err := newGeneric(ps, f, 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,17 +188,64 @@ func (g *generic) protect(procRoot string, p Protection) error {
 	if limit := int(bins.MaxEntries()); len(p.Binaries) > limit {
 		return fmt.Errorf("%d protected binaries; at most %d", len(p.Binaries), limit)
 	}
-	for _, b := range p.Binaries {
+	_, err := g.protectBinaries(p.Binaries)
+	return err
+}
+
+// binKey is the key of an executable in protected_bins: the path as the
+// process table holds it, NUL padded (BINARY_MAX).
+type binKey [256]byte
+
+func newBinKey(path string) binKey {
+	var k binKey
+	copy(k[:len(k)-1], path)
+	return k
+}
+
+// protectBinaries adds executables to protected_bins and returns those
+// that were not there.
+func (g *generic) protectBinaries(paths []string) ([]string, error) {
+	bins := g.Map(abi.GenericMapProtectedBins)
+	var added []string
+	for _, b := range paths {
 		if !filepath.IsAbs(b) {
-			return fmt.Errorf("protected binary %q is not an absolute path", b)
+			return added, fmt.Errorf("protected binary %q is not an absolute path", b)
 		}
-		var key [256]byte // BINARY_MAX: the path as the process table holds it
-		copy(key[:len(key)-1], b)
+		var one uint8
+		key := newBinKey(b)
+		if bins.Lookup(key, &one) == nil {
+			continue
+		}
 		if err := bins.Update(key, uint8(1), ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("protect %s: %w", b, err)
+			return added, fmt.Errorf("protect %s: %w (at most %d protected binaries)", b, err, bins.MaxEntries())
 		}
+		added = append(added, b)
 	}
-	return nil
+	return added, nil
+}
+
+// ProtectBinaries adds executables (absolute paths, as ResolveBinaries
+// returns them) to the protected ones, and returns those that were new.
+// Protection of a path is never withdrawn while the sensor runs.
+func (s *Sensor) ProtectBinaries(paths []string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen.protectBinaries(paths)
+}
+
+// ProtectedBinaries returns the paths of the protected executables, sorted.
+func (s *Sensor) ProtectedBinaries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	var k binKey
+	var v uint8
+	it := s.gen.Map(abi.GenericMapProtectedBins).Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, strings.TrimRight(string(k[:]), "\x00"))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // parentPID reads a process's parent from procRoot/PID/stat.
@@ -222,4 +269,40 @@ func parentPID(procRoot string, pid uint32) (uint32, error) {
 		return 0, fmt.Errorf("PID %d: parent %q: %w", pid, f[1], err)
 	}
 	return uint32(ppid), nil
+}
+
+// SearchDirs returns the directories ResolveBinaries looks in for the
+// patterns (without a root prefix): those of path and the system
+// directories for names, the directory of an absolute pattern when it has
+// no glob characters itself, and the directories of the paths found, where
+// the targets of symbolic links lie. A change in them may change what the
+// patterns find.
+func SearchDirs(patterns []string, path string, found []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(d string) {
+		if filepath.IsAbs(d) && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	names := false
+	for _, pat := range patterns {
+		if filepath.IsAbs(pat) {
+			if d := filepath.Dir(filepath.Clean(pat)); !strings.ContainsAny(d, `*?[\`) {
+				add(d)
+			}
+		} else {
+			names = true
+		}
+	}
+	if names {
+		for _, d := range append(filepath.SplitList(path), binaryDirs...) {
+			add(filepath.Clean(d))
+		}
+	}
+	for _, f := range found {
+		add(filepath.Dir(f))
+	}
+	return out
 }

@@ -134,3 +134,16 @@ func TestResolveBinariesRoots(t *testing.T) {
 		t.Errorf("resolved (-want +got):\n%s", diff)
 	}
 }
+
+func TestSearchDirs(t *testing.T) {
+	got := SearchDirs([]string{"/opt/rt/bin/runtime-*", "/opt/*/shim", "containerd"}, "/home/u/bin:/usr/bin:relative",
+		[]string{"/opt/rt/bin/runtime-a", "/usr/libexec/containerd/containerd"})
+	want := append([]string{"/opt/rt/bin", "/home/u/bin", "/usr/bin"}, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/sbin", "/bin", "/usr/libexec/containerd")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("directories (-want +got):\n%s", diff)
+	}
+	// Absolute patterns alone: $PATH is not searched.
+	if got := SearchDirs([]string{"/opt/rt/runc"}, "/usr/bin", nil); !cmp.Equal(got, []string{"/opt/rt"}) {
+		t.Errorf("absolute pattern only: %v, want [/opt/rt]", got)
+	}
+}

@@ -3,7 +3,10 @@ package tracingsensor
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +28,8 @@ type Sensor struct {
 	sink  process.Sink
 	log   logrus.FieldLogger
 	kinfo *tracingpolicies.KernelInfo
+	// pinDir is where policies' links are pinned ("": nowhere).
+	pinDir string
 
 	mu       sync.Mutex // serialises Load, Unload, SetMode, scopes
 	ids      *allocator
@@ -55,13 +60,26 @@ type Config struct {
 	ProcRoot string
 	// Protect is what policies do not act on unless they name it exactly.
 	Protect Protection
+	// Generation is this agent run's number: only the programs of the
+	// generation written in the Active map act, so that a restarted agent
+	// takes over the pinned programs of the last one in one map write.
+	Generation uint32
+	// Active is the map (gen_active) naming the generation that acts,
+	// shared with the programs being taken over; nil: a map of the
+	// sensor's own, naming Generation.
+	Active *ebpf.Map
+	// PinDir, when set, is a directory on a BPF file system where each
+	// policy's links are pinned (a directory per policy), so that they
+	// keep enforcing after the agent exits. Unload and Replace remove the
+	// pins of what they unload; Close leaves every pinned policy in force.
+	PinDir string
 }
 
 // New creates the tracing-policy maps next to the process sensor's (one
 // ring buffer, one process table), tracks follow bits in the process
 // sensor's table, and sends events to sink. Close releases the maps.
 func New(cfg Config, procs *process.Sensor, feats *kprobes.Features, cache *process.Cache, sink process.Sink, log logrus.FieldLogger) (*Sensor, error) {
-	gen, err := newGeneric(procs, feats, cfg.Protect.AgentPID)
+	gen, err := newGeneric(procs, feats, cfg.Protect.AgentPID, cfg.Generation, cfg.Active)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +88,7 @@ func New(cfg Config, procs *process.Sensor, feats *kprobes.Features, cache *proc
 		return nil, fmt.Errorf("protected processes: %w", err)
 	}
 	s := &Sensor{
-		gen: gen, procs: procs, cache: cache, sink: sink, log: log,
+		gen: gen, procs: procs, cache: cache, sink: sink, log: log, pinDir: cfg.PinDir,
 		ids:      newAllocator(),
 		policies: map[string]*Policy{},
 		folds:    newFolds(),
@@ -125,6 +143,13 @@ func Key(namespace, name string) string {
 
 // Key returns the policy's key.
 func (p *Policy) Key() string { return Key(p.Namespace, p.Name) }
+
+// pinDir is the directory of the policy's pinned links: its id (unique
+// while it is loaded, so that Replace pins the new version beside the old)
+// and its key, readable by people listing the directory.
+func (p *Policy) pinDir() string {
+	return filepath.Join(p.sensor.pinDir, fmt.Sprintf("%d-%s", p.compiled.PolicyID, strings.ReplaceAll(p.Key(), "/", "_")))
+}
 
 // Mode returns the policy's current mode.
 func (p *Policy) Mode() tracingpolicies.Mode { return p.mode.Load().(tracingpolicies.Mode) }
@@ -247,16 +272,25 @@ func (s *Sensor) Unload(key string) error {
 	return nil
 }
 
-// Close unloads every policy.
+// Close unloads every policy; pinned policies (Config.PinDir) stay
+// attached, with everything they read in the maps, until their pins are
+// removed.
 func (s *Sensor) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var errs []error
 	for k, p := range s.policies {
-		s.unload(p)
+		if s.pinDir != "" {
+			for _, a := range p.attachments {
+				errs = append(errs, a.release())
+			}
+		} else {
+			s.unload(p)
+		}
 		delete(s.policies, k)
 	}
 	s.gen.close()
-	return nil
+	return errors.Join(errs...)
 }
 
 // SetMode switches a loaded policy between enforce and monitor, live: the
@@ -346,6 +380,9 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 		return nil, fmt.Errorf("write policy scope: %w", err)
 	}
 	undo.add(func() { s.clearScope(p) })
+	if s.pinDir != "" {
+		undo.add(func() { os.Remove(p.pinDir()) })
+	}
 
 	for _, h := range c.Hooks {
 		mech, flags, err := s.gen.plan(&h.Request)
@@ -375,6 +412,11 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 		}
 		undo.add(func() { a.Close() })
 		p.attachments = append(p.attachments, a)
+		if s.pinDir != "" {
+			if err := a.pin(p.pinDir(), fmt.Sprintf("hook%d", len(p.attachments)-1)); err != nil {
+				return nil, fmt.Errorf("keep enforcement on exit: %w", err)
+			}
+		}
 	}
 
 	if err := s.applyFollow(c, true); err != nil {
@@ -410,6 +452,9 @@ func (s *Sensor) unload(p *Policy) {
 		if err := a.Close(); err != nil {
 			s.log.WithError(err).WithField("policy", p.Key()).Warn("detach hook")
 		}
+	}
+	if s.pinDir != "" {
+		os.Remove(p.pinDir())
 	}
 	// What the kernel folded for it is reported before its hooks are gone.
 	s.flushFolds(p.hookIDs)

@@ -159,18 +159,28 @@ func StartAgent(t *testing.T, mutate func(*agent.Config)) *Harness {
 		}
 	}()
 	t.Cleanup(func() {
-		cancel()
 		sub.Cancel()
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("agent: %v", err)
-			}
-		case <-time.After(Timeout()):
-			t.Error("agent did not stop")
-		}
+		h.Stop()
 	})
 	return h
+}
+
+// Stop stops the agent as SIGTERM does (its context ends) and waits for
+// Run to return; the test's cleanup calls it too.
+func (h *Harness) Stop() {
+	h.T.Helper()
+	h.cancel()
+	select {
+	case err, ok := <-h.done:
+		if ok {
+			close(h.done)
+		}
+		if err != nil {
+			h.T.Errorf("agent: %v", err)
+		}
+	case <-time.After(Timeout()):
+		h.T.Error("agent did not stop")
+	}
 }
 
 type testWriter struct{ t *testing.T }
@@ -327,6 +337,19 @@ func helperMain(op string, args []string) int {
 			io.ReadAll(c)
 			c.Close()
 		}
+	case "tcp-connect-n":
+		// Connect arg(1) times to arg(0), one connection after another,
+		// each sending "hello" and reading the answer.
+		var n int
+		n, err = strconv.Atoi(arg(1))
+		for i := 0; i < n && err == nil; i++ {
+			var c net.Conn
+			if c, err = net.Dial("tcp", arg(0)); err == nil {
+				c.Write([]byte("hello"))
+				io.ReadAll(c)
+				c.Close()
+			}
+		}
 	case "udp-send":
 		var c net.Conn
 		c, err = net.Dial("udp", arg(0))
@@ -410,6 +433,8 @@ func helperMain(op string, args []string) int {
 				}
 			}
 		}
+	case "agent":
+		return agentHelper(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper operation %q\n", op)
 		return 2

@@ -49,6 +49,9 @@ type Options struct {
 	Only []string
 	// Configs restricts the agent configurations (empty: all).
 	Configs []string
+	// Workloads restricts the workloads of the table and the statistics
+	// (empty: all): WorkloadNames.
+	Workloads []string
 	// NoRedis leaves out the redis workload (where redis-server is not
 	// installed, as inside the VM).
 	NoRedis bool
@@ -117,6 +120,11 @@ func (o *Options) Validate() error {
 		case "table", "idle", "stats", "sustained", "netpol", "gobench", "vm":
 		default:
 			errs = append(errs, fmt.Errorf("-only %q: want table, idle, stats, sustained, netpol, gobench or vm", p))
+		}
+	}
+	for _, w := range o.Workloads {
+		if !slices.Contains(WorkloadNames, w) {
+			errs = append(errs, fmt.Errorf("-workloads %q: want one of %s", w, strings.Join(WorkloadNames, ", ")))
 		}
 	}
 	for _, c := range o.Configs {
@@ -254,15 +262,27 @@ func (h *Harness) prepare(ctx context.Context) error {
 	if h.serverCg, err = h.cg.Make("server"); err != nil {
 		return err
 	}
-	if (h.opts.wants("table") || h.opts.wants("stats")) && !h.opts.NoRedis {
+	if (h.opts.wants("table") || h.opts.wants("stats")) && !h.opts.NoRedis && h.opts.wantsWorkload("redis") {
 		if err := h.startRedis(ctx); err != nil {
 			return err
 		}
 	}
 	h.configs = h.agentConfigs()
-	h.rep.Workloads = h.Workloads()
+	for _, w := range h.Workloads() {
+		if h.opts.wantsWorkload(w.Name) {
+			h.rep.Workloads = append(h.rep.Workloads, w)
+		}
+	}
 	h.rep.Configs = h.configs
 	return nil
+}
+
+// WorkloadNames are the names of the table's workloads, in its order.
+var WorkloadNames = []string{"exec", "file", "file-monitored", "connect", "bulk", "redis"}
+
+// wantsWorkload says whether the run includes the workload name.
+func (o *Options) wantsWorkload(name string) bool {
+	return len(o.Workloads) == 0 || slices.Contains(o.Workloads, name)
 }
 
 func (h *Harness) cleanup() {

@@ -195,3 +195,20 @@ func TestFailedPartsInReport(t *testing.T) {
 		t.Errorf("a report without failures says some did not complete:\n%s", md)
 	}
 }
+
+// -workloads names exactly the workloads of the table.
+func TestWorkloadNames(t *testing.T) {
+	h := &Harness{opts: DefaultOptions(), redisPort: 6379}
+	var names []string
+	for _, w := range h.Workloads() {
+		names = append(names, w.Name)
+	}
+	if diff := cmp.Diff(WorkloadNames, names); diff != "" {
+		t.Errorf("WorkloadNames and the workloads differ (-names +workloads):\n%s", diff)
+	}
+	o := DefaultOptions()
+	o.Workloads = []string{"conect"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `-workloads "conect"`) {
+		t.Errorf("Validate of a misspelt workload: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 func newAgentCommand(g *globals) *cobra.Command {
 	cfg := agent.DefaultConfig()
 	var configFile, ringbufSize string
+	var cleanupPins bool
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the agent: watch, enforce and stream events as JSON lines",
@@ -25,6 +26,14 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 				if err := agent.ApplyConfigFile(configFile, cmd.Flags()); err != nil {
 					return &exitError{code: 2, err: err}
 				}
+			}
+			if cleanupPins {
+				n, err := agent.CleanupPins(cfg.BPFPinDir)
+				if err != nil {
+					return errorf("--cleanup-pins: %v", err)
+				}
+				g.log.WithField("pins", n).WithField("dir", cfg.BPFPinDir).Info("removed the pinned programs and maps of --keep-enforcement-on-exit; their policies are no longer enforced")
+				return nil
 			}
 			size, err := agent.ParseSize(ringbufSize)
 			if err != nil {
@@ -51,9 +60,13 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringArrayVar(&cfg.ExecFilter.PidNamespaces, "exec-filter-pidns", nil, `drop exec/exit events of this pid namespace: an inode number or "host" (repeatable)`)
 	f.StringArrayVar(&cfg.ExecFilter.Binaries, "exec-filter-binary", nil, "drop exec/exit events of this executable path (repeatable)")
 	f.StringArrayVar(&cfg.Policies, "policy", nil, "tracing policy file or directory to load and watch for changes (repeatable)")
-	f.StringSliceVar(&cfg.ProtectBinaries, "protect-binaries", cfg.ProtectBinaries, "programs whose processes policies never kill or deny unless a selector names them exactly (matchBinaries In, matchPIDs In) and its policy sets allow-protected-enforcement: names looked up in $PATH and /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin, /usr/local/sbin, or absolute paths, in the agent's and the host's file system (/proc/1/root) when the agent starts; glob patterns allowed; the agent, its parents, PID 1 and kernel threads are always protected")
+	f.StringSliceVar(&cfg.ProtectBinaries, "protect-binaries", cfg.ProtectBinaries, "programs whose processes policies never kill or deny unless a selector names them exactly (matchBinaries In, matchPIDs In) and its policy sets allow-protected-enforcement: names looked up in $PATH and /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin, /usr/local/sbin, or absolute paths, in the agent's and the host's file system (/proc/1/root) when the agent starts and again when their directories change (never withdrawn while it runs); glob patterns allowed; the agent, its parents, PID 1 and kernel threads are always protected")
+	f.BoolVar(&cfg.KeepEnforcementOnExit, "keep-enforcement-on-exit", false, "pin the programs that enforce tracing policies (and the process sensor they need) under --bpf-pin-dir, so that they keep enforcing when the agent stops or is killed; a restarted agent takes them over without a gap and removes the pins of policies it no longer has. Off (the default): enforcement ends with the agent, and a start removes what an earlier run pinned")
+	f.StringVar(&cfg.BPFPinDir, "bpf-pin-dir", cfg.BPFPinDir, "directory on a BPF file system for --keep-enforcement-on-exit (a bpffs is mounted if there is none)")
+	f.BoolVar(&cleanupPins, "cleanup-pins", false, "remove everything --keep-enforcement-on-exit pinned under --bpf-pin-dir (its policies stop being enforced) and exit; for an uninstall, with the agent stopped")
 	f.BoolVar(&cfg.NoDefaultPolicies, "no-default-policies", false, "do not load the embedded default policies")
 	f.StringVar(&cfg.Flows, "flows", cfg.Flows, "network flows to report: off, start (one event per connection) or start-end (also its end, with byte counts)")
+	f.StringVar(&cfg.FlowRepeats, "flow-repeats", cfg.FlowRepeats, "connections of a process to the same service and address as one already reported: fold (counted, one event with their count a second), rate-limit=DURATION (the same over DURATION) or report-all (an event each)")
 	f.BoolVar(&cfg.RawTracepoints, "force-raw-tracepoints", false, "use raw tracepoints even where tp_btf works")
 	f.MarkHidden("force-raw-tracepoints")
 	cfg.Export.AddFlags(f)

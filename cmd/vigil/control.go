@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/vigilsec/vigil/agent"
 )
@@ -59,7 +57,14 @@ func printPolicyList(w io.Writer, list []agent.PolicyStatus) error {
 		if mode == "" {
 			mode = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, p.State, mode, p.Events, strings.Join(hooks, " "), p.Source)
+		source := p.Source
+		if p.Runtime {
+			source += " (runtime only)"
+		}
+		if len(hooks) == 0 {
+			hooks = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, p.State, mode, p.Events, strings.Join(hooks, " "), source)
 		if p.Error != "" {
 			for _, line := range strings.Split(p.Error, "\n") {
 				fmt.Fprintf(tw, "  error: %s\n", line)
@@ -90,47 +95,5 @@ done. The change takes effect on the next matching call.`,
 		},
 	}
 	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "the agent's control socket")
-	return cmd
-}
-
-func newEventsCommand(g *globals) *cobra.Command {
-	var socket, output, color string
-	var opts agent.EventsOptions
-	cmd := &cobra.Command{
-		Use:   "events",
-		Short: "Follow the running agent's events (like tail -f)",
-		Long: `events streams the running agent's events as they happen, as JSON lines or as
-one compact line per event. --allow and --deny take filter lines in the
-syntax of the export allow and deny lists, for example
-  vigil events --allow '{"event_set":["PROCESS_EXEC"],"namespace":["prod"]}'`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch output {
-			case "json":
-			case "text":
-				opts.Text = true
-			default:
-				return &exitError{code: 2, err: fmt.Errorf("--output: unknown format %q (want text or json)", output)}
-			}
-			switch color {
-			case "auto":
-				opts.Color = opts.Text && term.IsTerminal(int(os.Stdout.Fd()))
-			case "always":
-				opts.Color = true
-			case "never":
-			default:
-				return &exitError{code: 2, err: fmt.Errorf("--color: unknown value %q (want auto, always or never)", color)}
-			}
-			if err := agent.NewClient(socket).Events(cmd.Context(), opts, cmd.OutOrStdout()); err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "the agent's control socket")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text (one line per event) or json")
-	cmd.Flags().StringVar(&color, "color", "auto", "colour text output: auto, always or never")
-	cmd.Flags().StringArrayVar(&opts.Allow, "allow", nil, "allow filter line (JSON), repeatable; lines are ORed")
-	cmd.Flags().StringArrayVar(&opts.Deny, "deny", nil, "deny filter line (JSON), repeatable; deny wins")
 	return cmd
 }

@@ -32,6 +32,10 @@ func newPolicyCommand(g *globals) *cobra.Command {
 	cmd.AddCommand(newPolicyValidateCommand(g))
 	cmd.AddCommand(newPolicyListCommand(g))
 	cmd.AddCommand(newPolicyModeCommand(g))
+	cmd.AddCommand(newPolicyAddCommand(g))
+	cmd.AddCommand(newPolicyDeleteCommand(g))
+	cmd.AddCommand(newPolicyEnableCommand(g, true))
+	cmd.AddCommand(newPolicyEnableCommand(g, false))
 	return cmd
 }
 

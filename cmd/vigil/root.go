@@ -44,6 +44,9 @@ declarative policies in the kernel, and streams JSON events.`,
 	root.AddCommand(newEventsCommand(g))
 	root.AddCommand(newRulesCommand(g))
 	root.AddCommand(newRelayCommand(g))
+	root.AddCommand(newStatusCommand(g))
+	root.AddCommand(newVersionCommand(g))
+	root.AddCommand(newBugtoolCommand(g))
 	return root
 }
 

@@ -70,6 +70,9 @@ func FuzzAppendJSON(f *testing.F) {
 		if bytes.Contains(AppendText(nil, ev, TextOptions{}), []byte{'\n'}) {
 			t.Fatalf("text format of %v contains a newline", ev.Type)
 		}
+		if c := AppendCompact(nil, ev, CompactOptions{Timestamps: true}); bytes.ContainsAny(c, "\n\x1b") {
+			t.Fatalf("compact format of %v contains a newline or an escape: %q", ev.Type, c)
+		}
 	})
 }
 

@@ -43,7 +43,7 @@ func realClients(t *testing.T, cfg *rest.Config) kubeclient.Clients {
 // runSource runs a source for node until the test ends.
 func runSource(t *testing.T, ctx context.Context, cfg *rest.Config, node string) *kubeSink {
 	t.Helper()
-	sink := &kubeSink{pods: map[string]source.Pod{}, ch: make(chan struct{}, 1)}
+	sink := newKubeSink()
 	src := NewSource("kubernetes", realClients(t, cfg), Options{NodeName: node})
 	ctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -55,28 +55,6 @@ func runSource(t *testing.T, ctx context.Context, cfg *rest.Config, node string)
 		}
 	})
 	return sink
-}
-
-// await waits for cond on what sink holds, failing after a minute with
-// what it holds then.
-func (s *kubeSink) await(t *testing.T, what string, cond func(map[string]source.Pod) bool) {
-	t.Helper()
-	deadline := time.After(time.Minute)
-	for {
-		s.mu.Lock()
-		ok := s.synced && cond(s.pods)
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-s.ch:
-		case <-deadline:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			t.Fatalf("waiting for %s; the source holds %v (failures %v)", what, s.pods, s.fails)
-		}
-	}
 }
 
 func keys(pods map[string]source.Pod) []string {
@@ -150,14 +128,14 @@ func TestKubePods(t *testing.T) {
 
 	node1 := runSource(t, ctx, srv.Config, "node-1")
 	node2 := runSource(t, ctx, srv.Config, "node-2")
-	node1.await(t, "node-1's first, empty state", hasKeys())
+	node1.wait(t, time.Minute, "node-1's first, empty state", hasKeys())
 
 	web := mustCreatePod(t, ctx, cs, ns, "web-7d4b9c-x2x9q", "node-1", []metav1.OwnerReference{{
 		APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes,
 	}})
 	mustCreatePod(t, ctx, cs, ns, "db", "node-2", nil)
-	node1.await(t, "the web pod on node-1", hasKeys(ns+"/"+web.Name))
-	node2.await(t, "the db pod on node-2", hasKeys(ns+"/db"))
+	node1.wait(t, time.Minute, "the web pod on node-1", hasKeys(ns+"/"+web.Name))
+	node2.wait(t, time.Minute, "the db pod on node-2", hasKeys(ns+"/db"))
 
 	// The kubelet's part: addresses and containers in the status.
 	started := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -173,13 +151,11 @@ func TestKubePods(t *testing.T) {
 		t.Fatalf("status: %v", err)
 	}
 	key := ns + "/" + web.Name
-	node1.await(t, "the web pod's addresses and container", func(pods map[string]source.Pod) bool {
+	node1.wait(t, time.Minute, "the web pod's addresses and container", func(pods map[string]source.Pod) bool {
 		p := pods[key]
 		return len(p.IPs) == 2 && len(p.Containers) == 1
 	})
-	node1.mu.Lock()
-	got := node1.pods[key]
-	node1.mu.Unlock()
+	got := node1.pods()[key]
 	want := source.Pod{
 		Key: key, UID: string(web.UID), Name: web.Name, Namespace: ns,
 		Labels:          map[string]string{"app": web.Name}, // The API server labels every namespace with its name.
@@ -207,19 +183,19 @@ func TestKubePods(t *testing.T) {
 		_, err := cs.CoreV1().Pods(ns).Patch(ctx, web.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"web","tier":"front"}}}`), metav1.PatchOptions{})
 		return err
 	})
-	node1.await(t, "the web pod's new labels", func(pods map[string]source.Pod) bool { return pods[key].Labels["tier"] == "front" })
+	node1.wait(t, time.Minute, "the web pod's new labels", func(pods map[string]source.Pod) bool { return pods[key].Labels["tier"] == "front" })
 	patch("relabel namespace", func() error {
 		_, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"b"}}}`), metav1.PatchOptions{})
 		return err
 	})
-	node1.await(t, "the namespace's new labels", func(pods map[string]source.Pod) bool { return pods[key].NamespaceLabels["team"] == "b" })
-	node2.await(t, "the namespace's new labels on node-2", func(pods map[string]source.Pod) bool { return pods[ns+"/db"].NamespaceLabels["team"] == "b" })
+	node1.wait(t, time.Minute, "the namespace's new labels", func(pods map[string]source.Pod) bool { return pods[key].NamespaceLabels["team"] == "b" })
+	node2.wait(t, time.Minute, "the namespace's new labels on node-2", func(pods map[string]source.Pod) bool { return pods[ns+"/db"].NamespaceLabels["team"] == "b" })
 
 	zero := int64(0)
 	patch("delete pod", func() error {
 		return cs.CoreV1().Pods(ns).Delete(ctx, web.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	})
-	node1.await(t, "the web pod gone", hasKeys())
+	node1.wait(t, time.Minute, "the web pod gone", hasKeys())
 
 	// The API server process is replaced (etcd keeps the state): every
 	// connection of the sources breaks, and what changes afterwards
@@ -229,6 +205,6 @@ func TestKubePods(t *testing.T) {
 	patch("delete db", func() error {
 		return cs.CoreV1().Pods(ns).Delete(ctx, "db", metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	})
-	node1.await(t, "the api pod, created after the restart", hasKeys(ns+"/api"))
-	node2.await(t, "the db pod gone after the restart", hasKeys())
+	node1.wait(t, time.Minute, "the api pod, created after the restart", hasKeys(ns+"/api"))
+	node2.wait(t, time.Minute, "the db pod gone after the restart", hasKeys())
 }

@@ -2,9 +2,9 @@ package kube
 
 import (
 	"context"
+	"maps"
 	"net/netip"
-	"sort"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigilsec/vigil/identity/source"
 	"github.com/vigilsec/vigil/internal/kubeclient"
+	"github.com/vigilsec/vigil/internal/kubetest"
 )
 
 // The Kubernetes side is tested with client-go's fake dynamic and metadata
@@ -46,71 +47,54 @@ func pod(ns, name, uid string, owners []metav1.OwnerReference, mod ...func(*core
 	return p
 }
 
-type kubeSink struct {
-	mu     sync.Mutex
-	pods   map[string]source.Pod
-	synced bool
-	fails  []string
-	ch     chan struct{}
+// sinkState is what the source under test has handed to its sink.
+type sinkState struct {
+	Pods   map[string]source.Pod
+	Synced bool
+	Fails  []string
 }
 
-func (s *kubeSink) poke() {
-	select {
-	case s.ch <- struct{}{}:
-	default:
-	}
+// kubeSink is the source's sink in tests: it keeps what the source reports
+// and lets the test wait for it.
+type kubeSink struct{ *kubetest.State[sinkState] }
+
+func newKubeSink() *kubeSink {
+	return &kubeSink{kubetest.NewState(sinkState{Pods: map[string]source.Pod{}})}
 }
+
 func (s *kubeSink) Replace(_ string, pods []source.Pod) {
-	s.mu.Lock()
-	s.pods = map[string]source.Pod{}
-	for _, p := range pods {
-		s.pods[p.Key] = p
-	}
-	s.mu.Unlock()
-	s.poke()
+	s.Update(func(st *sinkState) {
+		st.Pods = map[string]source.Pod{}
+		for _, p := range pods {
+			st.Pods[p.Key] = p
+		}
+	})
 }
 func (s *kubeSink) Upsert(_ string, p source.Pod) {
-	s.mu.Lock()
-	s.pods[p.Key] = p
-	s.mu.Unlock()
-	s.poke()
+	s.Update(func(st *sinkState) { st.Pods[p.Key] = p })
 }
 func (s *kubeSink) Delete(_ string, k string) {
-	s.mu.Lock()
-	delete(s.pods, k)
-	s.mu.Unlock()
-	s.poke()
+	s.Update(func(st *sinkState) { delete(st.Pods, k) })
 }
 func (s *kubeSink) Synced(string) {
-	s.mu.Lock()
-	s.synced = true
-	s.mu.Unlock()
-	s.poke()
+	s.Update(func(st *sinkState) { st.Synced = true })
 }
 func (s *kubeSink) Failed(_, op string, err error) {
-	s.mu.Lock()
-	s.fails = append(s.fails, op+": "+err.Error())
-	s.mu.Unlock()
-	s.poke()
+	s.Update(func(st *sinkState) { st.Fails = append(st.Fails, op+": "+err.Error()) })
 }
 func (s *kubeSink) Recovered(string) {}
 
-func (s *kubeSink) wait(t *testing.T, what string, cond func(map[string]source.Pod) bool) {
+// wait waits until the source has synced and cond holds for its pods.
+func (s *kubeSink) wait(t *testing.T, timeout time.Duration, what string, cond func(map[string]source.Pod) bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		s.mu.Lock()
-		ok := s.synced && cond(s.pods)
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-s.ch:
-		case <-deadline:
-			t.Fatalf("waiting for %s: %v", what, s.pods)
-		}
-	}
+	s.Await(t, timeout, what, func(st sinkState) bool { return st.Synced && cond(st.Pods) })
+}
+
+// pods returns a copy of the pods the source has reported.
+func (s *kubeSink) pods() map[string]source.Pod {
+	var out map[string]source.Pod
+	s.Get(func(st sinkState) { out = maps.Clone(st.Pods) })
+	return out
 }
 
 // cluster is the fake API: pods through the dynamic client, everything
@@ -204,7 +188,7 @@ func start(t *testing.T, objs ...runtime.Object) (*cluster, *kubeSink) {
 	t.Helper()
 	c, clients := newCluster(t, objs...)
 	s := NewSource("kubernetes", clients, Options{NodeName: node})
-	sink := &kubeSink{ch: make(chan struct{}, 100)}
+	sink := newKubeSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, sink) }()
@@ -240,7 +224,7 @@ func TestOwners(t *testing.T) {
 		pod("shop", "elsewhere", "u9", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-2" }),
 	}
 	_, sink := start(t, objs...)
-	sink.wait(t, "8 pods", func(m map[string]source.Pod) bool { return len(m) == 8 })
+	sink.wait(t, 10*time.Second, "8 pods", func(m map[string]source.Pod) bool { return len(m) == 8 })
 	want := map[string][2]string{
 		"web-7d4b9c8f6d-x2x4k":  {"web", "Deployment"},
 		"bare-rs-abcde":         {"bare-rs", "ReplicaSet"},
@@ -251,10 +235,8 @@ func TestOwners(t *testing.T) {
 		"debug":                 {"debug", "Pod"},
 		"api-5f6d7c8b9a-zz9zz":  {"api", "Deployment"},
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
 	got := map[string][2]string{}
-	for _, p := range sink.pods {
+	for _, p := range sink.pods() {
 		got[p.Name] = [2]string{p.Workload, p.WorkloadKind}
 		if p.NamespaceLabels["team"] != "shop" {
 			t.Errorf("%s: namespace labels %v", p.Name, p.NamespaceLabels)
@@ -288,11 +270,9 @@ func TestPodDetails(t *testing.T) {
 		p.Status.PodIPs = []corev1.PodIP{{IP: "192.0.2.1"}}
 	})
 	client, sink := start(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, p, hostNet)
-	sink.wait(t, "two pods", func(m map[string]source.Pod) bool { return len(m) == 2 })
-	sink.mu.Lock()
-	got := sink.pods["shop/web-0"]
-	host := sink.pods["shop/host"]
-	sink.mu.Unlock()
+	sink.wait(t, 10*time.Second, "two pods", func(m map[string]source.Pod) bool { return len(m) == 2 })
+	pods := sink.pods()
+	got, host := pods["shop/web-0"], pods["shop/host"]
 	want := source.Pod{
 		Key: "shop/web-0", UID: "u1", Name: "web-0", Namespace: "shop",
 		Labels: map[string]string{"app": "web-0"}, NamespaceLabels: map[string]string{},
@@ -314,29 +294,23 @@ func TestPodDetails(t *testing.T) {
 	p2 := p.DeepCopy()
 	p2.Labels["version"] = "2"
 	client.updatePod(p2)
-	sink.wait(t, "the new label", func(m map[string]source.Pod) bool { return m["shop/web-0"].Labels["version"] == "2" })
+	sink.wait(t, 10*time.Second, "the new label", func(m map[string]source.Pod) bool { return m["shop/web-0"].Labels["version"] == "2" })
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"env": "prod"}}}
 	client.updateNamespace(ns)
-	sink.wait(t, "namespace labels on every pod", func(m map[string]source.Pod) bool {
+	sink.wait(t, 10*time.Second, "namespace labels on every pod", func(m map[string]source.Pod) bool {
 		return m["shop/web-0"].NamespaceLabels["env"] == "prod" && m["shop/host"].NamespaceLabels["env"] == "prod"
 	})
 
 	client.deletePod("shop", "web-0")
-	sink.wait(t, "the deletion", func(m map[string]source.Pod) bool { _, ok := m["shop/web-0"]; return !ok })
+	sink.wait(t, 10*time.Second, "the deletion", func(m map[string]source.Pod) bool { _, ok := m["shop/web-0"]; return !ok })
 
 	// A pod moved to another node (as the fake ignores field selectors,
 	// it still arrives) is not ours.
 	other := pod("shop", "other", "u3", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-2" })
 	client.createPod(other)
 	time.Sleep(200 * time.Millisecond)
-	sink.mu.Lock()
-	keys := make([]string, 0, len(sink.pods))
-	for k := range sink.pods {
-		keys = append(keys, k)
-	}
-	sink.mu.Unlock()
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(sink.pods()))
 	if diff := cmp.Diff([]string{"shop/host"}, keys); diff != "" {
 		t.Errorf("pods after deletion and another node's pod (-want +got):\n%s", diff)
 	}
@@ -345,7 +319,7 @@ func TestPodDetails(t *testing.T) {
 func TestNoNodeName(t *testing.T) {
 	_, clients := newCluster(t)
 	s := NewSource("kubernetes", clients, Options{})
-	if err := s.Run(context.Background(), &kubeSink{}); err == nil {
+	if err := s.Run(context.Background(), newKubeSink()); err == nil {
 		t.Error("Run without a node name succeeded")
 	}
 }

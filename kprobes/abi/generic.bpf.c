@@ -34,6 +34,12 @@
 const volatile __u32 hook_id = 0;
 const volatile __u32 nparams = 0; /* parameters of the target (fentry, fexit, fmod_ret, lsm) */
 const volatile __u32 agent_tgid = 0;
+/* The agent run (generation) that loaded this copy. Only the copies of the
+ * generation gen_active names act and report: a restarted agent that adopts
+ * pinned programs (--keep-enforcement-on-exit) loads its own copies with the
+ * next generation, then switches gen_active in one write, so that there is
+ * neither a moment without enforcement nor one with two. */
+const volatile __u32 generation = 0;
 
 enum gen_phase {
 	GEN_PHASE_ENTRY = 1,  /* entry of a call reported at return: skip return filters */
@@ -226,6 +232,15 @@ struct {
 	__type(key, char[BINARY_MAX]);
 	__type(value, __u8);
 } protected_bins SEC(".maps");
+
+/* One entry: the generation whose copies act. Shared by the generations of
+ * a handover (the agent pins it next to their programs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} gen_active SEC(".maps");
 
 /* Force the record types into BTF so bpf2go generates Go types for them. */
 const struct gen_event *unused_gen_event __attribute__((unused));
@@ -1308,14 +1323,16 @@ __noinline int gen_select(__u32 want_all, __u32 candidates)
 /* ---- the call path ---- */
 
 /* gen_begin sets up the state for a call of hook id. It returns false when
- * the call is out of scope (the agent's own, or outside the policy's pods). */
+ * the call is out of scope (the agent's own, or outside the policy's pods) or
+ * this copy's generation is not the active one. */
 static __always_inline bool gen_begin(struct gen_state *st, __u32 id, __u32 phase)
 {
 	struct gen_hook *h = bpf_map_lookup_elem(&gen_hooks, &id);
 	struct gen_policy *pol;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0, *active = bpf_map_lookup_elem(&gen_active, &zero);
 
-	if (!h || tgid == agent_tgid)
+	if (!h || tgid == agent_tgid || !active || *active != generation)
 		return false;
 	pol = bpf_map_lookup_elem(&gen_policies, &h->policy_id);
 	if (!pol)

@@ -461,6 +461,7 @@ type GenericReaderState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	GenericMapEvents                 = "events"
+	GenericMapGenActive              = "gen_active"
 	GenericMapGenAddrSets            = "gen_addr_sets"
 	GenericMapGenFolds               = "gen_folds"
 	GenericMapGenHooks               = "gen_hooks"
@@ -493,6 +494,7 @@ const (
 	GenericProgGenericTracepoint     = "generic_tracepoint"
 	GenericProgGenericTracepointExit = "generic_tracepoint_exit"
 	GenericVarAgentTgid              = "agent_tgid"
+	GenericVarGeneration             = "generation"
 	GenericVarHookId                 = "hook_id"
 	GenericVarNparams                = "nparams"
 	GenericVarUnusedGenAction        = "unused_gen_action"
@@ -576,6 +578,7 @@ type GenericProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericMapSpecs struct {
 	Events           *ebpf.MapSpec `ebpf:"events"`
+	GenActive        *ebpf.MapSpec `ebpf:"gen_active"`
 	GenAddrSets      *ebpf.MapSpec `ebpf:"gen_addr_sets"`
 	GenFolds         *ebpf.MapSpec `ebpf:"gen_folds"`
 	GenHooks         *ebpf.MapSpec `ebpf:"gen_hooks"`
@@ -604,6 +607,7 @@ type GenericMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericVariableSpecs struct {
 	AgentTgid           *ebpf.VariableSpec `ebpf:"agent_tgid"`
+	Generation          *ebpf.VariableSpec `ebpf:"generation"`
 	HookId              *ebpf.VariableSpec `ebpf:"hook_id"`
 	Nparams             *ebpf.VariableSpec `ebpf:"nparams"`
 	UnusedGenAction     *ebpf.VariableSpec `ebpf:"unused_gen_action"`
@@ -649,6 +653,7 @@ func (o *GenericObjects) Close() error {
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericMaps struct {
 	Events           *ebpf.Map `ebpf:"events"`
+	GenActive        *ebpf.Map `ebpf:"gen_active"`
 	GenAddrSets      *ebpf.Map `ebpf:"gen_addr_sets"`
 	GenFolds         *ebpf.Map `ebpf:"gen_folds"`
 	GenHooks         *ebpf.Map `ebpf:"gen_hooks"`
@@ -675,6 +680,7 @@ type GenericMaps struct {
 func (m *GenericMaps) Close() error {
 	return _GenericClose(
 		m.Events,
+		m.GenActive,
 		m.GenAddrSets,
 		m.GenFolds,
 		m.GenHooks,
@@ -704,6 +710,7 @@ func (m *GenericMaps) Close() error {
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericVariables struct {
 	AgentTgid           *ebpf.Variable `ebpf:"agent_tgid"`
+	Generation          *ebpf.Variable `ebpf:"generation"`
 	HookId              *ebpf.Variable `ebpf:"hook_id"`
 	Nparams             *ebpf.Variable `ebpf:"nparams"`
 	UnusedGenAction     *ebpf.Variable `ebpf:"unused_gen_action"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
@@ -52,6 +53,38 @@ func TestPrivTCPFlows(t *testing.T) {
 	}
 	if r := fmt.Sprint(end.Get("flow.bytes_received")); r != "2" && r != "3" {
 		t.Errorf("bytes_received %v, want the 2 bytes of the answer (3 counting the FIN)", r)
+	}
+}
+
+// Connections of one process to the same service fold: the first is
+// reported at once, the others come as one event whose count makes the
+// total exact, and the metric counts what was folded.
+func TestPrivRepeatedConnectionsFold(t *testing.T) {
+	h := agenttest.StartAgent(t, nil)
+	ln := agenttest.Listen(t, "127.0.0.1:0")
+	const n = 50
+	client := agenttest.HelperCmd(t, "tcp-connect-n", ln.Addr().String(), strconv.Itoa(n))
+	if out, err := client.CombinedOutput(); err != nil || string(out) != "errno=0\n" {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	match := agenttest.FlowOf(client.Process.Pid, "EGRESS", "TCP")
+	h.WaitFor("the report of the folded connections", func(e agenttest.Event) bool {
+		return match(e) && e.Get("flow.count") != nil
+	})
+	flows := h.All(match)
+	total := 0
+	for _, e := range flows {
+		if e.Get("flow.count") == nil {
+			total++
+		} else {
+			total += int(e.Num("flow.count"))
+		}
+	}
+	if total != n || len(flows) >= n {
+		t.Errorf("%d flow events standing for %d connections, want fewer than %d events for exactly %d", len(flows), total, n, n)
+	}
+	if got := metricSum(t, h, "vigil_flows_folded_total"); got < n-1 {
+		t.Errorf("vigil_flows_folded_total = %v, want at least %d", got, n-1)
 	}
 }
 

@@ -65,6 +65,7 @@ func run(args []string) error {
 	fs.Bool("quick", false, "fewer rounds and smaller workloads (a few minutes; to check the harness, not to quote)")
 	only := fs.String("only", "", "comma-separated parts to run: table, idle, stats, sustained, netpol, gobench, vm (default all; vm only with -vm-kernel)")
 	configs := fs.String("configs", "", "comma-separated agent configurations: "+strings.Join(harness.ConfigNames, ", ")+" (default all)")
+	workloads := fs.String("workloads", "", "comma-separated workloads of the table and the statistics: "+strings.Join(harness.WorkloadNames, ", ")+" (default all)")
 	vmKernels := fs.String("vm-kernel", "", "comma-separated kernel folders (scripts/vm-kernels.sh) to run the overhead table in, in qemu, for the vm part")
 	fs.StringVar(&o.VMTool, "vmtest", "bin/vmtest", "the vmtest binary that boots -vm-kernel")
 	guestArgs := fs.String("guest-args", strings.Join(harness.DefaultGuestArgs, " "), "flags of the vigil-bench run inside each VM")
@@ -95,6 +96,9 @@ func run(args []string) error {
 	}
 	if *configs != "" {
 		o.Configs = strings.Split(*configs, ",")
+	}
+	if *workloads != "" {
+		o.Workloads = strings.Split(*workloads, ",")
 	}
 	if *vmKernels != "" {
 		for _, k := range strings.Split(*vmKernels, ",") {

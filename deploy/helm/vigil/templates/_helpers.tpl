@@ -53,6 +53,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.defaultPolicies -}}
 {{- $_ := set $c "no-default-policies" true -}}
 {{- end -}}
+{{- if .Values.keepEnforcementOnExit -}}
+{{- $_ := set $c "keep-enforcement-on-exit" true -}}
+{{- $_ := set $c "bpf-pin-dir" .Values.keepEnforcementPinDir -}}
+{{- end -}}
 {{- if .Values.metrics.enabled -}}
 {{- $_ := set $c "metrics-addr" (printf "0.0.0.0:%d" (int .Values.metrics.port)) -}}
 {{- else -}}
