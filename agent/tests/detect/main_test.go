@@ -79,8 +79,9 @@ func detectHelper(op string, args []string) int {
 	case "ptrace-traceme":
 		// Once traced, any signal stops this process until its parent,
 		// which only waits for exits, lets it go: the Go runtime's
-		// preemption signal would hang both. So nothing runs between the
-		// call and the exit.
+		// preemption signal would hang both (run this with
+		// GODEBUG=asyncpreemptoff=1). So nothing runs between the call
+		// and the exit.
 		unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
 		unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 	case "userfaultfd":
