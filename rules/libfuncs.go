@@ -35,8 +35,14 @@ func (cp *compiler) nativeLib(name string, args []term) (term, bool) {
 	case name == "in_container" && len(args) == 1:
 		x := args[0]
 		pod, ns := nameKey("pod"), nameKey("namespace")
+		nsKey, pid, isHost := nameKey("ns"), nameKey("pid"), nameKey("is_host")
 		return func(c *ectx) val {
-			if walk(x(c), pod, ns).truthy() {
+			p := x(c)
+			if walk(p, pod, ns).truthy() {
+				return trueVal
+			}
+			// p.ns.pid.is_host == false: false itself, not absence.
+			if h := walk(p, nsKey, pid, isHost); h.k == boolKind && !h.b {
 				return trueVal
 			}
 			return undef

@@ -276,6 +276,8 @@ func TestNativeLibraryFunctions(t *testing.T) {
 		`"__x64_sys_openat"`, `"__arm64_sys_dup3"`, `"sys_unshare"`, `"__x64_sys_sys_x"`, `"__X64_sys_a"`, `"__x64_sys_"`,
 		`"ksys_read"`, `"__x_sys_"`, `"___x64_sys_openat"`, `"__x64_sys_openat_sys_x"`, `7`, `null`, `true`, `["a"]`, `{"a": 1}`,
 		`{"pod": {"namespace": "n"}}`, `{"pod": {"namespace": false}}`, `{"pod": {"namespace": ""}}`, `{"pod": {}}`,
+		`{"ns": {"pid": {"is_host": false}}}`, `{"ns": {"pid": {"is_host": true}}}`, `{"ns": {"pid": {"is_host": 0}}}`,
+		`{"ns": {"pid": {}}}`, `{"ns": {"pid": false}}`, `{"ns": [false]}`, `{"pod": {"namespace": ""}, "ns": {"pid": {"is_host": false}}}`,
 		`{"args": [{"label": "x", "int_arg": 1}, {"label": "y"}]}`, `{"args": {"a": {"label": "x"}}}`,
 		`{"args": [{"label": "x", "v": 1}, {"label": "x", "v": 1}]}`, `{"args": "x"}`, `{"args": [1, {"label": 2}]}`}
 	for _, fn := range []string{"basename", "syscall_name", "is_shell", "in_container", "arg"} {

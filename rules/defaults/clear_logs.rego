@@ -28,8 +28,9 @@ alert contains msg if {
 alert contains msg if {
 	ev := input.process_kprobe
 	ev.policy_name == "default-detections"
-	events.syscall_name(ev.function_name) == "unlinkat"
+	events.syscall_name(ev.function_name) in {"unlinkat", "unlink"}
 	path := events.arg(ev, "path").string_arg
+	startswith(path, "/var/log/")
 	not events.basename(ev.process.binary) in rotators
 	msg := sprintf("%s removed %s", [ev.process.binary, path])
 }

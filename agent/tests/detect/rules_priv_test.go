@@ -44,7 +44,7 @@ spec: {cgroupPath: /%s}
 		c.Identity.CRIEndpoints = []string{"none"}
 		c.Identity.Kubernetes = "off"
 	})
-	for _, p := range []string{"default-file-access", "default-detections", "default-system-changes"} {
+	for _, p := range []string{"default-file-access", "default-detections", "default-system-changes", "default-file-changes"} {
 		h.WaitPolicy(p)
 	}
 	if out := os.Getenv("VIGIL_RULES_RECORD"); out != "" {
@@ -67,6 +67,9 @@ spec: {cgroupPath: /%s}
 	// named is this test binary under another name, running helper op.
 	named := func(dir, base string) string {
 		p := filepath.Join(dir, base)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 		if err := os.Link(self, p); err != nil {
 			agenttest.CopyFile(t, self, p, 0o755)
 		}
@@ -113,6 +116,50 @@ spec: {cgroupPath: /%s}
 			t.Fatalf("%s: %v: %s", cmd, err, out)
 		}
 		return cmd.Process.Pid
+	}
+	// detect is path running an operation of this package's helper
+	// (main_test.go).
+	detect := func(path, op string, args ...string) *exec.Cmd {
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), "VIGIL_DETECT_HELPER="+op)
+		return cmd
+	}
+	// spawned runs parent (a copy of this binary under a server's or a
+	// tool's name) starting child with args, and returns the child's pid;
+	// next, when set, is the detection helper operation the child runs.
+	spawned := func(t *testing.T, parent, next, child string, args ...string) int {
+		t.Helper()
+		cmd := detect(parent, "spawn", append([]string{child}, args...)...)
+		if next != "" {
+			cmd.Env = append(cmd.Env, "VIGIL_DETECT_NEXT="+next)
+		}
+		out, err := cmd.CombinedOutput()
+		var pid int
+		if _, serr := fmt.Sscanf(string(out), "pid=%d", &pid); err != nil || serr != nil {
+			t.Fatalf("%s: %v: %s", cmd, err, out)
+		}
+		return pid
+	}
+	// inPidNS runs cmd in a PID namespace of its own (and a mount
+	// namespace, so that what it mounts stays there): a container as the
+	// kernel sees it, with no pod.
+	inPidNS := func(cmd *exec.Cmd) *exec.Cmd {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWNS
+		return cmd
+	}
+	inMountNS := func(cmd *exec.Cmd) *exec.Cmd {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+		return cmd
+	}
+	as := func(uid int, cmd *exec.Cmd) *exec.Cmd {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+		return cmd
 	}
 	// expect waits for rule id's alert on pid, then checks that nothing
 	// the benign pids did raised it (they ran first, and rules evaluate
@@ -319,5 +366,250 @@ spec: {cgroupPath: /%s}
 		b := run(inPod(exec.Command(plain)))
 		pid := run(inPod(exec.Command(suid)))
 		expect(t, "VGL-PRIV-003", pid, b)
+	})
+
+	t.Run("shell in a plain PID namespace", func(t *testing.T) {
+		sh := applet(t, tool(t, "sh"))
+		script := func(cmd *exec.Cmd) *exec.Cmd { cmd.Stdin = strings.NewReader("exit 0\n"); return cmd }
+		b := run(inPidNS(exec.Command(sh, "-c", "true")))
+		pid := run(inPidNS(script(exec.Command(sh))))
+		a := expect(t, "VGL-EXEC-001", pid, b)
+		if a.Get("alert.pod") != nil || !strings.Contains(a.Str("alert.description"), "PID namespace") {
+			t.Errorf("alert of a container without a pod: pod %v, %q", a.Get("alert.pod"), a.Str("alert.description"))
+		}
+	})
+
+	t.Run("sensitive file read through a traversal or a relative path", func(t *testing.T) {
+		cat := tool(t, "cat")
+		if _, err := os.Stat("/etc/shadow"); errors.Is(err, os.ErrNotExist) {
+			agenttest.FatalIf(t, os.WriteFile("/etc/shadow", []byte("root:*:19000:0:99999:7:::\n"), 0o640))
+			t.Cleanup(func() { os.Remove("/etc/shadow") })
+		}
+		other := filepath.Join(work, "notes", "shadow")
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(other), 0o755))
+		agenttest.FatalIf(t, os.WriteFile(other, []byte("a file of the same name\n"), 0o644))
+		b1 := run(exec.Command(cat, other))
+		b2 := run(helper(named(work, "kubectl"), "open", "/root/.kube/config"))
+		pid := run(exec.Command(cat, "/etc/../etc/shadow"))
+		a := expect(t, "VGL-CRED-001", pid, b1, b2)
+		if !strings.Contains(a.Str("alert.description"), "traversal") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+		rel := exec.Command(cat, "shadow")
+		rel.Dir = "/etc"
+		pid = run(rel)
+		a = expect(t, "VGL-CRED-001", pid)
+		if d := a.Str("alert.description"); !strings.Contains(d, "/etc/shadow (as shadow)") {
+			t.Errorf("description %q", d)
+		}
+		// A user's SSH key, wherever the home directory is.
+		key := filepath.Join(work, "home", "dev", ".ssh", "id_ed25519")
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(key), 0o700))
+		agenttest.FatalIf(t, os.WriteFile(key, []byte("not a key\n"), 0o600))
+		b := run(helper(named(work, "ssh"), "open", key))
+		pid = run(exec.Command(cat, key))
+		expect(t, "VGL-CRED-001", pid, b)
+	})
+
+	t.Run("link to a sensitive file", func(t *testing.T) {
+		plain := filepath.Join(work, "plain.txt")
+		agenttest.FatalIf(t, os.WriteFile(plain, []byte("x\n"), 0o644))
+		b1 := run(detect(self, "link", plain, filepath.Join(work, "plain-link")))
+		b2 := run(detect(self, "symlink", plain, filepath.Join(work, "plain-symlink")))
+		hard := run(detect(self, "link", "/etc/shadow", filepath.Join(work, "hard")))
+		expect(t, "VGL-CRED-003", hard, b1, b2)
+		soft := run(detect(self, "symlink", "../../../etc/shadow", filepath.Join(work, "soft")))
+		a := expect(t, "VGL-CRED-003", soft)
+		if !strings.Contains(a.Str("alert.description"), "symbolic link") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+	})
+
+	t.Run("file moved into a binary directory", func(t *testing.T) {
+		agenttest.FatalIf(t, os.MkdirAll("/usr/local/bin", 0o755))
+		src := filepath.Join(work, "planted")
+		agenttest.CopyFile(t, tool(t, "true"), src, 0o755)
+		dst := fmt.Sprintf("/usr/local/bin/vigil-rules-test-%d", os.Getpid())
+		t.Cleanup(func() { os.Remove(dst) })
+		b := run(detect(self, "rename", src, filepath.Join(work, "planted2")))
+		pid := run(detect(self, "rename", filepath.Join(work, "planted2"), dst))
+		expect(t, "VGL-PERS-003", pid, b)
+	})
+
+	t.Run("set-user-ID bit set", func(t *testing.T) {
+		f := filepath.Join(work, "chmod-me")
+		agenttest.CopyFile(t, tool(t, "true"), f, 0o755)
+		b := run(detect(self, "chmod", f, "755"))
+		pid := run(detect(self, "chmod", f, "4755"))
+		a := expect(t, "VGL-PRIV-004", pid, b)
+		if !strings.Contains(a.Str("alert.description"), "4755") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+	})
+
+	t.Run("directory created below a binary directory", func(t *testing.T) {
+		agenttest.FatalIf(t, os.MkdirAll("/usr/local/bin", 0o755))
+		dir := fmt.Sprintf("/usr/local/bin/vigil-rules-dir-%d", os.Getpid())
+		t.Cleanup(func() { os.Remove(dir) })
+		b := run(helper(self, "mkdir", filepath.Join(work, "a-dir")))
+		pid := run(helper(self, "mkdir", dir))
+		expect(t, "VGL-PERS-004", pid, b)
+	})
+
+	t.Run("shell history removed", func(t *testing.T) {
+		hist, notes := filepath.Join(work, ".bash_history"), filepath.Join(work, "notes.txt")
+		agenttest.FatalIf(t, os.WriteFile(hist, []byte("ls\n"), 0o600))
+		agenttest.FatalIf(t, os.WriteFile(notes, []byte("x\n"), 0o600))
+		b := run(helper(self, "unlink", notes))
+		pid := run(helper(self, "unlink", hist))
+		expect(t, "VGL-DEF-003", pid, b)
+	})
+
+	t.Run("mount in a container, debugfs mounted", func(t *testing.T) {
+		mnt := filepath.Join(work, "mnt")
+		agenttest.FatalIf(t, os.MkdirAll(mnt, 0o755))
+		b := run(inMountNS(detect(self, "mount", mnt, "tmpfs")))
+		pid := run(inPidNS(detect(self, "mount", mnt, "tmpfs")))
+		expect(t, "VGL-PRIV-005", pid, b)
+		pid = run(inMountNS(detect(self, "mount", mnt, "debugfs")))
+		a := expect(t, "VGL-PRIV-005", pid)
+		if !strings.Contains(a.Str("alert.description"), "debugfs") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+	})
+
+	t.Run("release_agent written", func(t *testing.T) {
+		f := filepath.Join(work, "cgroup", "release_agent")
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(f), 0o755))
+		agenttest.FatalIf(t, os.WriteFile(f, nil, 0o644))
+		b := run(helper(self, "open", f))
+		pid := run(helper(self, "open-write", f, "trunc"))
+		expect(t, "VGL-PRIV-006", pid, b)
+	})
+
+	t.Run("SSH authorized keys and shell start-up files changed", func(t *testing.T) {
+		home := filepath.Join(work, "home", "user")
+		keys, rc := filepath.Join(home, ".ssh", "authorized_keys"), filepath.Join(home, ".bashrc")
+		agenttest.FatalIf(t, os.MkdirAll(filepath.Dir(keys), 0o700))
+		agenttest.FatalIf(t, os.WriteFile(keys, nil, 0o600))
+		agenttest.FatalIf(t, os.WriteFile(rc, nil, 0o644))
+		b := run(helper(self, "open", keys))
+		pid := run(helper(self, "open-write", keys, "append"))
+		expect(t, "VGL-PERS-005", pid, b)
+		b1 := run(helper(self, "open", rc))
+		b2 := run(helper(named(work, "vim"), "open-write", rc, "append"))
+		pid = run(helper(self, "open-write", rc, "append"))
+		expect(t, "VGL-PERS-006", pid, b1, b2)
+	})
+
+	t.Run("anti-debugging with PTRACE_TRACEME", func(t *testing.T) {
+		// A traced process stops at any signal until its tracer lets it
+		// go, and the tracers here only wait for exits: the helper must
+		// receive none, so the Go runtime's preemption signal is off (a
+		// slow VM makes the helper run long enough to get one).
+		quiet := func(cmd *exec.Cmd) *exec.Cmd {
+			cmd.Env = append(cmd.Env, "GODEBUG=asyncpreemptoff=1")
+			return cmd
+		}
+		gdb := quiet(detect(named(work, "gdb"), "spawn", self))
+		gdb.Env = append(gdb.Env, "VIGIL_DETECT_NEXT=ptrace-traceme")
+		out, err := gdb.CombinedOutput()
+		var b int
+		if _, serr := fmt.Sscanf(string(out), "pid=%d", &b); err != nil || serr != nil {
+			t.Fatalf("%s: %v: %s", gdb, err, out)
+		}
+		pid := run(quiet(detect(self, "ptrace-traceme")))
+		expect(t, "VGL-DEF-004", pid, b)
+	})
+
+	t.Run("namespace entered", func(t *testing.T) {
+		// Another process's mount namespace: a sleep in one of its own.
+		other := inMountNS(exec.Command(tool(t, "sleep"), "30"))
+		agenttest.FatalIf(t, other.Start())
+		t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+		b := run(detect(self, "setns", "/proc/self/ns/net", fmt.Sprint(unix.CLONE_NEWNET)))
+		pid := run(detect(self, "setns", fmt.Sprintf("/proc/%d/ns/mnt", other.Process.Pid), fmt.Sprint(unix.CLONE_NEWNS)))
+		a := expect(t, "VGL-PRIV-007", pid, b)
+		if !strings.Contains(a.Str("alert.description"), "mount") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+	})
+
+	t.Run("userfaultfd by an unprivileged process", func(t *testing.T) {
+		b := run(detect(self, "userfaultfd"))
+		pid := run(as(65534, detect(named(work, "uffd"), "userfaultfd")))
+		expect(t, "VGL-PRIV-008", pid, b)
+	})
+
+	t.Run("crypto-miner", func(t *testing.T) {
+		worker := named(work, "worker")
+		b := run(helper(worker, "noop", "-o", "http://127.0.0.1:3333"))
+		pid := run(helper(worker, "noop", "-o", "stratum+tcp://127.0.0.1:3333", "-u", "wallet"))
+		expect(t, "VGL-IMP-001", pid, b)
+		pid = run(helper(named(work, "xmrig"), "noop"))
+		expect(t, "VGL-IMP-001", pid)
+	})
+
+	t.Run("SSH to a non-standard port", func(t *testing.T) {
+		ln := agenttest.Listen(t, "127.0.0.1:0")
+		agenttest.Serve(t, ln)
+		b := run(helper(named(work, "curl"), "tcp-send", ln.Addr().String()))
+		pid := run(helper(named(work, "ssh"), "tcp-send", ln.Addr().String()))
+		a := expect(t, "VGL-C2-001", pid, b)
+		if a.Get("alert.event.flow") == nil {
+			t.Errorf("alert event is not the flow: %s", a)
+		}
+	})
+
+	t.Run("network scanner", func(t *testing.T) {
+		b := run(helper(named(work, "curl"), "noop"))
+		pid := run(helper(named(work, "nmap"), "noop", "-sS", "127.0.0.1"))
+		a := expect(t, "VGL-DISC-003", pid, b)
+		if !strings.Contains(a.Str("alert.description"), "on the host") {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+	})
+
+	t.Run("shell spawned by a server", func(t *testing.T) {
+		sh := applet(t, tool(t, "sh"))
+		b := spawned(t, named(work, "make"), "", sh, "-c", "true")
+		pid := spawned(t, named(work, "nginx"), "", sh, "-c", "true")
+		expect(t, "VGL-EXEC-006", pid, b)
+	})
+
+	t.Run("system user with an interactive shell", func(t *testing.T) {
+		sh := applet(t, tool(t, "sh"))
+		script := func(cmd *exec.Cmd) *exec.Cmd { cmd.Stdin = strings.NewReader("exit 0\n"); return cmd }
+		b1 := run(as(1, exec.Command(sh, "-c", "true")))
+		b2 := run(as(1000, script(exec.Command(sh))))
+		pid := run(as(1, script(exec.Command(sh))))
+		expect(t, "VGL-PRIV-009", pid, b1, b2)
+	})
+
+	t.Run("script run from /dev/shm or /tmp", func(t *testing.T) {
+		sh := applet(t, tool(t, "sh"))
+		dir, err := os.MkdirTemp("/tmp", "vigil-rules-")
+		agenttest.FatalIf(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		body := []byte("#!" + sh + "\nexit 0\n")
+		inTmp, inWork := filepath.Join(dir, "x.sh"), filepath.Join(work, "x.sh")
+		agenttest.FatalIf(t, os.WriteFile(inTmp, body, 0o755))
+		agenttest.FatalIf(t, os.WriteFile(inWork, body, 0o755))
+		// Build outputs and what build tools run are not reported.
+		build := fmt.Sprintf("/tmp/go-build-vigil-rules-%d", os.Getpid())
+		agenttest.FatalIf(t, os.MkdirAll(build, 0o755))
+		t.Cleanup(func() { os.RemoveAll(build) })
+		b1 := run(exec.Command(inWork))
+		b2 := run(helper(named(build, "payload"), "noop"))
+		b3 := spawned(t, named(work, "make"), "", inTmp)
+		pid := run(exec.Command(inTmp))
+		a := expect(t, "VGL-EXEC-004", pid, b1, b2, b3)
+		if !strings.Contains(a.Str("alert.description"), "script "+inTmp) {
+			t.Errorf("description %q", a.Str("alert.description"))
+		}
+		rel := exec.Command(sh, "x.sh")
+		rel.Dir = dir
+		pid = run(rel)
+		expect(t, "VGL-EXEC-004", pid)
 	})
 }
