@@ -218,8 +218,9 @@ func TestPrivXTetragonSyscall64(t *testing.T) {
 	}
 	runCorpusChild(t, os.Args[0], "getpriority")
 	e := sink.wait(t, "tetragon-syscall64", func(corpusEvent) bool { return true })
-	if e.typ != event.TypeProcessTracepoint || len(e.args) != 1 || e.args[0].Kind != event.ArgInt || e.args[0].Int != unix.SYS_GETPRIORITY {
-		t.Errorf("event %s %+v, want process_tracepoint with the syscall number %d", e.typ, e.args, unix.SYS_GETPRIORITY)
+	// A 64-bit value: Tetragon's long_arg.
+	if e.typ != event.TypeProcessTracepoint || len(e.args) != 1 || e.args[0].Kind != event.ArgLong || e.args[0].Int != unix.SYS_GETPRIORITY {
+		t.Errorf("event %s %+v, want process_tracepoint with the syscall number %d as a long_arg", e.typ, e.args, unix.SYS_GETPRIORITY)
 	}
 }
 
