@@ -541,6 +541,25 @@ func WritePolicy(t *testing.T, dir, name, text string) string {
 	return p
 }
 
+// KillOnOpen is a tracing policy named name whose openat hook kills the
+// process that opens path (the name exactly as it passes it).
+func KillOnOpen(name, path string) string {
+	return fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: %s}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: [%s]}
+      matchActions: [{action: Sigkill}]
+`, name, path)
+}
+
 // KprobeOf matches the policy event of pid from policy.
 func KprobeOf(kind string, pid int, policy string) func(Event) bool {
 	return func(e Event) bool {

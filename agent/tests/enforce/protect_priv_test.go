@@ -30,20 +30,7 @@ func TestPrivProtectBinariesFlag(t *testing.T) {
 
 	target := fmt.Sprintf("/vigil-protect-binaries-%d", os.Getpid())
 	pdir := t.TempDir()
-	agenttest.WritePolicy(t, pdir, "kill-open.yaml", fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata: {name: kill-open}
-spec:
-  kprobes:
-  - call: sys_openat
-    syscall: true
-    args:
-    - {index: 1, type: string}
-    selectors:
-    - matchArgs:
-      - {index: 1, operator: Equal, values: [%s]}
-      matchActions: [{action: Sigkill}]
-`, target))
+	agenttest.WritePolicy(t, pdir, "kill-open.yaml", agenttest.KillOnOpen("kill-open", target))
 	h := agenttest.StartAgent(t, func(c *agent.Config) {
 		c.Policies = []string{pdir}
 		c.ProtectBinaries = []string{filepath.Join(dir, "runtime-*")}
@@ -135,20 +122,7 @@ func TestPrivProtectBinariesInstalledLater(t *testing.T) {
 
 	target := fmt.Sprintf("/vigil-protect-later-%d", os.Getpid())
 	pdir := t.TempDir()
-	agenttest.WritePolicy(t, pdir, "kill-open.yaml", fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata: {name: kill-open}
-spec:
-  kprobes:
-  - call: sys_openat
-    syscall: true
-    args:
-    - {index: 1, type: string}
-    selectors:
-    - matchArgs:
-      - {index: 1, operator: Equal, values: [%s]}
-      matchActions: [{action: Sigkill}]
-`, target))
+	agenttest.WritePolicy(t, pdir, "kill-open.yaml", agenttest.KillOnOpen("kill-open", target))
 	h := agenttest.StartAgent(t, func(c *agent.Config) {
 		c.Policies = []string{pdir}
 		c.ProtectBinaries = []string{filepath.Join(dir, "runtime-*"), shim}

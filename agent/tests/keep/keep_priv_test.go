@@ -39,20 +39,7 @@ type enforcement struct {
 
 func newEnforcement(t *testing.T) *enforcement {
 	e := &enforcement{dir: t.TempDir(), kill: fmt.Sprintf("/vigil-keep-%d", os.Getpid())}
-	agenttest.WritePolicy(t, e.dir, "kill-open.yaml", fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata: {name: kill-open}
-spec:
-  kprobes:
-  - call: sys_openat
-    syscall: true
-    args:
-    - {index: 1, type: string}
-    selectors:
-    - matchArgs:
-      - {index: 1, operator: Equal, values: [%s]}
-      matchActions: [{action: Sigkill}]
-`, e.kill))
+	agenttest.WritePolicy(t, e.dir, "kill-open.yaml", agenttest.KillOnOpen("kill-open", e.kill))
 	if kerneltest.Features(t).Has(kprobes.FeatureLSM) {
 		e.lsm = true
 		e.deny = filepath.Join(t.TempDir(), "secret")
