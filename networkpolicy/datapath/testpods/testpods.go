@@ -219,8 +219,13 @@ func (e *Endpoint) readReplies(r io.Reader) {
 	e.mu.Unlock()
 }
 
-// do sends one command and waits for its reply.
-func (e *Endpoint) do(cmd string) string {
+// do sends one command and waits up to 30 s for its reply.
+func (e *Endpoint) do(cmd string) string { return e.doWithin(cmd, 30*time.Second) }
+
+// doWithin sends one command and waits up to wait for its reply: commands
+// whose work grows with an argument (dnsloop) give it room to grow on the
+// VM tier's emulated CPUs.
+func (e *Endpoint) doWithin(cmd string, wait time.Duration) string {
 	ch := make(chan string, 1)
 	e.mu.Lock()
 	e.next++
@@ -234,8 +239,8 @@ func (e *Endpoint) do(cmd string) string {
 	select {
 	case r := <-ch:
 		return r
-	case <-time.After(30 * time.Second):
-		return errorTag + ": no reply"
+	case <-time.After(wait):
+		return fmt.Sprintf("%s: no reply to %q within %s", errorTag, cmd, wait)
 	}
 }
 
