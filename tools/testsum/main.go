@@ -108,7 +108,18 @@ type summary struct {
 	unfinished     []testKey
 	skippedTests   []testKey
 	failedPkgs     []string
+	// timed are the top-level tests that finished, with their time, for
+	// the list of the slowest (where a run's minutes went).
+	timed []timedTest
 }
+
+type timedTest struct {
+	testKey
+	elapsed float64
+}
+
+// slowest is how many of the slowest tests the report lists.
+const slowest = 12
 
 func newSummary(progress io.Writer) *summary {
 	return &summary{
@@ -163,6 +174,9 @@ func (s *summary) line(line string) {
 	case "pass", "fail", "skip":
 		if e.Test != "" {
 			s.testDone(k, e.Action)
+			if !strings.Contains(e.Test, "/") {
+				s.timed = append(s.timed, timedTest{k, e.Elapsed})
+			}
 			return
 		}
 		s.packageDone(e)
@@ -242,6 +256,7 @@ func (s *summary) report(w io.Writer, label string, cmdErr error) bool {
 	for _, k := range s.skippedTests {
 		fmt.Fprintf(w, "SKIP %s %s: %s\n", k.pkg, k.test, skipReason(s.testOut[k]))
 	}
+	s.reportSlowest(w)
 	failed := s.failed > 0
 	if cmdErr != nil && !failed {
 		fmt.Fprintf(w, "\ntestsum: the test command failed without a failing test: %v\n", cmdErr)
@@ -250,6 +265,29 @@ func (s *summary) report(w io.Writer, label string, cmdErr error) bool {
 	}
 	fmt.Fprintf(w, "%s: %d passed, %d failed, %d skipped\n", label, s.passed, s.failed, s.skipped)
 	return failed
+}
+
+// reportSlowest lists the slowest top-level tests, so that a run that
+// grows says which tests it grew by.
+func (s *summary) reportSlowest(w io.Writer) {
+	if len(s.timed) < 2 {
+		return
+	}
+	t := slices.Clone(s.timed)
+	slices.SortStableFunc(t, func(a, b timedTest) int {
+		switch {
+		case a.elapsed > b.elapsed:
+			return -1
+		case a.elapsed < b.elapsed:
+			return 1
+		}
+		return 0
+	})
+	t = t[:min(len(t), slowest)]
+	fmt.Fprintf(w, "\nslowest tests:\n")
+	for _, x := range t {
+		fmt.Fprintf(w, "%7.1fs %s %s\n", x.elapsed, x.pkg, x.test)
+	}
 }
 
 // skipReason is what a skipped test logged, without the framing lines.
