@@ -63,6 +63,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, watches.start(args))
 		case "unwatch":
 			reply(id, watches.end(args))
+		case "watch-probes":
+			reply(id, watches.probes(args))
 		case "hold":
 			reply(id, watches.hold(args))
 		case "held":
