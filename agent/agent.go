@@ -264,7 +264,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
+		pins := netpolPins{dir: netpolPinDir(a.cfg.BPFPinDir), keep: a.cfg.KeepEnforcementOnExit,
+			lost: func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }}
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, pins, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}
@@ -416,6 +418,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			log.WithField("waited", handoverWait).Warn("the cluster's tracing policies are not all read yet; taking over enforcement without them")
 		case <-gctx.Done():
 		}
+	}
+	if gctx.Err() == nil && np == nil {
+		// Network-policy programs an earlier run kept enforce policies
+		// this run does not have.
+		removeNetpolKept(netpolPinDir(a.cfg.BPFPinDir), log)
 	}
 	if gctx.Err() == nil {
 		if err := hand.takeOver(func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }); err != nil {

@@ -280,11 +280,13 @@ func (d *Datapath) Load() (err error) {
 		// given until the first Apply has filled this datapath's maps.
 		d.links = make([]link.Link, len(hooks))
 		d.log.WithFields(logrus.Fields{"cgroup": root, "dir": d.cfg.LinkPinDir}).Info("network policy programs of an earlier run enforce until the first apply")
-	} else if err := d.attachLocked(root); err != nil {
-		return err
+	} else {
+		if err := d.attachLocked(root); err != nil {
+			return err
+		}
+		d.log.WithFields(logrus.Fields{"cgroup": root, "kept_on_exit": d.cfg.KeepOnClose}).Info("network policy datapath attached")
 	}
 	d.loaded = true
-	d.log.WithField("cgroup", root).Info("network policy datapath attached")
 	return nil
 }
 

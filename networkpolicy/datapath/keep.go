@@ -145,10 +145,12 @@ func (d *Datapath) attachLocked(root string) (err error) {
 			return fmt.Errorf("datapath: attach %s at %s: %w", h.at, root, err)
 		}
 	}
-	if d.cfg.KeepOnClose {
-		if err := d.pinFlowsLocked(); err != nil {
-			return err
-		}
+	switch {
+	case d.cfg.KeepOnClose:
+		return d.pinFlowsLocked()
+	case d.cfg.LinkPinDir != "":
+		// No link to adopt: a flows map pinned there is stale.
+		return d.unpinLocked()
 	}
 	return nil
 }

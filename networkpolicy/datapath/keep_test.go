@@ -313,3 +313,18 @@ func TestPrivKeepOff(t *testing.T) {
 	closeDatapath(t, off)
 	r.expect(t, "after that datapath closed", map[uint16]string{81: testpods.Allowed})
 }
+
+func TestKeepConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  datapath.Config
+		want string
+	}{
+		{datapath.Config{KeepOnClose: true}, "datapath config: KeepOnClose needs LinkPinDir"},
+		{datapath.Config{LinkPinDir: "bpf/netpol"}, `datapath config: LinkPinDir "bpf/netpol" is not an absolute path`},
+	} {
+		tc.cfg.Workloads = &testpods.Workloads{}
+		if _, err := datapath.New(tc.cfg, nil); err == nil || err.Error() != tc.want {
+			t.Errorf("New(%+v): %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package keep_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/agent/agenttest"
+	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
+)
+
+// netpolClient's egress is limited to the server's port 80 (and 82, where
+// a connection is held); %s adds ports.
+const netpolClient = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-egress, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: server}}}]
+    ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 82}%s]
+`
+
+// An agent with --keep-enforcement-on-exit enforces network policies and
+// is killed with SIGKILL: the client's connects the policy denies still
+// fail with EPERM, the allowed ones pass, a connection opened before
+// carries data. A restarted agent with a changed policy adopts the
+// programs while the client connects over and over: no denied connect
+// passes and no allowed one fails at any moment, the change is in force
+// after it, the held connection still works, and the records of the
+// connects denied while no agent ran are counted (no_agent). The
+// enforcement outlasts the second agent's stop too, until --cleanup-pins.
+func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
+	dir := pinDir(t)
+	root := testpods.Require(t)
+	cl := testpods.New(t, root)
+	serverIP := netip.MustParseAddr("10.212.0.10")
+	server := cl.Add("server", []netip.Addr{serverIP}, true)
+	client := cl.Add("client", []netip.Addr{netip.MustParseAddr("10.212.0.11")}, true)
+	for _, r := range []string{server.Listen("tcp", 80), server.Listen("tcp", 81), server.ListenEcho(82), server.Listen("tcp", 83)} {
+		if r != "ok" {
+			t.Fatal(r)
+		}
+	}
+	cgBase := fmt.Sprintf("/vigil-testpods-%d", os.Getpid())
+	wl := agenttest.WritePolicy(t, t.TempDir(), "workloads.yaml", fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: server, namespace: default, labels: {app: server}}
+spec: {cgroupPath: %[1]s/pod1, ips: [10.212.0.10]}
+---
+apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: client, namespace: default, labels: {app: client}}
+spec: {cgroupPath: %[1]s/pod2, ips: [10.212.0.11]}
+`, cgBase))
+	polDir := t.TempDir()
+	pol := agenttest.WritePolicy(t, polDir, "np.yaml", fmt.Sprintf(netpolClient, ""))
+	to := func(port uint16) string { return client.Probe("tcp", netip.AddrPortFrom(serverIP, port), time.Second) }
+	// until waits for the agent's apply: the policy is applied once the
+	// pods are known.
+	until := func(what string, port uint16, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(agenttest.Timeout()); to(port) != want; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the client's connect to port %d: %s, want %s", what, port, to(port), want)
+			}
+		}
+	}
+	expect := func(when string, want map[uint16]string) {
+		t.Helper()
+		for _, port := range []uint16{80, 81, 83} {
+			if w, ok := want[port]; ok {
+				if got := to(port); got != w {
+					t.Errorf("%s: the client's connect to port %d: %s, want %s", when, port, got, w)
+				}
+			}
+		}
+	}
+
+	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: dir, NetworkPolicies: []string{pol}, Workloads: []string{wl}})
+	until("with the agent", 81, testpods.EPERM)
+	expect("with the agent", map[uint16]string{80: testpods.Allowed, 83: testpods.EPERM})
+	if r := client.Hold("conn", netip.AddrPortFrom(serverIP, 82)); r != testpods.Allowed {
+		t.Fatalf("hold a connection to port 82: %s", r)
+	}
+	netpolPins := pins(t, filepath.Join(dir, "netpol"))
+	if netpolPins != 7 {
+		t.Errorf("%d pins under %s/netpol, want 7 (six links and np_flows)", netpolPins, dir)
+	}
+
+	first.Kill()
+	expect("after kill -9 of the agent", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM, 83: testpods.EPERM})
+	if r := client.Held("conn"); r != testpods.Allowed {
+		t.Errorf("held connection after kill -9 of the agent: %s", r)
+	}
+
+	for _, w := range []struct {
+		name string
+		port uint16
+		want string
+	}{{"deny", 81, testpods.EPERM}, {"allow", 80, testpods.Allowed}} {
+		if r := client.Watch(w.name, "tcp", netip.AddrPortFrom(serverIP, w.port), w.want); r != "ok" {
+			t.Fatal(r)
+		}
+	}
+	agenttest.WritePolicy(t, polDir, "np.yaml", fmt.Sprintf(netpolClient, ", {protocol: TCP, port: 83}"))
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
+		c.NetworkPolicies = []string{pol}
+		c.Identity.WorkloadFiles = []string{wl}
+		c.Identity.CRIEndpoints = []string{"none"}
+		c.Identity.Kubernetes = "off"
+		c.KeepEnforcementOnExit = true
+		c.BPFPinDir = dir
+	})
+	until("after the restart with port 83 allowed", 83, testpods.Allowed)
+	for _, name := range []string{"deny", "allow"} {
+		probes, different, firstOther, err := client.Unwatch(name)
+		agenttest.FatalIf(t, err)
+		if probes == 0 || different != 0 {
+			t.Errorf("watch %s: %d of %d probes got another result across the hand-over (first: %s)", name, different, probes, firstOther)
+		}
+	}
+	expect("after the restart", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM})
+	if r := client.Held("conn"); r != testpods.Allowed {
+		t.Errorf("held connection after the hand-over: %s", r)
+	}
+	if n := gauge(t, h, "vigil_netpol_programs_adopted"); n != 6 {
+		t.Errorf("vigil_netpol_programs_adopted = %v, want 6", n)
+	}
+	if n := gauge(t, h, "vigil_netpol_inherited_programs_enforcing"); n != 0 {
+		t.Errorf("vigil_netpol_inherited_programs_enforcing = %v after the take-over, want 0", n)
+	}
+	if n := lost(t, h, "no_agent"); n < 1 {
+		t.Errorf(`vigil_events_lost_total{reason="no_agent"} = %v, want at least 1 (the connects denied while no agent ran)`, n)
+	}
+	if n := pins(t, filepath.Join(dir, "netpol")); n != netpolPins {
+		t.Errorf("%d network-policy pins after the hand-over, want %d", n, netpolPins)
+	}
+
+	h.Stop()
+	expect("after the restarted agent stopped", map[uint16]string{81: testpods.EPERM, 83: testpods.Allowed})
+	if _, err := agent.CleanupPins(dir); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the clean-up", map[uint16]string{81: testpods.Allowed})
+}
+
+func gauge(t *testing.T, h *agenttest.Harness, name string) float64 {
+	t.Helper()
+	mfs, err := h.Metrics().Gather()
+	agenttest.FatalIf(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
