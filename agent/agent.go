@@ -271,6 +271,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		if a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies {
+			// Programs an earlier run kept enforce until the cluster's
+			// policies are read too.
+			np.keep.hold = make(chan struct{})
+		}
 		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
@@ -360,6 +365,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		})
 	}
 	if np != nil {
+		if np.keep.hold != nil {
+			g.Go(func() error { np.releaseAfter(gctx, k8sSynced, handoverWait); return nil })
+		}
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
 		g.Go(func() error { return np.sweepDNS(gctx) })

@@ -181,6 +181,10 @@ func hostIPs() []netip.Addr {
 // the policies of their last good version in force, and pods keep being
 // applied with them.
 func (m *netpolManager) apply(ctx context.Context) error {
+	if m.keep.held(m.dp) {
+		// Applied once the cluster's policies are in (releaseAfter).
+		return nil
+	}
 	start := time.Now()
 	since := m.since.Swap(0)
 	var fileErr error

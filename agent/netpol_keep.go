@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -27,6 +29,10 @@ type netpolKeep struct {
 	// no agent read them (no_agent).
 	lost func(uint64)
 	done bool
+	// hold, when not nil, keeps the earlier programs enforcing until it
+	// is closed: until the cluster's network policies are read, this
+	// run's would lack them.
+	hold chan struct{}
 }
 
 func newNetpolKeep(reg prometheus.Registerer) (*netpolKeep, error) {
@@ -45,6 +51,38 @@ func newNetpolKeep(reg prometheus.Registerer) (*netpolKeep, error) {
 		}
 	}
 	return k, nil
+}
+
+// held tells whether the earlier programs must still enforce whatever
+// this run could apply.
+func (k *netpolKeep) held(dp *datapath.Datapath) bool {
+	if k.hold == nil || !dp.Adopting() {
+		return false
+	}
+	select {
+	case <-k.hold:
+		return false
+	default:
+		k.inherited.Set(1)
+		return true
+	}
+}
+
+// releaseAfter lets the manager take over once synced is closed (the
+// cluster's network policies are read) or after wait, and asks for an
+// apply.
+func (m *netpolManager) releaseAfter(ctx context.Context, synced <-chan struct{}, wait time.Duration) {
+	select {
+	case <-synced:
+	case <-time.After(wait):
+		if m.dp.Adopting() {
+			m.log.WithField("waited", wait).Warn("the cluster's network policies are not all read yet; taking over from the kept programs without them")
+		}
+	case <-ctx.Done():
+		return
+	}
+	close(m.keep.hold)
+	m.changed()
 }
 
 // observe records the state of the hand-over after an apply.

@@ -1,6 +1,7 @@
 package keep_test
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -36,6 +37,77 @@ spec:
 // connects denied while no agent ran are counted (no_agent). The
 // enforcement outlasts the second agent's stop too, until --cleanup-pins.
 func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
+	r := newNetpolRig(t)
+	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: r.dir, NetworkPolicies: []string{r.pol}, Workloads: []string{r.wl}})
+	r.until(t, "with the agent", 81, testpods.EPERM)
+	r.expect(t, "with the agent", map[uint16]string{80: testpods.Allowed, 83: testpods.EPERM})
+	if got := r.client.Hold("conn", netip.AddrPortFrom(r.serverIP, 82)); got != testpods.Allowed {
+		t.Fatalf("hold a connection to port 82: %s", got)
+	}
+	netpolPins := pins(t, filepath.Join(r.dir, "netpol"))
+	if netpolPins != 7 {
+		t.Errorf("%d pins under %s/netpol, want 7 (six links and np_flows)", netpolPins, r.dir)
+	}
+
+	first.Kill()
+	r.expect(t, "after kill -9 of the agent", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM, 83: testpods.EPERM})
+	if got := r.client.Held("conn"); got != testpods.Allowed {
+		t.Errorf("held connection after kill -9 of the agent: %s", got)
+	}
+
+	for _, w := range []struct {
+		name string
+		port uint16
+		want string
+	}{{"deny", 81, testpods.EPERM}, {"allow", 80, testpods.Allowed}} {
+		if got := r.client.Watch(w.name, "tcp", netip.AddrPortFrom(r.serverIP, w.port), w.want); got != "ok" {
+			t.Fatal(got)
+		}
+	}
+	agenttest.WritePolicy(t, r.polDir, "np.yaml", fmt.Sprintf(netpolClient, ", {protocol: TCP, port: 83}"))
+	h := r.agent(t, true, true)
+	r.until(t, "after the restart with port 83 allowed", 83, testpods.Allowed)
+	for _, name := range []string{"deny", "allow"} {
+		probes, different, firstOther, err := r.client.Unwatch(name)
+		agenttest.FatalIf(t, err)
+		if probes == 0 || different != 0 {
+			t.Errorf("watch %s: %d of %d probes got another result across the hand-over (first: %s)", name, different, probes, firstOther)
+		}
+	}
+	r.expect(t, "after the restart", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM})
+	if got := r.client.Held("conn"); got != testpods.Allowed {
+		t.Errorf("held connection after the hand-over: %s", got)
+	}
+	if n := gauge(t, h, "vigil_netpol_programs_adopted"); n != 6 {
+		t.Errorf("vigil_netpol_programs_adopted = %v, want 6", n)
+	}
+	if n := gauge(t, h, "vigil_netpol_inherited_programs_enforcing"); n != 0 {
+		t.Errorf("vigil_netpol_inherited_programs_enforcing = %v after the take-over, want 0", n)
+	}
+	if n := lost(t, h, "no_agent"); n < 1 {
+		t.Errorf(`vigil_events_lost_total{reason="no_agent"} = %v, want at least 1 (the connects denied while no agent ran)`, n)
+	}
+	if n := pins(t, filepath.Join(r.dir, "netpol")); n != netpolPins {
+		t.Errorf("%d network-policy pins after the hand-over, want %d", n, netpolPins)
+	}
+
+	h.Stop()
+	r.expect(t, "after the restarted agent stopped", map[uint16]string{81: testpods.EPERM, 83: testpods.Allowed})
+	if _, err := agent.CleanupPins(r.dir); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "after the clean-up", map[uint16]string{81: testpods.Allowed})
+}
+
+// netpolRig is a server and a client whose egress the agent's network
+// policy limits; pol is the policy file (in polDir), wl the workloads.
+type netpolRig struct {
+	dir, polDir, pol, wl string
+	server, client       *testpods.Endpoint
+	serverIP             netip.Addr
+}
+
+func newNetpolRig(t *testing.T) *netpolRig {
 	dir := pinDir(t)
 	root := testpods.Require(t)
 	cl := testpods.New(t, root)
@@ -60,94 +132,64 @@ spec: {cgroupPath: %[1]s/pod2, ips: [10.212.0.11]}
 `, cgBase))
 	polDir := t.TempDir()
 	pol := agenttest.WritePolicy(t, polDir, "np.yaml", fmt.Sprintf(netpolClient, ""))
-	to := func(port uint16) string { return client.Probe("tcp", netip.AddrPortFrom(serverIP, port), time.Second) }
-	// until waits for the agent's apply: the policy is applied once the
-	// pods are known.
-	until := func(what string, port uint16, want string) {
-		t.Helper()
-		for deadline := time.Now().Add(agenttest.Timeout()); to(port) != want; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the client's connect to port %d: %s, want %s", what, port, to(port), want)
+	return &netpolRig{dir: dir, polDir: polDir, pol: pol, wl: wl, server: server, client: client, serverIP: serverIP}
+}
+
+func (r *netpolRig) to(port uint16) string {
+	return r.client.Probe("tcp", netip.AddrPortFrom(r.serverIP, port), time.Second)
+}
+
+// until waits for the agent's apply: the policy is applied once the pods
+// are known.
+func (r *netpolRig) until(t *testing.T, what string, port uint16, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(agenttest.Timeout()); r.to(port) != want; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the client's connect to port %d: %s, want %s", what, port, r.to(port), want)
+		}
+	}
+}
+
+func (r *netpolRig) expect(t *testing.T, when string, want map[uint16]string) {
+	t.Helper()
+	for _, port := range []uint16{80, 81, 83} {
+		if w, ok := want[port]; ok {
+			if got := r.to(port); got != w {
+				t.Errorf("%s: the client's connect to port %d: %s, want %s", when, port, got, w)
 			}
 		}
 	}
-	expect := func(when string, want map[uint16]string) {
-		t.Helper()
-		for _, port := range []uint16{80, 81, 83} {
-			if w, ok := want[port]; ok {
-				if got := to(port); got != w {
-					t.Errorf("%s: the client's connect to port %d: %s, want %s", when, port, got, w)
-				}
-			}
+}
+
+// agent starts an agent in the test's process on the rig's pin directory.
+func (r *netpolRig) agent(t *testing.T, keep, netpol bool) *agenttest.Harness {
+	return agenttest.StartAgent(t, func(c *agent.Config) {
+		if netpol {
+			c.NetworkPolicies = []string{r.pol}
 		}
-	}
-
-	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: dir, NetworkPolicies: []string{pol}, Workloads: []string{wl}})
-	until("with the agent", 81, testpods.EPERM)
-	expect("with the agent", map[uint16]string{80: testpods.Allowed, 83: testpods.EPERM})
-	if r := client.Hold("conn", netip.AddrPortFrom(serverIP, 82)); r != testpods.Allowed {
-		t.Fatalf("hold a connection to port 82: %s", r)
-	}
-	netpolPins := pins(t, filepath.Join(dir, "netpol"))
-	if netpolPins != 7 {
-		t.Errorf("%d pins under %s/netpol, want 7 (six links and np_flows)", netpolPins, dir)
-	}
-
-	first.Kill()
-	expect("after kill -9 of the agent", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM, 83: testpods.EPERM})
-	if r := client.Held("conn"); r != testpods.Allowed {
-		t.Errorf("held connection after kill -9 of the agent: %s", r)
-	}
-
-	for _, w := range []struct {
-		name string
-		port uint16
-		want string
-	}{{"deny", 81, testpods.EPERM}, {"allow", 80, testpods.Allowed}} {
-		if r := client.Watch(w.name, "tcp", netip.AddrPortFrom(serverIP, w.port), w.want); r != "ok" {
-			t.Fatal(r)
-		}
-	}
-	agenttest.WritePolicy(t, polDir, "np.yaml", fmt.Sprintf(netpolClient, ", {protocol: TCP, port: 83}"))
-	h := agenttest.StartAgent(t, func(c *agent.Config) {
-		c.NetworkPolicies = []string{pol}
-		c.Identity.WorkloadFiles = []string{wl}
+		c.Identity.WorkloadFiles = []string{r.wl}
 		c.Identity.CRIEndpoints = []string{"none"}
 		c.Identity.Kubernetes = "off"
-		c.KeepEnforcementOnExit = true
-		c.BPFPinDir = dir
+		c.KeepEnforcementOnExit = keep
+		c.BPFPinDir = r.dir
 	})
-	until("after the restart with port 83 allowed", 83, testpods.Allowed)
-	for _, name := range []string{"deny", "allow"} {
-		probes, different, firstOther, err := client.Unwatch(name)
-		agenttest.FatalIf(t, err)
-		if probes == 0 || different != 0 {
-			t.Errorf("watch %s: %d of %d probes got another result across the hand-over (first: %s)", name, different, probes, firstOther)
-		}
-	}
-	expect("after the restart", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM})
-	if r := client.Held("conn"); r != testpods.Allowed {
-		t.Errorf("held connection after the hand-over: %s", r)
-	}
-	if n := gauge(t, h, "vigil_netpol_programs_adopted"); n != 6 {
-		t.Errorf("vigil_netpol_programs_adopted = %v, want 6", n)
-	}
-	if n := gauge(t, h, "vigil_netpol_inherited_programs_enforcing"); n != 0 {
-		t.Errorf("vigil_netpol_inherited_programs_enforcing = %v after the take-over, want 0", n)
-	}
-	if n := lost(t, h, "no_agent"); n < 1 {
-		t.Errorf(`vigil_events_lost_total{reason="no_agent"} = %v, want at least 1 (the connects denied while no agent ran)`, n)
-	}
-	if n := pins(t, filepath.Join(dir, "netpol")); n != netpolPins {
-		t.Errorf("%d network-policy pins after the hand-over, want %d", n, netpolPins)
-	}
+}
 
-	h.Stop()
-	expect("after the restarted agent stopped", map[uint16]string{81: testpods.EPERM, 83: testpods.Allowed})
-	if _, err := agent.CleanupPins(dir); err != nil {
-		t.Fatal(err)
+// SIGTERM with --keep-enforcement-on-exit keeps the network policies in
+// force; an agent without the flag and without network policies removes
+// them once it takes over, and nothing enforces them any more.
+func TestPrivKeepNetworkPolicyStopThenNone(t *testing.T) {
+	r := newNetpolRig(t)
+	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: r.dir, NetworkPolicies: []string{r.pol}, Workloads: []string{r.wl}})
+	r.until(t, "with the agent", 81, testpods.EPERM)
+	first.Stop()
+	r.expect(t, "after SIGTERM", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM})
+	h := r.agent(t, false, false)
+	if _, err := os.Stat(filepath.Join(r.dir, "netpol")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s/netpol with an agent without network policies: %v, want it removed", r.dir, err)
 	}
-	expect("after the clean-up", map[uint16]string{81: testpods.Allowed})
+	r.expect(t, "with an agent without network policies", map[uint16]string{81: testpods.Allowed})
+	h.Stop()
 }
 
 func gauge(t *testing.T, h *agenttest.Harness, name string) float64 {
