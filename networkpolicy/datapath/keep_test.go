@@ -195,9 +195,11 @@ func TestPrivKeepHandOver(t *testing.T) {
 	waitProbes(t, r.client, 2)
 	res2 := *r.res
 	res2.Policies = r.v2
+	t0 := time.Now()
 	if _, err := second.Apply(ctx, &res2); err != nil {
 		t.Fatal(err)
 	}
+	took := time.Since(t0)
 	waitProbes(t, r.client, 2)
 	for _, name := range []string{"deny", "allow"} {
 		probes, different, first, err := r.client.Unwatch(name)
@@ -207,6 +209,7 @@ func TestPrivKeepHandOver(t *testing.T) {
 		if different != 0 {
 			t.Errorf("watch %s: %d of %d probes got another result during the hand-over (first: %s)", name, different, probes, first)
 		}
+		t.Logf("watch %s: %d probes, %d with another result; the first apply with the take-over took %v", name, probes, different, took)
 	}
 	ad := second.Adopted()
 	if ad == nil {
