@@ -35,7 +35,8 @@ spec:
 // passes and no allowed one fails at any moment, the change is in force
 // after it, the held connection still works, and the records of the
 // connects denied while no agent ran are counted (no_agent). The
-// enforcement outlasts the second agent's stop too, until --cleanup-pins.
+// enforcement outlasts the second agent's stop too, until an agent without
+// network policies removes it.
 func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
 	r := newNetpolRig(t)
 	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: r.dir, NetworkPolicies: []string{r.pol}, Workloads: []string{r.wl}})
@@ -93,10 +94,15 @@ func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
 
 	h.Stop()
 	r.expect(t, "after the restarted agent stopped", map[uint16]string{81: testpods.EPERM, 83: testpods.Allowed})
-	if _, err := agent.CleanupPins(r.dir); err != nil {
-		t.Fatal(err)
+
+	// An agent without the flag and without network policies removes the
+	// kept programs once it takes over: their policies are not its own.
+	none := r.agent(t, false, false)
+	if _, err := os.Stat(filepath.Join(r.dir, "netpol")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s/netpol with an agent without network policies: %v, want it removed", r.dir, err)
 	}
-	r.expect(t, "after the clean-up", map[uint16]string{81: testpods.Allowed})
+	r.expect(t, "with an agent without network policies", map[uint16]string{81: testpods.Allowed})
+	none.Stop()
 }
 
 // netpolRig is a server and a client whose egress the agent's network
@@ -173,23 +179,6 @@ func (r *netpolRig) agent(t *testing.T, keep, netpol bool) *agenttest.Harness {
 		c.KeepEnforcementOnExit = keep
 		c.BPFPinDir = r.dir
 	})
-}
-
-// SIGTERM with --keep-enforcement-on-exit keeps the network policies in
-// force; an agent without the flag and without network policies removes
-// them once it takes over, and nothing enforces them any more.
-func TestPrivKeepNetworkPolicyStopThenNone(t *testing.T) {
-	r := newNetpolRig(t)
-	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: r.dir, NetworkPolicies: []string{r.pol}, Workloads: []string{r.wl}})
-	r.until(t, "with the agent", 81, testpods.EPERM)
-	first.Stop()
-	r.expect(t, "after SIGTERM", map[uint16]string{80: testpods.Allowed, 81: testpods.EPERM})
-	h := r.agent(t, false, false)
-	if _, err := os.Stat(filepath.Join(r.dir, "netpol")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s/netpol with an agent without network policies: %v, want it removed", r.dir, err)
-	}
-	r.expect(t, "with an agent without network policies", map[uint16]string{81: testpods.Allowed})
-	h.Stop()
 }
 
 func gauge(t *testing.T, h *agenttest.Harness, name string) float64 {
