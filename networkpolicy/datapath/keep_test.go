@@ -92,7 +92,9 @@ func (r *keepRig) open(t *testing.T, keep bool, maxEntries int) *datapath.Datapa
 }
 
 func (r *keepRig) probe(port uint16) string {
-	return r.client.Probe("tcp", netip.AddrPortFrom(r.serverIP, port), 2*time.Second)
+	// The probes expect a verdict at connect() or an echo, never a
+	// timeout: a long one costs nothing.
+	return r.client.Probe("tcp", netip.AddrPortFrom(r.serverIP, port), 10*time.Second)
 }
 
 // expect checks what the client gets on each port.
@@ -184,7 +186,9 @@ func TestPrivKeepHandOver(t *testing.T) {
 		port uint16
 		want string
 	}{{"deny", 81, testpods.EPERM}, {"allow", 80, testpods.Allowed}} {
-		if got := r.client.Watch(w.name, "tcp", netip.AddrPortFrom(r.serverIP, w.port), w.want); got != "ok" {
+		// connect() of a UDP socket: decided by the connect hook alone,
+		// with no timeout that a slow moment could hit.
+		if got := r.client.Watch(w.name, "connect", netip.AddrPortFrom(r.serverIP, w.port), w.want); got != "ok" {
 			t.Fatal(got)
 		}
 	}

@@ -24,7 +24,7 @@ spec:
   policyTypes: [Egress]
   egress:
   - to: [{podSelector: {matchLabels: {app: server}}}]
-    ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 82}%s]
+    ports: [{protocol: TCP, port: 80}, {protocol: UDP, port: 80}, {protocol: TCP, port: 82}%s]
 `
 
 // An agent with --keep-enforcement-on-exit enforces network policies and
@@ -61,7 +61,9 @@ func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
 		port uint16
 		want string
 	}{{"deny", 81, testpods.EPERM}, {"allow", 80, testpods.Allowed}} {
-		if got := r.client.Watch(w.name, "tcp", netip.AddrPortFrom(r.serverIP, w.port), w.want); got != "ok" {
+		// connect() of a UDP socket: decided by the connect hook alone,
+		// with no timeout that a slow moment could hit.
+		if got := r.client.Watch(w.name, "connect", netip.AddrPortFrom(r.serverIP, w.port), w.want); got != "ok" {
 			t.Fatal(got)
 		}
 	}
@@ -142,7 +144,9 @@ spec: {cgroupPath: %[1]s/pod2, ips: [10.212.0.11]}
 }
 
 func (r *netpolRig) to(port uint16) string {
-	return r.client.Probe("tcp", netip.AddrPortFrom(r.serverIP, port), time.Second)
+	// The probes expect a verdict at connect() or an echo, never a
+	// timeout: a long one costs nothing.
+	return r.client.Probe("tcp", netip.AddrPortFrom(r.serverIP, port), 10*time.Second)
 }
 
 // until waits for the agent's apply: the policy is applied once the pods
