@@ -1,6 +1,7 @@
 package keep_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/agent/agenttest"
+	"github.com/vigilsec/vigil/networkpolicy"
+	"github.com/vigilsec/vigil/networkpolicy/datapath"
 	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
 )
 
@@ -35,8 +38,8 @@ spec:
 // passes and no allowed one fails at any moment, the change is in force
 // after it, the held connection still works, and the records of the
 // connects denied while no agent ran are counted (no_agent). The
-// enforcement outlasts the second agent's stop too, until an agent without
-// network policies removes it.
+// enforcement outlasts the second agent's stop too, until --cleanup-pins;
+// an agent without network policies removes kept programs.
 func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
 	r := newNetpolRig(t)
 	first := agenttest.StartAgentProcess(t, agenttest.ProcessOptions{Keep: true, PinDir: r.dir, NetworkPolicies: []string{r.pol}, Workloads: []string{r.wl}})
@@ -97,13 +100,28 @@ func TestPrivKeepNetworkPolicyAfterKill(t *testing.T) {
 	h.Stop()
 	r.expect(t, "after the restarted agent stopped", map[uint16]string{81: testpods.EPERM, 83: testpods.Allowed})
 
-	// An agent without the flag and without network policies removes the
+	n, err := agent.CleanupPins(r.dir)
+	agenttest.FatalIf(t, err)
+	if n < netpolPins {
+		t.Errorf("--cleanup-pins removed %d pins, want at least the %d of the network policies", n, netpolPins)
+	}
+	r.expect(t, "after the clean-up", map[uint16]string{81: testpods.Allowed})
+
+	// An agent without the flag and without network policies removes
 	// kept programs once it takes over: their policies are not its own.
+	kept, err := datapath.New(datapath.Config{Workloads: &testpods.Workloads{}, LinkPinDir: filepath.Join(r.dir, "netpol"), KeepOnClose: true}, nil)
+	agenttest.FatalIf(t, err)
+	agenttest.FatalIf(t, kept.Load())
+	_, err = kept.Apply(context.Background(), &networkpolicy.Resources{})
+	agenttest.FatalIf(t, err)
+	agenttest.FatalIf(t, kept.Close())
+	if n := pins(t, filepath.Join(r.dir, "netpol")); n != netpolPins {
+		t.Fatalf("%d pins kept by a datapath, want %d", n, netpolPins)
+	}
 	none := r.agent(t, false, false)
 	if _, err := os.Stat(filepath.Join(r.dir, "netpol")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s/netpol with an agent without network policies: %v, want it removed", r.dir, err)
 	}
-	r.expect(t, "with an agent without network policies", map[uint16]string{81: testpods.Allowed})
 	none.Stop()
 }
 
