@@ -250,12 +250,12 @@ func (d *Datapath) takeOverLocked() error {
 		ad.Programs = append(ad.Programs, info.Program)
 	}
 	d.adopting = false
+	oldCounters(old, ad)
 	if d.cfg.KeepOnClose {
 		if err := d.pinFlowsLocked(); err != nil {
 			return err
 		}
 	}
-	oldCounters(old, ad)
 	if !d.cfg.KeepOnClose {
 		if err := d.unpinLocked(); err != nil {
 			return fmt.Errorf("datapath: remove the pins of %s: %w", d.cfg.LinkPinDir, err)
