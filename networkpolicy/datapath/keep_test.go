@@ -335,3 +335,71 @@ func TestKeepConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// keepUDP lets the client send to the server's UDP port 90 and admits
+// nothing into the client: the server's answers pass only as replies of an
+// exchange the client started.
+const keepUDP = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-udp, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Ingress, Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: server}}}]
+    ports: [{protocol: UDP, port: 90}]
+`
+
+// A UDP exchange the client started under the kept programs is still known
+// to the programs that replace them: the server's answer after the
+// hand-over reaches the client, whose ingress admits nothing else.
+func TestPrivKeepUDPExchange(t *testing.T) {
+	r := newKeepRig(t)
+	ctx := context.Background()
+	res := *r.res
+	res.Policies = parsePolicies(t, keepUDP)
+	for _, got := range []string{r.server.UDPServe(90), r.client.Listen("udp", 95)} {
+		if got != "ok" {
+			t.Fatal(got)
+		}
+	}
+	server := netip.AddrPortFrom(r.serverIP, 90)
+	clientPort := netip.AddrPortFrom(r.client.IPs[0], 95)
+	first := r.open(t, true, 0)
+	if _, err := first.Apply(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	exchange := func(when string) {
+		t.Helper()
+		if got := r.server.UDPAnswer(90); got != "ok" {
+			t.Fatalf("%s: answer: %s", when, got)
+		}
+		if got := r.client.UDPRead("ex", 10*time.Second); got != testpods.Allowed {
+			t.Errorf("%s: the server's answer to the client: %s, want it received", when, got)
+		}
+	}
+	if got := r.client.UDPSend("ex", server); got != "ok" {
+		t.Fatalf("client to the server's UDP port 90: %s", got)
+	}
+	exchange("with the first datapath")
+	if got := r.server.Probe("udp", clientPort, time.Second); got != testpods.Timeout {
+		t.Errorf("the server's datagram to the client's port 95: %s, want it dropped (timeout)", got)
+	}
+	// The client sends; the answer comes after the hand-over.
+	if got := r.client.UDPSend("ex", server); got != "ok" {
+		t.Fatalf("client to the server's UDP port 90: %s", got)
+	}
+	closeDatapath(t, first)
+	second := r.open(t, true, 0)
+	defer closeDatapath(t, second)
+	if _, err := second.Apply(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	if ad := second.Adopted(); ad == nil || !ad.FlowsCarried {
+		t.Errorf("adoption %+v, want the UDP exchanges carried over", ad)
+	}
+	exchange("after the hand-over")
+	if got := r.server.Probe("udp", clientPort, time.Second); got != testpods.Timeout {
+		t.Errorf("after the hand-over, the server's datagram to the client's port 95: %s, want it dropped (timeout)", got)
+	}
+}
