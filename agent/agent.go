@@ -264,11 +264,18 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
+		pins := netpolPins{dir: netpolPinDir(a.cfg.BPFPinDir), keep: a.cfg.KeepEnforcementOnExit,
+			lost: func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }}
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, pins, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		if a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies {
+			// Programs an earlier run kept enforce until the cluster's
+			// policies are read too.
+			np.keep.hold = make(chan struct{})
+		}
 		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
@@ -358,6 +365,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		})
 	}
 	if np != nil {
+		if np.keep.hold != nil {
+			g.Go(func() error { np.releaseAfter(gctx, k8sSynced, handoverWait); return nil })
+		}
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
 		g.Go(func() error { return np.sweepDNS(gctx) })
@@ -416,6 +426,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			log.WithField("waited", handoverWait).Warn("the cluster's tracing policies are not all read yet; taking over enforcement without them")
 		case <-gctx.Done():
 		}
+	}
+	if gctx.Err() == nil && np == nil {
+		// Network-policy programs an earlier run kept enforce policies
+		// this run does not have.
+		removeNetpolKept(netpolPinDir(a.cfg.BPFPinDir), log)
 	}
 	if gctx.Err() == nil {
 		if err := hand.takeOver(func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }); err != nil {
