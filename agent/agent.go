@@ -441,6 +441,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	// The kernel's BTF decoded for the loads of start-up goes with the rest
+	// of start-up's memory; a later policy change decodes it again.
+	a.pm.started.Store(true)
+	kprobes.ReleaseKernelTypes()
 	if before, after, err := releaseStartupMemory(); err != nil {
 		log.WithError(err).Debug("release the memory of start-up")
 	} else {
