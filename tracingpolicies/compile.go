@@ -49,7 +49,8 @@ type Compiled struct {
 	IntSets  []abi.GenIntKey
 	StrSets  []abi.GenStrKey
 	// StrHeads are the heads of the Prefix and Equal string sets of
-	// argument filters (gen_str_heads), for the kernel's quick rejection.
+	// argument filters and the tails of their Postfix sets
+	// (gen_str_heads), for the kernel's quick rejection.
 	StrHeads []abi.GenHeadKey
 	AddrSets []abi.GenAddrKey
 	PortSets []abi.GenPortKey
@@ -501,6 +502,7 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 	case OpPostfix, OpNotPostfix:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_POSTFIX)
 		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_POSTFIX)
+		g.Value = c.strTails(g.SetId, f.Values)
 	case OpGT, OpLT:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_GT)
 		if f.Op == OpLT {
@@ -640,6 +642,34 @@ func (c *compiler) strHeads(setID uint32, values []string) uint64 {
 		seen[h] = true
 		k := abi.GenHeadKey{SetId: setID, Len: uint32(n)}
 		copy(k.Head[:], h)
+		c.out.StrHeads = append(c.out.StrHeads, k)
+	}
+	return uint64(n)
+}
+
+// strTails adds the tails of a Postfix set's values to the heads map: their
+// last n bytes, in order, n being the shortest value's length capped at
+// maxHead. It returns n as strHeads does.
+func (c *compiler) strTails(setID uint32, values []string) uint64 {
+	if len(values) == 0 {
+		return 0
+	}
+	n := maxHead
+	for _, v := range values {
+		n = min(n, len(v))
+	}
+	if n == 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, v := range values {
+		t := v[len(v)-n:]
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		k := abi.GenHeadKey{SetId: setID, Len: uint32(n)}
+		copy(k.Head[:], t)
 		c.out.StrHeads = append(c.out.StrHeads, k)
 	}
 	return uint64(n)

@@ -50,10 +50,10 @@ func (s *pathSink) Export(ev *event.Event) {
 	s.mu.Unlock()
 }
 
-// Prefix and Equal filters decide the same with the kernel's quick rejection
-// by heads as by the full comparison: strings shorter than every value,
-// strings whose head is another value's, strings that pass the head but
-// not the whole value, and the ones that match.
+// Prefix, Equal and Postfix filters decide the same with the kernel's quick
+// rejection by heads (tails for Postfix) as by the full comparison: strings
+// shorter than every value, strings whose head is another value's, strings
+// that pass the head but not the whole value, and the ones that match.
 func TestPrivStringHeads(t *testing.T) {
 	f := kerneltest.Features(t)
 	ps, cache, log := sensorDeps(t, f)
@@ -85,6 +85,11 @@ spec:
       - {index: 1, operator: Equal, values: [/vigil-heads/exact-one, /vigil-heads/exactly-two]}
     - matchArgs:
       - {index: 1, operator: NotPrefix, values: [/, vigil-heads-relative-a, vigil-heads-relative-b]}
+    - matchArgs:
+      - {index: 1, operator: Postfix, values: [vigil-tails-alpha-long-suffix, -tb]}
+    - matchArgs:
+      - {index: 1, operator: Prefix, values: [/vigil-nottails/]}
+      - {index: 1, operator: NotPostfix, values: [.keep, -skipped-suffix]}
 `
 	tps, err := tracingpolicies.Parse("heads.yaml", []byte(doc))
 	if err != nil {
@@ -98,6 +103,10 @@ spec:
 		"/vigil-heads/b", "/vigil-heads/bravo", // prefix, the shorter value
 		"/vigil-heads/exact-one", "/vigil-heads/exactly-two", // equal
 		"relative-path-matched-by-not-prefix", "x", // NotPrefix: no value is a prefix of them
+		"/vigil-tails/one.vigil-tails-alpha-long-suffix", "/vigil-tails-alpha-long-suffix", // postfix
+		"/vigil-tails/two-tb", "/-tb", // postfix, the shorter value
+		"/vigil-nottails/reported", "/vigil-nottails/other-suffix", // NotPostfix: the tail of no value, of a value but not the value
+		"/vigil-nottails/c-skipped-suffiX", "/vigil-nottails/d.keeP",
 	}
 	notWanted := []string{
 		"/vigil-heads/alpha-long-prefiX", // head matches, value does not
@@ -105,6 +114,10 @@ spec:
 		"/vigil-heads/c-other",                                                     // head of no value
 		"/vigil-heads/exact-one2", "/vigil-heads/exact", "/vigil-heads/exactly-tw", // not equal
 		"vigil-heads-relative-a/file", "vigil-heads-relative-bb", // NotPrefix excludes them
+		"/vigil-tails/one.vigil-tails-alphA-long-suffix", "/vigil-tails/other-suffix", // tail matches, value does not
+		"/vigil-tails/tail-of-none.txt", "/vigil-tails/two-tbx", "/tb", // tail of no value
+		"/b",                                                         // shorter than every value
+		"/vigil-nottails/a.keep", "/vigil-nottails/b-skipped-suffix", // NotPostfix excludes them
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envOpenPaths+"="+strings.Join(append(append([]string{}, want...), notWanted...), "\n"))

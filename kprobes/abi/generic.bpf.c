@@ -1036,6 +1036,34 @@ static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *
 	return false;
 }
 
+/* gen_tail_known reports whether the last bytes of the len bytes of record
+ * data at off are the tail of a value of Postfix filter flt's set: when
+ * they are not, no value ends the string, found with one hash lookup
+ * instead of reversing the string's end into a trie key. A set without
+ * tails (an empty value) is always worth the full comparison. */
+static __always_inline bool gen_tail_known(struct gen_arg_filter *flt, __u32 off, __u32 len)
+{
+	struct gen_head_key hk = { .set_id = flt->set_id };
+	struct gen_record *rec = gen_record();
+	__u32 n = flt->value, start;
+	int j;
+
+	if (n == 0 || n > 8)
+		return true;
+	if (len < n)
+		return false; /* shorter than every value */
+	if (!rec)
+		return true;
+	hk.len = n;
+	start = off + len - n;
+	for (j = 0; j < 8; j++) {
+		if (j >= n)
+			break;
+		hk.head[j] = rec->data[(start + j) & GEN_DATA_MASK];
+	}
+	return bpf_map_lookup_elem(&gen_str_heads, &hk) != 0;
+}
+
 /* gen_match_arg evaluates filter f of selector sel of the current hook. */
 __noinline int gen_match_arg(__u64 sel, __u64 f)
 {
@@ -1120,6 +1148,8 @@ __noinline int gen_match_arg(__u64 sel, __u64 f)
 			off += sizeof(struct gen_file_arg);
 			len -= sizeof(struct gen_file_arg);
 		}
+		if (flt->op == GEN_OP_STR_POSTFIX && !gen_tail_known(flt, off, len))
+			break;
 		match = gen_str_lookup(flt->set_id, GEN_SRC_RECORD, off, len, flt->op);
 		break;
 	case GEN_OP_SADDR:
