@@ -1,6 +1,7 @@
 package tracingsensor
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,7 +145,7 @@ spec:
     selectors:` + selectors + "\n"
 	}
 	// The default policy itself, so the figure follows what users load.
-	defaultDoc, err := os.ReadFile("../agent/defaultpolicies/file-access.yaml")
+	defaultDoc, err := fs.ReadFile(defaultPolicies, "file-access.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
