@@ -286,6 +286,7 @@ func (c *compiler) hook(h *Hook) {
 		return
 	}
 	base.Nsel = uint8(len(ch.Selectors))
+	markWholeStrings(&base, ch.Selectors)
 
 	for _, name := range names {
 		id, err := c.ids.HookID()
@@ -816,6 +817,38 @@ func (c *compiler) nsFilter(path string, n NamespaceFilter) abi.GenNSFilter {
 		}
 	}
 	return abi.GenNSFilter{Ns: uint8(nsCodes[n.Namespace]), Negate: b2u(n.Op == OpNotIn), SetId: c.intSet(vals)}
+}
+
+// markWholeStrings flags the string arguments that a selector reads whole
+// on every call it evaluates: one whose first check, with no process
+// filter before it, is a string filter the kernel cannot decide from the
+// head (Postfix, or a set with an empty value). The head checks of Prefix
+// and Equal filters on such an argument then read it into the record
+// first and take the head from there, instead of reading the call's
+// memory twice. It changes no verdict.
+func markWholeStrings(cfg *abi.GenHook, sels []abi.GenSelector) {
+	for _, s := range sels {
+		if s.Nargs == 0 || s.Npids+s.Nbins+s.Nns+s.Ncaps > 0 {
+			continue
+		}
+		f := s.Args[0]
+		if f.Arg >= cfg.Nargs || f.Negate != 0 {
+			continue
+		}
+		switch abi.GenOp(f.Op) {
+		case abi.GenericGenOpGEN_OP_STR_POSTFIX:
+		case abi.GenericGenOpGEN_OP_STR_PREFIX, abi.GenericGenOpGEN_OP_STR_EQ:
+			if f.Value != 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		d := &cfg.Args[f.Arg]
+		if d.Type == uint8(argTypeCodes[TypeString]) && d.Flags&uint8(abi.GenericGenArgFlagsGEN_ARGF_RESOLVE|abi.GenericGenArgFlagsGEN_ARGF_DATALOC|abi.GenericGenArgFlagsGEN_ARGF_RETURN_COPY) == 0 {
+			d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_WHOLE)
+		}
+	}
 }
 
 // orderByCost puts a selector's argument filters in the order the kernel

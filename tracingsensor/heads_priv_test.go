@@ -85,24 +85,22 @@ spec:
       - {index: 1, operator: Equal, values: [/vigil-heads/exact-one, /vigil-heads/exactly-two]}
     - matchArgs:
       - {index: 1, operator: NotPrefix, values: [/, vigil-heads-relative-a, vigil-heads-relative-b]}
-    - matchArgs:
+`
+	// With a Postfix selector the filename is read whole on every call,
+	// and the head checks take their bytes from the record.
+	tailSelectors := `    - matchArgs:
       - {index: 1, operator: Postfix, values: [vigil-tails-alpha-long-suffix, -tb]}
     - matchArgs:
       - {index: 1, operator: Prefix, values: [/vigil-nottails/]}
       - {index: 1, operator: NotPostfix, values: [.keep, -skipped-suffix]}
 `
-	tps, err := tracingpolicies.Parse("heads.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Load(tps[0], "heads.yaml"); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{
 		"/vigil-heads/alpha-long-prefix", "/vigil-heads/alpha-long-prefix-and-more", // prefix
 		"/vigil-heads/b", "/vigil-heads/bravo", // prefix, the shorter value
 		"/vigil-heads/exact-one", "/vigil-heads/exactly-two", // equal
 		"relative-path-matched-by-not-prefix", "x", // NotPrefix: no value is a prefix of them
+	}
+	wantTails := []string{
 		"/vigil-tails/one.vigil-tails-alpha-long-suffix", "/vigil-tails-alpha-long-suffix", // postfix
 		"/vigil-tails/two-tb", "/-tb", // postfix, the shorter value
 		"/vigil-nottails/reported", "/vigil-nottails/other-suffix", // NotPostfix: the tail of no value, of a value but not the value
@@ -119,41 +117,67 @@ spec:
 		"/b",                                                         // shorter than every value
 		"/vigil-nottails/a.keep", "/vigil-nottails/b-skipped-suffix", // NotPostfix excludes them
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envOpenPaths+"="+strings.Join(append(append([]string{}, want...), notWanted...), "\n"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("child: %v: %s", err, out)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	var got []string
-	for time.Now().Before(deadline) {
-		sink.mu.Lock()
-		got = append([]string(nil), sink.paths...)
-		sink.mu.Unlock()
-		ok := true
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				ok = false
+	for _, tc := range []struct {
+		name  string
+		tails bool
+	}{{"heads from the call's memory", false}, {"heads from the record", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, want, notWanted := doc, want, notWanted
+			if tc.tails {
+				d += tailSelectors
+				want = append(slices.Clone(want), wantTails...)
+			} else {
+				notWanted = append(slices.Clone(notWanted), wantTails...)
 			}
-		}
-		if ok {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("no event for %q", w)
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
-	sink.mu.Lock()
-	got = append([]string(nil), sink.paths...)
-	sink.mu.Unlock()
-	for _, n := range notWanted {
-		if slices.Contains(got, n) {
-			t.Errorf("an event for %q, which no selector matches", n)
-		}
+			tps, err := tracingpolicies.Parse("heads.yaml", []byte(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Load(tps[0], "heads.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Unload(p.Key())
+			sink.mu.Lock()
+			sink.paths = nil
+			sink.mu.Unlock()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), envOpenPaths+"="+strings.Join(append(append([]string{}, want...), notWanted...), "\n"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("child: %v: %s", err, out)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			var got []string
+			for time.Now().Before(deadline) {
+				sink.mu.Lock()
+				got = append([]string(nil), sink.paths...)
+				sink.mu.Unlock()
+				ok := true
+				for _, w := range want {
+					if !slices.Contains(got, w) {
+						ok = false
+					}
+				}
+				if ok {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, w := range want {
+				if !slices.Contains(got, w) {
+					t.Errorf("no event for %q", w)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			sink.mu.Lock()
+			got = append([]string(nil), sink.paths...)
+			sink.mu.Unlock()
+			for _, n := range notWanted {
+				if slices.Contains(got, n) {
+					t.Errorf("an event for %q, which no selector matches", n)
+				}
+			}
+		})
 	}
 }
 

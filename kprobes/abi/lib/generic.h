@@ -63,6 +63,8 @@ enum gen_arg_flags {
 	GEN_ARGF_DATALOC = 1 << 3,     /* tracepoint __data_loc field */
 	GEN_ARGF_TP_PTR = 1 << 4,      /* tracepoint field holding a pointer */
 	GEN_ARGF_RESOLVE = 1 << 5,     /* the value is found along gen_resolve's steps */
+	GEN_ARGF_WHOLE = 1 << 6,       /* a selector reads the string whole on every call it gets:
+					* head checks take their bytes from the record */
 };
 
 struct gen_arg_desc {
