@@ -1,0 +1,99 @@
+package network_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/agent"
+	"github.com/vigilsec/vigil/agent/agenttest"
+	"github.com/vigilsec/vigil/internal/kerneltest"
+)
+
+// dnsmasqOnLoopback starts Debian's dnsmasq on addr:53 answering name with
+// answer (TTL ttl) and returns addr:53.
+func dnsmasqOnLoopback(t *testing.T, addr, name, answer string, ttl int) string {
+	t.Helper()
+	bin := kerneltest.NeedTool(t, "dnsmasq")
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	agenttest.FatalIf(t, os.WriteFile(hosts, []byte(answer+" "+name+"\n"), 0o644))
+	cmd := exec.Command(bin, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts="+hosts, "--user=root",
+		"--listen-address="+addr, "--bind-interfaces", "--except-interface=none", "--port=53", "--pid-file=",
+		"--local-ttl="+strconv.Itoa(ttl), "--cache-size=0", "--log-facility=-")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	agenttest.FatalIf(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	server := net.JoinHostPort(addr, "53")
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", server)
+		if err == nil {
+			c.Close()
+			return server
+		}
+		if i == 200 {
+			t.Fatalf("dnsmasq does not listen on %s: %v\n%s", server, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A process resolves a name at a real DNS server (over UDP, then over
+// TCP) and connects to the answer: the query and the answer come out as
+// L7 DNS flows with the process on the local end, the answer with the
+// addresses, TTL and latency, and the connection carries the name as
+// destination_names.
+func TestPrivDNSVisibility(t *testing.T) {
+	server := dnsmasqOnLoopback(t, "127.0.0.77", "svc.dnsvis.test", "127.0.0.78", 120)
+	h := agenttest.StartAgent(t, func(c *agent.Config) { c.NetpolDNS.Visibility = true })
+	ln := agenttest.Listen(t, "127.0.0.78:0")
+	agenttest.Serve(t, ln)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			cmd := agenttest.HelperCmd(t, "dns-connect", server, "svc.dnsvis.test", proto, port)
+			if out, err := cmd.CombinedOutput(); err != nil || string(out) != "errno=0\n" {
+				t.Fatalf("helper: %v: %s", err, out)
+			}
+			pid := cmd.Process.Pid
+			l4 := strings.ToUpper(proto)
+			dnsOf := func(typ string) func(agenttest.Event) bool {
+				return func(e agenttest.Event) bool {
+					return e.Get("flow.l7.dns") != nil && e.Str("flow.l7.type") == typ && int(e.Num("flow.process.pid")) == pid
+				}
+			}
+			q := h.WaitFor("the query", dnsOf("REQUEST"))
+			if q.Str("flow.Type") != "L7" || q.Str("flow.l7.dns.query") != "svc.dnsvis.test." ||
+				fmt.Sprint(q.Get("flow.l7.dns.qtypes")) != "[A]" || q.Str("flow.IP.destination") != "127.0.0.77" ||
+				int(q.Num("flow.l4."+l4+".destination_port")) != 53 || q.Str("flow.traffic_direction") != "EGRESS" {
+				t.Errorf("query flow %s", q)
+			}
+			a := h.WaitFor("the answer", dnsOf("RESPONSE"))
+			if a.Str("flow.l7.dns.query") != "svc.dnsvis.test." || fmt.Sprint(a.Get("flow.l7.dns.ips")) != "[127.0.0.78]" ||
+				int(a.Num("flow.l7.dns.ttl")) != 120 || a.Get("flow.l7.dns.rcode") != nil || a.Str("flow.l7.latency_ns") == "" ||
+				a.Str("flow.IP.source") != "127.0.0.77" || !a.Get("flow.is_reply").(bool) ||
+				a.Str("flow.Summary") != `DNS Answer "127.0.0.78" TTL: 120 (svc.dnsvis.test. A)` {
+				t.Errorf("answer flow %s", a)
+			}
+			c := h.WaitFor("the connection to the answer", func(e agenttest.Event) bool {
+				return agenttest.FlowOf(pid, "EGRESS", "TCP")(e) && e.Str("flow.IP.destination") == "127.0.0.78"
+			})
+			if fmt.Sprint(c.Get("flow.destination_names")) != "[svc.dnsvis.test]" {
+				t.Errorf("connection flow without the name it was resolved from: %s", c)
+			}
+		})
+	}
+	if n := metricSum(t, h, "vigil_dns_messages_total"); n < 4 {
+		t.Errorf("vigil_dns_messages_total = %v, want at least the 2 queries and 2 answers", n)
+	}
+}
