@@ -11,15 +11,22 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/agent/agenttest"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 )
 
 // dnsmasqOnLoopback starts Debian's dnsmasq on addr:53 answering name with
-// answer (TTL ttl) and returns addr:53.
+// answer (TTL ttl) and returns addr:53. Where the tier has no dnsmasq (the
+// VMs), a server of github.com/miekg/dns answers the same instead; on the
+// host dnsmasq is required.
 func dnsmasqOnLoopback(t *testing.T, addr, name, answer string, ttl int) string {
 	t.Helper()
+	if _, err := exec.LookPath("dnsmasq"); err != nil && !kerneltest.OnHost() {
+		return serveDNS(t, addr, name, answer, ttl)
+	}
 	bin := kerneltest.NeedTool(t, "dnsmasq")
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	agenttest.FatalIf(t, os.WriteFile(hosts, []byte(answer+" "+name+"\n"), 0o644))
@@ -96,4 +103,27 @@ func TestPrivDNSVisibility(t *testing.T) {
 	if n := metricSum(t, h, "vigil_dns_messages_total"); n < 4 {
 		t.Errorf("vigil_dns_messages_total = %v, want at least the 2 queries and 2 answers", n)
 	}
+}
+
+func serveDNS(t *testing.T, addr, name, answer string, ttl int) string {
+	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetReply(q)
+		if len(q.Question) == 1 && q.Question[0].Name == mdns.Fqdn(name) && q.Question[0].Qtype == mdns.TypeA {
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA,
+				Class: mdns.ClassINET, Ttl: uint32(ttl)}, A: net.ParseIP(answer)})
+		} else {
+			m.Rcode = mdns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	server := net.JoinHostPort(addr, "53")
+	for _, network := range []string{"udp", "tcp"} {
+		started := make(chan error, 1)
+		srv := &mdns.Server{Addr: server, Net: network, Handler: h, NotifyStartedFunc: func() { started <- nil }}
+		go func() { started <- srv.ListenAndServe() }()
+		agenttest.FatalIf(t, <-started)
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return server
 }
