@@ -450,3 +450,31 @@ func TestPrivFQDNOverTCP(t *testing.T) {
 		t.Errorf("connect after a lookup over TCP: %s, want %s", got, testpods.Allowed)
 	}
 }
+
+// TestPrivFQDNOverTCPSplit: an answer over TCP whose two-byte length comes
+// in a segment of its own and the message in the next is learned, so the
+// connect after it succeeds.
+func TestPrivFQDNOverTCPSplit(t *testing.T) {
+	r := newFQDNRig(t, datapath.Config{}, 4, 300)
+	split := netip.AddrPortFrom(fqdnAddr(999), 53) // in the server's local prefix; world to the client
+	if got := r.server.ServeDNSSplit(split, 300); got != "ok" {
+		t.Fatal(got)
+	}
+	addr := netip.AddrPortFrom(fqdnAddr(3), 443)
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.EPERM {
+		t.Fatalf("connect before the lookup: %s, want %s", got, testpods.EPERM)
+	}
+	if got := r.client.ResolveTCP(split, "n3.fqdn.test"); got != fqdnAddr(3).String() {
+		t.Fatalf("resolve over TCP: %s", got)
+	}
+	if got := r.client.Probe("tcp", addr, time.Second); got != testpods.Allowed {
+		t.Errorf("connect after an answer split over two segments: %s, want %s", got, testpods.Allowed)
+	}
+	st, err := r.d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DNSSplit != 0 || st.DNSLearned < 1 {
+		t.Errorf("stats %+v: want the answer learned, none counted split", st)
+	}
+}
