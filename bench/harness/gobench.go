@@ -32,6 +32,8 @@ func goBenchCommands(count int) [][]string {
 		// gains, lookups/s with the datapath on over off, and the share of
 		// 10,000 first connects after a lookup that succeed.
 		{"go", "test", "./networkpolicy/datapath", "-run", "^$", "-bench", "^BenchmarkPrivDNSLookup$", "-benchtime", "30x", "-count", c},
+		// What --dns-visibility adds to a lookup.
+		{"go", "test", "./flows", "-run", "^$", "-bench", "^BenchmarkPrivDNSVisibility$", "-benchtime", "30x", "-count", c},
 		// The web UI in headless Chromium: the agent's CPU while a page
 		// follows 10k flows/s, and the first paint of a large map.
 		{"go", "test", "./ui", "-run", "^$", "-bench", "^Benchmark(UIFollow|FirstPaint)$", "-benchtime", c + "x", "-count", "1"},
