@@ -284,6 +284,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		np.names = dnsNames
 		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
