@@ -3,6 +3,7 @@ package network_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/vigilsec/vigil/agent"
 	"github.com/vigilsec/vigil/agent/agenttest"
 	"github.com/vigilsec/vigil/internal/kerneltest"
+	"github.com/vigilsec/vigil/networkpolicy/datapath/testpods"
 )
 
 // dnsmasqOnLoopback starts Debian's dnsmasq on addr:53 answering name with
@@ -126,4 +128,74 @@ func serveDNS(t *testing.T, addr, name, answer string, ttl int) string {
 		t.Cleanup(func() { srv.Shutdown() })
 	}
 	return server
+}
+
+// A pod resolves a name and connects to the answer, which its egress
+// policy does not allow: the datapath's DROPPED flow of the connect carries
+// the name as destination_names, and the answer's flow names the pod.
+func TestPrivDNSNamesOnPolicyDrops(t *testing.T) {
+	root := testpods.Require(t)
+	c := testpods.New(t, root)
+	srvIP := netip.MustParseAddr("10.211.0.53")
+	client := c.Add("client", []netip.Addr{netip.MustParseAddr("10.211.0.11")}, true)
+	server := c.Add("dns", []netip.Addr{srvIP}, true)
+	answers := netip.MustParsePrefix("10.77.0.0/16") // the table of ServeDNS: n1.fqdn.test is 10.77.0.1
+	for _, r := range []string{server.RouteLocal(answers), client.RouteVia(answers, srvIP), server.ServeDNS(netip.AddrPortFrom(srvIP, 53), 300)} {
+		if r != "ok" {
+			t.Fatal(r)
+		}
+	}
+	cgBase := fmt.Sprintf("/vigil-testpods-%d", os.Getpid())
+	wl := agenttest.WritePolicy(t, t.TempDir(), "workloads.yaml", fmt.Sprintf(`apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: client, namespace: default, labels: {app: client}}
+spec: {cgroupPath: %s/pod1, ips: [10.211.0.11]}
+---
+apiVersion: vigil.dev/v1alpha1
+kind: Workload
+metadata: {name: dns, namespace: default, labels: {app: dns}}
+spec: {cgroupPath: %s/pod2, ips: [10.211.0.53]}
+`, cgBase, cgBase))
+	pol := agenttest.WritePolicy(t, t.TempDir(), "np.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-dns-only, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: dns}}}]
+    ports: [{protocol: UDP, port: 53}]
+`)
+	h := agenttest.StartAgent(t, func(cfg *agent.Config) {
+		cfg.NetworkPolicies = []string{pol}
+		cfg.Identity.WorkloadFiles = []string{wl}
+		cfg.Identity.CRIEndpoints = []string{"none"}
+		cfg.Identity.Kubernetes = "off"
+		cfg.NetpolDNS.Visibility = true
+	})
+	target := netip.AddrPortFrom(netip.MustParseAddr("10.77.0.1"), 443)
+	// The policy is in force once the client's connect is refused.
+	deadline := time.Now().Add(agenttest.Timeout())
+	for client.Probe("tcp", target, time.Second) != testpods.EPERM {
+		if time.Now().After(deadline) {
+			t.Fatal("the client's egress policy is not in force")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := client.Resolve(netip.AddrPortFrom(srvIP, 53), "n1.fqdn.test"); got != "10.77.0.1" {
+		t.Fatalf("resolve: %s", got)
+	}
+	a := h.WaitFor("the answer", func(e agenttest.Event) bool {
+		return e.Str("flow.l7.type") == "RESPONSE" && e.Str("flow.l7.dns.query") == "n1.fqdn.test."
+	})
+	if a.Str("flow.destination.pod_name") != "client" || a.Str("flow.source.pod_name") != "dns" {
+		t.Errorf("answer flow %s: want from the dns pod to the client pod", a)
+	}
+	if r := client.Probe("tcp", target, time.Second); r != testpods.EPERM {
+		t.Fatalf("connect after the lookup: %s, want eperm", r)
+	}
+	h.WaitFor("the drop of the connect, with the name", func(e agenttest.Event) bool {
+		return e.Str("flow.verdict") == "DROPPED" && e.Str("flow.IP.destination") == "10.77.0.1" &&
+			fmt.Sprint(e.Get("flow.destination_names")) == "[n1.fqdn.test]"
+	})
 }
