@@ -3,6 +3,7 @@ package hubble
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +89,49 @@ func TestConvertDestinationNames(t *testing.T) {
 	out := NewConverter("node-a", nil).Convert(ev)
 	if out.GetType() != flowpb.FlowType_L3_L4 || cmp.Diff([]string{"api.example.com"}, out.GetDestinationNames()) != "" {
 		t.Errorf("converted to %v", out)
+	}
+}
+
+// The hubble CLI, unchanged, shows DNS flows as Hubble's own: --protocol
+// dns selects them, and the compact view prints the DNS summary.
+func TestHubbleCLIDNS(t *testing.T) {
+	bin := hubbleCLI(t)
+	store := newStore(t, 64)
+	c := NewConverter("node-a", nil)
+	fill(store, c, 2)
+	for _, r := range []*event.DNS{
+		{Query: "api.example.com.", QTypes: []string{"A"}},
+		{Response: true, LatencyNS: 81934, Query: "api.example.com.", QTypes: []string{"A"},
+			IPs: []netip.Addr{netip.MustParseAddr("203.0.113.10")}, TTL: 120, RRTypes: []string{"A"}},
+	} {
+		store.Put(c.Convert(dnsEvent(r)))
+	}
+	_, addr := serve(t, store)
+
+	out := hubble(t, bin, addr, "observe", "--last", "10", "--protocol", "dns", "-o", "json")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct {
+			Flow struct {
+				L7 struct {
+					Type string `json:"type"`
+					DNS  struct {
+						Query string   `json:"query"`
+						IPs   []string `json:"ips"`
+					} `json:"dns"`
+				} `json:"l7"`
+			} `json:"flow"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got = append(got, r.Flow.L7.Type+" "+r.Flow.L7.DNS.Query+" "+strings.Join(r.Flow.L7.DNS.IPs, ","))
+	}
+	if d := cmp.Diff([]string{"REQUEST api.example.com. ", "RESPONSE api.example.com. 203.0.113.10"}, got); d != "" {
+		t.Errorf("hubble observe --protocol dns (-want +got):\n%s", d)
+	}
+	compact := hubble(t, bin, addr, "observe", "--last", "10", "--protocol", "dns")
+	if !strings.Contains(compact, `DNS Answer "203.0.113.10" TTL: 120 (api.example.com. A)`) || strings.Contains(compact, "TCP Flags") {
+		t.Errorf("hubble observe --protocol dns:\n%s", compact)
 	}
 }
