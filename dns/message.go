@@ -38,10 +38,10 @@ type Message struct {
 var ErrNotDNS = errors.New("not a DNS message")
 
 // ParseMessage parses a DNS message (without the TCP length prefix). The
-// message is untrusted: compression pointers must point backwards and are
-// bounded (github.com/miekg/dns's unpacker), every record the header
-// announces must be there, and a message that does not parse returns an
-// error wrapping ErrNotDNS.
+// message is untrusted: names are bounded in length and in compression
+// pointers followed (github.com/miekg/dns's unpacker), every record the
+// header announces must be there, and a message that does not parse
+// returns an error wrapping ErrNotDNS.
 func ParseMessage(b []byte) (Message, error) {
 	var m mdns.Msg
 	if len(b) < 12 {
