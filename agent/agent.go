@@ -279,12 +279,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	kubePolicies := a.cfg.Identity.KubernetesEnabled() && (a.cfg.KubernetesTracingPolicies || a.cfg.KubernetesNetworkPolicies)
 	var np *netpolManager
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
+		pins := netpolPins{dir: netpolPinDir(a.cfg.BPFPinDir), keep: a.cfg.KeepEnforcementOnExit,
+			lost: func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }}
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, pins, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
 		np.names = dnsNames
+		if a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies {
+			// Programs an earlier run kept enforce until the cluster's
+			// policies are read too.
+			np.keep.hold = make(chan struct{})
+		}
 		a.noteSensor("network-policy", "cgroup", "NetworkPolicy and CiliumNetworkPolicy enforcement")
 		pipe.KernelLosses(func() (uint64, error) { return np.lostRecords(), nil })
 	}
@@ -374,6 +381,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		})
 	}
 	if np != nil {
+		if np.keep.hold != nil {
+			g.Go(func() error { np.releaseAfter(gctx, k8sSynced, handoverWait); return nil })
+		}
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
 		g.Go(func() error { return np.sweepDNS(gctx) })
@@ -433,6 +443,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		case <-gctx.Done():
 		}
 	}
+	if gctx.Err() == nil && np == nil {
+		// Network-policy programs an earlier run kept enforce policies
+		// this run does not have.
+		removeNetpolKept(netpolPinDir(a.cfg.BPFPinDir), log)
+	}
 	if gctx.Err() == nil {
 		if err := hand.takeOver(func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }); err != nil {
 			return err
@@ -442,6 +457,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	// The kernel's BTF decoded for the loads of start-up goes with the rest
+	// of start-up's memory; a later policy change decodes it again.
+	a.pm.started.Store(true)
+	kprobes.ReleaseKernelTypes()
 	if before, after, err := releaseStartupMemory(); err != nil {
 		log.WithError(err).Debug("release the memory of start-up")
 	} else {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/networkpolicy/datapath"
 	"github.com/vigilsec/vigil/process"
 )
 
@@ -25,6 +26,8 @@ import (
 //	DIR/active                  gen_active: the generation that acts
 //	DIR/gen-N/process/{exec,fork,exit,protected_tgids,events,ring_reader}
 //	DIR/gen-N/policies/ID-NAME/hookH-L
+//	DIR/netpol/...              the network-policy datapath's links
+//	                            (datapath.Config.LinkPinDir)
 //
 // Nothing else is ever created or removed there.
 const (
@@ -316,6 +319,11 @@ func CleanupPins(dir string) (int, error) {
 	}
 	if err := kprobes.WaitDetached(detached, 10*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if n, err := datapath.RemoveKept(netpolPinDir(dir)); err != nil {
+		errs = append(errs, err)
+	} else {
+		total += n
 	}
 	if err := os.Remove(filepath.Join(dir, pinActive)); err == nil {
 		total++

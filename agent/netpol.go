@@ -44,6 +44,7 @@ type netpolManager struct {
 	eps     *flows.PodEndpoints
 	log     logrus.FieldLogger
 	metrics *netpolMetrics
+	keep    *netpolKeep
 	kick    chan struct{}
 	// since is when the first change not applied yet was reported (unix
 	// nanoseconds; 0: none).
@@ -120,15 +121,31 @@ func (w workloadPods) Pods(context.Context) ([]datapath.Pod, error) {
 	return out, nil
 }
 
-func newNetpolManager(paths []string, cgroupRoot string, dnsCfg NetpolDNS, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
+// netpolPins is where the datapath keeps its programs attached
+// (--keep-enforcement-on-exit) and finds those an earlier run kept.
+type netpolPins struct {
+	dir  string
+	keep bool
+	// lost counts the records the earlier programs wrote with no agent.
+	lost func(uint64)
+}
+
+func newNetpolManager(paths []string, cgroupRoot string, pins netpolPins, dnsCfg NetpolDNS, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
 	metrics, err := newNetpolMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
+	keep, err := newNetpolKeep(reg)
+	if err != nil {
+		return nil, err
+	}
+	keep.lost = pins.lost
 	cfg := datapath.Config{
-		Workloads:  workloadPods{ids},
-		CgroupRoot: cgroupRoot,
-		HostIPs:    hostIPs(),
+		Workloads:   workloadPods{ids},
+		CgroupRoot:  cgroupRoot,
+		HostIPs:     hostIPs(),
+		LinkPinDir:  pins.dir,
+		KeepOnClose: pins.keep,
 	}
 	dnsCfg.datapathConfig(&cfg)
 	dp, err := datapath.New(cfg, log)
@@ -144,7 +161,7 @@ func newNetpolManager(paths []string, cgroupRoot string, dnsCfg NetpolDNS, ids *
 			return nil, fmt.Errorf("network policy metrics: %w", err)
 		}
 	}
-	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics,
+	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics, keep: keep,
 		kick: make(chan struct{}, 1), files: newNetpolFiles(paths), filesChanged: true,
 		cluster: clusterPolicyDocs{docs: map[string]*clusterDoc{}}}, nil
 }
@@ -168,6 +185,10 @@ func hostIPs() []netip.Addr {
 // the policies of their last good version in force, and pods keep being
 // applied with them.
 func (m *netpolManager) apply(ctx context.Context) error {
+	if m.keep.held(m.dp) {
+		// Applied once the cluster's policies are in (releaseAfter).
+		return nil
+	}
 	start := time.Now()
 	since := m.since.Swap(0)
 	var fileErr error
@@ -204,6 +225,7 @@ func (m *netpolManager) apply(ctx context.Context) error {
 	parse := time.Since(start)
 	st, times, err := m.dp.ApplyTimed(ctx, res)
 	m.metrics.observe(parse, st, times, time.Since(start), since, err)
+	m.keep.observe(m.dp, m.log)
 	if err != nil {
 		m.log.WithError(err).Error("apply network policies")
 		return err

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -32,10 +31,6 @@ type generic struct {
 	// generation is this run's number; only programs of the generation in
 	// gen_active act.
 	generation uint32
-
-	kernelOnce sync.Once
-	kernel     *btf.Spec
-	kernelErr  error
 }
 
 // newGeneric creates the tracing-policy maps, sharing the process sensor's
@@ -314,7 +309,7 @@ func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.Pr
 			ms.MaxEntries = m.MaxEntries()
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := kprobes.LoadCollection(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, kprobes.VerifierHint(err)
 	}
@@ -324,8 +319,7 @@ func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.Pr
 }
 
 func (g *generic) kernelSpec() (*btf.Spec, error) {
-	g.kernelOnce.Do(func() { g.kernel, g.kernelErr = btf.LoadKernelSpec() })
-	return g.kernel, g.kernelErr
+	return kprobes.KernelSpec()
 }
 
 // funcParams returns the number of parameters of a kernel function.

@@ -36,6 +36,9 @@ type ProcessOptions struct {
 	Policies []string
 	Keep     bool
 	PinDir   string
+	// NetworkPolicies and Workloads are --network-policy and
+	// --workloads files (the pods' cgroups and labels).
+	NetworkPolicies, Workloads []string
 }
 
 // StartAgentProcess runs an agent in a child process with the test
@@ -49,6 +52,12 @@ func StartAgentProcess(t *testing.T, o ProcessOptions) *AgentProcess {
 	args := []string{"-events", p.Events, "-socket", filepath.Join(t.TempDir(), "vigil.sock"), "-pin-dir", o.PinDir, fmt.Sprintf("-keep=%v", o.Keep)}
 	for _, pol := range o.Policies {
 		args = append(args, "-policy", pol)
+	}
+	for _, pol := range o.NetworkPolicies {
+		args = append(args, "-netpol", pol)
+	}
+	for _, wl := range o.Workloads {
+		args = append(args, "-workloads", wl)
 	}
 	p.cmd = exec.Command(self, args...)
 	p.cmd.Env = append(os.Environ(), "VIGIL_TEST_HELPER=agent")
@@ -145,8 +154,10 @@ func agentHelper(args []string) int {
 	socket := fs.String("socket", "", "")
 	pinDir := fs.String("pin-dir", "", "")
 	keep := fs.Bool("keep", false, "")
-	var policies stringList
+	var policies, netpols, workloads stringList
 	fs.Var(&policies, "policy", "")
+	fs.Var(&netpols, "netpol", "")
+	fs.Var(&workloads, "workloads", "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -161,6 +172,12 @@ func agentHelper(args []string) int {
 	cfg.Export.Stdout = false
 	cfg.Export.File = *events
 	cfg.Policies = policies
+	cfg.NetworkPolicies = netpols
+	if len(workloads) > 0 {
+		cfg.Identity.WorkloadFiles = workloads
+		cfg.Identity.CRIEndpoints = []string{"none"}
+		cfg.Identity.Kubernetes = "off"
+	}
 	cfg.KeepEnforcementOnExit = *keep
 	if *pinDir != "" {
 		cfg.BPFPinDir = *pinDir

@@ -127,6 +127,13 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 		d.retired[ref.ID] = ref
 	}
 	d.engine = engine
+	if d.adopting {
+		// The maps hold what was applied: the programs of an earlier run
+		// can be replaced. Until then they enforce, also when this fails.
+		if err := d.takeOverLocked(); err != nil {
+			return st, times, err
+		}
+	}
 	d.log.WithFields(logrus.Fields{
 		"policy_maps_written": st.PolicyMapsWritten, "policy_maps_removed": st.PolicyMapsRemoved,
 		"policy_entries_written": st.PolicyEntriesWritten, "policy_entries_removed": st.PolicyEntriesRemoved,

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"github.com/vigilsec/vigil/identity/cgroup"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
 
 	"context"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,6 +73,18 @@ type Config struct {
 	// carries them over to its identity numbers at its first Apply, and
 	// Close leaves them.
 	PinDir string
+	// LinkPinDir is a directory on a BPF file system where the links of
+	// the programs are pinned with KeepOnClose, and where an earlier
+	// datapath may have left them: then Load attaches nothing, and the
+	// programs found there keep enforcing until the first Apply that
+	// succeeds replaces them with this datapath's (see Adopted). Empty:
+	// nothing is kept or adopted.
+	LinkPinDir string
+	// KeepOnClose keeps the programs attached, with the policies last
+	// applied, after Close or the end of the process (LinkPinDir is
+	// required). Off, what is adopted is unpinned once replaced, and
+	// Close detaches everything.
+	KeepOnClose bool
 }
 
 // Validate names the field that is wrong.
@@ -86,6 +100,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPolicyEntries < 0 {
 		return fmt.Errorf("datapath config: MaxPolicyEntries %d is negative", c.MaxPolicyEntries)
+	}
+	if c.KeepOnClose && c.LinkPinDir == "" {
+		return errors.New("datapath config: KeepOnClose needs LinkPinDir")
+	}
+	if c.LinkPinDir != "" && !filepath.IsAbs(c.LinkPinDir) {
+		return fmt.Errorf("datapath config: LinkPinDir %q is not an absolute path", c.LinkPinDir)
 	}
 	if c.CgroupRoot != "" {
 		if fi, err := os.Stat(c.CgroupRoot); err != nil || !fi.IsDir() {
@@ -134,6 +154,16 @@ type Datapath struct {
 	adopted       bool
 	legendRead    bool
 	legendWritten map[uint32]string
+	// root is the cgroup the programs attach to. adopt are the pinned
+	// links of an earlier datapath (by hook; nil where there is none)
+	// whose programs enforce while adopting, until takeOverLocked;
+	// adoption is what was taken over. flowsCarried: np_flows is the
+	// pinned one, shared with the adopted programs.
+	root         string
+	adopt        []link.Link
+	adopting     bool
+	adoption     *Adoption
+	flowsCarried bool
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -206,7 +236,7 @@ func (d *Datapath) Load() (err error) {
 	if err := spec.Variables[abi.NetpolVarNpCfg].Set(rate); err != nil {
 		return fmt.Errorf("datapath: set config: %w", err)
 	}
-	var opts *ebpf.CollectionOptions
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}, Cache: kprobes.KernelTypes()}
 	if d.cfg.PinDir != "" {
 		fqdn, legend, adopted, err := openPinned(d.cfg.PinDir, spec)
 		if err != nil {
@@ -214,44 +244,50 @@ func (d *Datapath) Load() (err error) {
 		}
 		defer fqdn.Close() // the collection holds its own reference
 		d.legend, d.adopted, d.legendWritten = legend, adopted, map[uint32]string{}
-		opts = &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{abi.NetpolMapNpFqdn: fqdn}}
-	}
-	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
-		if d.legend != nil {
-			d.legend.Close()
-			d.legend = nil
-		}
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return fmt.Errorf("datapath: load BPF objects: %w (verifier log: %+v)", err, ve)
-		}
-		return fmt.Errorf("datapath: load BPF objects: %w (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", err)
+		opts.MapReplacements[abi.NetpolMapNpFqdn] = fqdn
 	}
 	defer func() {
 		if err != nil {
 			d.closeLocked()
 		}
 	}()
-	attach := []struct {
-		prog *ebpf.Program
-		at   ebpf.AttachType
-	}{
-		{d.objs.NpConnect4, ebpf.AttachCGroupInet4Connect},
-		{d.objs.NpConnect6, ebpf.AttachCGroupInet6Connect},
-		{d.objs.NpSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
-		{d.objs.NpSendmsg6, ebpf.AttachCGroupUDP6Sendmsg},
-		{d.objs.NpIngress, ebpf.AttachCGroupInetIngress},
-		{d.objs.NpEgress, ebpf.AttachCGroupInetEgress},
-	}
-	for _, a := range attach {
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: a.at, Program: a.prog})
+	if d.cfg.LinkPinDir != "" {
+		links, flows, err := d.openKept(root, spec)
 		if err != nil {
-			return fmt.Errorf("datapath: attach %s at %s: %w", a.at, root, err)
+			return err
 		}
-		d.links = append(d.links, l)
+		d.adopt = links
+		for _, l := range links {
+			d.adopting = d.adopting || l != nil
+		}
+		if flows != nil {
+			defer flows.Close()
+			if d.adopting || d.cfg.KeepOnClose {
+				opts.MapReplacements[abi.NetpolMapNpFlows] = flows
+				d.flowsCarried = true
+			}
+		}
+	}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("datapath: load BPF objects: %w (verifier log: %+v)", err, ve)
+		}
+		return fmt.Errorf("datapath: load BPF objects: %w (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", err)
+	}
+	d.root = root
+	if d.adopting {
+		// The programs of the pinned links enforce the policies they were
+		// given until the first Apply has filled this datapath's maps.
+		d.links = make([]link.Link, len(hooks))
+		d.log.WithFields(logrus.Fields{"cgroup": root, "dir": d.cfg.LinkPinDir}).Info("network policy programs of an earlier run enforce until the first apply")
+	} else {
+		if err := d.attachLocked(root); err != nil {
+			return err
+		}
+		d.log.WithFields(logrus.Fields{"cgroup": root, "kept_on_exit": d.cfg.KeepOnClose}).Info("network policy datapath attached")
 	}
 	d.loaded = true
-	d.log.WithField("cgroup", root).Info("network policy datapath attached")
 	return nil
 }
 
@@ -264,10 +300,23 @@ func (d *Datapath) Close() error {
 
 func (d *Datapath) closeLocked() error {
 	var errs []error
+	if !d.loaded {
+		// Half a start enforces nothing once the datapath is gone; the
+		// adopted links stay pinned (their programs keep enforcing).
+		errs = append(errs, d.unpinOwnLocked())
+	}
 	for _, l := range d.links {
-		errs = append(errs, l.Close())
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
 	}
 	d.links = nil
+	for _, l := range d.adopt {
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
+	}
+	d.adopt, d.adopting = nil, false
 	for id, m := range d.inners {
 		errs = append(errs, m.Close())
 		delete(d.inners, id)
@@ -378,16 +427,21 @@ type Stats struct {
 func (d *Datapath) Stats() (Stats, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var st Stats
 	if !d.loaded {
-		return st, errors.New("datapath: not loaded")
+		return Stats{}, errors.New("datapath: not loaded")
 	}
+	return statsOf(d.objs.NpStats)
+}
+
+// statsOf sums the counters of an np_stats map over CPUs.
+func statsOf(m *ebpf.Map) (Stats, error) {
+	var st Stats
 	out := []*uint64{&st.Allowed, &st.Denied, &st.Audited, &st.Records, &st.RecordsSuppressed, &st.RecordsLost,
 		&st.DNSAnswers, &st.DNSLearned, &st.DNSMalformed, &st.DNSTruncated, &st.DNSMapFull, &st.DNSSlotEvicted, &st.DNSCapped, &st.FQDNAllowed,
 		&st.DNSQueries, &st.DNSRefused, &st.DNSSplit}
 	for i, p := range out {
 		var per []uint64
-		if err := d.objs.NpStats.Lookup(uint32(i), &per); err != nil {
+		if err := m.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("datapath: read stats: %w", err)
 		}
 		for _, v := range per {

@@ -8,6 +8,10 @@
 // Apply is incremental and may be called whenever pods or policies change:
 // it compiles what changed (networkpolicy.Compiler) and writes the entries
 // that differ, in an order that never shows a packet a half-written state.
-// The package holds kernel state; policy semantics live in the parent
+// With Config.LinkPinDir and KeepOnClose the links stay pinned after
+// Close (or the process's end) and their programs keep enforcing the last
+// Apply; a later datapath on the same directory attaches nothing at Load,
+// and its first successful Apply replaces the programs of those links
+// (keep.go). The package holds kernel state; policy semantics live in the parent
 // package and must not be reimplemented here.
 package datapath

@@ -28,6 +28,7 @@ func helperMain(in io.Reader, out io.Writer) int {
 	sc := bufio.NewScanner(in)
 	var wg sync.WaitGroup
 	watches := newHelperWatches()
+	udp := newUDPExchanges()
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 {
@@ -65,6 +66,16 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, watches.start(args))
 		case "unwatch":
 			reply(id, watches.end(args))
+		case "watch-probes":
+			reply(id, watches.probes(args))
+		case "udp-serve":
+			reply(id, udp.serve(args))
+		case "udp-answer":
+			reply(id, udp.answer(args))
+		case "udp-send":
+			reply(id, udp.send(args))
+		case "udp-read":
+			reply(id, udp.read(args))
 		case "hold":
 			reply(id, watches.hold(args))
 		case "held":

@@ -117,6 +117,20 @@ func (h *helperWatches) end(args []string) string {
 	return fmt.Sprintf("%d %d %s", w.probes.Load(), w.different.Load(), first)
 }
 
+// probes: watch-probes NAME replies how many probes a watch has made.
+func (h *helperWatches) probes(args []string) string {
+	if len(args) != 1 {
+		return errorTag + ": watch-probes NAME"
+	}
+	h.mu.Lock()
+	w := h.watches[args[0]]
+	h.mu.Unlock()
+	if w == nil {
+		return errorTag + ": no watch " + args[0]
+	}
+	return strconv.FormatInt(w.probes.Load(), 10)
+}
+
 // hold: hold NAME ADDR:PORT opens a TCP connection and keeps it.
 func (h *helperWatches) hold(args []string) string {
 	if len(args) != 2 {
@@ -207,6 +221,16 @@ func (e *Endpoint) Unwatch(name string) (probes, different int, first string, er
 		return 0, 0, "", fmt.Errorf("unwatch %s: %s", name, r)
 	}
 	return probes, different, f[2], nil
+}
+
+// WatchProbes returns how many probes a watch has made so far (-1 when
+// the helper does not answer with a number).
+func (e *Endpoint) WatchProbes(name string) int {
+	n, err := strconv.Atoi(e.do("watch-probes " + name))
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // Hold opens a TCP connection to addr (a port served by ListenEcho) and
