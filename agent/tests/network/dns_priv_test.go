@@ -60,10 +60,16 @@ func dnsmasqOnLoopback(t *testing.T, addr, name, answer string, ttl int) string 
 // TCP) and connects to the answer: the query and the answer come out as
 // L7 DNS flows with the process on the local end, the answer with the
 // addresses, TTL and latency, and the connection carries the name as
-// destination_names.
+// destination_names. Then a pod does the same under a policy that drops
+// the connect (see dnsPods.check). One agent serves both, to keep the VM
+// tier short.
 func TestPrivDNSVisibility(t *testing.T) {
 	server := dnsmasqOnLoopback(t, "127.0.0.77", "svc.dnsvis.test", "127.0.0.78", 120)
-	h := agenttest.StartAgent(t, func(c *agent.Config) { c.NetpolDNS.Visibility = true })
+	pods := newDNSPods(t)
+	h := agenttest.StartAgent(t, func(c *agent.Config) {
+		c.NetpolDNS.Visibility = true
+		pods.configure(c)
+	})
 	ln := agenttest.Listen(t, "127.0.0.78:0")
 	agenttest.Serve(t, ln)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -102,6 +108,7 @@ func TestPrivDNSVisibility(t *testing.T) {
 			}
 		})
 	}
+	t.Run("pod", func(t *testing.T) { pods.check(t, h) })
 	if n := metricSum(t, h, "vigil_dns_messages_total"); n < 4 {
 		t.Errorf("vigil_dns_messages_total = %v, want at least the 2 queries and 2 answers", n)
 	}
@@ -130,10 +137,15 @@ func serveDNS(t *testing.T, addr, name, answer string, ttl int) string {
 	return server
 }
 
-// A pod resolves a name and connects to the answer, which its egress
-// policy does not allow: the datapath's DROPPED flow of the connect carries
-// the name as destination_names, and the answer's flow names the pod.
-func TestPrivDNSNamesOnPolicyDrops(t *testing.T) {
+// dnsPods is a client pod whose egress policy allows only DNS to a server
+// pod (miekg/dns, the table of testpods.ServeDNS).
+type dnsPods struct {
+	client  *testpods.Endpoint
+	srv     netip.Addr
+	wl, pol string
+}
+
+func newDNSPods(t *testing.T) *dnsPods {
 	root := testpods.Require(t)
 	c := testpods.New(t, root)
 	srvIP := netip.MustParseAddr("10.211.0.53")
@@ -166,13 +178,22 @@ spec:
   - to: [{podSelector: {matchLabels: {app: dns}}}]
     ports: [{protocol: UDP, port: 53}]
 `)
-	h := agenttest.StartAgent(t, func(cfg *agent.Config) {
-		cfg.NetworkPolicies = []string{pol}
-		cfg.Identity.WorkloadFiles = []string{wl}
-		cfg.Identity.CRIEndpoints = []string{"none"}
-		cfg.Identity.Kubernetes = "off"
-		cfg.NetpolDNS.Visibility = true
-	})
+	return &dnsPods{client: client, srv: srvIP, wl: wl, pol: pol}
+}
+
+func (p *dnsPods) configure(cfg *agent.Config) {
+	cfg.NetworkPolicies = []string{p.pol}
+	cfg.Identity.WorkloadFiles = []string{p.wl}
+	cfg.Identity.CRIEndpoints = []string{"none"}
+	cfg.Identity.Kubernetes = "off"
+}
+
+// check: the client resolves a name and connects to the answer, which its
+// policy does not allow; the answer's flow names both pods, and the
+// datapath's DROPPED flow of the connect carries the name as
+// destination_names.
+func (p *dnsPods) check(t *testing.T, h *agenttest.Harness) {
+	client, srvIP := p.client, p.srv
 	target := netip.AddrPortFrom(netip.MustParseAddr("10.77.0.1"), 443)
 	// The policy is in force once the client's connect is refused.
 	deadline := time.Now().Add(agenttest.Timeout())
