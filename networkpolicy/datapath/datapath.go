@@ -349,7 +349,7 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	}
 	var maps []ebpf.MapID
 	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
-		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch, d.objs.NpDnsTcpLen}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}
