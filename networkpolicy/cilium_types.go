@@ -120,10 +120,10 @@ type CiliumPortRule struct {
 // (which names a pod may look up) are supported.
 type CiliumL7 struct {
 	HTTP    []CiliumHTTPRule `json:"http,omitempty"`
-	Kafka   *Unsupported `json:"kafka,omitempty"`
-	DNS     []CiliumFQDN `json:"dns,omitempty"`
-	L7Proto *Unsupported `json:"l7proto,omitempty"`
-	L7      *Unsupported `json:"l7,omitempty"`
+	Kafka   *Unsupported     `json:"kafka,omitempty"`
+	DNS     []CiliumFQDN     `json:"dns,omitempty"`
+	L7Proto *Unsupported     `json:"l7proto,omitempty"`
+	L7      *Unsupported     `json:"l7,omitempty"`
 }
 
 // CiliumHTTPRule is one rules.http entry (Cilium's PortRuleHTTP).
