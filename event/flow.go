@@ -84,6 +84,8 @@ type Flow struct {
 	// Count is the number of identical drops this event stands for (rate
 	// limited drop reporting).
 	Count uint64
+	// HTTP is set for a request the HTTP proxy saw (an L7 flow).
+	HTTP *HTTP
 }
 
 // TCPFlags are the TCP header flags seen on a flow.

@@ -285,3 +285,66 @@ func (p *Policy) rule(path string) *Rule {
 	}
 	return nil
 }
+
+// HTTPRedirect is a pair of identities and a TCP port whose connections
+// rules.http governs: the datapath sends them through the HTTP proxy.
+// Local is the connecting pod's local identity, Remote the identity of the
+// address it connects to.
+type HTTPRedirect struct {
+	Local, Remote uint32
+	Port          uint16
+}
+
+// HTTPRedirects lists, for every pod of the engine as a client, the
+// destinations and ports where rules.http of either side restricts the
+// requests of a connection policy allows: pods, and the CIDR and world
+// identities egress rules name. Sorted.
+func (e *Engine) HTTPRedirects() []HTTPRedirect {
+	ports := HTTPPorts(e.policies)
+	if len(ports) == 0 {
+		return nil
+	}
+	var dests []Endpoint
+	for _, ep := range e.Pods() {
+		for _, ip := range ep.Pod.IPs {
+			dests = append(dests, e.Address(ip))
+		}
+	}
+	for _, id := range e.Identities() {
+		if id.Kind == KindCIDR || id.ID == IdentityWorldIPv4 || id.ID == IdentityWorldIPv6 {
+			dests = append(dests, Endpoint{Identity: id.ID})
+		}
+	}
+	seen := map[HTTPRedirect]bool{}
+	for _, from := range e.Pods() {
+		if from.Local == 0 {
+			continue
+		}
+		for _, to := range dests {
+			for _, port := range ports {
+				k := HTTPRedirect{Local: from.Local, Remote: to.Identity, Port: port}
+				if seen[k] {
+					continue
+				}
+				r := e.Check(from, to, ProtoTCP, port)
+				if r.Verdict == Allow && (HTTPFor(r.Egress, port) != nil || HTTPFor(r.Ingress, port) != nil) {
+					seen[k] = true
+				}
+			}
+		}
+	}
+	out := make([]HTTPRedirect, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b HTTPRedirect) int {
+		if a.Local != b.Local {
+			return int(a.Local) - int(b.Local)
+		}
+		if a.Remote != b.Remote {
+			return int(a.Remote) - int(b.Remote)
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out
+}

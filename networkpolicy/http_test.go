@@ -127,3 +127,27 @@ func TestHTTPFor(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPRedirects(t *testing.T) {
+	pods := "---\napiVersion: v1\nkind: Pod\nmetadata: {name: ds, namespace: x, labels: {class: deathstar}}\nspec: {containers: [{name: c, image: i}]}\nstatus: {podIP: 10.0.0.1}\n" +
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: tie, namespace: x, labels: {org: empire}}\nspec: {containers: [{name: c, image: i}]}\nstatus: {podIP: 10.0.0.2}\n" +
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: xwing, namespace: x, labels: {org: alliance}}\nspec: {containers: [{name: c, image: i}]}\nstatus: {podIP: 10.0.0.3}\n"
+	l7 := "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: l7, namespace: x}\nspec:\n  endpointSelector: {matchLabels: {class: deathstar}}\n" +
+		"  ingress:\n  - fromEndpoints: [{matchLabels: {org: empire}}]\n    toPorts:\n    - ports: [{port: \"80\", protocol: TCP}]\n      rules:\n        http: [{method: POST, path: /v1/request-landing}]\n"
+	res, errs := parseString(t, l7+pods)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	e, err := Compile(res, NewAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tie, _ := e.Pod("x/tie")
+	ds := e.Address(netip.MustParseAddr("10.0.0.1"))
+	want := []HTTPRedirect{{Local: tie.Local, Remote: ds.Identity, Port: 80}}
+	// The xwing is denied at L3/L4 (never proxied); the deathstar itself
+	// is not selected by the rule's peers.
+	if diff := cmp.Diff(want, e.HTTPRedirects()); diff != "" {
+		t.Errorf("redirects (-want +got):\n%s", diff)
+	}
+}

@@ -71,6 +71,10 @@ type Config struct {
 	// carries them over to its identity numbers at its first Apply, and
 	// Close leaves them.
 	PinDir string
+	// HTTPVisibility are TCP ports whose connections from pods go through
+	// the HTTP proxy for visibility (flows of each request), whether or
+	// not rules.http governs them.
+	HTTPVisibility []uint16
 }
 
 // Validate names the field that is wrong.
@@ -134,6 +138,8 @@ type Datapath struct {
 	adopted       bool
 	legendRead    bool
 	legendWritten map[uint32]string
+	// l7 are the np_l7_redirect entries in the kernel.
+	l7 map[abi.NetpolNpL7Key]uint32
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -170,6 +176,7 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 		cgroups: map[uint64]uint32{},
 		retired: map[uint32]networkpolicy.RuleRef{},
 		podIPs:  map[uint64][]netip.Addr{},
+		l7:      map[abi.NetpolNpL7Key]uint32{},
 	}, nil
 }
 
@@ -300,7 +307,8 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	}
 	var maps []ebpf.MapID
 	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
-		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch,
+		d.objs.NpL7Redirect, d.objs.NpL7Conns, d.objs.NpL7Cfg, d.objs.NpL7Stats}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}
