@@ -153,3 +153,15 @@ func (d *Datapath) removeHTTPRedirects(want map[abi.NetpolNpL7Key]uint32) error 
 	}
 	return nil
 }
+
+// CgroupAddr returns the first address of the pod owning a cgroup, as the
+// last Apply knew it.
+func (d *Datapath) CgroupAddr(cgroupID uint64) (netip.Addr, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ips := d.podIPs[cgroupID]
+	if len(ips) == 0 {
+		return netip.Addr{}, false
+	}
+	return ips[0], true
+}

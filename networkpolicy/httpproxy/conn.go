@@ -120,10 +120,15 @@ func (p *Proxy) handle(l *listener, client *net.TCPConn) {
 	s.uw = bufio.NewWriter(up)
 	defer up.Close()
 	defer client.Close()
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-p.ctx.Done()
-		client.Close()
-		up.Close()
+		select {
+		case <-l.ctx.Done():
+			client.Close()
+			up.Close()
+		case <-done:
+		}
 	}()
 	s.serve()
 }

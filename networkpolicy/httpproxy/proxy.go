@@ -149,6 +149,9 @@ type listener struct {
 	fd   int // the namespace, kept open to dial from it
 	ln   net.Listener
 	done chan struct{}
+	// ctx ends the connections accepted here when the listener closes.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New validates the configuration.
@@ -221,6 +224,7 @@ func (p *Proxy) listen(ns Netns) (*listener, error) {
 		return nil, fmt.Errorf("httpproxy: listen in %q: %w", ns.Path, err)
 	}
 	l := &listener{ns: ns, fd: fd, ln: ln, done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(p.ctx)
 	go p.accept(l)
 	return l, nil
 }
@@ -228,6 +232,7 @@ func (p *Proxy) listen(ns Netns) (*listener, error) {
 func (l *listener) close() {
 	l.ln.Close()
 	<-l.done
+	l.cancel()
 	if l.fd >= 0 {
 		unix.Close(l.fd)
 	}
@@ -310,7 +315,7 @@ func (p *Proxy) dial(l *listener, dst netip.AddrPort) (*net.TCPConn, error) {
 	err := inNetns(l.fd, func() error {
 		d := net.Dialer{Timeout: p.cfg.DialTimeout}
 		var err error
-		c, err = d.DialContext(p.ctx, "tcp4", dst.String())
+		c, err = d.DialContext(l.ctx, "tcp4", dst.String())
 		return err
 	})
 	if err != nil {
