@@ -286,6 +286,7 @@ func (d *Datapath) closeLocked() error {
 		d.legend = nil
 	}
 	d.loaded = false
+	d.l7 = map[abi.NetpolNpL7Key]uint32{}
 	return errors.Join(errs...)
 }
 
