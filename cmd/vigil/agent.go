@@ -93,5 +93,6 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.DurationVar(&cfg.NetpolDNS.MinTTL, "dns-min-ttl", datapath.DefaultDNSMinTTL, "toFQDNs: the least time an address of a DNS answer stays allowed, whatever its TTL (at least 1s)")
 	f.IntVar(&cfg.NetpolDNS.MaxIPs, "dns-max-ips-per-answer", datapath.DefaultDNSMaxIPs, "toFQDNs: the most addresses one DNS answer allows (-1: no limit)")
 	f.StringVar(&cfg.NetpolDNS.PinDir, "dns-state-dir", datapath.DefaultPinDir, "toFQDNs: bpffs directory keeping the learned addresses across restarts (\"-\": not kept)")
+	addHTTPFlags(f, &cfg.NetpolHTTP)
 	return cmd
 }
