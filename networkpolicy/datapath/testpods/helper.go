@@ -59,6 +59,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 			}()
 		case "bench":
 			reply(id, bench(args))
+		case "httpbench":
+			reply(id, httpBench(args))
 		case "http-serve":
 			reply(id, httpServe(args))
 		case "http":

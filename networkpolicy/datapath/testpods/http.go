@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,4 +95,53 @@ func (e *Endpoint) HTTP(method, url string, timeout time.Duration) string {
 // HTTPNew is HTTP on a connection of its own.
 func (e *Endpoint) HTTPNew(method, url string, timeout time.Duration) string {
 	return e.do(fmt.Sprintf("http %s %s %s new", method, url, timeout))
+}
+
+// httpBench makes N POST requests: "httpbench URL N keep|new" replies
+// "P50_NS TOTAL_NS" (keep: one kept-alive connection; new: a connection
+// per request).
+func httpBench(args []string) string {
+	if len(args) != 3 {
+		return errorTag + ": httpbench URL N keep|new"
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 {
+		return errorTag + ": N must be a positive number"
+	}
+	tr := &http.Transport{DisableKeepAlives: args[2] == "new", MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	lat := make([]time.Duration, n)
+	start := time.Now()
+	for i := range lat {
+		t0 := time.Now()
+		resp, err := c.Post(args[0], "text/plain", nil)
+		if err != nil {
+			return errorTag + ": " + err.Error()
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Sprintf("%s: status %d", errorTag, resp.StatusCode)
+		}
+		lat[i] = time.Since(t0)
+	}
+	total := time.Since(start)
+	slices.Sort(lat)
+	return fmt.Sprintf("%d %d", lat[n/2].Nanoseconds(), total.Nanoseconds())
+}
+
+// HTTPBench runs httpBench in the endpoint: the median request latency
+// and the time of all n requests.
+func (e *Endpoint) HTTPBench(url string, n int, keepAlive bool) (p50, total time.Duration, err error) {
+	mode := "new"
+	if keepAlive {
+		mode = "keep"
+	}
+	out := e.doWithin(fmt.Sprintf("httpbench %s %d %s", url, n, mode), 10*time.Minute)
+	var a, b int64
+	if _, err := fmt.Sscanf(out, "%d %d", &a, &b); err != nil {
+		return 0, 0, fmt.Errorf("httpbench: %s", out)
+	}
+	return time.Duration(a), time.Duration(b), nil
 }
