@@ -28,6 +28,9 @@ func goBenchCommands(count int) [][]string {
 		{"go", "test", "./process", "-run", "^$", "-bench", "Pipeline", "-benchmem", "-cpu", "1", "-count", c},
 		{"go", "test", "./tracingsensor", "-run", "^$", "-bench", "PrivSyscallHook", "-benchtime", "200000x", "-count", c},
 		{"go", "test", "./rules", "-run", "^$", "-bench", "Rules/(ordinary|all)$", "-cpu", "1", "-count", c},
+		// Requests of a pod through the HTTP proxy of rules.http against
+		// direct, and on a port rules.http does not govern.
+		{"go", "test", "./networkpolicy/httpproxy", "-run", "^$", "-bench", "PrivHTTP", "-benchtime", "2000x", "-count", c},
 		// The web UI in headless Chromium: the agent's CPU while a page
 		// follows 10k flows/s, and the first paint of a large map.
 		{"go", "test", "./ui", "-run", "^$", "-bench", "^Benchmark(UIFollow|FirstPaint)$", "-benchtime", c + "x", "-count", "1"},
