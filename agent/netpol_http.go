@@ -200,7 +200,7 @@ func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
 		"dial_failed": s.DialFailed, "requests": s.Requests, "forwarded": s.Forwarded, "denied": s.Denied,
 		"bad_request": s.BadRequest, "header_too_large": s.HeaderTooLarge, "smuggling": s.Smuggling,
 		"header_timeout": s.HeaderTimeout, "response_timeout": s.ResponseTimeout, "upstream_error": s.UpstreamErrors,
-		"passthrough": s.Passthrough,
+		"passthrough": s.Passthrough, "http2": s.HTTP2,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), name)
 	}

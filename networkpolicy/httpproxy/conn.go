@@ -21,7 +21,12 @@ var (
 	errHeaderTooLarge = errors.New("request headers too large")
 	errSmuggling      = errors.New("request has both Content-Length and Transfer-Encoding")
 	errHeaderTimeout  = errors.New("request headers not complete in time")
+	errHTTP2          = errors.New("HTTP/2 connection preface")
 )
+
+// http2Preface starts a connection of HTTP/2 with prior knowledge (h2c,
+// gRPC without TLS), which the proxy does not parse.
+const http2Preface = "PRI * HTTP/2.0\r\n"
 
 // deadlineConn sets a read deadline before each read: the fixed one when
 // set, else IdleTimeout from now.
@@ -171,6 +176,9 @@ func (s *session) readRequest() (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bytes.HasPrefix(head, []byte(http2Preface)) {
+		return nil, errHTTP2
+	}
 	if err := checkFraming(head); err != nil {
 		return nil, err
 	}
@@ -246,6 +254,9 @@ func (s *session) refuseMalformed(err error) {
 	case errors.Is(err, errHeaderTooLarge):
 		s.p.st.headerTooLarge.Add(1)
 		s.reply(431, "Request Header Fields Too Large")
+	case errors.Is(err, errHTTP2):
+		s.p.st.http2.Add(1)
+		s.reply(400, "Bad Request")
 	case errors.Is(err, errSmuggling):
 		s.p.st.smuggling.Add(1)
 		s.reply(400, "Bad Request")

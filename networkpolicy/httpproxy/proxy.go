@@ -120,6 +120,9 @@ type Stats struct {
 	Requests, Forwarded, Denied                            uint64
 	BadRequest, HeaderTooLarge, Smuggling, HeaderTimeout   uint64
 	ResponseTimeout, UpstreamErrors, Passthrough           uint64
+	// HTTP2 counts connections refused for HTTP/2 with prior knowledge
+	// on an enforced port (on a visibility port they pass through).
+	HTTP2 uint64
 }
 
 type counters struct {
@@ -127,6 +130,7 @@ type counters struct {
 	requests, forwarded, denied                            atomic.Uint64
 	badRequest, headerTooLarge, smuggling, headerTimeout   atomic.Uint64
 	responseTimeout, upstreamErrors, passthrough           atomic.Uint64
+	http2                                                  atomic.Uint64
 }
 
 // Proxy is the HTTP proxy with its listeners.
@@ -291,7 +295,7 @@ func (p *Proxy) Stats() Stats {
 		DialFailed: s.dialFailed.Load(), Requests: s.requests.Load(), Forwarded: s.forwarded.Load(), Denied: s.denied.Load(),
 		BadRequest: s.badRequest.Load(), HeaderTooLarge: s.headerTooLarge.Load(), Smuggling: s.smuggling.Load(),
 		HeaderTimeout: s.headerTimeout.Load(), ResponseTimeout: s.responseTimeout.Load(), UpstreamErrors: s.upstreamErrors.Load(),
-		Passthrough: s.passthrough.Load(),
+		Passthrough: s.passthrough.Load(), HTTP2: s.http2.Load(),
 	}
 }
 

@@ -310,6 +310,8 @@ func TestHostileRequests(t *testing.T) {
 			"HTTP/1.1 400 Bad Request", func(s Stats) uint64 { return s.BadRequest }},
 		{"1 MB header", "POST /v1/request-landing HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", 1<<20) + "\r\n\r\n",
 			"HTTP/1.1 431 Request Header Fields Too Large", func(s Stats) uint64 { return s.HeaderTooLarge }},
+		{"HTTP/2 prior knowledge", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", func(s Stats) uint64 { return s.HTTP2 }},
 		{"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
 			"HTTP/1.1 400 Bad Request", func(s Stats) uint64 { return s.BadRequest }},
 	} {
@@ -417,6 +419,17 @@ func TestVisibility(t *testing.T) {
 		t.Fatalf("code %d", code)
 	}
 	f := ev.flow()
+	// HTTP/2 with prior knowledge passes through unparsed: the server
+	// (HTTP/1 only) answers what it answers, and nothing is reported.
+	h2 := ev.dial(0x010c)
+	fmt.Fprintf(h2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	_ = h2.(*net.TCPConn).CloseWrite()
+	if out := readAll(t, h2); !strings.Contains(out, "HTTP/1.1 400") {
+		t.Errorf("h2c through visibility: %.80q, want the server's own answer", out)
+	}
+	if st := ev.p.Stats(); st.Passthrough != 1 || st.HTTP2 != 0 {
+		t.Errorf("stats %+v", st)
+	}
 	if f.Verdict != event.VerdictForwarded || f.HTTP.Code != 500 || f.HTTP.URL != "http://deathstar/v1/exhaust-port" ||
 		fmt.Sprint(f.HTTP.Headers) != "[{X-Request-Id r1}]" || len(f.Policies) != 0 || f.HTTP.ResponseBytes != int64(len("Panic: deathstar exploded\n")) {
 		t.Errorf("flow %+v", f.HTTP)
