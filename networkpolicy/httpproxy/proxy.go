@@ -315,17 +315,7 @@ func slotOf(a net.Addr) (uint32, bool) {
 
 // dial connects to the destination from the listener's namespace.
 func (p *Proxy) dial(l *listener, dst netip.AddrPort) (*net.TCPConn, error) {
-	var c net.Conn
-	err := inNetns(l.fd, func() error {
-		d := net.Dialer{Timeout: p.cfg.DialTimeout}
-		var err error
-		c, err = d.DialContext(l.ctx, "tcp4", dst.String())
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c.(*net.TCPConn), nil
+	return dialIn(l.ctx, l.fd, dst, p.cfg.DialTimeout)
 }
 
 // reset closes a connection with a RST, as a refused one looks.
