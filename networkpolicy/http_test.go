@@ -151,3 +151,34 @@ func TestHTTPRedirects(t *testing.T) {
 		t.Errorf("redirects (-want +got):\n%s", diff)
 	}
 }
+
+// TestHTTPRedirectsEgress: the client's own egress rules.http governs its
+// connections to the CIDR they name, and only on that port.
+func TestHTTPRedirectsEgress(t *testing.T) {
+	src := "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: api, namespace: x}\nspec:\n  endpointSelector: {matchLabels: {org: empire}}\n" +
+		"  egress:\n  - toCIDR: [192.0.2.0/24]\n    toPorts:\n    - ports: [{port: \"8080\", protocol: TCP}]\n      rules:\n        http: [{method: GET, path: \"/v1/.*\"}]\n" +
+		"    - ports: [{port: \"443\", protocol: TCP}]\n" +
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: tie, namespace: x, labels: {org: empire}}\nspec: {containers: [{name: c, image: i}]}\nstatus: {podIP: 10.0.0.2}\n"
+	res, errs := parseString(t, src)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	e, err := Compile(res, NewAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tie, _ := e.Pod("x/tie")
+	api := e.Address(netip.MustParseAddr("192.0.2.7"))
+	want := []HTTPRedirect{{Local: tie.Local, Remote: api.Identity, Port: 8080}}
+	if diff := cmp.Diff(want, e.HTTPRedirects()); diff != "" {
+		t.Errorf("redirects (-want +got):\n%s", diff)
+	}
+	r := e.Check(tie, api, ProtoTCP, 8080)
+	h := HTTPFor(r.Egress, 8080)
+	if h == nil || !h.Allows(&Request{Method: "GET", Target: "/v1/ships"}) || h.Allows(&Request{Method: "DELETE", Target: "/v1/ships"}) {
+		t.Errorf("egress rules %+v", h)
+	}
+	if HTTPFor(e.Check(tie, api, ProtoTCP, 443).Egress, 443) != nil {
+		t.Error("port 443 has no rules.http")
+	}
+}

@@ -199,3 +199,35 @@ func TestPrivFailClosed(t *testing.T) {
 		t.Errorf("proxy back, landing: %s", got)
 	}
 }
+
+// TestPrivVisibility: --http-visibility 8080 sends the tiefighter's
+// connections to 8080 through the proxy, reported without restriction;
+// port 80, which no rules.http governs, never reaches the proxy; and a
+// destination that refuses the proxy's connect resets the client.
+func TestPrivVisibility(t *testing.T) {
+	ds, tie, _, _, p, _, log := deathStarWith(t, benchPolicy(false), 8080)
+	if r := ds.HTTPServe(8080); r != "ok" {
+		t.Fatal(r)
+	}
+	if got := tie.HTTPNew("PUT", "http://198.18.20.1:8080/v1/exhaust-port", 20*time.Second); got != "500 Panic: deathstar exploded (PUT /v1/exhaust-port)" {
+		t.Errorf("visibility port: %s", got)
+	}
+	if got, want := log.next(t), "FORWARDED EGRESS default/tiefighter -> default/deathstar PUT http://198.18.20.1:8080/v1/exhaust-port 500 by "; got != want {
+		t.Errorf("flow\n%s\nwant\n%s", got, want)
+	}
+	before := p.Stats().Accepted
+	if got := tie.HTTPNew("PUT", "http://198.18.20.1/v1/exhaust-port", 20*time.Second); got != "500 Panic: deathstar exploded (PUT /v1/exhaust-port)" {
+		t.Errorf("ungoverned port: %s", got)
+	}
+	if after := p.Stats().Accepted; after != before {
+		t.Errorf("a connection to the ungoverned port went through the proxy (%d accepted, was %d)", after, before)
+	}
+	// Nothing listens on the xwing's 8080: the proxy's connect is
+	// refused, and so is the client's connection.
+	if got := tie.HTTPNew("GET", "http://198.18.20.3:8080/", 20*time.Second); got != "reset" && got != testpods.Refused {
+		t.Errorf("refused upstream: %s, want a reset", got)
+	}
+	if st := p.Stats(); st.DialFailed != 1 {
+		t.Errorf("proxy stats %+v", st)
+	}
+}
