@@ -141,10 +141,12 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	listeners map[string]*listener
-	closed    bool
-	conns     sync.WaitGroup
-	ctx       context.Context
-	cancel    context.CancelFunc
+	// warned are the namespaces whose listen failure was logged.
+	warned map[string]bool
+	closed bool
+	conns  sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // listener is the proxy's socket in one pod network namespace.
@@ -169,7 +171,7 @@ func New(cfg Config, log logrus.FieldLogger) (*Proxy, error) {
 		log = l
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, log: log.WithField("component", "http-proxy"), listeners: map[string]*listener{}, ctx: ctx, cancel: cancel}, nil
+	return &Proxy{cfg: cfg, log: log.WithField("component", "http-proxy"), listeners: map[string]*listener{}, warned: map[string]bool{}, ctx: ctx, cancel: cancel}, nil
 }
 
 // Port is the port the proxy listens on in each namespace.
@@ -197,10 +199,14 @@ func (p *Proxy) SetNetns(nss []Netns) error {
 		}
 		l, err := p.listen(ns)
 		if err != nil {
-			p.log.WithError(err).WithField("netns", ns.Path).Warn("HTTP proxy cannot listen in a pod's network namespace")
+			if !p.warned[key] {
+				p.warned[key] = true
+				p.log.WithError(err).WithField("netns", ns.Path).Warn("HTTP proxy cannot listen in a pod's network namespace; its governed connections are refused")
+			}
 			errs = append(errs, err)
 			continue
 		}
+		delete(p.warned, key)
 		p.listeners[key] = l
 	}
 	for key, l := range p.listeners {
