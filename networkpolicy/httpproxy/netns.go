@@ -144,6 +144,9 @@ func dialIn(ctx context.Context, fd int, dst netip.AddrPort, timeout time.Durati
 		return nil, err
 	}
 	var cerr error
+	// Called at once and after each wake-up: done when the connect
+	// failed (SO_ERROR) or completed (a peer); false waits for the
+	// socket to become writable.
 	werr := rc.Write(func(fd uintptr) bool {
 		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil {
@@ -152,8 +155,10 @@ func dialIn(ctx context.Context, fd int, dst netip.AddrPort, timeout time.Durati
 		}
 		if v != 0 {
 			cerr = unix.Errno(v)
+			return true
 		}
-		return true
+		_, err = unix.Getpeername(int(fd))
+		return err == nil
 	})
 	if werr != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp4", Addr: net.TCPAddrFromAddrPort(dst), Err: werr}
