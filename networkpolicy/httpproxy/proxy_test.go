@@ -66,7 +66,7 @@ type engineOf struct{ e *networkpolicy.Engine }
 func (p engineOf) Engine() *networkpolicy.Engine { return p.e }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	p      *Proxy
 	addr   string
 	mu     sync.Mutex
@@ -76,7 +76,7 @@ type env struct {
 	seen   chan string
 }
 
-func compile(t *testing.T, policy string) *networkpolicy.Engine {
+func compile(t testing.TB, policy string) *networkpolicy.Engine {
 	t.Helper()
 	docs, err := manifest.Split("p.yaml", []byte(policy+podsYAML))
 	if err != nil {
@@ -108,7 +108,7 @@ spec:
 `
 
 // freePort finds a port free on both loopback addresses.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp4", deathstarIP+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func freePort(t *testing.T) int {
 
 // newEnv starts the deathstar's server (handler nil: the landing API), a
 // proxy with the L7 policy (or visibility only) and the given limits.
-func newEnv(t *testing.T, handler http.Handler, vis bool, cfg Config) *env {
+func newEnv(t testing.TB, handler http.Handler, vis bool, cfg Config) *env {
 	t.Helper()
 	ev := &env{t: t, flowCh: make(chan *Flow, 100), seen: make(chan string, 100)}
 	if handler == nil {
@@ -198,7 +198,7 @@ func (ev *env) flow() *Flow {
 	}
 }
 
-func readResponse(t *testing.T, br *bufio.Reader, method string) (int, string) {
+func readResponse(t testing.TB, br *bufio.Reader, method string) (int, string) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
