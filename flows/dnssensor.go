@@ -46,13 +46,7 @@ func NewDNSSensor(proc *process.Sensor, cgroupRoot string) (_ *DNSSensor, err er
 	if err := spec.Variables[abi.DnsvisVarAgentTgid].Set(uint32(os.Getpid())); err != nil {
 		return nil, err
 	}
-	repl := map[string]*ebpf.Map{}
-	for name, m := range proc.SharedMaps() {
-		if ms := spec.Maps[name]; ms != nil {
-			repl[name] = m
-			ms.MaxEntries = m.MaxEntries()
-		}
-	}
+	repl := proc.ShareMaps(spec)
 	attachTypes := map[string]ebpf.AttachType{}
 	for name, ps := range spec.Programs {
 		attachTypes[name] = ps.AttachType

@@ -58,13 +58,7 @@ func NewSensor(proc *process.Sensor, cgroupRoot string, report Report, f *kprobe
 	if err := spec.Variables[abi.FlowVarAgentTgid].Set(uint32(os.Getpid())); err != nil {
 		return nil, err
 	}
-	repl := map[string]*ebpf.Map{}
-	for name, m := range proc.SharedMaps() {
-		if ms := spec.Maps[name]; ms != nil {
-			repl[name] = m
-			ms.MaxEntries = m.MaxEntries()
-		}
-	}
+	repl := proc.ShareMaps(spec)
 	tcpProg, unused := abi.FlowProgFlowTcpStateBtf, abi.FlowProgFlowTcpState
 	if f != nil && !f.Has(kprobes.FeatureTpBTF) {
 		tcpProg, unused = unused, tcpProg

@@ -176,6 +176,20 @@ func (s *Sensor) SharedMaps() map[string]*ebpf.Map {
 	return out
 }
 
+// ShareMaps returns the replacements (ebpf.CollectionOptions.MapReplacements)
+// that make spec's programs use the shared maps it declares, and sizes
+// those declarations as the process sensor's maps are.
+func (s *Sensor) ShareMaps(spec *ebpf.CollectionSpec) map[string]*ebpf.Map {
+	repl := map[string]*ebpf.Map{}
+	for name, m := range s.SharedMaps() {
+		if ms := spec.Maps[name]; ms != nil {
+			repl[name] = m
+			ms.MaxEntries = m.MaxEntries()
+		}
+	}
+	return repl
+}
+
 // Procs is the kernel's table of live processes (tgid -> abi.ProcEntry).
 func (s *Sensor) Procs() *ebpf.Map { return s.coll.Maps[abi.ProcessMapProcs] }
 
