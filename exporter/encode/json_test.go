@@ -303,7 +303,9 @@ func TestRedactOption(t *testing.T) {
 // the variable; a variable no pattern matches is written as it is.
 func TestRedactEnvironment(t *testing.T) {
 	ev := fixtures()["process_exec"]
-	opts := &Options{Redact: func(s string) string { return strings.ReplaceAll(s, "GLIBC_TUNABLES=glibc.malloc.check=1", "GLIBC_TUNABLES=*****") }}
+	opts := &Options{Redact: func(s string) string {
+		return strings.ReplaceAll(s, "GLIBC_TUNABLES=glibc.malloc.check=1", "GLIBC_TUNABLES=*****")
+	}}
 	var got struct {
 		Exec struct {
 			Process struct {
