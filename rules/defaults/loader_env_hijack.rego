@@ -26,6 +26,7 @@ inherited(parent_env, v) if {
 
 alert contains msg if {
 	e := input.process_exec
+	e.process.environment_variables # indexed: most execs have none
 	some v in e.process.environment_variables
 	v.Key in {"LD_PRELOAD", "LD_AUDIT"}
 	not inherited(object.get(e, ["parent", "environment_variables"], []), v)
@@ -37,6 +38,7 @@ alert contains msg if {
 
 alert contains msg if {
 	e := input.process_exec
+	e.process.environment_variables # indexed: most execs have none
 	some v in e.process.environment_variables
 	v.Key == "GLIBC_TUNABLES"
 	not inherited(object.get(e, ["parent", "environment_variables"], []), v)
