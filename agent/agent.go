@@ -150,6 +150,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		MaxEntries: procCap,
 		HostNS:     process.HostNamespaces(a.cfg.ProcRoot),
 		Pods:       podLookup{ids},
+		ExecEnv:    a.cfg.ExecEnv,
 	})
 	if err != nil {
 		return fmt.Errorf("--process-cache-size: %w", err)
@@ -181,6 +182,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		MaxProcesses:   uint32(procCap),
 		RawTracepoints: a.cfg.RawTracepoints,
 		PinDir:         hand.processPins(),
+		ExecEnv:        len(a.cfg.ExecEnv) > 0,
 	}, feats)
 	if err != nil {
 		return err

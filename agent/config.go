@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,10 @@ type Config struct {
 	// processes) and the kernel's process table; 0 sizes them for the
 	// node (process.NodeMaxEntries).
 	ProcessCacheSize int
+	// ExecEnv are the environment variables reported at exec
+	// (process.environment_variables); empty turns reading the
+	// environment off.
+	ExecEnv []string
 	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
 	// disables the server.
 	MetricsAddr string
@@ -125,6 +130,7 @@ func DefaultConfig() Config {
 		NodeName:         host,
 		RingBufferSize:   process.DefaultRingBufferSize,
 		ProcessCacheSize: 0, // derived from the node
+		ExecEnv:          slices.Clone(process.DefaultExecEnv),
 		MetricsAddr:      "127.0.0.1:2112",
 		SocketPath:       "/run/vigil/vigil.sock",
 		ProcRoot:         "/proc",
@@ -159,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProcessCacheSize != 0 && (c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22) {
 		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d, or 0 for the node's size)", c.ProcessCacheSize, 1<<22))
+	}
+	if err := process.ValidateEnvNames(c.ExecEnv); err != nil {
+		errs = append(errs, fmt.Errorf("--exec-env: %w", err))
 	}
 	if _, err := tracingsensor.ResolveBinaries(c.ProtectBinaries, ""); err != nil {
 		errs = append(errs, fmt.Errorf("--protect-binaries: %w", err))

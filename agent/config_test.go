@@ -53,6 +53,32 @@ func TestValidateProtectBinaries(t *testing.T) {
 	}
 }
 
+func TestValidateExecEnv(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"LD_PRELOAD", "HTTP_PROXY"}, ""},
+		{[]string{"LD_PRELOAD="}, `--exec-env: environment variable name "LD_PRELOAD=": must be non-empty, without '=' or NUL`},
+		{[]string{"LD_PRELOAD", ""}, `--exec-env: environment variable name "": must be non-empty, without '=' or NUL`},
+	} {
+		cfg := DefaultConfig()
+		cfg.NodeName = "n"
+		cfg.ExecEnv = tc.names
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.names, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("%q: error %v, want %q", tc.names, err, tc.want)
+		}
+	}
+	if got := DefaultConfig().ExecEnv; strings.Join(got, ",") != "LD_PRELOAD,LD_LIBRARY_PATH,LD_AUDIT,GLIBC_TUNABLES" {
+		t.Errorf("default --exec-env %q", got)
+	}
+}
+
 func TestValidateHTTPVisibility(t *testing.T) {
 	c := DefaultConfig()
 	c.NetpolHTTP.Visibility = []uint16{80}

@@ -25,7 +25,13 @@ type Process struct {
 	// Arguments are the arguments after argv[0], joined by spaces; arguments
 	// that contain spaces (or are empty) are quoted.
 	Arguments string
-	Flags     Flags
+	// Argv0 is argv[0] when its base name differs from the binary's (exec
+	// -a, a busybox applet, a symbolic link's name); empty otherwise.
+	Argv0 string
+	// Env are the environment variables at exec whose names were asked for
+	// (the agent's --exec-env), in the order of the environment.
+	Env   []EnvVar
+	Flags Flags
 
 	// StartTime is when this execution began (exec time, or fork time for a
 	// process that has not exec'd).
@@ -44,6 +50,11 @@ type Process struct {
 	BinaryProperties BinaryProperties
 
 	Pod *Pod
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Key, Value string
 }
 
 // Credentials are the ids of a process, as in struct cred.
@@ -127,21 +138,25 @@ const (
 	FlagErrorCWD
 	FlagErrorArgs
 	FlagNoParent
+	FlagTruncEnv
+	FlagErrorEnv
 	flagLast
 )
 
 var flagNames = []string{
 	"execve", "clone", "procFS", "truncFilename", "truncArgs", "truncCwd",
 	"rootcwd", "errorFilename", "errorCWD", "errorArgs", "nop",
+	"truncEnv", "errorEnv",
 }
 
 // flagOrder is the order of the names in a flags string: Tetragon's order
 // for the flags Tetragon also has (execve, procFS, truncArgs,
 // errorFilename, errorArgs, rootcwd, errorCWD, clone), Vigil's own
-// (truncFilename, truncCwd, nop) next to their relatives.
+// (truncFilename, truncCwd, truncEnv, errorEnv, nop) next to their
+// relatives.
 var flagOrder = [...]Flags{
-	FlagExecve, FlagProcFS, FlagTruncFilename, FlagTruncArgs, FlagTruncCWD, FlagErrorFilename,
-	FlagErrorArgs, FlagRootCWD, FlagErrorCWD, FlagClone, FlagNoParent,
+	FlagExecve, FlagProcFS, FlagTruncFilename, FlagTruncArgs, FlagTruncCWD, FlagTruncEnv, FlagErrorFilename,
+	FlagErrorArgs, FlagErrorEnv, FlagRootCWD, FlagErrorCWD, FlagClone, FlagNoParent,
 }
 
 // String joins the names of the set flags with spaces, as Tetragon does.

@@ -3,6 +3,7 @@ package process
 import (
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -118,15 +119,46 @@ func (s *recordStream) shift(d uint64) {
 	}
 }
 
+// benchEnv is an ordinary interactive environment: LS_COLORS, PATH, the
+// session's variables.
+func benchEnv() []byte {
+	env := []string{
+		"SHELL=/bin/bash", "PWD=/srv/app", "LOGNAME=app", "HOME=/home/app", "LANG=C.UTF-8",
+		"LS_COLORS=" + strings.Repeat("di=01;34:ln=01;36:*.tar=01;31:", 50), "TERM=xterm-256color", "USER=app",
+		"SHLVL=1", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "MAIL=/var/mail/app",
+		"SSH_CONNECTION=10.0.0.2 50422 10.0.0.1 22", "XDG_SESSION_ID=42", "XDG_RUNTIME_DIR=/run/user/1000", "_=/usr/bin/curl",
+	}
+	return []byte(strings.Join(env, "\x00") + "\x00")
+}
+
+// addEnv appends env to every exec record, read whole.
+func (s *recordStream) addEnv(env []byte) {
+	for i, rec := range s.recs {
+		if s.ops[i] != abi.OpExec {
+			continue
+		}
+		r := (*abi.ExecEvent)(unsafe.Pointer(&rec[0]))
+		r.EnvLen, r.EnvHead = uint16(len(env)), uint16(len(env))
+		s.recs[i] = append(rec, env...)
+	}
+}
+
 func BenchmarkPipeline(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
 		pods     bool
 		noEncode bool
-	}{{"host", false, false}, {"pods", true, false}, {"pods-no-encode", true, true}} {
+		// env gives every exec a 2.3 KB environment without the variables
+		// asked for (a login shell's), read with the default --exec-env.
+		env bool
+	}{{"host", false, false, false}, {"host-env", false, false, true}, {"pods", true, false, false}, {"pods-no-encode", true, true, false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			stream, pods := pipelineStream(20000, tc.pods)
 			cfg := Config{NodeName: "node-a", Clock: testClock} // the agent's defaults: 65,536 entries, 30 s grace
+			if tc.env {
+				stream.addEnv(benchEnv())
+				cfg.ExecEnv = DefaultExecEnv
+			}
 			if pods != nil {
 				cfg.Pods = pods
 			}

@@ -61,6 +61,10 @@ type Config struct {
 	// HostNS are the host's namespaces, to mark a process's namespaces as
 	// the host's.
 	HostNS event.Namespaces
+	// ExecEnv are the names of the environment variables kept from exec
+	// records (the sensor reads the environment when
+	// SensorOptions.ExecEnv is set).
+	ExecEnv []string
 }
 
 // Validate checks the configuration and names the offending option.
@@ -73,6 +77,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExitGrace < 0 {
 		return fmt.Errorf("exit grace %v: must not be negative", c.ExitGrace)
+	}
+	if err := ValidateEnvNames(c.ExecEnv); err != nil {
+		return err
 	}
 	return nil
 }
@@ -88,12 +95,13 @@ type Stats struct {
 
 // Cache is the process tree. It is safe for concurrent use.
 type Cache struct {
-	mu      sync.Mutex
-	cfg     Config
-	byPID   map[uint32]*entry
-	exited  fifo
-	stats   Stats
-	scratch []byte
+	mu         sync.Mutex
+	cfg        Config
+	byPID      map[uint32]*entry
+	exited     fifo
+	stats      Stats
+	scratch    []byte
+	envScratch []envMatch
 }
 
 // NewCache returns an empty cache.

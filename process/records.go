@@ -18,19 +18,34 @@ const (
 	execDeleted    = uint32(abi.ProcessExecFlagsEXEC_F_DELETED)
 	execSetuid     = uint32(abi.ProcessExecFlagsEXEC_F_SETUID)
 	execSetgid     = uint32(abi.ProcessExecFlagsEXEC_F_SETGID)
+	execTruncEnv   = uint32(abi.ProcessExecFlagsEXEC_F_TRUNC_ENV)
+	execErrEnv     = uint32(abi.ProcessExecFlagsEXEC_F_ERR_ENV)
 )
 
 // Exec records the exec of rec.Hdr.Pid and returns the new process and its
 // parent (nil when the parent is unknown).
 func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Process) {
-	path, cwd, args := abi.ExecData(rec, data)
+	path, cwd, args, env := abi.ExecData(rec, data)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	c.scratch, _ = appendArgs(c.scratch[:0], args)
+	var argv0 []byte
+	c.scratch, argv0 = appendArgs(c.scratch[:0], args)
 	formatted := c.scratch
-	need := execIDLen(c.cfg.NodeName) + len(path) + len(cwd) + len(formatted)
+	if !argv0Differs(argv0, path) {
+		argv0 = nil
+	}
+	c.envScratch = c.envScratch[:0]
+	if len(env) > 0 && len(c.cfg.ExecEnv) > 0 {
+		head, tail := abi.ExecEnvParts(rec, env)
+		split := len(tail) > 0
+		c.envScratch = matchEnv(c.envScratch, head, c.cfg.ExecEnv, false, split)
+		if split {
+			c.envScratch = matchEnv(c.envScratch, tail, c.cfg.ExecEnv, true, false)
+		}
+	}
+	need := execIDLen(c.cfg.NodeName) + len(path) + len(cwd) + len(formatted) + len(argv0) + envSize(c.envScratch)
 	e, buf := newEntry(need)
 	a := arena{buf: buf}
 	p := &e.proc
@@ -42,6 +57,8 @@ func (c *Cache) Exec(rec *abi.ExecEvent, data []byte) (proc, parent *event.Proce
 	p.Binary = a.add(path)
 	p.CWD = a.add(cwd)
 	p.Arguments = a.add(formatted)
+	p.Argv0 = a.add(argv0)
+	setEnv(e, &a, c.envScratch)
 	p.UID = rec.Creds.Uid
 	p.AUID = rec.Auid
 	p.Creds = event.Credentials{
@@ -108,6 +125,12 @@ func execFlags(f uint32, cwd []byte) event.Flags {
 	}
 	if f&execErrArgs != 0 {
 		out |= event.FlagErrorArgs
+	}
+	if f&execTruncEnv != 0 {
+		out |= event.FlagTruncEnv
+	}
+	if f&execErrEnv != 0 {
+		out |= event.FlagErrorEnv
 	}
 	if len(cwd) == 1 && cwd[0] == '/' {
 		out |= event.FlagRootCWD

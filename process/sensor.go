@@ -40,6 +40,10 @@ type SensorOptions struct {
 	// current after the agent exits. Close leaves the pins; removing them
 	// detaches the programs.
 	PinDir string
+	// ExecEnv makes exec records carry the new image's environment (up to
+	// 8 KiB: a longer one as its first and last 4 KiB, flagged truncEnv),
+	// for the cache to keep the variables of Config.ExecEnv.
+	ExecEnv bool
 }
 
 // PinnedMaps are the maps of the process sensor pinned under
@@ -95,6 +99,9 @@ func NewSensor(opts *SensorOptions, f *kprobes.Features) (_ *Sensor, err error) 
 	spec.Maps[abi.ProcessMapProcs].MaxEntries = o.MaxProcesses
 	if err := spec.Variables["agent_tgid"].Set(o.AgentPID); err != nil {
 		return nil, fmt.Errorf("set agent_tgid: %w", err)
+	}
+	if err := spec.Variables["exec_env"].Set(boolU32(o.ExecEnv)); err != nil {
+		return nil, fmt.Errorf("set exec_env: %w", err)
 	}
 
 	useBTF := !o.RawTracepoints && (f == nil || f.Has(kprobes.FeatureTpBTF))

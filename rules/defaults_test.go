@@ -78,6 +78,8 @@ func TestDefaultRulesOnRecordedEvents(t *testing.T) {
 			want = 3
 		case "VGL-CRED-003", "VGL-IMP-001":
 			want = 2 // hard and symbolic link; a pool, a miner's name
+		case "VGL-DEF-005":
+			want = 2 // a preload, overflowing tunables
 		case "VGL-PRIV-005":
 			// In a PID namespace: made / private, then mounted; then
 			// debugfs on the host.
@@ -85,6 +87,58 @@ func TestDefaultRulesOnRecordedEvents(t *testing.T) {
 		}
 		if got[r.ID] != want {
 			t.Errorf("%s raised %d alerts on the recorded events, want %d", r.ID, got[r.ID], want)
+		}
+	}
+}
+
+// VGL-DEF-005 on exec events with the loader's variables: where they are
+// set, not where they are inherited; preloads of ordinary tools and plain
+// tunables raise nothing.
+func TestLoaderEnvHijack(t *testing.T) {
+	o := NewOffline(loadDefaults(t), nil)
+	exec := func(binary, env, parentEnv, props string) []byte {
+		proc := func(bin, env, extra string) string {
+			s := `{"exec_id":"x","pid":10,"binary":"` + bin + `"` + extra
+			if env != "" {
+				s += `,"environment_variables":[` + env + `]`
+			}
+			return s + "}"
+		}
+		return []byte(`{"process_exec":{"process":` + proc(binary, env, props) + `,"parent":` + proc("/bin/sh", parentEnv, "") + `},"node_name":"n","time":"2026-01-01T00:00:00Z"}`)
+	}
+	kv := func(k, v string) string { return `{"Key":"` + k + `","Value":"` + v + `"}` }
+	setuid := `,"binary_properties":{"setuid":0}`
+	for _, tc := range []struct {
+		name                  string
+		env, parentEnv, props string
+		want                  int
+	}{
+		{"preload set", kv("LD_PRELOAD", "/dev/shm/.h.so"), "", "", 1},
+		{"audit set", kv("LD_AUDIT", "/tmp/a.so"), kv("LD_PRELOAD", "/tmp/a.so"), "", 1},
+		{"preload inherited", kv("LD_PRELOAD", "/dev/shm/.h.so"), kv("LD_PRELOAD", "/dev/shm/.h.so"), "", 0},
+		{"preload changed", kv("LD_PRELOAD", "/dev/shm/.h.so"), kv("LD_PRELOAD", "/x.so"), "", 1},
+		{"fakeroot", kv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libfakeroot/libfakeroot-sysv.so"), "", "", 0},
+		{"stdbuf and a payload", kv("LD_PRELOAD", "/usr/libexec/coreutils/libstdbuf.so:/tmp/p.so"), "", "", 1},
+		{"jemalloc", kv("LD_PRELOAD", "libjemalloc.so.2"), "", "", 0},
+		{"library path", kv("LD_LIBRARY_PATH", "/tmp"), "", "", 0},
+		{"plain tunables", kv("GLIBC_TUNABLES", "glibc.malloc.check=1:glibc.malloc.mxfast=2"), "", "", 0},
+		{"overflow shape", kv("GLIBC_TUNABLES", "glibc.malloc.mxfast=glibc.malloc.mxfast=A"), "", "", 1},
+		{"tunables to set-uid", kv("GLIBC_TUNABLES", "glibc.malloc.check=1"), "", setuid, 1},
+		{"tunables inherited by set-uid", kv("GLIBC_TUNABLES", "glibc.malloc.check=1"), kv("GLIBC_TUNABLES", "glibc.malloc.check=1"), setuid, 0},
+		{"none", "", "", setuid, 0},
+	} {
+		res, err := o.Eval(context.Background(), exec("/usr/bin/true", tc.env, tc.parentEnv, tc.props))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, a := range res.Alerts {
+			if a.Alert.Rule.ID == "VGL-DEF-005" {
+				n++
+			}
+		}
+		if n != tc.want || len(res.Errors) > 0 {
+			t.Errorf("%s: %d VGL-DEF-005 alerts (errors %v), want %d", tc.name, n, res.Errors, tc.want)
 		}
 	}
 }

@@ -246,14 +246,19 @@ func openFlags(s string) (uint32, error) {
 }
 
 type jsonProcess struct {
-	ExecID       string `json:"exec_id"`
-	PID          uint32 `json:"pid"`
-	TID          uint32 `json:"tid"`
-	UID          uint32 `json:"uid"`
-	AUID         uint32 `json:"auid"`
-	CWD          string `json:"cwd"`
-	Binary       string `json:"binary"`
-	Arguments    string `json:"arguments"`
+	ExecID    string `json:"exec_id"`
+	PID       uint32 `json:"pid"`
+	TID       uint32 `json:"tid"`
+	UID       uint32 `json:"uid"`
+	AUID      uint32 `json:"auid"`
+	CWD       string `json:"cwd"`
+	Binary    string `json:"binary"`
+	Arguments string `json:"arguments"`
+	Argv0     string `json:"argv0"`
+	Env       []struct {
+		Key   string `json:"Key"`
+		Value string `json:"Value"`
+	} `json:"environment_variables"`
 	Flags        string `json:"flags"`
 	StartTime    string `json:"start_time"`
 	ParentExecID string `json:"parent_exec_id"`
@@ -320,6 +325,10 @@ func (d *eventDecoder) process(raw json.RawMessage) (*event.Process, error) {
 		if !found {
 			return nil, fmt.Errorf("process flag %q", name)
 		}
+	}
+	p.Argv0 = unbytes(j.Argv0)
+	for _, v := range j.Env {
+		p.Env = append(p.Env, event.EnvVar{Key: unbytes(v.Key), Value: unbytes(v.Value)})
 	}
 	if j.StartTime != "" {
 		t, err := time.Parse(time.RFC3339Nano, j.StartTime)

@@ -36,6 +36,18 @@ var procSchema = newSchema(
 	}},
 	field[event.Process]{"binary", func(p *event.Process) val { return bytesVal(p.Binary) }},
 	field[event.Process]{"arguments", func(p *event.Process) val { return textIf(p.Arguments) }},
+	field[event.Process]{"argv0", func(p *event.Process) val {
+		if p.Argv0 == "" {
+			return undef
+		}
+		return bytesVal(p.Argv0)
+	}},
+	field[event.Process]{"environment_variables", func(p *event.Process) val {
+		if len(p.Env) == 0 {
+			return undef
+		}
+		return nodeVal(arrKind, (*envListNode)(&p.Env))
+	}},
 	field[event.Process]{"flags", func(p *event.Process) val {
 		if p.Flags == 0 {
 			return undef
@@ -411,4 +423,40 @@ func (n *labelsNode) term(*materializer) ast.Value {
 		obj.Insert(ast.StringTerm(jsonText(l.Key)), ast.StringTerm(jsonText(l.Value)))
 	}
 	return obj
+}
+
+// "environment_variables": [{"Key", "Value"}, ...], in Tetragon's shape.
+type (
+	envListNode []event.EnvVar
+	envNode     event.EnvVar
+)
+
+func (n *envListNode) get(k key) val {
+	if k.isNum && k.num < len(*n) {
+		return nodeVal(objKind, (*envNode)(&(*n)[k.num]))
+	}
+	return undef
+}
+func (n *envListNode) size() int { return len(*n) }
+func (n *envListNode) at(i int) (val, val) {
+	return intVal(int64(i)), nodeVal(objKind, (*envNode)(&(*n)[i]))
+}
+func (n *envListNode) term(m *materializer) ast.Value {
+	terms := make([]*ast.Term, len(*n))
+	for i := range *n {
+		terms[i] = ast.NewTerm(envSchema.term(m, (*event.EnvVar)(&(*n)[i])))
+	}
+	return ast.NewArray(terms...)
+}
+
+var envSchema = newSchema(
+	field[event.EnvVar]{"Key", func(v *event.EnvVar) val { return bytesVal(v.Key) }},
+	field[event.EnvVar]{"Value", func(v *event.EnvVar) val { return bytesVal(v.Value) }},
+)
+
+func (n *envNode) get(k key) val       { return envSchema.get((*event.EnvVar)(n), k) }
+func (n *envNode) size() int           { return len(envSchema.fields) }
+func (n *envNode) at(i int) (val, val) { return envSchema.at((*event.EnvVar)(n), i) }
+func (n *envNode) term(m *materializer) ast.Value {
+	return envSchema.term(m, (*event.EnvVar)(n))
 }

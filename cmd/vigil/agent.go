@@ -66,6 +66,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "node name reported in events (default: $NODE_NAME or the host name)")
 	f.StringVar(&ringbufSize, "ringbuf-size", "8Mi", "event ring buffer size: a power of two, multiple of the page size (e.g. 8Mi)")
 	f.IntVar(&cfg.ProcessCacheSize, "process-cache-size", cfg.ProcessCacheSize, "most processes (live and recently exited) kept in the process cache and the kernel's process table (0: one per 512 KiB of the node's memory, a quarter of kernel.threads-max, between 4096 and 65536)")
+	f.StringSliceVar(&cfg.ExecEnv, "exec-env", cfg.ExecEnv, "environment variables reported at exec as process.environment_variables (comma separated names; empty to read no environment); the kernel reads up to 8 KiB of the environment, a longer one as its first and last 4 KiB (flag truncEnv)")
 	f.BoolVar(&cfg.BPFStats, "bpf-stats", false, "collect BPF program run counts and times (vigil_bpf_program_*); costs about two clock reads per program run")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable)")
 	f.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address serving Go profiles at /debug/pprof/ (for example 127.0.0.1:6060; empty to disable)")

@@ -299,6 +299,29 @@ func TestRedactOption(t *testing.T) {
 	}
 }
 
+// Environment variables are redacted as KEY=VALUE, so a pattern can name
+// the variable; a variable no pattern matches is written as it is.
+func TestRedactEnvironment(t *testing.T) {
+	ev := fixtures()["process_exec"]
+	opts := &Options{Redact: func(s string) string {
+		return strings.ReplaceAll(s, "GLIBC_TUNABLES=glibc.malloc.check=1", "GLIBC_TUNABLES=*****")
+	}}
+	var got struct {
+		Exec struct {
+			Process struct {
+				Env []struct{ Key, Value string } `json:"environment_variables"`
+			} `json:"process"`
+		} `json:"process_exec"`
+	}
+	if err := json.Unmarshal(AppendJSON(nil, ev, nodeName, opts), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ Key, Value string }{{"LD_PRELOAD", "/tmp/.x/libhook.so"}, {"GLIBC_TUNABLES", "*****"}}
+	if diff := cmp.Diff(want, got.Exec.Process.Env); diff != "" {
+		t.Errorf("environment_variables (-want +got):\n%s", diff)
+	}
+}
+
 func TestAppendText(t *testing.T) {
 	fx := fixtures()
 	tests := []struct {

@@ -2,6 +2,7 @@ package encode
 
 import (
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/vigilsec/vigil/event"
@@ -52,12 +53,19 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 			dst = appendArgumentsList(dst, args)
 		}
 	}
+	tetragon := e.opts.Format == FormatTetragon
+	if p.Argv0 != "" && !tetragon {
+		dst = append(dst, `,"argv0":`...)
+		dst = AppendBytes(dst, p.Argv0)
+	}
+	if len(p.Env) > 0 {
+		dst = appendEnv(dst, p.Env, e.opts.Redact)
+	}
 	if p.Flags != 0 {
 		dst = append(dst, `,"flags":"`...)
 		dst = p.Flags.Append(dst)
 		dst = append(dst, '"')
 	}
-	tetragon := e.opts.Format == FormatTetragon
 	if !p.StartTime.IsZero() && (!tetragon || timestampOK(p.StartTime)) {
 		dst = append(dst, `,"start_time":`...)
 		dst = appendTime(dst, p.StartTime)
@@ -101,6 +109,31 @@ func encodeProcess(dst []byte, p *event.Process, e *Encoder) []byte {
 		dst = appendPod(dst, p.Pod, e)
 	}
 	return append(dst, '}')
+}
+
+// appendEnv appends environment_variables in Tetragon's shape, a list of
+// {"Key","Value"} objects. The redaction patterns apply to each variable
+// written KEY=VALUE, so a pattern can name the variable.
+func appendEnv(dst []byte, env []event.EnvVar, redact func(string) string) []byte {
+	dst = append(dst, `,"environment_variables":[`...)
+	for i, v := range env {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		value := v.Value
+		if redact != nil {
+			kv := v.Key + "=" + v.Value
+			if r := redact(kv); r != kv {
+				value = strings.TrimPrefix(r, v.Key+"=")
+			}
+		}
+		dst = append(dst, `{"Key":`...)
+		dst = AppendBytes(dst, v.Key)
+		dst = append(dst, `,"Value":`...)
+		dst = AppendBytes(dst, value)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
 }
 
 func appendNamespace(dst []byte, key string, inum uint32, host bool) []byte {

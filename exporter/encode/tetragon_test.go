@@ -34,6 +34,7 @@ var vigilMembers = []vigilMember{
 	{"tetragon.GetEventsResponse", "alert", "a detection of the rules engine, with the event that raised it; not written in the tetragon format"},
 	{"tetragon.GetEventsResponse", "lost_events", "events lost, by reason and sink; the tetragon format writes rate_limit_info instead, and nothing for losses to the allow and deny lists"},
 	{"tetragon.Process", "cgroup_id", "the cgroup v2 id of the process"},
+	{"tetragon.Process", "argv0", "argv[0] when its base name is not the binary's (exec -a, a busybox applet, a login shell's -sh); Tetragon has no such member"},
 	{"tetragon.Process", "arguments_list", "with --export-arguments-array: the arguments as an array"},
 	{"tetragon.BinaryProperties", "upper_layer", "the executable is on an overlayfs upper (writable) layer"},
 	{"tetragon.BinaryProperties", "memfd", "the executable is an anonymous memory file"},

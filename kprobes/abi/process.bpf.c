@@ -10,7 +10,12 @@
 #include "lib/task.h"
 
 #define ARGS_BUF 4096
-#define DATA_BUF 16384
+/* The environment is read whole up to ENV_BUF-1 bytes; a longer one as its
+ * first and last ENV_HALF bytes (a variable added by setenv(3) or env(1)
+ * lands at the end, one set by a shell's command prefix at the start). */
+#define ENV_BUF 8192
+#define ENV_HALF 4096
+#define DATA_BUF (4 * PATH_BUF + ENV_BUF)
 
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define TMPFS_MAGIC 0x01021994
@@ -32,6 +37,8 @@ enum exec_flags {
 	EXEC_F_DELETED = 1 << 8,
 	EXEC_F_SETUID = 1 << 9,
 	EXEC_F_SETGID = 1 << 10,
+	EXEC_F_TRUNC_ENV = 1 << 11,
+	EXEC_F_ERR_ENV = 1 << 12,
 };
 
 struct exec_event {
@@ -53,8 +60,12 @@ struct exec_event {
 	__u16 path_len;
 	__u16 cwd_len;
 	__u16 args_len; /* argv, NUL separated, argv[0] included */
-	__u16 pad;
-	/* followed by path_len bytes of path, cwd_len of cwd, args_len of args */
+	__u16 env_len;  /* environment, NUL separated; 0 unless exec_env is set */
+	__u16 env_head; /* bytes of env from its start; the rest, up to env_len,
+			 * are its last bytes (env_head < env_len when truncated) */
+	__u16 pad[3];
+	/* followed by path_len bytes of path, cwd_len of cwd, args_len of args,
+	 * env_len of environment */
 };
 
 /* An exec record under construction: the fixed part and room for the
@@ -89,6 +100,9 @@ struct process_config {
 /* The agent's own thread group id, set at load time: its events are never
  * reported. */
 const volatile __u32 agent_tgid = 0;
+
+/* Whether exec records carry the new image's environment, set at load time. */
+const volatile __u32 exec_env = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -366,6 +380,38 @@ static __always_inline int handle_exec(struct task_struct *task)
 	}
 	e->args_len = len;
 	pos += len;
+
+	/* Environment, from the same memory; user space keeps the variables
+	 * it was asked for. */
+	e->env_len = 0;
+	e->env_head = 0;
+	if (exec_env) {
+		unsigned long env_start = BPF_CORE_READ(mm, env_start);
+		unsigned long env_end = BPF_CORE_READ(mm, env_end);
+
+		if (env_end > env_start) {
+			unsigned long n = env_end - env_start;
+
+			if (n <= ENV_BUF - 1) {
+				if (bpf_probe_read_user(&r->data[pos & (4 * PATH_BUF - 1)], n & (ENV_BUF - 1),
+							(void *)env_start) < 0)
+					e->flags |= EXEC_F_ERR_ENV;
+				else
+					e->env_len = e->env_head = n;
+			} else {
+				e->flags |= EXEC_F_TRUNC_ENV;
+				if (bpf_probe_read_user(&r->data[pos & (4 * PATH_BUF - 1)], ENV_HALF, (void *)env_start) < 0 ||
+				    bpf_probe_read_user(&r->data[(pos + ENV_HALF) & (4 * PATH_BUF - 1)], ENV_HALF,
+							(void *)(env_end - ENV_HALF)) < 0) {
+					e->flags |= EXEC_F_ERR_ENV;
+				} else {
+					e->env_head = ENV_HALF;
+					e->env_len = 2 * ENV_HALF;
+				}
+			}
+		}
+	}
+	pos += e->env_len;
 
 	size = sizeof(*e) + pos;
 	if (size > sizeof(*r))

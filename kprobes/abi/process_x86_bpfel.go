@@ -49,7 +49,9 @@ type ProcessExecEvent struct {
 	PathLen    uint16
 	CwdLen     uint16
 	ArgsLen    uint16
-	Pad        uint16
+	EnvLen     uint16
+	EnvHead    uint16
+	Pad        [3]uint16
 }
 
 type ProcessExecFlags uint32
@@ -66,12 +68,14 @@ const (
 	ProcessExecFlagsEXEC_F_DELETED     ProcessExecFlags = 256
 	ProcessExecFlagsEXEC_F_SETUID      ProcessExecFlags = 512
 	ProcessExecFlagsEXEC_F_SETGID      ProcessExecFlags = 1024
+	ProcessExecFlagsEXEC_F_TRUNC_ENV   ProcessExecFlags = 2048
+	ProcessExecFlagsEXEC_F_ERR_ENV     ProcessExecFlags = 4096
 )
 
 type ProcessExecRecord struct {
 	_    structs.HostLayout
 	Ev   ProcessExecEvent
-	Data [16384]int8
+	Data [24576]int8
 }
 
 type ProcessExitEvent struct {
@@ -185,6 +189,7 @@ const (
 	ProcessProgTpBtfExit          = "tp_btf_exit"
 	ProcessProgTpBtfFork          = "tp_btf_fork"
 	ProcessVarAgentTgid           = "agent_tgid"
+	ProcessVarExecEnv             = "exec_env"
 	ProcessVarUnusedExecEvent     = "unused_exec_event"
 	ProcessVarUnusedExecFlags     = "unused_exec_flags"
 	ProcessVarUnusedExitEvent     = "unused_exit_event"
@@ -266,6 +271,7 @@ type ProcessMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessVariableSpecs struct {
 	AgentTgid           *ebpf.VariableSpec `ebpf:"agent_tgid"`
+	ExecEnv             *ebpf.VariableSpec `ebpf:"exec_env"`
 	UnusedExecEvent     *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedExecFlags     *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
 	UnusedExitEvent     *ebpf.VariableSpec `ebpf:"unused_exit_event"`
@@ -330,6 +336,7 @@ func (m *ProcessMaps) Close() error {
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessVariables struct {
 	AgentTgid           *ebpf.Variable `ebpf:"agent_tgid"`
+	ExecEnv             *ebpf.Variable `ebpf:"exec_env"`
 	UnusedExecEvent     *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedExecFlags     *ebpf.Variable `ebpf:"unused_exec_flags"`
 	UnusedExitEvent     *ebpf.Variable `ebpf:"unused_exit_event"`

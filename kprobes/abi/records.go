@@ -45,9 +45,11 @@ func Exec(rec []byte) (*ExecEvent, []byte, error) {
 	return r, rec[ExecEventSize:], nil
 }
 
-// ExecData splits the variable part of an exec record into binary path, cwd
-// and raw argv, clamping each length to what the record holds.
-func ExecData(r *ExecEvent, data []byte) (path, cwd, args []byte) {
+// ExecData splits the variable part of an exec record into binary path, cwd,
+// raw argv and raw environment, clamping each length to what the record
+// holds. The environment's first r.EnvHead bytes are its start, the rest its
+// end (see ExecEnvParts).
+func ExecData(r *ExecEvent, data []byte) (path, cwd, args, env []byte) {
 	take := func(n uint16) []byte {
 		k := min(int(n), len(data))
 		b := data[:k]
@@ -57,7 +59,16 @@ func ExecData(r *ExecEvent, data []byte) (path, cwd, args []byte) {
 	path = take(r.PathLen)
 	cwd = take(r.CwdLen)
 	args = take(r.ArgsLen)
-	return path, cwd, args
+	env = take(r.EnvLen)
+	return path, cwd, args, env
+}
+
+// ExecEnvParts splits the raw environment of an exec record into the bytes
+// read from its start and those read from its end; tail is empty unless the
+// environment was longer than the kernel reads.
+func ExecEnvParts(r *ExecEvent, env []byte) (head, tail []byte) {
+	k := min(int(r.EnvHead), len(env))
+	return env[:k], env[k:]
 }
 
 // Exit returns an exit record.

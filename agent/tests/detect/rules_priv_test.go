@@ -306,6 +306,30 @@ spec: {cgroupPath: /%s}
 		}
 	})
 
+	t.Run("loader hijack through the environment", func(t *testing.T) {
+		withEnv := func(cmd *exec.Cmd, env ...string) *exec.Cmd { cmd.Env = append(cmd.Env, env...); return cmd }
+		// A fakeroot preload and plain tunables are ordinary.
+		b1 := run(withEnv(helper(self, "noop"), "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libfakeroot/libfakeroot-sysv.so"))
+		b2 := run(withEnv(helper(self, "noop"), "GLIBC_TUNABLES=glibc.malloc.check=1"))
+		// The launcher is started with the preload (detected); the program
+		// it runs inherits it (not reported again).
+		cmd := withEnv(detect(named(work, "launcher"), "spawn", tool(t, "true")), "LD_PRELOAD="+work+"/.hook.so")
+		out, err := cmd.Output()
+		var child int
+		if _, serr := fmt.Sscanf(string(out), "pid=%d", &child); err != nil || serr != nil {
+			t.Fatalf("%s: %v: %s", cmd, err, out)
+		}
+		a := expect(t, "VGL-DEF-005", cmd.Process.Pid, b1, b2)
+		env, _ := a.Get("alert.event.process_exec.process.environment_variables").([]any)
+		if len(env) != 1 || fmt.Sprint(env[0]) != fmt.Sprintf("map[Key:LD_PRELOAD Value:%s/.hook.so]", work) {
+			t.Errorf("exec event's environment_variables: %v", env)
+		}
+		// Tunables shaped like the CVE-2023-4911 overflow; run after the
+		// child, so its alert means the child's exec was evaluated.
+		pid := run(withEnv(helper(self, "noop"), "GLIBC_TUNABLES=glibc.malloc.mxfast=glibc.malloc.mxfast=A"))
+		expect(t, "VGL-DEF-005", pid, child)
+	})
+
 	t.Run("new binary in a container", func(t *testing.T) {
 		base := filepath.Join(work, "overlay")
 		dirs := map[string]string{}

@@ -285,3 +285,88 @@ func TestPrivExecFilters(t *testing.T) {
 		}
 	}
 }
+
+// The environment variables asked for (the default --exec-env) and argv[0]
+// when it is not the binary's name, as a user sees them on exec events.
+func TestPrivExecEnvironment(t *testing.T) {
+	h := agenttest.StartAgent(t, nil)
+	run := func(argv0 string, env []string) agenttest.Event {
+		t.Helper()
+		cmd := agenttest.Command(t, "/bin/true")
+		if argv0 != "" {
+			cmd.Args[0] = argv0
+		}
+		cmd.Env = env
+		cmd.Stderr = io.Discard // the loader's complaint about the missing preload
+		agenttest.FatalIf(t, cmd.Run())
+		return h.WaitFor("exec of true", agenttest.ExecOf(cmd.Process.Pid))
+	}
+	envOf := func(e agenttest.Event) []string {
+		list, _ := e.Get("process_exec.process.environment_variables").([]any)
+		var out []string
+		for _, v := range list {
+			m, _ := v.(map[string]any)
+			out = append(out, fmt.Sprintf("%v=%v", m["Key"], m["Value"]))
+		}
+		return out
+	}
+	// filler is n bytes of variables no one asked for.
+	filler := func(prefix string, n int) []string {
+		var out []string
+		for i := 0; n > 0; i++ {
+			v := fmt.Sprintf("%s_%05d=%s", prefix, i, strings.Repeat("x", 90))
+			out = append(out, v)
+			n -= len(v) + 1
+		}
+		return out
+	}
+	const tunables = "glibc.malloc.mmap_threshold=4096"
+
+	t.Run("set", func(t *testing.T) {
+		e := run("", []string{"HOME=/", "LD_PRELOAD=/x", "PATH=/bin", "GLIBC_TUNABLES=" + tunables, "LD_PRELOADX=no"})
+		if got, want := strings.Join(envOf(e), " "), "LD_PRELOAD=/x GLIBC_TUNABLES="+tunables; got != want {
+			t.Errorf("environment_variables = %q, want %q", got, want)
+		}
+		if strings.Contains(e.Str("process_exec.process.flags"), "Env") {
+			t.Errorf("flags %q for a small environment", e.Str("process_exec.process.flags"))
+		}
+	})
+	t.Run("unset", func(t *testing.T) {
+		e := run("", []string{"HOME=/", "PATH=/bin"})
+		if v := e.Get("process_exec.process.environment_variables"); v != nil {
+			t.Errorf("environment_variables = %v for a process without them", v)
+		}
+		bin := e.Str("process_exec.process.binary")
+		if v := e.Get("process_exec.process.argv0"); filepath.Base(bin) == "true" && v != nil {
+			t.Errorf("argv0 = %v, though argv[0] is the binary's name (%s)", v, bin)
+		}
+	})
+	t.Run("exec -a", func(t *testing.T) {
+		e := run("httpd", nil)
+		if got := e.Str("process_exec.process.argv0"); got != "httpd" {
+			t.Errorf("argv0 = %q, want httpd (binary %s)", got, e.Str("process_exec.process.binary"))
+		}
+	})
+	t.Run("oversize", func(t *testing.T) {
+		// 100 KB of variables before the preload: env(1) and setenv(3) append
+		// a new variable, so it is the last; the kernel reads the
+		// environment's end.
+		e := run("", append(filler("PAD", 100<<10), "LD_PRELOAD=/x"))
+		if got := strings.Join(envOf(e), " "); got != "LD_PRELOAD=/x" {
+			t.Errorf("environment_variables = %q after 100 KB of variables, want LD_PRELOAD=/x", got)
+		}
+		if !strings.Contains(e.Str("process_exec.process.flags"), "truncEnv") {
+			t.Errorf("flags %q lack truncEnv", e.Str("process_exec.process.flags"))
+		}
+		// In the unread middle: not reported, and the event says the
+		// environment was not read whole.
+		env := append(filler("A", 50<<10), "LD_PRELOAD=/x")
+		e = run("", append(env, filler("B", 50<<10)...))
+		if got := envOf(e); len(got) != 0 {
+			t.Errorf("environment_variables = %q for a variable the kernel did not read", got)
+		}
+		if !strings.Contains(e.Str("process_exec.process.flags"), "truncEnv") {
+			t.Errorf("flags %q lack truncEnv", e.Str("process_exec.process.flags"))
+		}
+	})
+}
