@@ -16,6 +16,7 @@ const (
 	TypeAlert
 	TypeLostEvents
 	TypeRateLimitInfo
+	TypeProcessUprobe
 	typeCount
 )
 
@@ -30,6 +31,7 @@ var typeNames = [typeCount]string{
 	TypeAlert:             "alert",
 	TypeLostEvents:        "lost_events",
 	TypeRateLimitInfo:     "rate_limit_info",
+	TypeProcessUprobe:     "process_uprobe",
 }
 
 // String returns the JSON key of the event type, for example "process_exec".

@@ -136,6 +136,8 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 		switch {
 		case h.Kind == HookTracepoint:
 			c.errorf(path+".action", "a tracepoint cannot change the result of a call; use Sigkill here, or hook an LSM hook or the syscall to Override")
+		case h.Kind == HookUprobe:
+			c.unsupported(path+".action", "overriding a user function's return value is not implemented; use Sigkill or Signal")
 		case s.ArgError == 0:
 			c.errorf(path+".argError", "missing: Override needs the negative errno the call returns, such as -1 (EPERM) or -13 (EACCES)")
 		case s.ArgError > 0 && h.Kind == HookKprobe:

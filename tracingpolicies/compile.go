@@ -221,8 +221,14 @@ func (c *compiler) hook(h *Hook) {
 	}
 
 	names := h.Functions
-	if h.Kind == HookTracepoint {
+	switch {
+	case h.Kind == HookTracepoint:
 		names = []string{h.Subsystem + "/" + h.Event}
+	case h.Kind == HookUprobe && len(h.Offsets) > 0:
+		names = nil
+		for _, off := range h.Offsets {
+			names = append(names, fmt.Sprintf("%#x", off))
+		}
 	}
 
 	// Arguments.
@@ -305,7 +311,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		return abi.GenArgDesc{}, false
 	}
 	d := abi.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
-	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
+	if (h.Kind == HookSyscall || h.Kind == HookUprobe || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.ReturnCopy {

@@ -1,0 +1,83 @@
+package tracingsensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/vigilsec/vigil/kprobes"
+	"github.com/vigilsec/vigil/kprobes/abi"
+	"github.com/vigilsec/vigil/tracingpolicies"
+)
+
+// mechUprobe is how uprobes are attached: one perf-event uprobe per probe,
+// each running a copy of the generic kprobe program, which reads the
+// function's arguments from the registers of the C calling convention.
+const mechUprobe kprobes.Mechanism = "uprobe"
+
+// uprobePMU is where the kernel lists its uprobe event source
+// (CONFIG_UPROBE_EVENTS).
+const uprobePMU = "/sys/bus/event_source/devices/uprobe"
+
+// planHook is plan for any hook of a compiled policy.
+func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, uint32, error) {
+	if h.Source.Kind != tracingpolicies.HookUprobe {
+		return g.plan(&h.Request)
+	}
+	if _, err := os.Stat(uprobePMU); err != nil {
+		return "", 0, fmt.Errorf("%w: this kernel has no uprobes (%s: %v; it needs CONFIG_UPROBE_EVENTS)", kprobes.ErrCannotAttach, uprobePMU, err)
+	}
+	return mechUprobe, 0, nil
+}
+
+// attachHook is attach for any hook of a compiled policy.
+func (g *generic) attachHook(h *tracingpolicies.CompiledHook) (*attachment, error) {
+	if h.Source.Kind != tracingpolicies.HookUprobe {
+		return g.attach(&h.Request)
+	}
+	a := &attachment{mechanism: mechUprobe}
+	if err := g.attachUprobes(a, h.Source, h.Request.Targets); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// attachUprobes attaches one program per target of a uprobe hook: targets
+// are the hook's symbols, or its offsets, in order.
+func (g *generic) attachUprobes(a *attachment, h *tracingpolicies.Hook, targets []kprobes.HookTarget) error {
+	ex, err := link.OpenExecutable(h.Binary)
+	if err != nil {
+		return fmt.Errorf("uprobe on %s: %w", h.Binary, err)
+	}
+	for i, t := range targets {
+		var (
+			symbol string
+			opts   link.UprobeOptions
+		)
+		if len(h.Offsets) > 0 {
+			opts.Address = h.Offsets[i]
+		} else {
+			symbol = t.Name
+		}
+		if len(h.RefCtrOffsets) > 0 {
+			opts.RefCtrOffset = h.RefCtrOffsets[i]
+		}
+		p, err := g.loadOne(abi.GenericProgGenericKprobe, t.ID, 0, nil)
+		if err != nil {
+			return fmt.Errorf("load uprobe program for %s:%s: %w", h.Binary, t.Name, err)
+		}
+		a.progs = append(a.progs, p)
+		l, err := ex.Uprobe(symbol, p, &opts)
+		if err != nil {
+			if errors.Is(err, link.ErrNoSymbol) {
+				return fmt.Errorf("%s has no symbol %q", h.Binary, symbol)
+			}
+			return fmt.Errorf("attach uprobe %s:%s: %w", h.Binary, t.Name, err)
+		}
+		a.links = append(a.links, l)
+	}
+	return nil
+}
