@@ -1,5 +1,3 @@
-//go:build amd64
-
 package tracingsensor
 
 import (
@@ -7,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,24 +20,6 @@ import (
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
-// envUprobeCall makes the test binary a child that calls
-// uprobetarget.Target with the arguments "A,B,STRING", and exits.
-const envUprobeCall = "VIGIL_TEST_UPROBE_CALL"
-
-func init() {
-	v := os.Getenv(envUprobeCall)
-	if v == "" {
-		return
-	}
-	parts := strings.SplitN(v, ",", 3)
-	a, _ := strconv.ParseUint(parts[0], 10, 64)
-	b, _ := strconv.ParseUint(parts[1], 10, 64)
-	if uprobetarget.Call(a, b, parts[2]) != a+b {
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
-
 // uprobeEvent is what the test checks of a process_uprobe event.
 type uprobeEvent struct {
 	typ    event.Type
@@ -47,6 +27,7 @@ type uprobeEvent struct {
 	path   string
 	symbol string
 	action string
+	offset uint64
 	args   []event.Arg
 }
 
@@ -59,7 +40,7 @@ func (s *uprobeSink) Export(ev *event.Event) {
 	if ev.Kprobe == nil {
 		return
 	}
-	e := uprobeEvent{typ: ev.Type, path: ev.Kprobe.UprobePath, symbol: ev.Kprobe.FunctionName, action: ev.Kprobe.Action,
+	e := uprobeEvent{typ: ev.Type, path: ev.Kprobe.UprobePath, symbol: ev.Kprobe.FunctionName, action: ev.Kprobe.Action, offset: ev.Kprobe.UprobeOffset,
 		args: append([]event.Arg(nil), ev.Kprobe.Args...)}
 	if ev.Process != nil {
 		e.pid = ev.Process.PID
@@ -69,14 +50,14 @@ func (s *uprobeSink) Export(ev *event.Event) {
 	s.mu.Unlock()
 }
 
-// wait returns the event of process pid, failing t after a generous
-// deadline (the event is awaited, not timed).
-func (s *uprobeSink) wait(t *testing.T, pid int) uprobeEvent {
+// wait returns the event of process pid that ok accepts, failing t after
+// a generous deadline (the event is awaited, not timed).
+func (s *uprobeSink) wait(t *testing.T, pid int, ok func(uprobeEvent) bool) uprobeEvent {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		s.mu.Lock()
 		for _, e := range s.events {
-			if e.pid == uint32(pid) {
+			if e.pid == uint32(pid) && ok(e) {
 				s.mu.Unlock()
 				return e
 			}
@@ -89,29 +70,36 @@ func (s *uprobeSink) wait(t *testing.T, pid int) uprobeEvent {
 	return uprobeEvent{}
 }
 
-// runUprobeChild runs the test binary calling Target(a, b, str) and returns
-// its pid and how it ended.
-func runUprobeChild(t *testing.T, exe string, a, b uint64, str string) (int, error) {
+// runTarget runs the target calling its function with (a, b, str), a and
+// b digits, and returns its pid and how it ended: a status of a+b when the
+// function ran.
+func runTarget(t *testing.T, exe string, a, b int, str string) (int, error) {
 	t.Helper()
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d,%d,%s", envUprobeCall, a, b, str))
+	cmd := exec.Command(exe, strconv.Itoa(a), strconv.Itoa(b), str)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return cmd.Process.Pid, cmd.Wait()
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == a+b {
+		err = nil
+	}
+	return cmd.Process.Pid, err
 }
 
-// A uprobe policy on a function of the test binary reports its calls as
+func isSymbolEvent(e uprobeEvent) bool { return e.symbol != "" }
+
+// A uprobe policy on a function of an executable reports its calls as
 // process_uprobe events with the arguments read from the C calling
-// convention's registers, and its Sigkill selector kills the caller before
-// the function runs.
+// convention's registers, by symbol and by file offset, and its Sigkill
+// selector kills the caller before the function runs.
 func TestPrivUprobe(t *testing.T) {
 	f := kerneltest.Features(t)
 	if _, err := os.Stat(uprobePMU); err != nil {
 		kerneltest.Skip(t, "this kernel has no uprobes: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
+	exe := filepath.Join(t.TempDir(), "uprobe-target")
+	if err := uprobetarget.Write(exe); err != nil {
 		t.Fatal(err)
 	}
 	ps, cache, log := sensorDeps(t, f)
@@ -133,8 +121,8 @@ metadata:
   name: uprobe-target
 spec:
   uprobes:
-  - path: %s
-    symbols: [%q]
+  - path: %[1]s
+    symbols: [%[2]s]
     args:
     - {index: 0, type: uint64}
     - {index: 1, type: int}
@@ -147,9 +135,16 @@ spec:
     - matchArgs:
       - {index: 2, operator: Prefix, values: ["vigil-"]}
       matchBinaries:
-      - {operator: In, values: [%q]}
-`, exe, uprobetarget.Symbol, exe)
-	ps2, err := tracingpolicies.Parse("uprobe.yaml", []byte(doc))
+      - {operator: In, values: [%[1]q]}
+  - path: %[1]s
+    offsets: [%[3]d]
+    args:
+    - {index: 2, type: string}
+    selectors:
+    - matchArgs:
+      - {index: 2, operator: Equal, values: ["vigil-offset"]}
+`, exe, uprobetarget.Symbol, uprobetarget.Offset)
+	policies, err := tracingpolicies.Parse("uprobe.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,40 +152,50 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tracingpolicies.Validate(ps2[0], kernel, nil); err != nil {
+	if _, err := tracingpolicies.Validate(policies[0], kernel, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(ps2[0], "uprobe.yaml"); err != nil {
+	if _, err := s.Load(policies[0], "uprobe.yaml"); err != nil {
 		t.Fatal(err)
 	}
 
 	// Reported: the arguments are the call's.
-	pid, err := runUprobeChild(t, exe, 1<<40, 7, "vigil-uprobe")
+	pid, err := runTarget(t, exe, 3, 7, "vigil-uprobe")
 	if err != nil {
-		t.Fatalf("child: %v", err)
+		t.Fatalf("target: %v", err)
 	}
-	e := sink.wait(t, pid)
+	e := sink.wait(t, pid, isSymbolEvent)
 	if e.typ != event.TypeProcessUprobe || e.path != exe || e.symbol != uprobetarget.Symbol || e.action != "KPROBE_ACTION_POST" {
 		t.Errorf("event %+v, want a process_uprobe of %s:%s with KPROBE_ACTION_POST", e, exe, uprobetarget.Symbol)
 	}
-	if len(e.args) != 3 || e.args[0].Uint != 1<<40 || e.args[1].Int != 7 || e.args[2].Str != "vigil-uprobe" {
-		t.Errorf("args %+v, want 1<<40, 7, vigil-uprobe", e.args)
+	if len(e.args) != 3 || e.args[0].Uint != 3 || e.args[1].Int != 7 || e.args[2].Str != "vigil-uprobe" {
+		t.Errorf("args %+v, want 3, 7, vigil-uprobe", e.args)
+	}
+
+	// The probe at a file offset.
+	pid, err = runTarget(t, exe, 1, 2, "vigil-offset")
+	if err != nil {
+		t.Fatalf("target: %v", err)
+	}
+	e = sink.wait(t, pid, func(e uprobeEvent) bool { return e.symbol == "" })
+	if e.offset != uprobetarget.Offset || e.path != exe || len(e.args) != 1 || e.args[0].Str != "vigil-offset" {
+		t.Errorf("event %+v, want offset %#x and the string vigil-offset", e, uprobetarget.Offset)
 	}
 
 	// Filtered out by every selector: no event.
-	quiet, err := runUprobeChild(t, exe, 1, 2, "other")
+	quiet, err := runTarget(t, exe, 1, 2, "other")
 	if err != nil {
-		t.Fatalf("child: %v", err)
+		t.Fatalf("target: %v", err)
 	}
 
-	// Killed: the child never returns from the call.
-	pid, err = runUprobeChild(t, exe, 1, 9, "other")
+	// Killed: the target never returns from the call.
+	pid, err = runTarget(t, exe, 1, 9, "other")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child calling Target(1, 9): %v, want killed by SIGKILL", err)
+		t.Fatalf("target calling %s(1, 9): %v, want killed by SIGKILL", uprobetarget.Symbol, err)
 	}
-	if e := sink.wait(t, pid); e.action != "KPROBE_ACTION_SIGKILL" {
-		t.Errorf("event of the killed child: %+v, want KPROBE_ACTION_SIGKILL", e)
+	if e := sink.wait(t, pid, isSymbolEvent); e.action != "KPROBE_ACTION_SIGKILL" {
+		t.Errorf("event of the killed target: %+v, want KPROBE_ACTION_SIGKILL", e)
 	}
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
