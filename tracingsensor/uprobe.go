@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/vigilsec/vigil/kprobes"
@@ -12,10 +13,15 @@ import (
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
-// mechUprobe is how uprobes are attached: one perf-event uprobe per probe,
-// each running a copy of the generic kprobe program, which reads the
-// function's arguments from the registers of the C calling convention.
-const mechUprobe kprobes.Mechanism = "uprobe"
+// How uprobes are attached: with uprobe.multi (Linux 6.6), one link for
+// the probes of a hook, the program finding the hook id in the probe's
+// cookie; elsewhere one perf-event uprobe per probe, each running a copy of
+// the generic kprobe program. Both read the function's arguments from the
+// registers of the C calling convention.
+const (
+	mechUprobe      kprobes.Mechanism = "uprobe"
+	mechUprobeMulti kprobes.Mechanism = "uprobe.multi"
+)
 
 // uprobePMU is where the kernel lists its uprobe event source
 // (CONFIG_UPROBE_EVENTS).
@@ -29,6 +35,16 @@ func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, 
 	if _, err := os.Stat(uprobePMU); err != nil {
 		return "", 0, fmt.Errorf("%w: this kernel has no uprobes (%s: %v; it needs CONFIG_UPROBE_EVENTS)", kprobes.ErrCannotAttach, uprobePMU, err)
 	}
+	switch m := h.Source.Mechanism; {
+	case m == mechUprobe:
+		return mechUprobe, 0, nil
+	case m != "" && m != mechUprobeMulti:
+		return "", 0, fmt.Errorf("%w: a uprobe is attached with uprobe or uprobe.multi, not %s", kprobes.ErrCannotAttach, m)
+	case features.HaveBPFLinkUprobeMulti() == nil:
+		return mechUprobeMulti, 0, nil
+	case m == mechUprobeMulti:
+		return "", 0, fmt.Errorf("%w: this kernel has no uprobe.multi links (Linux 6.6)", kprobes.ErrCannotAttach)
+	}
 	return mechUprobe, 0, nil
 }
 
@@ -37,12 +53,52 @@ func (g *generic) attachHook(h *tracingpolicies.CompiledHook) (*attachment, erro
 	if h.Source.Kind != tracingpolicies.HookUprobe {
 		return g.attach(&h.Request)
 	}
-	a := &attachment{mechanism: mechUprobe}
-	if err := g.attachUprobes(a, h.Source, h.Request.Targets); err != nil {
+	mech, _, err := g.planHook(h)
+	if err != nil {
+		return nil, err
+	}
+	a := &attachment{mechanism: mech}
+	if mech == mechUprobeMulti {
+		err = g.attachUprobeMulti(a, h.Source, h.Request.Targets)
+	} else {
+		err = g.attachUprobes(a, h.Source, h.Request.Targets)
+	}
+	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// attachUprobeMulti attaches the probes of a uprobe hook with one
+// uprobe.multi link.
+func (g *generic) attachUprobeMulti(a *attachment, h *tracingpolicies.Hook, targets []kprobes.HookTarget) error {
+	ex, err := link.OpenExecutable(h.Binary)
+	if err != nil {
+		return fmt.Errorf("uprobe on %s: %w", h.Binary, err)
+	}
+	p, err := g.loadOne(abi.GenericProgGenericUprobeMulti, 0, 0, nil)
+	if err != nil {
+		return fmt.Errorf("load uprobe.multi program for %s: %w", h.Binary, err)
+	}
+	a.progs = append(a.progs, p)
+	opts := link.UprobeMultiOptions{RefCtrOffsets: h.RefCtrOffsets, Addresses: h.Offsets}
+	var symbols []string
+	for _, t := range targets {
+		opts.Cookies = append(opts.Cookies, uint64(t.ID))
+		if len(h.Offsets) == 0 {
+			symbols = append(symbols, t.Name)
+		}
+	}
+	l, err := ex.UprobeMulti(symbols, p, &opts)
+	if err != nil {
+		if errors.Is(err, link.ErrNoSymbol) {
+			return fmt.Errorf("%s: %w", h.Binary, err)
+		}
+		return fmt.Errorf("attach uprobe.multi on %s: %w", h.Binary, err)
+	}
+	a.links = append(a.links, l)
+	return nil
 }
 
 // attachUprobes attaches one program per target of a uprobe hook: targets

@@ -7,16 +7,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
 	"github.com/vigilsec/vigil/internal/uprobetarget"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/tracingpolicies"
 )
 
@@ -115,10 +118,23 @@ func TestPrivUprobe(t *testing.T) {
 	}
 	t.Cleanup(stop)
 
+	for _, mech := range []kprobes.Mechanism{mechUprobeMulti, mechUprobe} {
+		t.Run(string(mech), func(t *testing.T) {
+			if mech == mechUprobeMulti {
+				if err := features.HaveBPFLinkUprobeMulti(); err != nil {
+					kerneltest.Skip(t, "no uprobe.multi links: %v", err)
+				}
+			}
+			testUprobe(t, s, sink, exe, mech)
+		})
+	}
+}
+
+func testUprobe(t *testing.T, s *Sensor, sink *uprobeSink, exe string, mech kprobes.Mechanism) {
 	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
-  name: uprobe-target
+  name: uprobe-target-%[4]s
 spec:
   uprobes:
   - path: %[1]s
@@ -143,7 +159,7 @@ spec:
     selectors:
     - matchArgs:
       - {index: 2, operator: Equal, values: ["vigil-offset"]}
-`, exe, uprobetarget.Symbol, uprobetarget.Offset)
+`, exe, uprobetarget.Symbol, uprobetarget.Offset, strings.ReplaceAll(string(mech), ".", "-"))
 	policies, err := tracingpolicies.Parse("uprobe.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +171,18 @@ spec:
 	if _, err := tracingpolicies.Validate(policies[0], kernel, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(policies[0], "uprobe.yaml"); err != nil {
+	for _, h := range policies[0].Hooks {
+		h.Mechanism = mech
+	}
+	p, err := s.Load(policies[0], "uprobe.yaml")
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer s.Unload(p.Key())
+	for _, h := range p.Hooks() {
+		if h.Mechanism != mech {
+			t.Errorf("hook %s attached with %s, want %s", h.Target, h.Mechanism, mech)
+		}
 	}
 
 	// Reported: the arguments are the call's.

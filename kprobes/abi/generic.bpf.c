@@ -1839,6 +1839,14 @@ int generic_kretprobe_multi(struct pt_regs *ctx)
 	return kprobe_return(ctx, bpf_get_attach_cookie(ctx));
 }
 
+/* uprobe.multi: the probes of a uprobe hook in one link, their cookies
+ * carrying the hook ids; the arguments are read as a kprobe's. */
+SEC("uprobe.multi")
+int generic_uprobe_multi(struct pt_regs *ctx)
+{
+	return kprobe_entry(ctx, bpf_get_attach_cookie(ctx));
+}
+
 /* BTF-typed programs: parameters come from the context array, whose size
  * the loader sets in nparams (dead branches are pruned by the verifier).
  * CTX_ARG loads one slot at a constant offset: verifiers refuse loads

@@ -521,6 +521,7 @@ const (
 	GenericProgGenericRawTracepoint  = "generic_raw_tracepoint"
 	GenericProgGenericTracepoint     = "generic_tracepoint"
 	GenericProgGenericTracepointExit = "generic_tracepoint_exit"
+	GenericProgGenericUprobeMulti    = "generic_uprobe_multi"
 	GenericVarAgentTgid              = "agent_tgid"
 	GenericVarGeneration             = "generation"
 	GenericVarHookId                 = "hook_id"
@@ -600,6 +601,7 @@ type GenericProgramSpecs struct {
 	GenericRawTracepoint  *ebpf.ProgramSpec `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.ProgramSpec `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.ProgramSpec `ebpf:"generic_tracepoint_exit"`
+	GenericUprobeMulti    *ebpf.ProgramSpec `ebpf:"generic_uprobe_multi"`
 }
 
 // GenericMapSpecs contains maps before they are loaded into the kernel.
@@ -785,6 +787,7 @@ type GenericPrograms struct {
 	GenericRawTracepoint  *ebpf.Program `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.Program `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.Program `ebpf:"generic_tracepoint_exit"`
+	GenericUprobeMulti    *ebpf.Program `ebpf:"generic_uprobe_multi"`
 }
 
 func (p *GenericPrograms) Close() error {
@@ -800,6 +803,7 @@ func (p *GenericPrograms) Close() error {
 		p.GenericRawTracepoint,
 		p.GenericTracepoint,
 		p.GenericTracepointExit,
+		p.GenericUprobeMulti,
 	)
 }
 
