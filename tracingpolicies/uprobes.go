@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // uprobe checks one entry of spec.uprobes.
@@ -80,7 +81,7 @@ func (c *checker) uprobe(path string, u *UProbeSpec) *Hook {
 // uprobe checks, on the node, that a uprobe's binary exists and has its
 // symbols, or is long enough for its offsets.
 func (k *kernelChecker) uprobe(h *Hook) {
-	f, err := os.Open(h.Binary)
+	f, err := os.OpenFile(h.Binary, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			k.errorf(h.Path+".path", "%s: no such file", h.Binary)
@@ -90,6 +91,11 @@ func (k *kernelChecker) uprobe(h *Hook) {
 		return
 	}
 	defer f.Close()
+	// Reading a device or a pipe could block or never end.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		k.errorf(h.Path+".path", "%s is not a regular file", h.Binary)
+		return
+	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		k.errorf(h.Path+".path", "%s is not an ELF executable or library: %v", h.Binary, err)

@@ -34,6 +34,16 @@ func TestParseUprobes(t *testing.T) {
       matchActions: [{action: Signal, argSig: 10}]
 `, nil},
 		{"offsets", header + "  uprobes:\n  - path: /usr/lib/libssl.so.3\n    offsets: [0x3a2f0]\n", nil},
+		{"Sigkill on every caller of a library function", header + `  uprobes:
+  - path: /lib/x86_64-linux-gnu/libc.so.6
+    symbols: [malloc]
+    selectors:
+    - matchActions: [{action: Sigkill}]
+    - matchBinaries: [{operator: In, values: [/usr/bin/bash]}]
+      matchActions: [{action: Sigkill}]
+`, []string{
+			`p.yaml:10: spec.uprobes[0].selectors[0].matchActions: REFUSED: Sigkill on /lib/x86_64-linux-gnu/libc.so.6:malloc with no filter restricting it: every process of the node calling it through the shared library would be killed, system daemons included. Restrict this selector with matchArgs, matchBinaries (In, Prefix, Postfix), matchPIDs (In) or matchNamespaces (In an inode); or, if this is really what you want, add to spec.options: {name: allow-unrestricted-enforcement, value: "true"}`,
+		}},
 		{"what cannot be honoured", header + `  uprobes:
   - path: bash
     symbols: [readline, readline]
@@ -101,6 +111,8 @@ func TestValidateUprobes(t *testing.T) {
     offsets: [%[4]d, %[2]d]
   - path: /proc/self/status
     symbols: [main]
+  - path: /dev/null
+    symbols: [main]
 `, exe, fi.Size(), uprobetarget.Symbol, uprobetarget.Offset)
 	ps, err := Parse("p.yaml", []byte(src))
 	if err != nil {
@@ -112,6 +124,7 @@ func TestValidateUprobes(t *testing.T) {
 		`p.yaml:9: spec.uprobes[1].path: /nonexistent/vigil-uprobe-target: no such file`,
 		fmt.Sprintf(`p.yaml:12: spec.uprobes[2].offsets[1]: offset %#x is past the end of %s (%d bytes)`, fi.Size(), exe, fi.Size()),
 		`p.yaml:13: spec.uprobes[3].path: /proc/self/status is not an ELF executable or library: bad magic number '[78 97 109 101]' in record at byte 0x0`,
+		`p.yaml:15: spec.uprobes[4].path: /dev/null is not a regular file`,
 	}
 	if diff := cmp.Diff(want, errLines(err)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
