@@ -233,6 +233,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	eps := &flows.PodEndpoints{}
 	var flowFolds *flows.Folds
+	var dnsNames *flows.Names
+	if a.cfg.NetpolDNS.Visibility {
+		dnsNames = flows.NewNames(a.cfg.NetpolDNS.MinTTL, 0)
+	}
 	if report, _ := flows.ParseReport(a.cfg.Flows); report != flows.ReportOff {
 		fs, err := flows.NewSensor(procs, cgroupRoot, report, feats)
 		if err != nil {
@@ -244,9 +248,20 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.reg.MustRegister(flowFoldMetrics(flowFolds)...)
 		fd := flows.NewDecoder(cache, decoded, eps)
 		fd.Fold(flowFolds)
+		fd.Names(dnsNames)
 		pipe.Route(fd.Routes()...)
 		log.WithField("report", a.cfg.Flows).Info("flow sensor attached")
 		a.noteSensor("flows", "cgroup", "report "+a.cfg.Flows)
+	}
+	if dnsNames != nil {
+		dv, err := startDNSVisibility(procs, cgroupRoot, cache, decoded, eps, ids, pipe, dnsNames, a.reg)
+		if err != nil {
+			return fmt.Errorf("--dns-visibility: %w", err)
+		}
+		defer dv.close()
+		go dv.sweep(ctx)
+		log.Info("DNS visibility attached")
+		a.noteSensor("dns", "cgroup", "DNS queries and answers as L7 flows")
 	}
 
 	// Processes that started before the sensor: their records are not in
@@ -271,6 +286,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("network policy: %w", err)
 		}
 		defer np.close()
+		np.names = dnsNames
 		if a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies {
 			// Programs an earlier run kept enforce until the cluster's
 			// policies are read too.
@@ -441,6 +457,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.ready.Store(true)
 	log.WithFields(logrus.Fields{"node": a.cfg.NodeName, "kernel": feats.Kernel.Release}).Info("agent ready")
+	// The kernel's BTF decoded for the loads of start-up goes with the rest
+	// of start-up's memory; a later policy change decodes it again.
+	a.pm.started.Store(true)
+	kprobes.ReleaseKernelTypes()
 	if before, after, err := releaseStartupMemory(); err != nil {
 		log.WithError(err).Debug("release the memory of start-up")
 	} else {

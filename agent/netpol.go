@@ -60,6 +60,10 @@ type netpolManager struct {
 	// force, so that each is logged once.
 	portWarned map[string]bool
 
+	// names gives flows to addresses of DNS answers their names
+	// (--dns-visibility); nil: none. Set before records runs.
+	names *flows.Names
+
 	// cluster are the policy documents from the cluster, by source.
 	mu      sync.Mutex
 	cluster clusterPolicyDocs
@@ -363,6 +367,9 @@ func (m *netpolManager) records(ctx context.Context) error {
 		flows.FillFromPod(local, pod)
 		m.eps.Remote(remoteAddr, remote)
 		local.Identity, remote.Identity = lid, rid
+		if m.names != nil && f.Direction == event.DirectionEgress {
+			f.DestinationNames = m.names.Lookup(flows.OwnerOf(pod, r.CgroupID), remoteAddr, ev.Time)
+		}
 		m.sink.Export(&ev)
 	}
 }

@@ -21,6 +21,11 @@ type NetpolDNS struct {
 	// PinDir keeps the learned addresses across restarts ("": the
 	// default, datapath.DefaultPinDir; "-": not kept).
 	PinDir string
+	// Visibility reports every DNS query and answer of local sockets as
+	// an L7 flow, and the names of answers on later flows to their
+	// addresses (destination_names), with or without DNS policy. Names
+	// stay for their answer's TTL, at least MinTTL.
+	Visibility bool
 }
 
 func (c NetpolDNS) datapathConfig(cfg *datapath.Config) {

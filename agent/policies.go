@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
@@ -17,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vigilsec/vigil/internal/manifest"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/tracingpolicies"
 	"github.com/vigilsec/vigil/tracingsensor"
 )
@@ -25,9 +27,11 @@ import (
 // defaults, files and directories), applies changes to them live, and
 // remembers what failed and why.
 type policyManager struct {
+	// started is set once the agent is ready: from then on each change of
+	// the loaded policies drops the kernel's BTF it decoded once done.
+	started atomic.Bool
 	ts      *tracingsensor.Sensor
 	log     logrus.FieldLogger
-	kernel  *btf.Spec
 	tracefs fs.FS
 
 	mu sync.Mutex
@@ -50,15 +54,32 @@ type failure struct {
 func newPolicyManager(ts *tracingsensor.Sensor, tracefsDir string, log logrus.FieldLogger) *policyManager {
 	m := &policyManager{ts: ts, log: log, bySource: map[string][]string{}, failed: map[string]failure{},
 		specs: map[string]*tracingpolicies.Policy{}, disabled: map[string]*disabledPolicy{}}
-	if spec, err := btf.LoadKernelSpec(); err == nil {
-		m.kernel = spec
-	} else {
+	if _, err := kprobes.KernelSpec(); err != nil {
 		log.WithError(err).Warn("kernel BTF unavailable: policies are checked when they load")
 	}
 	if tracefsDir != "" {
 		m.tracefs = os.DirFS(tracefsDir)
 	}
 	return m
+}
+
+// kernelSpec is the kernel's BTF that policies are checked against, from
+// the cache every load shares (nil when the kernel has none).
+func kernelSpec() *btf.Spec {
+	spec, err := kprobes.KernelSpec()
+	if err != nil {
+		return nil
+	}
+	return spec
+}
+
+// loaded ends a change of the loaded policies: after start-up, the kernel's
+// BTF decoded for it is released, so that an idle agent does not hold it
+// (the next change decodes it once again).
+func (m *policyManager) loaded() {
+	if m.started.Load() {
+		kprobes.ReleaseKernelTypes()
+	}
 }
 
 // applySource makes the policies loaded from source exactly those in data:
@@ -68,6 +89,7 @@ func newPolicyManager(ts *tracingsensor.Sensor, tracefsDir string, log logrus.Fi
 func (m *policyManager) applySource(source string, data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.loaded()
 	log := m.log.WithField("source", source)
 
 	policies, err := tracingpolicies.Parse(source, data)
@@ -98,7 +120,7 @@ func (m *policyManager) applySource(source string, data []byte) error {
 			log.WithField("policy", key).Info("disabled policy changed; it stays disabled")
 			continue
 		}
-		if warns, err := tracingpolicies.Validate(p, m.kernel, &tracingpolicies.ValidateOptions{Tracefs: m.tracefs}); err != nil {
+		if warns, err := tracingpolicies.Validate(p, kernelSpec(), &tracingpolicies.ValidateOptions{Tracefs: m.tracefs}); err != nil {
 			m.failed[key] = failure{Source: source, Err: err}
 			errs = append(errs, err)
 			log.WithField("policy", key).WithError(err).Error(m.notLoaded(key, "policy does not fit this kernel"))

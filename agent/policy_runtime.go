@@ -52,6 +52,7 @@ func (e *policyError) Error() string { return e.msg }
 func (m *policyManager) addPolicies(file string, data []byte) (keys, warnings []string, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.loaded()
 	source := sourceCLI + file
 	policies, perr := tracingpolicies.Parse(file, data)
 	problems := manifest.AsErrors(file, perr)
@@ -60,7 +61,7 @@ func (m *policyManager) addPolicies(file string, data []byte) (keys, warnings []
 		for _, w := range p.Warnings {
 			warnings = append(warnings, formatWarning(w))
 		}
-		warns, verr := tracingpolicies.Validate(p, m.kernel, &tracingpolicies.ValidateOptions{Tracefs: m.tracefs})
+		warns, verr := tracingpolicies.Validate(p, kernelSpec(), &tracingpolicies.ValidateOptions{Tracefs: m.tracefs})
 		for _, w := range warns {
 			warnings = append(warnings, formatWarning(w))
 		}
@@ -184,6 +185,7 @@ func (m *policyManager) disablePolicy(key string) error {
 func (m *policyManager) enablePolicy(key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.loaded()
 	d := m.disabled[key]
 	if d == nil {
 		if m.ts.Get(key) != nil {

@@ -5,7 +5,10 @@
 // DNS message before the application can read it), and ParseAnswer, the
 // reference of the datapath's parser of DNS answers (same bounds, same
 // refusals), which the BPF parser is tested against and which is itself
-// fuzzed against github.com/miekg/dns.
+// fuzzed against github.com/miekg/dns; and, for DNS visibility,
+// ParseMessage (the fields of Hubble's L7 DNS record of a query or answer
+// copied from the kernel) and Stream (DNS over TCP split into messages
+// across segments), both fuzzed.
 //
 // Kernel state (the maps the automaton is written to, the learned
 // addresses) belongs to networkpolicy/datapath; policy semantics to

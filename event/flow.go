@@ -84,6 +84,12 @@ type Flow struct {
 	// Count is the number of identical drops this event stands for (rate
 	// limited drop reporting).
 	Count uint64
+	// DestinationNames are the DNS names the local end resolved to the
+	// destination address (Hubble's destination_names).
+	DestinationNames []string
+	// DNS is set on a DNS query or answer: the flow is then of Hubble's
+	// type L7 (see dns.go).
+	DNS *DNS
 }
 
 // TCPFlags are the TCP header flags seen on a flow.

@@ -26,6 +26,7 @@ type Decoder struct {
 	sink  process.Sink
 	eps   Endpoints
 	folds *Folds
+	names *Names
 	ev    event.Event
 	flow  event.Flow
 	// Errors counts records too short to decode.
@@ -47,6 +48,10 @@ func (d *Decoder) Fold(folds *Folds) {
 		folds.refresh = d.refreshReport
 	}
 }
+
+// Names makes the decoder give flows to an address the local end resolved
+// the names it resolved (Hubble's destination_names); nil: none.
+func (d *Decoder) Names(n *Names) { d.names = n }
 
 // refreshReport gives the report of a run whose process had no pod yet (the
 // first connections of a new container, decoded before its pod was known)
@@ -128,9 +133,13 @@ func (d *Decoder) Handle(rec []byte) error {
 	}
 	eps.Local(pod, r.CgroupId, local, localEP)
 	eps.Remote(remote, remoteEP)
+	now := d.cache.Clock().Wall(r.Hdr.Ktime)
+	if d.names != nil && f.Direction == event.DirectionEgress {
+		f.DestinationNames = d.names.Lookup(OwnerOf(pod, r.CgroupId), remote, now)
+	}
 	d.ev = event.Event{
 		Type:    event.TypeFlow,
-		Time:    d.cache.Clock().Wall(r.Hdr.Ktime),
+		Time:    now,
 		Process: proc,
 		Parent:  parent,
 		Flow:    f,

@@ -74,7 +74,7 @@ func NewSensor(proc *process.Sensor, cgroupRoot string, report Report, f *kprobe
 	for name, ps := range spec.Programs {
 		attachTypes[name] = ps.AttachType
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := kprobes.LoadCollection(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, fmt.Errorf("load flow programs: %w", kprobes.VerifierHint(err))
 	}

@@ -78,6 +78,10 @@ func (c *Converter) Convert(ev *event.Event) *flowpb.Flow {
 	if ev.Process != nil {
 		out.CgroupId = ev.Process.CgroupID
 	}
+	if f.DNS != nil {
+		dnsLayer7(out, f.DNS)
+	}
+	out.DestinationNames = f.DestinationNames
 	if f.Count > 1 {
 		// A folded report (repeated connections, rate-limited drops)
 		// stands for Count flows: Hubble's aggregation counters say so.

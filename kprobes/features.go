@@ -404,10 +404,15 @@ func withProgram(spec *ebpf.ProgramSpec, attach func(*ebpf.Program) (link.Link, 
 		}
 	}
 	spec.License = "GPL"
-	prog, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+	// A collection of one program, for the shared kernel BTF (a lone
+	// program load indexes it anew for its attach target).
+	coll, err := LoadCollection(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"probe": spec}},
+		ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}})
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
+	prog := coll.DetachProgram("probe")
+	coll.Close()
 	defer prog.Close()
 	if attach == nil {
 		return nil

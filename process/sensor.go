@@ -110,7 +110,7 @@ func NewSensor(opts *SensorOptions, f *kprobes.Features) (_ *Sensor, err error) 
 		}
 	}
 
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := kprobes.LoadCollection(spec, ebpf.CollectionOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("load process programs: %w", kprobes.VerifierHint(err))
 	}

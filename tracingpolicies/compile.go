@@ -49,7 +49,8 @@ type Compiled struct {
 	IntSets  []abi.GenIntKey
 	StrSets  []abi.GenStrKey
 	// StrHeads are the heads of the Prefix and Equal string sets of
-	// argument filters (gen_str_heads), for the kernel's quick rejection.
+	// argument filters and the tails of their Postfix sets
+	// (gen_str_heads), for the kernel's quick rejection.
 	StrHeads []abi.GenHeadKey
 	AddrSets []abi.GenAddrKey
 	PortSets []abi.GenPortKey
@@ -291,6 +292,7 @@ func (c *compiler) hook(h *Hook) {
 		return
 	}
 	base.Nsel = uint8(len(ch.Selectors))
+	markWholeStrings(&base, ch.Selectors)
 
 	for _, name := range names {
 		id, err := c.ids.HookID()
@@ -507,6 +509,7 @@ func (c *compiler) argFilter(path string, h *Hook, f ArgFilter) abi.GenArgFilter
 	case OpPostfix, OpNotPostfix:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_STR_POSTFIX)
 		g.SetId = c.strSet(path+".values", f.Values, abi.GenericGenOpGEN_OP_STR_POSTFIX)
+		g.Value = c.strTails(g.SetId, f.Values)
 	case OpGT, OpLT:
 		g.Op = uint8(abi.GenericGenOpGEN_OP_GT)
 		if f.Op == OpLT {
@@ -646,6 +649,34 @@ func (c *compiler) strHeads(setID uint32, values []string) uint64 {
 		seen[h] = true
 		k := abi.GenHeadKey{SetId: setID, Len: uint32(n)}
 		copy(k.Head[:], h)
+		c.out.StrHeads = append(c.out.StrHeads, k)
+	}
+	return uint64(n)
+}
+
+// strTails adds the tails of a Postfix set's values to the heads map: their
+// last n bytes, in order, n being the shortest value's length capped at
+// maxHead. It returns n as strHeads does.
+func (c *compiler) strTails(setID uint32, values []string) uint64 {
+	if len(values) == 0 {
+		return 0
+	}
+	n := maxHead
+	for _, v := range values {
+		n = min(n, len(v))
+	}
+	if n == 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, v := range values {
+		t := v[len(v)-n:]
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		k := abi.GenHeadKey{SetId: setID, Len: uint32(n)}
+		copy(k.Head[:], t)
 		c.out.StrHeads = append(c.out.StrHeads, k)
 	}
 	return uint64(n)
@@ -792,6 +823,38 @@ func (c *compiler) nsFilter(path string, n NamespaceFilter) abi.GenNSFilter {
 		}
 	}
 	return abi.GenNSFilter{Ns: uint8(nsCodes[n.Namespace]), Negate: b2u(n.Op == OpNotIn), SetId: c.intSet(vals)}
+}
+
+// markWholeStrings flags the string arguments that a selector reads whole
+// on every call it evaluates: one whose first check, with no process
+// filter before it, is a string filter the kernel cannot decide from the
+// head (Postfix, or a set with an empty value). The head checks of Prefix
+// and Equal filters on such an argument then read it into the record
+// first and take the head from there, instead of reading the call's
+// memory twice. It changes no verdict.
+func markWholeStrings(cfg *abi.GenHook, sels []abi.GenSelector) {
+	for _, s := range sels {
+		if s.Nargs == 0 || s.Npids+s.Nbins+s.Nns+s.Ncaps > 0 {
+			continue
+		}
+		f := s.Args[0]
+		if f.Arg >= cfg.Nargs || f.Negate != 0 {
+			continue
+		}
+		switch abi.GenOp(f.Op) {
+		case abi.GenericGenOpGEN_OP_STR_POSTFIX:
+		case abi.GenericGenOpGEN_OP_STR_PREFIX, abi.GenericGenOpGEN_OP_STR_EQ:
+			if f.Value != 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		d := &cfg.Args[f.Arg]
+		if d.Type == uint8(argTypeCodes[TypeString]) && d.Flags&uint8(abi.GenericGenArgFlagsGEN_ARGF_RESOLVE|abi.GenericGenArgFlagsGEN_ARGF_DATALOC|abi.GenericGenArgFlagsGEN_ARGF_RETURN_COPY) == 0 {
+			d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_WHOLE)
+		}
+	}
 }
 
 // orderByCost puts a selector's argument filters in the order the kernel

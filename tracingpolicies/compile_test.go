@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -51,6 +52,72 @@ func compileDoc(t *testing.T, name, doc string) *Compiled {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A string that a selector reads whole on every call it gets (a Postfix
+// first, no process filter before it) is marked so that the head checks of
+// the other selectors take their bytes from the record; one behind a
+// cheaper filter, a binary filter or a negation is not, and a Postfix set's
+// tails (their last bytes, the shortest value's length) are in the heads
+// map.
+func TestCompileWholeStrings(t *testing.T) {
+	whole := uint8(abi.GenericGenArgFlagsGEN_ARGF_WHOLE)
+	for _, tc := range []struct {
+		name, selector string
+		want           bool
+	}{
+		{"postfix", `{matchArgs: [{index: 1, operator: Postfix, values: [shadow, id_rsa]}]}`, true},
+		{"postfix behind a mask", `{matchArgs: [{index: 1, operator: Postfix, values: [shadow]}, {index: 2, operator: Mask, values: ["0x243"]}]}`, false},
+		{"postfix behind a binary", `{matchArgs: [{index: 1, operator: Postfix, values: [shadow]}], matchBinaries: [{operator: In, values: [/usr/bin/cat]}]}`, false},
+		{"not postfix", `{matchArgs: [{index: 1, operator: NotPostfix, values: [shadow]}]}`, false},
+		{"prefix", `{matchArgs: [{index: 1, operator: Prefix, values: [/etc/]}]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := compileDoc(t, "p.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string}
+    - {index: 2, type: int}
+    selectors:
+    - {matchArgs: [{index: 1, operator: Prefix, values: [/etc/shadow]}]}
+    - `+tc.selector+"\n")
+			cfg := c.Hooks[0].Configs[0]
+			if got := cfg.Args[0].Flags&whole != 0; got != tc.want {
+				t.Errorf("filename marked read whole: %v, want %v", got, tc.want)
+			}
+			if cfg.Args[1].Flags&whole != 0 {
+				t.Error("the flags argument is marked read whole")
+			}
+		})
+	}
+	c := compileDoc(t, "p.yaml", `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: p}
+spec:
+  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: string}
+    selectors:
+    - {matchArgs: [{index: 1, operator: Postfix, values: [shadow, sudoers, id_rsa]}]}
+`)
+	f := c.Hooks[0].Selectors[0].Args[0]
+	var tails []string
+	for _, k := range c.StrHeads {
+		if k.SetId == f.SetId {
+			tails = append(tails, string(k.Head[:k.Len]))
+		}
+	}
+	slices.Sort(tails)
+	if f.Value != 6 || !slices.Equal(tails, []string{"id_rsa", "shadow", "udoers"}) {
+		t.Errorf("Postfix tails: length %d, %q; want 6, [id_rsa shadow udoers]", f.Value, tails)
+	}
 }
 
 // The kernel evaluates a selector's argument filters in the order of the

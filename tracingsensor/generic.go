@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -22,6 +21,11 @@ import (
 // one copy of the generic program (kprobes/abi/generic.bpf.c) per hook,
 // attached with the mechanism kprobes plans for it.
 type generic struct {
+	// spec is the generic object's specification, which a hook's program
+	// is copied from: about 2.6 MiB of heap, so it is parsed again (about
+	// 20 ms) for each policy loaded and dropped once the policy's programs
+	// are (dropSpec), not kept for the agent's lifetime. The sensor's lock
+	// serialises the loads.
 	spec *ebpf.CollectionSpec
 	maps map[string]*ebpf.Map
 	// owned are the maps this sensor created (the others belong to the
@@ -32,10 +36,6 @@ type generic struct {
 	// generation is this run's number; only programs of the generation in
 	// gen_active act.
 	generation uint32
-
-	kernelOnce sync.Once
-	kernel     *btf.Spec
-	kernelErr  error
 }
 
 // newGeneric creates the tracing-policy maps, sharing the process sensor's
@@ -51,7 +51,7 @@ func newGeneric(proc *process.Sensor, f *kprobes.Features, agentPID int, generat
 	if agentPID == 0 {
 		agentPID = os.Getpid()
 	}
-	g := &generic{spec: spec, maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(agentPID), generation: generation}
+	g := &generic{maps: map[string]*ebpf.Map{}, features: f, agentPID: uint32(agentPID), generation: generation}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -283,9 +283,31 @@ func (g *generic) attach(req *kprobes.HookRequest) (_ *attachment, err error) {
 	return a, nil
 }
 
+// objectSpec returns the generic object's specification, parsing it when
+// dropSpec has dropped it.
+func (g *generic) objectSpec() (*ebpf.CollectionSpec, error) {
+	if g.spec == nil {
+		spec, err := abi.LoadGeneric()
+		if err != nil {
+			return nil, fmt.Errorf("load generic object: %w", err)
+		}
+		g.spec = spec
+	}
+	return g.spec, nil
+}
+
+// dropSpec lets the garbage collector have the object's specification
+// until the next program load (the kernel's BTF is the loads' shared
+// cache, kprobes.KernelTypes, which the agent releases once ready).
+func (g *generic) dropSpec() { g.spec = nil }
+
 // loadOne loads program name of the generic object for one hook.
 func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.ProgramSpec)) (*ebpf.Program, error) {
-	spec := g.spec.Copy()
+	obj, err := g.objectSpec()
+	if err != nil {
+		return nil, err
+	}
+	spec := obj.Copy()
 	ps := spec.Programs[name]
 	if ps == nil {
 		return nil, fmt.Errorf("no program %s", name)
@@ -314,7 +336,7 @@ func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.Pr
 			ms.MaxEntries = m.MaxEntries()
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := kprobes.LoadCollection(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, kprobes.VerifierHint(err)
 	}
@@ -324,8 +346,7 @@ func (g *generic) loadOne(name string, hookID, nparams uint32, fix func(*ebpf.Pr
 }
 
 func (g *generic) kernelSpec() (*btf.Spec, error) {
-	g.kernelOnce.Do(func() { g.kernel, g.kernelErr = btf.LoadKernelSpec() })
-	return g.kernel, g.kernelErr
+	return kprobes.KernelSpec()
 }
 
 // funcParams returns the number of parameters of a kernel function.

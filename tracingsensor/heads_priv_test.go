@@ -50,10 +50,10 @@ func (s *pathSink) Export(ev *event.Event) {
 	s.mu.Unlock()
 }
 
-// Prefix and Equal filters decide the same with the kernel's quick rejection
-// by heads as by the full comparison: strings shorter than every value,
-// strings whose head is another value's, strings that pass the head but
-// not the whole value, and the ones that match.
+// Prefix, Equal and Postfix filters decide the same with the kernel's quick
+// rejection by heads (tails for Postfix) as by the full comparison: strings
+// shorter than every value, strings whose head is another value's, strings
+// that pass the head but not the whole value, and the ones that match.
 func TestPrivStringHeads(t *testing.T) {
 	f := kerneltest.Features(t)
 	ps, cache, log := sensorDeps(t, f)
@@ -86,18 +86,25 @@ spec:
     - matchArgs:
       - {index: 1, operator: NotPrefix, values: [/, vigil-heads-relative-a, vigil-heads-relative-b]}
 `
-	tps, err := tracingpolicies.Parse("heads.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Load(tps[0], "heads.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	// With a Postfix selector the filename is read whole on every call,
+	// and the head checks take their bytes from the record.
+	tailSelectors := `    - matchArgs:
+      - {index: 1, operator: Postfix, values: [vigil-tails-alpha-long-suffix, -tb]}
+    - matchArgs:
+      - {index: 1, operator: Prefix, values: [/vigil-nottails/]}
+      - {index: 1, operator: NotPostfix, values: [.keep, -skipped-suffix]}
+`
 	want := []string{
 		"/vigil-heads/alpha-long-prefix", "/vigil-heads/alpha-long-prefix-and-more", // prefix
 		"/vigil-heads/b", "/vigil-heads/bravo", // prefix, the shorter value
 		"/vigil-heads/exact-one", "/vigil-heads/exactly-two", // equal
 		"relative-path-matched-by-not-prefix", "x", // NotPrefix: no value is a prefix of them
+	}
+	wantTails := []string{
+		"/vigil-tails/one.vigil-tails-alpha-long-suffix", "/vigil-tails-alpha-long-suffix", // postfix
+		"/vigil-tails/two-tb", "/-tb", // postfix, the shorter value
+		"/vigil-nottails/reported", "/vigil-nottails/other-suffix", // NotPostfix: the tail of no value, of a value but not the value
+		"/vigil-nottails/c-skipped-suffiX", "/vigil-nottails/d.keeP",
 	}
 	notWanted := []string{
 		"/vigil-heads/alpha-long-prefiX", // head matches, value does not
@@ -105,42 +112,72 @@ spec:
 		"/vigil-heads/c-other",                                                     // head of no value
 		"/vigil-heads/exact-one2", "/vigil-heads/exact", "/vigil-heads/exactly-tw", // not equal
 		"vigil-heads-relative-a/file", "vigil-heads-relative-bb", // NotPrefix excludes them
+		"/vigil-tails/one.vigil-tails-alphA-long-suffix", "/vigil-tails/other-suffix", // tail matches, value does not
+		"/vigil-tails/tail-of-none.txt", "/vigil-tails/two-tbx", "/tb", // tail of no value
+		"/b",                                                         // shorter than every value
+		"/vigil-nottails/a.keep", "/vigil-nottails/b-skipped-suffix", // NotPostfix excludes them
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envOpenPaths+"="+strings.Join(append(append([]string{}, want...), notWanted...), "\n"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("child: %v: %s", err, out)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	var got []string
-	for time.Now().Before(deadline) {
-		sink.mu.Lock()
-		got = append([]string(nil), sink.paths...)
-		sink.mu.Unlock()
-		ok := true
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				ok = false
+	for _, tc := range []struct {
+		name  string
+		tails bool
+	}{{"heads from the call's memory", false}, {"heads from the record", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, want, notWanted := doc, want, notWanted
+			if tc.tails {
+				d += tailSelectors
+				want = append(slices.Clone(want), wantTails...)
+			} else {
+				notWanted = append(slices.Clone(notWanted), wantTails...)
 			}
-		}
-		if ok {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("no event for %q", w)
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
-	sink.mu.Lock()
-	got = append([]string(nil), sink.paths...)
-	sink.mu.Unlock()
-	for _, n := range notWanted {
-		if slices.Contains(got, n) {
-			t.Errorf("an event for %q, which no selector matches", n)
-		}
+			tps, err := tracingpolicies.Parse("heads.yaml", []byte(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Load(tps[0], "heads.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Unload(p.Key())
+			sink.mu.Lock()
+			sink.paths = nil
+			sink.mu.Unlock()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), envOpenPaths+"="+strings.Join(append(append([]string{}, want...), notWanted...), "\n"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("child: %v: %s", err, out)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			var got []string
+			for time.Now().Before(deadline) {
+				sink.mu.Lock()
+				got = append([]string(nil), sink.paths...)
+				sink.mu.Unlock()
+				ok := true
+				for _, w := range want {
+					if !slices.Contains(got, w) {
+						ok = false
+					}
+				}
+				if ok {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, w := range want {
+				if !slices.Contains(got, w) {
+					t.Errorf("no event for %q", w)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			sink.mu.Lock()
+			got = append([]string(nil), sink.paths...)
+			sink.mu.Unlock()
+			for _, n := range notWanted {
+				if slices.Contains(got, n) {
+					t.Errorf("an event for %q, which no selector matches", n)
+				}
+			}
+		})
 	}
 }
 

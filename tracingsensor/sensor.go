@@ -331,6 +331,7 @@ func (r rollback) run() {
 }
 
 func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err error) {
+	defer s.gen.dropSpec()
 	var undo rollback
 	defer func() {
 		if err != nil {

@@ -357,6 +357,8 @@ func helperMain(op string, args []string) int {
 			_, err = c.Write([]byte("ping"))
 			c.Close()
 		}
+	case "dns-connect":
+		err = dnsConnect(args)
 	case "noop":
 	case "open-write":
 		// Open arg(0) with arg(1) = trunc|append|create.

@@ -28,6 +28,12 @@ func goBenchCommands(count int) [][]string {
 		{"go", "test", "./process", "-run", "^$", "-bench", "Pipeline", "-benchmem", "-cpu", "1", "-count", c},
 		{"go", "test", "./tracingsensor", "-run", "^$", "-bench", "PrivSyscallHook", "-benchtime", "200000x", "-count", c},
 		{"go", "test", "./rules", "-run", "^$", "-bench", "Rules/(ordinary|all)$", "-cpu", "1", "-count", c},
+		// DNS under network policy, side by side: the latency a lookup
+		// gains, lookups/s with the datapath on over off, and the share of
+		// 10,000 first connects after a lookup that succeed.
+		{"go", "test", "./networkpolicy/datapath", "-run", "^$", "-bench", "^BenchmarkPrivDNSLookup$", "-benchtime", "30x", "-count", c},
+		// What --dns-visibility adds to a lookup.
+		{"go", "test", "./flows", "-run", "^$", "-bench", "^BenchmarkPrivDNSVisibility$", "-benchtime", "30x", "-count", c},
 		// The web UI in headless Chromium: the agent's CPU while a page
 		// follows 10k flows/s, and the first paint of a large map.
 		{"go", "test", "./ui", "-run", "^$", "-bench", "^Benchmark(UIFollow|FirstPaint)$", "-benchtime", c + "x", "-count", "1"},

@@ -469,6 +469,11 @@ func (h *Harness) runIdle(ctx context.Context) error {
 			return err
 		}
 		h.rep.agentStarted(c.Name, a)
+		ready, err := readProcUsage("/proc", a.Pid)
+		if err != nil {
+			a.Stop()
+			return err
+		}
 		// Start-up work (the /proc scan, the first identity sync) is over
 		// once the counts stop moving.
 		if _, err := a.Settle(ctx, 5*time.Second, false); err != nil {
@@ -493,7 +498,7 @@ func (h *Harness) runIdle(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h.rep.idle[c.Name] = &idleStats{cpu: (after.CPUSeconds - before.CPUSeconds) / secs, rss: after.RSS, anon: after.RSSAnon, file: after.RSSFile, seconds: secs}
+		h.rep.idle[c.Name] = &idleStats{startCPU: ready.CPUSeconds, startPeak: ready.PeakRSS, cpu: (after.CPUSeconds - before.CPUSeconds) / secs, rss: after.RSS, anon: after.RSSAnon, file: after.RSSFile, seconds: secs}
 	}
 	return nil
 }

@@ -53,11 +53,15 @@ type agentStats struct {
 
 // idleStats are an agent's costs while nothing happens.
 type idleStats struct {
-	cpu     float64 // share of one CPU
-	rss     int64
-	anon    int64
-	file    int64
-	seconds float64
+	// startCPU is the CPU time from the start to "agent ready" (seconds),
+	// startPeak the peak RSS by then.
+	startCPU  float64
+	startPeak int64
+	cpu       float64 // share of one CPU
+	rss       int64
+	anon      int64
+	file      int64
+	seconds   float64
 }
 
 type bpfRun struct {
@@ -381,11 +385,11 @@ func (r *Report) idleMarkdown(p printf) {
 	if len(r.idle) == 0 {
 		return
 	}
-	p("### When nothing happens\n\nEach configuration's agent, started afresh and left alone: its CPU time over the period (share of one CPU) and its resident memory at the end, split into the agent's own memory (heap, stacks: anonymous) and pages of mapped files and shared memory (the binary's code and data read from disk, BPF ring buffers), which the kernel can reclaim or shares.\n\n")
-	p("| configuration | idle for | agent CPU | RSS | of it anonymous | of it file and shared |\n|---|---|---|---|---|---|\n")
+	p("### When nothing happens\n\nEach configuration's agent, started afresh and left alone: its CPU time over the period (share of one CPU) and its resident memory at the end, split into the agent's own memory (heap, stacks: anonymous) and pages of mapped files and shared memory (the binary's code and data read from disk, BPF ring buffers), which the kernel can reclaim or shares. Before that, what starting cost: the CPU time from the start to \"agent ready\" (probing the kernel, loading and attaching the programs, reading /proc) and the peak RSS by then.\n\n")
+	p("| configuration | CPU to ready | peak RSS to ready | idle for | agent CPU | RSS | of it anonymous | of it file and shared |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Configs {
 		if st := r.idle[c.Name]; st != nil {
-			p("| %s | %.0f s | %s | %s | %s | %s |\n", c.Name, st.seconds, pct(st.cpu), mib(st.rss), mib(st.anon), mib(st.file))
+			p("| %s | %.2f s | %s | %.0f s | %s | %s | %s | %s |\n", c.Name, st.startCPU, mib(st.startPeak), st.seconds, pct(st.cpu), mib(st.rss), mib(st.anon), mib(st.file))
 		}
 	}
 }

@@ -92,6 +92,7 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.StringArrayVar(&cfg.NetworkPolicies, "network-policy", nil, "NetworkPolicy / CiliumNetworkPolicy file or directory to enforce and watch (repeatable)")
 	f.DurationVar(&cfg.NetpolDNS.MinTTL, "dns-min-ttl", datapath.DefaultDNSMinTTL, "toFQDNs: the least time an address of a DNS answer stays allowed, whatever its TTL (at least 1s)")
 	f.IntVar(&cfg.NetpolDNS.MaxIPs, "dns-max-ips-per-answer", datapath.DefaultDNSMaxIPs, "toFQDNs: the most addresses one DNS answer allows (-1: no limit)")
+	f.BoolVar(&cfg.NetpolDNS.Visibility, "dns-visibility", false, "report every DNS query and answer of local processes as an L7 flow (Hubble's l7.dns: query, types, rcode, addresses, TTL, CNAMEs, latency) with its process and pod, and give later flows to an answer's addresses its name (destination_names) for the answer's TTL, at least --dns-min-ttl; needs no DNS policy")
 	f.StringVar(&cfg.NetpolDNS.PinDir, "dns-state-dir", datapath.DefaultPinDir, "toFQDNs: bpffs directory keeping the learned addresses across restarts (\"-\": not kept)")
 	return cmd
 }

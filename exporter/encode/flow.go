@@ -83,7 +83,7 @@ func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte
 	dst = appendEndpoint(dst, &f.SourceEndpoint)
 	dst = appendKey(dst, "destination")
 	dst = appendEndpoint(dst, &f.DestEndpoint)
-	dst = appendStringField(dst, "Type", "L3_L4")
+	dst = appendStringField(dst, "Type", flowType(f))
 	dst = appendStringField(dst, "node_name", nodeName)
 	dst = appendStringField(dst, "traffic_direction", f.Direction.String())
 	dst = appendBoolField(dst, "is_reply", f.IsReply)
@@ -93,10 +93,18 @@ func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte
 	if len(f.IngressDeniedBy) > 0 {
 		dst = appendPolicies(dst, "ingress_denied_by", f.IngressDeniedBy)
 	}
-	dst = appendKey(dst, "Summary")
-	dst = append(dst, '"')
-	dst = AppendSummary(dst, f)
-	dst = append(dst, '"')
+	if f.DNS != nil {
+		dst = appendDNS(dst, f.DNS)
+		dst = appendStringField(dst, "Summary", DNSSummary(f.DNS))
+	} else {
+		dst = appendKey(dst, "Summary")
+		dst = append(dst, '"')
+		dst = AppendSummary(dst, f)
+		dst = append(dst, '"')
+	}
+	if len(f.DestinationNames) > 0 {
+		dst = appendStringList(dst, "destination_names", f.DestinationNames)
+	}
 	dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
 	if len(f.PolicyNames) > 0 {
 		dst = appendStringList(dst, "policy_names", f.PolicyNames)

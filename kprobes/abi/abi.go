@@ -1,5 +1,7 @@
 package abi
 
+import "unsafe"
+
 // Record opcodes: the first byte of every record of the shared ring buffer
 // (enum vigil_op in lib/common.h).
 const (
@@ -8,6 +10,7 @@ const (
 	OpFork    = uint8(ProcessVigilOpVIGIL_OP_FORK)
 	OpGeneric = uint8(ProcessVigilOpVIGIL_OP_GENERIC)
 	OpFlow    = uint8(ProcessVigilOpVIGIL_OP_FLOW)
+	OpDNS     = uint8(ProcessVigilOpVIGIL_OP_DNS)
 	// OpMax bounds the opcodes; loss counters are indexed by opcode.
 	OpMax = int(ProcessVigilOpVIGIL_OP_MAX)
 )
@@ -87,6 +90,17 @@ type (
 	FlowDirection = FlowFlowDirection
 	FlowReport    = FlowFlowReport
 )
+
+// DNS visibility records (dnsvis.bpf.c): the head of a DNS message a local
+// socket sent or received.
+type (
+	DNSEvent     = DnsvisDnsEvent
+	DNSDirection = DnsvisDnsvisDirection
+	DNSStat      = DnsvisDnsvisStat
+)
+
+// DNSEventHead is the size of a DNS record without its message bytes.
+const DNSEventHead = int(unsafe.Offsetof(DNSEvent{}.Data))
 
 // Network-policy datapath maps and records (netpol.bpf.c) keep their
 // generated names (Netpol*): only networkpolicy/datapath uses them.

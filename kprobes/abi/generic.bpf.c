@@ -968,7 +968,8 @@ static __always_inline __u64 extend_int(__u64 v, __u8 type)
 
 /* gen_fast_arg decides filter flt on argument i without recording it, when
  * that is cheap and certain: an integer comparison on a plain parameter, or
- * a Prefix or Equal string filter whose set the string's head is not in. It
+ * a Prefix or Equal string filter whose set the string's head is not in
+ * (the head read from the record when the string is read whole anyway). It
  * returns false when the filter needs the full argument. */
 static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *h, struct gen_arg_filter *flt, __u32 i,
 					 bool *match)
@@ -1014,12 +1015,27 @@ static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *
 		long n;
 		int j;
 
-		if (type != GEN_ARG_STRING || flt->value == 0 || flt->value > 8 || (st->read_mask & (1 << i)))
-			return false;
-		n = read_str(head, sizeof(head), (void *)st->param[pi], d->flags & GEN_ARGF_USER);
-		if (n <= 0)
+		if (type != GEN_ARG_STRING || flt->value == 0 || flt->value > 8)
 			return false;
 		hk.len = flt->value;
+		if ((d->flags & GEN_ARGF_WHOLE) || (st->read_mask & (1 << i))) {
+			/* The string is read whole anyway (or was): the head comes
+			 * from the record rather than from a second read of the
+			 * call's memory. */
+			struct gen_record *rec = gen_record();
+			__u32 off;
+
+			if (!rec || gen_read_arg(i) < 0)
+				return false;
+			off = rec->ev.arg_off[i];
+			n = rec->ev.arg_len[i] + 1;
+			for (j = 0; j < 8; j++)
+				head[j] = rec->data[(off + j) & GEN_DATA_MASK];
+		} else {
+			n = read_str(head, sizeof(head), (void *)st->param[pi], d->flags & GEN_ARGF_USER);
+			if (n <= 0)
+				return false;
+		}
 		if (n - 1 < hk.len) {
 			/* Shorter than every value of the set. */
 			*match = false;
@@ -1034,6 +1050,34 @@ static __always_inline bool gen_fast_arg(struct gen_state *st, struct gen_hook *
 	}
 	}
 	return false;
+}
+
+/* gen_tail_known reports whether the last bytes of the len bytes of record
+ * data at off are the tail of a value of Postfix filter flt's set: when
+ * they are not, no value ends the string, found with one hash lookup
+ * instead of reversing the string's end into a trie key. A set without
+ * tails (an empty value) is always worth the full comparison. */
+static __always_inline bool gen_tail_known(struct gen_arg_filter *flt, __u32 off, __u32 len)
+{
+	struct gen_head_key hk = { .set_id = flt->set_id };
+	struct gen_record *rec = gen_record();
+	__u32 n = flt->value, start;
+	int j;
+
+	if (n == 0 || n > 8)
+		return true;
+	if (len < n)
+		return false; /* shorter than every value */
+	if (!rec)
+		return true;
+	hk.len = n;
+	start = off + len - n;
+	for (j = 0; j < 8; j++) {
+		if (j >= n)
+			break;
+		hk.head[j] = rec->data[(start + j) & GEN_DATA_MASK];
+	}
+	return bpf_map_lookup_elem(&gen_str_heads, &hk) != 0;
 }
 
 /* gen_match_arg evaluates filter f of selector sel of the current hook. */
@@ -1120,6 +1164,8 @@ __noinline int gen_match_arg(__u64 sel, __u64 f)
 			off += sizeof(struct gen_file_arg);
 			len -= sizeof(struct gen_file_arg);
 		}
+		if (flt->op == GEN_OP_STR_POSTFIX && !gen_tail_known(flt, off, len))
+			break;
 		match = gen_str_lookup(flt->set_id, GEN_SRC_RECORD, off, len, flt->op);
 		break;
 	case GEN_OP_SADDR:

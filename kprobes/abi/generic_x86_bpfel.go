@@ -62,6 +62,7 @@ const (
 	GenericGenArgFlagsGEN_ARGF_DATALOC     GenericGenArgFlags = 8
 	GenericGenArgFlagsGEN_ARGF_TP_PTR      GenericGenArgFlags = 16
 	GenericGenArgFlagsGEN_ARGF_RESOLVE     GenericGenArgFlags = 32
+	GenericGenArgFlagsGEN_ARGF_WHOLE       GenericGenArgFlags = 64
 )
 
 type GenericGenArgState uint32

@@ -180,6 +180,7 @@ const (
 	NetpolMapNpDnsGroups       = "np_dns_groups"
 	NetpolMapNpDnsNext         = "np_dns_next"
 	NetpolMapNpDnsScratch      = "np_dns_scratch"
+	NetpolMapNpDnsTcpLen       = "np_dns_tcp_len"
 	NetpolMapNpFlows           = "np_flows"
 	NetpolMapNpFqdn            = "np_fqdn"
 	NetpolMapNpIpcache         = "np_ipcache"
@@ -267,6 +268,7 @@ type NetpolMapSpecs struct {
 	NpDnsGroups  *ebpf.MapSpec `ebpf:"np_dns_groups"`
 	NpDnsNext    *ebpf.MapSpec `ebpf:"np_dns_next"`
 	NpDnsScratch *ebpf.MapSpec `ebpf:"np_dns_scratch"`
+	NpDnsTcpLen  *ebpf.MapSpec `ebpf:"np_dns_tcp_len"`
 	NpFlows      *ebpf.MapSpec `ebpf:"np_flows"`
 	NpFqdn       *ebpf.MapSpec `ebpf:"np_fqdn"`
 	NpIpcache    *ebpf.MapSpec `ebpf:"np_ipcache"`
@@ -318,6 +320,7 @@ type NetpolMaps struct {
 	NpDnsGroups  *ebpf.Map `ebpf:"np_dns_groups"`
 	NpDnsNext    *ebpf.Map `ebpf:"np_dns_next"`
 	NpDnsScratch *ebpf.Map `ebpf:"np_dns_scratch"`
+	NpDnsTcpLen  *ebpf.Map `ebpf:"np_dns_tcp_len"`
 	NpFlows      *ebpf.Map `ebpf:"np_flows"`
 	NpFqdn       *ebpf.Map `ebpf:"np_fqdn"`
 	NpIpcache    *ebpf.Map `ebpf:"np_ipcache"`
@@ -335,6 +338,7 @@ func (m *NetpolMaps) Close() error {
 		m.NpDnsGroups,
 		m.NpDnsNext,
 		m.NpDnsScratch,
+		m.NpDnsTcpLen,
 		m.NpFlows,
 		m.NpFqdn,
 		m.NpIpcache,

@@ -22,6 +22,7 @@ func Objects() []Object {
 		name string
 		b    []byte
 	}{
+		{"dnsvis_x86_bpfel.o", _DnsvisBytes},
 		{"flow_x86_bpfel.o", _FlowBytes},
 		{"generic_x86_bpfel.o", _GenericBytes},
 		{"netpol_x86_bpfel.o", _NetpolBytes},

@@ -158,6 +158,7 @@ const (
 	ProcessVigilOpVIGIL_OP_FORK    ProcessVigilOp = 3
 	ProcessVigilOpVIGIL_OP_GENERIC ProcessVigilOp = 4
 	ProcessVigilOpVIGIL_OP_FLOW    ProcessVigilOp = 5
+	ProcessVigilOpVIGIL_OP_DNS     ProcessVigilOp = 6
 	ProcessVigilOpVIGIL_OP_MAX     ProcessVigilOp = 16
 )
 

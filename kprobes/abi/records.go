@@ -79,6 +79,21 @@ func Generic(rec []byte) (*GenEvent, []byte, error) {
 // Flow returns a flow record.
 func Flow(rec []byte) (*FlowEvent, error) { return view[FlowEvent](OpFlow, rec) }
 
+// DNS decodes the fixed part of a DNS record into dst and returns the
+// message bytes the record carries (CapLen of them, fewer if the record is
+// shorter). The bytes alias rec; dst.Data is not filled.
+func DNS(rec []byte, dst *DNSEvent) ([]byte, error) {
+	if len(rec) < DNSEventHead {
+		return nil, &ShortRecordError{Op: OpDNS, Len: len(rec), Want: DNSEventHead}
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), DNSEventHead), rec)
+	data := rec[DNSEventHead:]
+	if n := int(dst.CapLen); n < len(data) {
+		data = data[:n]
+	}
+	return data, nil
+}
+
 // FileArg returns a file argument's header and the path that follows it.
 func FileArg(b []byte) (*GenFileArg, []byte, bool) {
 	r, err := view[GenFileArg](0, b)

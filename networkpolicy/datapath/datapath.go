@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"github.com/vigilsec/vigil/identity/cgroup"
+	"github.com/vigilsec/vigil/kprobes"
 	"github.com/vigilsec/vigil/kprobes/abi"
 
 	"context"
@@ -235,7 +236,7 @@ func (d *Datapath) Load() (err error) {
 	if err := spec.Variables[abi.NetpolVarNpCfg].Set(rate); err != nil {
 		return fmt.Errorf("datapath: set config: %w", err)
 	}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}, Cache: kprobes.KernelTypes()}
 	if d.cfg.PinDir != "" {
 		fqdn, legend, adopted, err := openPinned(d.cfg.PinDir, spec)
 		if err != nil {
@@ -348,7 +349,7 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	}
 	var maps []ebpf.MapID
 	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
-		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch}
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch, d.objs.NpDnsTcpLen}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}

@@ -18,6 +18,7 @@ enum vigil_op {
 	VIGIL_OP_FORK = 3,
 	VIGIL_OP_GENERIC = 4,
 	VIGIL_OP_FLOW = 5,
+	VIGIL_OP_DNS = 6,
 	VIGIL_OP_MAX = 16,
 };
 

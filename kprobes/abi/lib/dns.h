@@ -118,6 +118,16 @@ struct {
 	__uint(max_entries, 1);
 } np_dns_scratch SEC(".maps");
 
+/* np_dns_tcp_len: TCP sockets (by cookie) that received the two-byte
+ * length of an answer alone in a segment, with that length: the next
+ * segment of that many bytes is the message. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(max_entries, 4096);
+} np_dns_tcp_len SEC(".maps");
+
 /* dns_symbol is dns.Symbol. */
 static __always_inline __u32 dns_symbol(__u8 c)
 {
@@ -404,8 +414,10 @@ static __always_inline void dns_udp_answer(struct __sk_buff *skb, __u32 l4off, _
 }
 
 /* dns_tcp_answer parses the answer in a TCP segment of an established
- * connection to a DNS server, when the segment holds a whole message
- * (its two-byte length and all of it): a message split over segments is
+ * connection to a DNS server: a segment that holds a whole message (its
+ * two-byte length and all of it), or, after a segment that held only the
+ * length, the next segment when it is exactly that long (servers that
+ * write the length and the message apart). A message split otherwise is
  * counted and not learned. */
 static __always_inline void dns_tcp_answer(struct __sk_buff *skb, __u32 l4off, __u32 local)
 {
@@ -419,13 +431,33 @@ static __always_inline void dns_tcp_answer(struct __sk_buff *skb, __u32 l4off, _
 	if (bpf_skb_load_bytes(skb, l4off + 12, &doff, 1))
 		return;
 	__u32 start = l4off + (doff >> 4) * 4;
-	if (skb->len < start + 2)
+	if (skb->len <= start)
 		return; /* no payload: an ACK */
+	__u32 payload = skb->len - start;
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *want = bpf_map_lookup_elem(&np_dns_tcp_len, &cookie);
+	if (want) {
+		__u32 mlen = *want;
+		bpf_map_delete_elem(&np_dns_tcp_len, &cookie);
+		if (payload == mlen) {
+			dns_answer(skb, start, mlen, local);
+			return;
+		}
+		stat_inc(NP_STAT_DNS_SPLIT);
+		return;
+	}
+	if (payload < 2)
+		return;
 	__u8 pfx[2];
 	if (bpf_skb_load_bytes(skb, start, pfx, 2))
 		return;
 	__u32 mlen = (__u32)pfx[0] << 8 | pfx[1];
-	if (skb->len - start - 2 < mlen) {
+	if (payload == 2) {
+		if (mlen)
+			bpf_map_update_elem(&np_dns_tcp_len, &cookie, &mlen, BPF_ANY);
+		return;
+	}
+	if (payload - 2 < mlen) {
 		stat_inc(NP_STAT_DNS_SPLIT);
 		return;
 	}

@@ -63,6 +63,8 @@ enum gen_arg_flags {
 	GEN_ARGF_DATALOC = 1 << 3,     /* tracepoint __data_loc field */
 	GEN_ARGF_TP_PTR = 1 << 4,      /* tracepoint field holding a pointer */
 	GEN_ARGF_RESOLVE = 1 << 5,     /* the value is found along gen_resolve's steps */
+	GEN_ARGF_WHOLE = 1 << 6,       /* a selector reads the string whole on every call it gets:
+					* head checks take their bytes from the record */
 };
 
 struct gen_arg_desc {
@@ -138,8 +140,8 @@ struct gen_arg_filter {
 	__u8 is_signed;
 	__u32 set_id;
 	/* GT, LT, Mask: the operand. Prefix and Equal: the length of the set's
-	 * heads in gen_str_heads (see struct gen_head_key), 0 when it has
-	 * none. */
+	 * heads in gen_str_heads (see struct gen_head_key), Postfix: of its
+	 * tails; 0 when it has none. */
 	__u64 value;
 };
 
@@ -147,7 +149,9 @@ struct gen_arg_filter {
  * bytes, len being the shortest value's length capped at 8. A string whose
  * head is not in the set matches none of its values, which is found with
  * one small read and one hash lookup instead of reading the whole string
- * and walking the trie. */
+ * and walking the trie. A Postfix set keeps its values' tails the same way:
+ * their last len bytes, in order, checked before the string's end is
+ * reversed into a trie key. */
 struct gen_head_key {
 	__u32 set_id;
 	__u32 len;

@@ -3,6 +3,7 @@ package testpods
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -249,28 +250,7 @@ func dnsServe(args []string) string {
 		return errorTag + ": dns-serve ADDR:PORT TTL"
 	}
 	ttl, _ := strconv.Atoi(args[1])
-	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
-		m := new(mdns.Msg)
-		m.SetReply(q)
-		m.Authoritative = true
-		if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypeA {
-			name := strings.ToLower(q.Question[0].Name)
-			var ip netip.Addr
-			var i int
-			if name == "other.test." {
-				ip = netip.MustParseAddr("10.78.0.1")
-			} else if n, err := fmt.Sscanf(name, "n%d.fqdn.test.", &i); n == 1 && err == nil && i >= 0 && i < 1<<16 {
-				ip = netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})
-			}
-			if ip.IsValid() {
-				m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA,
-					Class: mdns.ClassINET, Ttl: uint32(ttl)}, A: ip.AsSlice()})
-			} else {
-				m.Rcode = mdns.RcodeNameError
-			}
-		}
-		w.WriteMsg(m)
-	})
+	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) { w.WriteMsg(tableAnswer(q, ttl)) })
 	for _, network := range []string{"udp", "tcp"} {
 		started := make(chan error, 1)
 		srv := &mdns.Server{Addr: args[0], Net: network, Handler: h, NotifyStartedFunc: func() { started <- nil }}
@@ -280,6 +260,93 @@ func dnsServe(args []string) string {
 		}
 	}
 	return "ok"
+}
+
+// tableAnswer answers q from the tests' DNS table (see dnsServe).
+func tableAnswer(q *mdns.Msg, ttl int) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetReply(q)
+	m.Authoritative = true
+	if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypeA {
+		name := strings.ToLower(q.Question[0].Name)
+		var ip netip.Addr
+		var i int
+		if name == "other.test." {
+			ip = netip.MustParseAddr("10.78.0.1")
+		} else if n, err := fmt.Sscanf(name, "n%d.fqdn.test.", &i); n == 1 && err == nil && i >= 0 && i < 1<<16 {
+			ip = netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})
+		}
+		if ip.IsValid() {
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA,
+				Class: mdns.ClassINET, Ttl: uint32(ttl)}, A: ip.AsSlice()})
+		} else {
+			m.Rcode = mdns.RcodeNameError
+		}
+	}
+	return m
+}
+
+// dnsServeSplit: dns-serve-split ADDR:PORT TTL serves the tests' DNS table
+// over TCP only, writing each answer's two-byte length and the answer in
+// two segments (TCP_NODELAY, a pause between), as some servers do.
+func dnsServeSplit(args []string) string {
+	if len(args) != 2 {
+		return errorTag + ": dns-serve-split ADDR:PORT TTL"
+	}
+	ttl, _ := strconv.Atoi(args[1])
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return errorTag + ": dns-serve-split: " + err.Error()
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveSplit(c.(*net.TCPConn), ttl)
+		}
+	}()
+	return "ok"
+}
+
+func serveSplit(c *net.TCPConn, ttl int) {
+	defer c.Close()
+	c.SetNoDelay(true)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	for {
+		var pfx [2]byte
+		if _, err := io.ReadFull(c, pfx[:]); err != nil {
+			return
+		}
+		buf := make([]byte, int(pfx[0])<<8|int(pfx[1]))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		q := new(mdns.Msg)
+		if err := q.Unpack(buf); err != nil {
+			return
+		}
+		out, err := tableAnswer(q, ttl).Pack()
+		if err != nil {
+			return
+		}
+		if _, err := c.Write([]byte{byte(len(out) >> 8), byte(len(out))}); err != nil {
+			return
+		}
+		// The length leaves in a segment of its own before the answer is
+		// written (the pause shapes the segments; nothing is timed).
+		time.Sleep(20 * time.Millisecond)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// ServeDNSSplit serves the tests' DNS table over TCP at addr, each answer's
+// length in a segment of its own (see dnsServeSplit).
+func (e *Endpoint) ServeDNSSplit(addr netip.AddrPort, ttl int) string {
+	return e.do(fmt.Sprintf("dns-serve-split %s %d", addr, ttl))
 }
 
 // ServeDNS serves the tests' DNS table at addr (see dnsServe).

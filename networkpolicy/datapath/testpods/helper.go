@@ -50,6 +50,8 @@ func helperMain(in io.Reader, out io.Writer) int {
 			reply(id, dnsBench(args))
 		case "dns-serve":
 			reply(id, dnsServe(args))
+		case "dns-serve-split":
+			reply(id, dnsServeSplit(args))
 		case "listen":
 			reply(id, listen(args))
 		case "probe":
