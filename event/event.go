@@ -17,6 +17,7 @@ const (
 	TypeLostEvents
 	TypeRateLimitInfo
 	TypeProcessUprobe
+	TypeProcessUsdt
 	typeCount
 )
 
@@ -32,6 +33,7 @@ var typeNames = [typeCount]string{
 	TypeLostEvents:        "lost_events",
 	TypeRateLimitInfo:     "rate_limit_info",
 	TypeProcessUprobe:     "process_uprobe",
+	TypeProcessUsdt:       "process_usdt",
 }
 
 // String returns the JSON key of the event type, for example "process_exec".

@@ -41,8 +41,11 @@ func Validate(p *Policy, kernel *btf.Spec, opts *ValidateOptions) (warnings mani
 	k := &kernelChecker{checker: checker{doc: p.Doc}, spec: kernel, tracefs: opts.Tracefs, tracefsOK: opts.Tracefs != nil}
 	// A uprobe's binary is on the node, whatever the kernel.
 	for _, h := range p.Hooks {
-		if h.Kind == HookUprobe {
+		switch h.Kind {
+		case HookUprobe:
 			k.uprobe(h)
+		case HookUsdt:
+			k.usdt(h)
 		}
 	}
 	if kernel == nil && opts.Tracefs == nil {

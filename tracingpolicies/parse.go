@@ -235,7 +235,6 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			c.unsupported(path, why)
 		}
 	}
-	rejectList("spec.usdts", len(s.Usdts), "USDT probes are not implemented")
 	rejectList("spec.fentries", len(s.Fentries), "use spec.kprobes; Vigil chooses fentry by itself where kprobes are unavailable")
 	rejectList("spec.enforcers", len(s.Enforcers), "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill actions directly")
 	rejectList("spec.selectorsMacros", len(s.SelectorsMacros), "write the selectors out in each hook")
@@ -272,14 +271,19 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			p.Hooks = append(p.Hooks, h)
 		}
 	}
+	for i := range s.Usdts {
+		if h := c.usdt(fmt.Sprintf("spec.usdts[%d]", i), &s.Usdts[i]); h != nil {
+			p.Hooks = append(p.Hooks, h)
+		}
+	}
 	for i, l := range s.Lists {
 		if l.Name != "" && !used[l.Name] {
 			c.warnf(fmt.Sprintf("spec.lists[%d].name", i), "list %q is not used by any kprobe (call: \"list:%s\")", l.Name, l.Name)
 		}
 	}
-	// A policy of USDTs or loader events only is refused for them.
+	// A policy of loader events only is refused for them.
 	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks)+len(s.UProbes)+len(s.Usdts) == 0 && !s.Loader {
-		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints, spec.lsmhooks or spec.uprobes")
+		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints, spec.lsmhooks, spec.uprobes or spec.usdts")
 	}
 	if len(c.errs) == 0 {
 		c.safety(p)

@@ -69,6 +69,8 @@ const (
 	HookLSM HookKind = "lsm"
 	// HookUprobe is a function of an executable or library (spec.uprobes).
 	HookUprobe HookKind = "uprobe"
+	// HookUsdt is a USDT probe (spec.usdts).
+	HookUsdt HookKind = "usdt"
 )
 
 // Policy is one parsed and validated TracingPolicy document. Everything in
@@ -138,6 +140,11 @@ type Hook struct {
 	Binary        string
 	Offsets       []uint64
 	RefCtrOffsets []uint64
+	// Provider and Probe name a USDT probe of Binary; Validate finds its
+	// sites (one per place the probe is in the code), which the compiler
+	// needs.
+	Provider, Probe string
+	Sites           []USDTSite
 	// Subsystem and Event name a tracepoint.
 	Subsystem string
 	Event     string

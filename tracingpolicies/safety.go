@@ -89,13 +89,15 @@ func critical(h *Hook) (what, fn string) {
 		if w, ok := criticalTracepoints[name]; ok {
 			return w, name
 		}
-	case HookUprobe:
+	case HookUprobe, HookUsdt:
 		// A shared library's functions are called by every process that
 		// loads it: libc's by nearly all.
 		if base := path.Base(h.Binary); strings.Contains(base, ".so") {
 			fn := h.Binary
 			if len(h.Functions) > 0 {
 				fn += ":" + h.Functions[0]
+			} else if h.Kind == HookUsdt {
+				fn += ":" + h.Provider + ":" + h.Probe
 			}
 			return "library", fn
 		}

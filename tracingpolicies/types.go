@@ -36,6 +36,7 @@ type Spec struct {
 	Tracepoints []TracepointSpec `json:"tracepoints,omitempty"`
 	LSMHooks    []LSMHookSpec    `json:"lsmhooks,omitempty"`
 	UProbes     []UProbeSpec     `json:"uprobes,omitempty"`
+	Usdts       []UsdtSpec       `json:"usdts,omitempty"`
 	Lists       []ListSpec       `json:"lists,omitempty"`
 	Options     []OptionSpec     `json:"options,omitempty"`
 
@@ -46,7 +47,6 @@ type Spec struct {
 
 	// Tetragon fields that Vigil rejects when set.
 	Loader          bool                  `json:"loader,omitempty"`
-	Usdts           []any                 `json:"usdts,omitempty"`
 	Fentries        []any                 `json:"fentries,omitempty"`
 	Enforcers       []any                 `json:"enforcers,omitempty"`
 	SelectorsMacros map[string]any        `json:"selectorsMacros,omitempty"`
@@ -132,6 +132,21 @@ type UProbeSpec struct {
 	ReturnArg     *ArgSpec `json:"returnArg,omitempty"`
 	BinaryDigests []string `json:"binaryDigests,omitempty"`
 	Ignore        any      `json:"ignore,omitempty"`
+}
+
+// UsdtSpec hooks a USDT probe (a SystemTap SDT marker) of an executable or
+// library, named by its provider and name in the file's .note.stapsdt.
+type UsdtSpec struct {
+	Path      string         `json:"path"`
+	Provider  string         `json:"provider"`
+	Name      string         `json:"name"`
+	Message   string         `json:"message,omitempty"`
+	Args      []ArgSpec      `json:"args,omitempty"`
+	Selectors []SelectorSpec `json:"selectors,omitempty"`
+	Tags      []string       `json:"tags,omitempty"`
+
+	// Tetragon fields that Vigil rejects when set.
+	BTFPath string `json:"btfPath,omitempty"`
 }
 
 // ArgSpec describes one argument to read.

@@ -130,3 +130,71 @@ func TestValidateUprobes(t *testing.T) {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
+
+func TestParseUSDTArgs(t *testing.T) {
+	got, err := ParseUSDTArgs(uprobetarget.USDTArgs + " 4@-20(%rbp) 1@%r8b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []USDTArg{
+		{Kind: USDTReg, Size: 4, Signed: true, Reg: "rdi", RegOff: 112},
+		{Kind: USDTReg, Size: 8, Reg: "rsi", RegOff: 104},
+		{Kind: USDTReg, Size: 8, Reg: "rdx", RegOff: 96},
+		{Kind: USDTDeref, Size: 8, Reg: "rsp", RegOff: 152, Val: 8},
+		{Kind: USDTConst, Size: 2, Signed: true, Val: -3},
+		{Kind: USDTDeref, Size: 4, Reg: "rbp", RegOff: 32, Val: -20},
+		{Kind: USDTReg, Size: 1, Reg: "r8", RegOff: 72},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for spec, msg := range map[string]string{
+		"8@(%rax,%rbx,8)": `argument "8@(%rax,%rbx,8)": only REGISTER and DISPLACEMENT(REGISTER) are read, not indexed addressing`,
+		"3@%rax":          `argument "3@%rax": size 3 is not 1, 2, 4 or 8`,
+		"8@%xmm0":         `argument "8@%xmm0": "%xmm0" is not an x86-64 register`,
+		"%rax":            `argument "%rax": no SIZE@ in front`,
+		"8@sym(%rip)":     `argument "8@sym(%rip)": displacement "sym" is not a number (symbolic addresses are not read)`,
+	} {
+		if _, err := ParseUSDTArgs(spec); err == nil || err.Error() != msg {
+			t.Errorf("%s: %v, want %s", spec, err, msg)
+		}
+	}
+}
+
+// A USDT probe's sites and arguments are found in the file's
+// .note.stapsdt when the policy is validated.
+func TestValidateUSDT(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "target")
+	if err := uprobetarget.Write(exe); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(header+`  usdts:
+  - path: %[1]s
+    provider: vigil
+    name: target
+    args: [{index: 0, type: int}, {index: 4, type: int16}]
+  - path: %[1]s
+    provider: vigil
+    name: targe
+  - path: %[1]s
+    provider: vigil
+    name: target
+    args: [{index: 5, type: int}]
+`, exe)
+	ps, err := Parse("p.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Validate(ps[0], nil, nil)
+	want := []string{
+		fmt.Sprintf(`p.yaml:13: spec.usdts[1].name: %s has no USDT probe vigil:targe (did you mean "vigil:target"?)`, exe),
+		`p.yaml:17: spec.usdts[2].args[0].index: USDT probe vigil:target has 5 arguments (indexes 0 to 4)`,
+	}
+	if diff := cmp.Diff(want, errLines(err)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	h := ps[0].Hooks[0]
+	if len(h.Sites) != 1 || h.Sites[0].Offset != uprobetarget.Offset || len(h.Sites[0].Args) != 5 {
+		t.Errorf("sites %+v, want one at %#x with 5 arguments", h.Sites, uprobetarget.Offset)
+	}
+}

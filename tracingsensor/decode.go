@@ -46,6 +46,10 @@ func newHookInfo(p *Policy, h *tracingpolicies.CompiledHook, t kprobes.HookTarge
 		info.evType, info.function = event.TypeProcessLSM, t.Name
 	case tracingpolicies.HookTracepoint:
 		info.evType, info.function = event.TypeProcessTracepoint, t.Name
+	case tracingpolicies.HookUsdt:
+		// Signals are delivered before the probe's instruction runs, as
+		// a uprobe's.
+		info.evType, info.function = event.TypeProcessUsdt, h.Source.Probe
 	case tracingpolicies.HookUprobe:
 		// A signal sent by a uprobe is delivered before the function's
 		// first instruction runs.
@@ -110,8 +114,11 @@ func (d *decoder) handle(rec []byte) error {
 		Message:      info.hook.Message,
 		Tags:         info.hook.Tags,
 	}
-	if info.hook.Kind == tracingpolicies.HookUprobe {
+	switch info.hook.Kind {
+	case tracingpolicies.HookUprobe:
 		d.kp.UprobePath = info.hook.Binary
+	case tracingpolicies.HookUsdt:
+		d.kp.UprobePath, d.kp.UsdtProvider = info.hook.Binary, info.hook.Provider
 	}
 	d.decodeArgs(r, data, info)
 	d.kp.Args = d.args

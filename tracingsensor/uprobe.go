@@ -21,6 +21,10 @@ import (
 const (
 	mechUprobe      kprobes.Mechanism = "uprobe"
 	mechUprobeMulti kprobes.Mechanism = "uprobe.multi"
+	// mechUsdt is a uprobe at each site of a USDT probe, running the
+	// generic USDT program, which reads the arguments where the probe's
+	// note says (gen_usdts).
+	mechUsdt kprobes.Mechanism = "usdt"
 )
 
 // uprobePMU is where the kernel lists its uprobe event source
@@ -29,11 +33,14 @@ const uprobePMU = "/sys/bus/event_source/devices/uprobe"
 
 // planHook is plan for any hook of a compiled policy.
 func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, uint32, error) {
-	if h.Source.Kind != tracingpolicies.HookUprobe {
+	if h.Source.Kind != tracingpolicies.HookUprobe && h.Source.Kind != tracingpolicies.HookUsdt {
 		return g.plan(&h.Request)
 	}
 	if _, err := os.Stat(uprobePMU); err != nil {
 		return "", 0, fmt.Errorf("%w: this kernel has no uprobes (%s: %v; it needs CONFIG_UPROBE_EVENTS)", kprobes.ErrCannotAttach, uprobePMU, err)
+	}
+	if h.Source.Kind == tracingpolicies.HookUsdt {
+		return mechUsdt, 0, nil
 	}
 	switch m := h.Source.Mechanism; {
 	case m == mechUprobe:
@@ -50,7 +57,16 @@ func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, 
 
 // attachHook is attach for any hook of a compiled policy.
 func (g *generic) attachHook(h *tracingpolicies.CompiledHook) (*attachment, error) {
-	if h.Source.Kind != tracingpolicies.HookUprobe {
+	switch h.Source.Kind {
+	case tracingpolicies.HookUprobe:
+	case tracingpolicies.HookUsdt:
+		a := &attachment{mechanism: mechUsdt}
+		if err := g.attachUsdt(a, h.Source, h.Request.Targets); err != nil {
+			a.Close()
+			return nil, err
+		}
+		return a, nil
+	default:
 		return g.attach(&h.Request)
 	}
 	mech, _, err := g.planHook(h)
@@ -136,4 +152,47 @@ func (g *generic) attachUprobes(a *attachment, h *tracingpolicies.Hook, targets 
 		a.links = append(a.links, l)
 	}
 	return nil
+}
+
+// attachUsdt writes the argument locations of each site of a USDT probe
+// and attaches one uprobe per site.
+func (g *generic) attachUsdt(a *attachment, h *tracingpolicies.Hook, targets []kprobes.HookTarget) error {
+	if len(targets) != len(h.Sites) {
+		return fmt.Errorf("USDT probe %s:%s: %d targets for %d sites", h.Provider, h.Probe, len(targets), len(h.Sites))
+	}
+	ex, err := link.OpenExecutable(h.Binary)
+	if err != nil {
+		return fmt.Errorf("USDT probe on %s: %w", h.Binary, err)
+	}
+	for i, t := range targets {
+		site := h.Sites[i]
+		var spec abi.GenUsdt
+		for j, arg := range site.Args {
+			if j >= len(spec.Args) {
+				break
+			}
+			spec.Args[j] = abi.GenUsdtArg{Kind: uint8(arg.Kind), Size: arg.Size, IsSigned: b2u8(arg.Signed), RegOff: arg.RegOff, Val: arg.Val}
+		}
+		if err := g.maps[abi.GenericMapGenUsdts].Put(t.ID, spec); err != nil {
+			return fmt.Errorf("write USDT arguments: %w", err)
+		}
+		p, err := g.loadOne(abi.GenericProgGenericUsdt, t.ID, 0, nil)
+		if err != nil {
+			return fmt.Errorf("load USDT program for %s:%s: %w", h.Binary, t.Name, err)
+		}
+		a.progs = append(a.progs, p)
+		l, err := ex.Uprobe("", p, &link.UprobeOptions{Address: site.Offset, RefCtrOffset: site.RefCtr})
+		if err != nil {
+			return fmt.Errorf("attach USDT probe %s:%s: %w", h.Binary, t.Name, err)
+		}
+		a.links = append(a.links, l)
+	}
+	return nil
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }

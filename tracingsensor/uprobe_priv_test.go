@@ -231,3 +231,79 @@ spec:
 		}
 	}
 }
+
+// A USDT policy on the target's probe reports the arguments from where the
+// probe's note says they are: registers, the stack and a constant.
+func TestPrivUprobeUSDT(t *testing.T) {
+	f := kerneltest.Features(t)
+	if _, err := os.Stat(uprobePMU); err != nil {
+		kerneltest.Skip(t, "this kernel has no uprobes: %v", err)
+	}
+	exe := filepath.Join(t.TempDir(), "usdt-target")
+	if err := uprobetarget.Write(exe); err != nil {
+		t.Fatal(err)
+	}
+	ps, cache, log := sensorDeps(t, f)
+	sink := &uprobeSink{}
+	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stop, err := newTestReader(t, ps, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: usdt-target
+spec:
+  usdts:
+  - path: %s
+    provider: %s
+    name: %s
+    args:
+    - {index: 0, type: int}
+    - {index: 1, type: uint64}
+    - {index: 2, type: string}
+    - {index: 3, type: uint64}
+    - {index: 4, type: int16}
+    selectors:
+    - matchArgs:
+      - {index: 2, operator: Equal, values: ["kill-me"]}
+      matchActions:
+      - {action: Sigkill}
+    - matchArgs:
+      - {index: 2, operator: Prefix, values: ["vigil-"]}
+`, exe, uprobetarget.USDTProvider, uprobetarget.USDTName)
+	policies, err := tracingpolicies.Parse("usdt.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tracingpolicies.Validate(policies[0], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(policies[0], "usdt.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := runTarget(t, exe, 5, 6, "vigil-usdt")
+	if err != nil {
+		t.Fatalf("target: %v", err)
+	}
+	e := sink.wait(t, pid, func(uprobeEvent) bool { return true })
+	// argc is 4: the target and its three arguments.
+	if e.typ != event.TypeProcessUsdt || e.path != exe || e.symbol != uprobetarget.USDTName || len(e.args) != 5 ||
+		e.args[0].Int != 5 || e.args[1].Uint != 6 || e.args[2].Str != "vigil-usdt" || e.args[3].Uint != 4 || e.args[4].Int != -3 {
+		t.Errorf("event %+v, want a process_usdt of %s with args 5, 6, vigil-usdt, 4, -3", e, exe)
+	}
+	pid, err = runTarget(t, exe, 1, 2, "kill-me")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("target at the USDT probe with kill-me: %v, want killed by SIGKILL", err)
+	}
+	if e := sink.wait(t, pid, func(uprobeEvent) bool { return true }); e.action != "KPROBE_ACTION_SIGKILL" {
+		t.Errorf("event of the killed target: %+v, want KPROBE_ACTION_SIGKILL", e)
+	}
+}

@@ -25,6 +25,10 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 		}
 		dst = appendStringField(dst, "subsys", subsys)
 		dst = appendStringField(dst, "event", name)
+	} else if ev.Type == event.TypeProcessUsdt {
+		dst = appendStringField(dst, "path", k.UprobePath)
+		dst = appendStringField(dst, "provider", k.UsdtProvider)
+		dst = appendStringField(dst, "name", k.FunctionName)
 	} else if ev.Type == event.TypeProcessUprobe {
 		dst = appendStringField(dst, "path", k.UprobePath)
 		if k.FunctionName != "" {

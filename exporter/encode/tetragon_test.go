@@ -56,14 +56,14 @@ var hookMembers = []vigilMember{
 
 func allVigilMembers() []vigilMember {
 	out := append([]vigilMember(nil), vigilMembers...)
-	for _, msg := range []string{"tetragon.ProcessKprobe", "tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe"} {
+	for _, msg := range []string{"tetragon.ProcessKprobe", "tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe", "tetragon.ProcessUsdt"} {
 		for _, m := range hookMembers {
 			m.message = msg
 			out = append(out, m)
 		}
 	}
 	// Tetragon's tracepoint, LSM and uprobe events have no return value.
-	for _, msg := range []string{"tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe"} {
+	for _, msg := range []string{"tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe", "tetragon.ProcessUsdt"} {
 		out = append(out, vigilMember{msg, "return", "the hook's return value"})
 	}
 	return out
@@ -98,6 +98,14 @@ func hookFixtures() map[string]*event.Event {
 				}
 				out[name+"@"+typ.String()] = &c
 			}
+		}
+		if ev.Type == event.TypeProcessKprobe {
+			c := *ev
+			c.Type = event.TypeProcessUsdt
+			k := *ev.Kprobe
+			k.FunctionName, k.UprobePath, k.UsdtProvider = "query__start", "/usr/sbin/mysqld", "mysql"
+			c.Kprobe = &k
+			out[name+"@process_usdt"] = &c
 		}
 		if ev.Type == event.TypeProcessKprobe {
 			// A probe placed at a file offset has no symbol.

@@ -1,6 +1,7 @@
-// Package uprobetarget writes a minimal x86-64 executable for uprobe tests:
-// its function Symbol takes its arguments in the registers of the C calling
-// convention, as uprobe policies read them, and its symbol table names it.
+// Package uprobetarget writes a minimal x86-64 executable for uprobe and
+// USDT tests: its function Symbol takes its arguments in the registers of
+// the C calling convention, as uprobe policies read them, its symbol table
+// names it, and a SystemTap SDT note places a USDT probe at its start.
 // Tests run it where no compiler is at hand (the test VMs), and the test
 // binaries themselves are built without a symbol table.
 package uprobetarget
@@ -35,6 +36,15 @@ var code = []byte{
 	0xc3, // ret
 }
 
+// The USDT probe of the executable, at Symbol's first instruction, and its
+// arguments as the note describes them: a, b and s in their registers, argc
+// on the stack above the return address, and a constant.
+const (
+	USDTProvider = "vigil"
+	USDTName     = "target"
+	USDTArgs     = "-4@%edi 8@%rsi 8@%rdx 8@8(%rsp) -2@$-3"
+)
+
 // targetOffset is where Symbol starts in code.
 const targetOffset = 41
 
@@ -42,7 +52,7 @@ const (
 	base     = 0x400000
 	codeOff  = 64 + 56 // after the ELF header and the one program header
 	strtab   = "\x00" + Symbol + "\x00_start\x00"
-	shstrtab = "\x00.text\x00.symtab\x00.strtab\x00.shstrtab\x00"
+	shstrtab = "\x00.text\x00.symtab\x00.strtab\x00.shstrtab\x00.note.stapsdt\x00"
 )
 
 // Offset is the file offset of Symbol in the executable Write writes.
@@ -61,7 +71,9 @@ func Write(path string) error {
 	}
 	strOff := symOff + uint64(len(syms))*24
 	shstrOff := strOff + uint64(len(strtab))
-	shOff := (shstrOff + uint64(len(shstrtab)) + 7) &^ 7
+	noteOff := (shstrOff + uint64(len(shstrtab)) + 3) &^ 3
+	note := stapsdtNote(base + Offset)
+	shOff := (noteOff + uint64(len(note)) + 7) &^ 7
 	binary.Write(&b, le, elf.Header64{
 		Ident:     [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
 		Type:      uint16(elf.ET_EXEC),
@@ -74,7 +86,7 @@ func Write(path string) error {
 		Phentsize: 56,
 		Phnum:     1,
 		Shentsize: 64,
-		Shnum:     5,
+		Shnum:     6,
 		Shstrndx:  4,
 	})
 	binary.Write(&b, le, elf.Prog64{
@@ -86,6 +98,8 @@ func Write(path string) error {
 	binary.Write(&b, le, syms)
 	b.WriteString(strtab)
 	b.WriteString(shstrtab)
+	b.Write(make([]byte, noteOff-uint64(b.Len())))
+	b.Write(note)
 	b.Write(make([]byte, shOff-uint64(b.Len())))
 	binary.Write(&b, le, []elf.Section64{
 		{},
@@ -93,6 +107,24 @@ func Write(path string) error {
 		{Name: 7, Type: uint32(elf.SHT_SYMTAB), Off: symOff, Size: uint64(len(syms)) * 24, Link: 3, Info: 1, Addralign: 8, Entsize: 24},
 		{Name: 15, Type: uint32(elf.SHT_STRTAB), Off: strOff, Size: uint64(len(strtab)), Addralign: 1},
 		{Name: 23, Type: uint32(elf.SHT_STRTAB), Off: shstrOff, Size: uint64(len(shstrtab)), Addralign: 1},
+		{Name: 33, Type: uint32(elf.SHT_NOTE), Off: noteOff, Size: uint64(len(note)), Addralign: 4},
 	})
 	return os.WriteFile(path, b.Bytes(), 0o755)
+}
+
+// stapsdtNote is the SystemTap SDT note of a probe at pc, without a
+// semaphore or a base section.
+func stapsdtNote(pc uint64) []byte {
+	le := binary.LittleEndian
+	desc := make([]byte, 24)
+	le.PutUint64(desc, pc)
+	desc = append(desc, USDTProvider+"\x00"+USDTName+"\x00"+USDTArgs+"\x00"...)
+	var b bytes.Buffer
+	binary.Write(&b, le, [3]uint32{8, uint32(len(desc)), 3})
+	b.WriteString("stapsdt\x00")
+	b.Write(desc)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	return b.Bytes()
 }
