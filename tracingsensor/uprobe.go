@@ -27,6 +27,13 @@ const (
 	mechUsdt kprobes.Mechanism = "usdt"
 )
 
+// The policy's USDT argument kinds are the kernel program's.
+var (
+	_ = [1]struct{}{}[uint8(tracingpolicies.USDTConst)-abi.GenUsdtConst]
+	_ = [1]struct{}{}[uint8(tracingpolicies.USDTReg)-abi.GenUsdtReg]
+	_ = [1]struct{}{}[uint8(tracingpolicies.USDTDeref)-abi.GenUsdtDeref]
+)
+
 // uprobePMU is where the kernel lists its uprobe event source
 // (CONFIG_UPROBE_EVENTS).
 const uprobePMU = "/sys/bus/event_source/devices/uprobe"
