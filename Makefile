@@ -14,6 +14,10 @@ VM_KERNELS ?= 6.1 6.12
 VM_P       ?= 2
 
 export GOFLAGS := -buildvcs=false
+# Everything is built without cgo, as the agent ships: the tiers then share
+# one build cache (the VM tier's static test binaries are the unit tier's,
+# not a second compilation of every package).
+export CGO_ENABLED := 0
 
 empty :=
 space := $(empty) $(empty)

@@ -281,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if len(a.cfg.NetworkPolicies) > 0 || (a.cfg.Identity.KubernetesEnabled() && a.cfg.KubernetesNetworkPolicies) {
 		pins := netpolPins{dir: netpolPinDir(a.cfg.BPFPinDir), keep: a.cfg.KeepEnforcementOnExit,
 			lost: func(n uint64) { a.exp.ReportLost(lostNoAgent, n) }}
-		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, pins, a.cfg.NetpolDNS, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
+		np, err = newNetpolManager(a.cfg.NetworkPolicies, cgroupRoot, pins, a.cfg.NetpolDNS, a.cfg.NetpolHTTP, ids, cache, decoded, eps, a.reg, log.WithField(logFieldComponent, "netpol"))
 		if err != nil {
 			return fmt.Errorf("network policy: %w", err)
 		}
@@ -387,6 +387,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		g.Go(func() error { return np.run(gctx) })
 		g.Go(func() error { return np.records(gctx) })
 		g.Go(func() error { return np.sweepDNS(gctx) })
+		g.Go(func() error { return np.http.run(gctx) })
 	}
 	if len(a.cfg.Policies) > 0 {
 		g.Go(func() error { return a.pm.watch(gctx, a.cfg.Policies) })

@@ -81,6 +81,9 @@ type Config struct {
 	// NetpolDNS configures what the datapath learns from DNS answers for
 	// toFQDNs rules.
 	NetpolDNS NetpolDNS
+	// NetpolHTTP configures the HTTP proxy of rules.http and
+	// --http-visibility.
+	NetpolHTTP NetpolHTTP
 	// UI is the web UI and Hubble's Observer API over the node's flows.
 	UI ui.Config
 	// ProtectBinaries are programs (names looked up in $PATH and the
@@ -147,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NetpolDNS.MinTTL != 0 && c.NetpolDNS.MinTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--dns-min-ttl: %s is below one second (answers' TTLs count in seconds)", c.NetpolDNS.MinTTL))
+	}
+	if len(c.NetpolHTTP.Visibility) > 0 && len(c.NetworkPolicies) == 0 && !c.KubernetesNetworkPolicies {
+		errs = append(errs, errors.New("--http-visibility: needs the network policy datapath (--network-policy or --kubernetes-network-policies)"))
 	}
 	if err := process.ValidateRingBufferSize(c.RingBufferSize); err != nil {
 		errs = append(errs, fmt.Errorf("--ringbuf-size: %w", err))

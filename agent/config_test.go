@@ -52,3 +52,16 @@ func TestValidateProtectBinaries(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateHTTPVisibility(t *testing.T) {
+	c := DefaultConfig()
+	c.NetpolHTTP.Visibility = []uint16{80}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "--http-visibility: needs the network policy datapath") {
+		t.Fatalf("Validate: %v", err)
+	}
+	c.NetworkPolicies = []string{"p.yaml"}
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "--http-visibility") {
+		t.Fatalf("Validate with a policy: %v", err)
+	}
+}

@@ -45,7 +45,9 @@ type netpolManager struct {
 	log     logrus.FieldLogger
 	metrics *netpolMetrics
 	keep    *netpolKeep
-	kick    chan struct{}
+	// http is the HTTP proxy of rules.http and visibility ports.
+	http *netpolHTTP
+	kick chan struct{}
 	// since is when the first change not applied yet was reported (unix
 	// nanoseconds; 0: none).
 	since atomic.Int64
@@ -130,7 +132,7 @@ type netpolPins struct {
 	lost func(uint64)
 }
 
-func newNetpolManager(paths []string, cgroupRoot string, pins netpolPins, dnsCfg NetpolDNS, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
+func newNetpolManager(paths []string, cgroupRoot string, pins netpolPins, dnsCfg NetpolDNS, httpCfg NetpolHTTP, ids *identity.Resolver, cache *process.Cache, sink process.Sink, eps *flows.PodEndpoints, reg prometheus.Registerer, log logrus.FieldLogger) (*netpolManager, error) {
 	metrics, err := newNetpolMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -146,6 +148,8 @@ func newNetpolManager(paths []string, cgroupRoot string, pins netpolPins, dnsCfg
 		HostIPs:     hostIPs(),
 		LinkPinDir:  pins.dir,
 		KeepOnClose: pins.keep,
+		// Visibility ports: what --http-visibility names.
+		HTTPVisibility: httpCfg.Visibility,
 	}
 	dnsCfg.datapathConfig(&cfg)
 	dp, err := datapath.New(cfg, log)
@@ -161,9 +165,21 @@ func newNetpolManager(paths []string, cgroupRoot string, pins netpolPins, dnsCfg
 			return nil, fmt.Errorf("network policy metrics: %w", err)
 		}
 	}
-	return &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics, keep: keep,
+	m := &netpolManager{dp: dp, paths: paths, ids: ids, cache: cache, sink: sink, eps: eps, log: log, metrics: metrics, keep: keep,
 		kick: make(chan struct{}, 1), files: newNetpolFiles(paths), filesChanged: true,
-		cluster: clusterPolicyDocs{docs: map[string]*clusterDoc{}}}, nil
+		cluster: clusterPolicyDocs{docs: map[string]*clusterDoc{}}}
+	if m.http, err = newNetpolHTTP(m, httpCfg, cgroupRoot, reg, log.WithField(logFieldComponent, "http-proxy")); err != nil {
+		dp.Close()
+		return nil, fmt.Errorf("HTTP proxy: %w", err)
+	}
+	if reg != nil {
+		if err := reg.Register(newHTTPCollector(m.http.p, dp)); err != nil {
+			m.http.close()
+			dp.Close()
+			return nil, fmt.Errorf("HTTP proxy metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 func hostIPs() []netip.Addr {
@@ -234,6 +250,7 @@ func (m *netpolManager) apply(ctx context.Context) error {
 		maps, entries := m.dp.Size()
 		m.metrics.size(e.NumIdentities(), maps, entries)
 	}
+	m.http.sync()
 	m.warnNamedPorts(ctx, res.Policies)
 	m.log.WithFields(logrus.Fields{"policies": len(res.Policies), "maps_written": st.PolicyMapsWritten,
 		"entries_written": st.Entries(), "took": time.Since(start).Round(time.Microsecond)}).Debug("network policies applied")
@@ -374,7 +391,7 @@ func (m *netpolManager) records(ctx context.Context) error {
 	}
 }
 
-func (m *netpolManager) close() error { return m.dp.Close() }
+func (m *netpolManager) close() error { return errors.Join(m.http.close(), m.dp.Close()) }
 
 // lostRecords returns how many verdict records the kernel could not write
 // to the datapath's ring buffer since load.

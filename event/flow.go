@@ -90,6 +90,8 @@ type Flow struct {
 	// DNS is set on a DNS query or answer: the flow is then of Hubble's
 	// type L7 (see dns.go).
 	DNS *DNS
+	// HTTP is set for a request the HTTP proxy saw (an L7 flow).
+	HTTP *HTTP
 }
 
 // TCPFlags are the TCP header flags seen on a flow.

@@ -14,3 +14,9 @@ var TracingPolicies embed.FS
 //
 //go:embed deathstar/policy.yaml
 var DeathStar embed.FS
+
+// DeathStarL7 holds the demo's L7 policy as Cilium's tutorial publishes it
+// (deathstar-l7/policy.yaml): only POST /v1/request-landing.
+//
+//go:embed deathstar-l7/policy.yaml
+var DeathStarL7 embed.FS

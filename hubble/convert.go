@@ -23,6 +23,8 @@ const (
 	monitorDrop          = 1
 	monitorTrace         = 4
 	monitorPolicyVerdict = 5
+	// monitorL7 is MessageTypeAccessLog, the type of the proxy's flows.
+	monitorL7 = 129
 )
 
 // Converter turns flow events into Hubble flows. It keeps the process
@@ -82,20 +84,27 @@ func (c *Converter) Convert(ev *event.Event) *flowpb.Flow {
 		dnsLayer7(out, f.DNS)
 	}
 	out.DestinationNames = f.DestinationNames
+	if f.HTTP != nil {
+		out.Type = flowpb.FlowType_L7
+		out.L7 = layer7HTTP(f.HTTP)
+		out.Summary = encode.HTTPSummary(f.HTTP)
+	}
 	if f.Count > 1 {
 		// A folded report (repeated connections, rate-limited drops)
 		// stands for Count flows: Hubble's aggregation counters say so.
 		out.Aggregate = aggregate(out.TrafficDirection, f.Count)
 	}
-	switch f.Verdict {
-	case event.VerdictDropped:
+	switch {
+	case f.HTTP != nil:
+		out.EventType = eventTypes[monitorL7]
+	case f.Verdict == event.VerdictDropped:
 		out.EventType = eventTypes[monitorDrop]
 		if r, ok := flowpb.DropReason_value[f.DropReasonDesc]; ok {
 			out.DropReasonDesc = flowpb.DropReason(r)
 			out.DropReason = uint32(r)
 			out.EventType = c.dropType(r)
 		}
-	case event.VerdictAudit:
+	case f.Verdict == event.VerdictAudit:
 		out.EventType = eventTypes[monitorPolicyVerdict]
 	default:
 		out.EventType = eventTypes[monitorTrace]
@@ -275,6 +284,7 @@ var (
 		monitorDrop:          {Type: monitorDrop},
 		monitorTrace:         {Type: monitorTrace},
 		monitorPolicyVerdict: {Type: monitorPolicyVerdict},
+		monitorL7:            {Type: monitorL7},
 	}
 )
 
@@ -373,4 +383,18 @@ func DropReasonName(f *event.Flow) string {
 		return ""
 	}
 	return flowpb.DropReason(r).String()
+}
+
+// layer7HTTP is Hubble's flow.l7 of an HTTP request and its response.
+func layer7HTTP(h *event.HTTP) *flowpb.Layer7 {
+	l7 := &flowpb.Layer7{Type: flowpb.L7FlowType_RESPONSE, LatencyNs: uint64(h.Latency)}
+	if h.Code == 0 {
+		l7.Type = flowpb.L7FlowType_REQUEST
+	}
+	hp := &flowpb.HTTP{Code: h.Code, Method: h.Method, Url: h.URL, Protocol: h.Protocol}
+	for _, hd := range h.Headers {
+		hp.Headers = append(hp.Headers, &flowpb.HTTPHeader{Key: hd.Key, Value: hd.Value})
+	}
+	l7.Record = &flowpb.Layer7_Http{Http: hp}
+	return l7
 }

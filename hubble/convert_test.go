@@ -1,6 +1,8 @@
 package hubble
 
 import (
+	"time"
+
 	"strings"
 	"testing"
 
@@ -134,6 +136,44 @@ func TestConvertFoldedCount(t *testing.T) {
 		}
 		if got, want := FlowCount(f), max(tc.n, 1); got != want {
 			t.Errorf("direction %v count %d: FlowCount %d, want %d", tc.dir, tc.n, got, want)
+		}
+	}
+}
+
+// TestConvertHTTP: a request of the HTTP proxy is an L7 flow as Hubble
+// shows one, and Hubble's L7 filters select it.
+func TestConvertHTTP(t *testing.T) {
+	c := NewConverter("node-a", nil)
+	ev := &event.Event{Type: event.TypeFlow, Time: t0, Flow: &event.Flow{
+		Verdict: event.VerdictDropped, Protocol: event.ProtoTCP, Direction: event.DirectionIngress,
+		IngressDeniedBy: []string{"CiliumNetworkPolicy default/rule1"},
+		HTTP:            &event.HTTP{Method: "PUT", URL: "http://deathstar/v1/exhaust-port", Protocol: "HTTP/1.1", Code: 403, Latency: 1500 * time.Microsecond},
+	}}
+	f := c.Convert(ev)
+	want := &flowpb.Layer7{Type: flowpb.L7FlowType_RESPONSE, LatencyNs: 1500000, Record: &flowpb.Layer7_Http{Http: &flowpb.HTTP{
+		Code: 403, Method: "PUT", Url: "http://deathstar/v1/exhaust-port", Protocol: "HTTP/1.1"}}}
+	if d := cmp.Diff(want, f.GetL7(), protocmp.Transform()); d != "" {
+		t.Errorf("l7 (-want +got):\n%s", d)
+	}
+	if f.GetType() != flowpb.FlowType_L7 || f.GetSummary() != "HTTP/1.1 403 1.5ms (PUT http://deathstar/v1/exhaust-port)" || f.GetEventType().GetType() != monitorL7 {
+		t.Errorf("flow %v", f)
+	}
+	for _, tc := range []struct {
+		filter *flowpb.FlowFilter
+		match  bool
+	}{
+		{&flowpb.FlowFilter{HttpStatusCode: []string{"403"}}, true},
+		{&flowpb.FlowFilter{HttpStatusCode: []string{"2+"}}, false},
+		{&flowpb.FlowFilter{HttpMethod: []string{"PUT"}}, true},
+		{&flowpb.FlowFilter{HttpPath: []string{"/v1/.*"}}, true},
+		{&flowpb.FlowFilter{EventType: []*flowpb.EventTypeFilter{{Type: monitorL7}}}, true},
+	} {
+		flt, err := CompileFilter([]*flowpb.FlowFilter{tc.filter}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := flt.Match(f); got != tc.match {
+			t.Errorf("filter %v: match %v, want %v", tc.filter, got, tc.match)
 		}
 	}
 }

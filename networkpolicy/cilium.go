@@ -93,7 +93,7 @@ func ciliumIngress(p *problems, path string, r *CiliumIngress, deny bool, ns str
 	unsupported(p, path+".icmps", r.ICMPs, "icmps (ICMP rules)")
 	unsupported(p, path+".authentication", r.Authentication, "authentication")
 	ciliumPeers(p, rule, path, "from", r.FromEndpoints, r.FromCIDR, r.FromCIDRSet, r.FromEntities, ns)
-	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, false)
+	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, false, !deny)
 	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 {
 		rule.AnyPeer = true // an L4-only rule applies to every peer
 	}
@@ -119,7 +119,7 @@ func ciliumEgress(p *problems, path string, r *CiliumEgress, deny bool, ns strin
 			ciliumFQDNs(p, rule, path+".toFQDNs", r.ToFQDNs)
 		}
 	}
-	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, !deny)
+	rule.Ports = ciliumPorts(p, path+".toPorts", r.ToPorts, !deny, !deny)
 	if len(rule.Peers) == 0 && !rule.AnyPeer && len(r.ToPorts) > 0 && len(r.ToFQDNs) == 0 {
 		rule.AnyPeer = true
 	}
@@ -219,14 +219,17 @@ func ciliumPeers(p *problems, rule *Rule, path, dir string, eps []metav1.LabelSe
 	}
 }
 
-func ciliumPorts(p *problems, path string, rules []CiliumPortRule, dnsAllowed bool) []PortSpec {
+func ciliumPorts(p *problems, path string, rules []CiliumPortRule, dnsAllowed, httpAllowed bool) []PortSpec {
 	var out []PortSpec
 	for i := range rules {
 		r := &rules[i]
 		rpath := fmt.Sprintf("%s[%d]", path, i)
 		var dnsPats []dns.Pattern
+		var httpRules []HTTPRule
 		if l7 := r.Rules; l7 != nil {
-			unsupported(p, rpath+".rules.http", l7.HTTP, "L7 HTTP rules (rules.http)")
+			if l7.HTTP != nil {
+				httpRules = ciliumHTTP(p, rpath+".rules", l7, httpAllowed)
+			}
 			unsupported(p, rpath+".rules.kafka", l7.Kafka, "L7 Kafka rules (rules.kafka)")
 			if l7.DNS != nil {
 				if !dnsAllowed {
@@ -260,12 +263,61 @@ func ciliumPorts(p *problems, path string, rules []CiliumPortRule, dnsAllowed bo
 					p.add(ppath+".port", "rules.dns needs port numbers, not the named port %q", spec.Name)
 					continue
 				}
+				if httpRules != nil && !httpPort(p, ppath, spec) {
+					continue
+				}
 				spec.DNS = dnsPats
+				spec.HTTP = httpRules
 				out = append(out, spec)
 			}
 		}
 	}
 	return out
+}
+
+// ciliumHTTP validates a rules.http list; it returns nil after a problem
+// and an empty list for "http: []" (which Cilium reads as every request).
+func ciliumHTTP(p *problems, path string, l7 *CiliumL7, allowed bool) []HTTPRule {
+	switch {
+	case !allowed:
+		p.add(path+".http", "rules.http applies to allow rules only (ingress or egress, not ingressDeny or egressDeny)")
+		return nil
+	case l7.DNS != nil:
+		p.add(path+".http", "rules.http and rules.dns cannot be given for the same ports")
+		return nil
+	}
+	out := []HTTPRule{}
+	ok := true
+	for i := range l7.HTTP {
+		r, good := parseHTTPRule(p, fmt.Sprintf("%s.http[%d]", path, i), &l7.HTTP[i])
+		ok = ok && good
+		out = append(out, r)
+	}
+	if !ok {
+		return nil
+	}
+	if len(out) == 0 {
+		out = append(out, HTTPRule{})
+	}
+	return out
+}
+
+// httpPort checks that a port carrying rules.http is one TCP port number:
+// the proxy is told connections by port, and HTTP runs over TCP.
+func httpPort(p *problems, path string, spec PortSpec) bool {
+	switch {
+	case spec.Protocol != ProtoTCP && spec.Protocol != ProtoAny:
+		p.add(path+".protocol", "rules.http needs protocol TCP (or ANY), not %s", spec.Protocol)
+	case spec.Name != "":
+		p.add(path+".port", "rules.http needs a port number, not the named port %q", spec.Name)
+	case spec.First == 0 && spec.Last == 65535:
+		p.add(path+".port", "rules.http needs a port number (a rule for every port cannot be proxied)")
+	case spec.First != spec.Last:
+		p.add(path+".endPort", "rules.http needs one port, not the range %d-%d", spec.First, spec.Last)
+	default:
+		return true
+	}
+	return false
 }
 
 func ciliumPort(p *problems, path string, port CiliumPort) (PortSpec, bool) {

@@ -116,14 +116,23 @@ type CiliumPortRule struct {
 	Listener       *Unsupported `json:"listener,omitempty"`
 }
 
-// CiliumL7 are L7 rules; of them only dns (which names a pod may look up) is
-// supported.
+// CiliumL7 are L7 rules; of them http (which requests may pass) and dns
+// (which names a pod may look up) are supported.
 type CiliumL7 struct {
-	HTTP    *Unsupported `json:"http,omitempty"`
-	Kafka   *Unsupported `json:"kafka,omitempty"`
-	DNS     []CiliumFQDN `json:"dns,omitempty"`
-	L7Proto *Unsupported `json:"l7proto,omitempty"`
-	L7      *Unsupported `json:"l7,omitempty"`
+	HTTP    []CiliumHTTPRule `json:"http,omitempty"`
+	Kafka   *Unsupported     `json:"kafka,omitempty"`
+	DNS     []CiliumFQDN     `json:"dns,omitempty"`
+	L7Proto *Unsupported     `json:"l7proto,omitempty"`
+	L7      *Unsupported     `json:"l7,omitempty"`
+}
+
+// CiliumHTTPRule is one rules.http entry (Cilium's PortRuleHTTP).
+type CiliumHTTPRule struct {
+	Path          string       `json:"path,omitempty"`
+	Method        string       `json:"method,omitempty"`
+	Host          string       `json:"host,omitempty"`
+	Headers       []string     `json:"headers,omitempty"`
+	HeaderMatches *Unsupported `json:"headerMatches,omitempty"`
 }
 
 // CiliumPort is a port, named port or port range with a protocol.

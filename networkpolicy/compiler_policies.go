@@ -316,5 +316,6 @@ func (u *update) compileRule(cs *compiledSection, r *Rule, id uint32) *compiledR
 // samePortSpec reports whether two port specs are equal.
 func samePortSpec(x, y PortSpec) bool {
 	return x.Protocol == y.Protocol && x.First == y.First && x.Last == y.Last && x.Name == y.Name && x.Path == y.Path &&
-		x.Line == y.Line && slices.Equal(x.DNS, y.DNS)
+		x.Line == y.Line && slices.Equal(x.DNS, y.DNS) &&
+		(x.HTTP == nil) == (y.HTTP == nil) && slices.EqualFunc(x.HTTP, y.HTTP, HTTPRule.Equal)
 }

@@ -81,8 +81,6 @@ func TestParseErrors(t *testing.T) {
 			[]string{`p.yaml:10: spec.egress[0].toFQDNs: toFQDNs cannot be combined with toEndpoints, toCIDR, toCIDRSet or toEntities in one rule; write two rules`}},
 		{"fqdn deny", cnpHead + "  egressDeny:\n  - toFQDNs:\n    - matchName: a.com\n",
 			[]string{`p.yaml:9: spec.egressDeny[0].toFQDNs: toFQDNs cannot be used in egressDeny (DNS names only allow)`}},
-		{"cilium http", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: TCP}]\n      rules:\n        http: [{method: GET}]\n",
-			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.http: L7 HTTP rules (rules.http) is not supported yet`}},
 		{"dns rule ingress", cnpHead + "  ingress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: ANY}]\n      rules:\n        dns: [{matchPattern: \"*\"}]\n",
 			[]string{`p.yaml:12: spec.ingress[0].toPorts[0].rules.dns: rules.dns applies to egress allow rules only (which names a pod may look up)`}},
 		{"dns rule bad pattern", cnpHead + "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n      rules:\n        dns:\n        - matchPattern: \"*.example.com\"\n        - matchName: \"a_b$.com\"\n",

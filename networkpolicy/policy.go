@@ -217,6 +217,9 @@ type PortSpec struct {
 	// DNS, when set, restricts DNS queries on these ports to the names
 	// the patterns match (rules.dns of the toPorts entry).
 	DNS []dns.Pattern
+	// HTTP, when not nil, restricts the requests on this TCP port to
+	// those one of the rules matches (rules.http of the toPorts entry).
+	HTTP []HTTPRule
 }
 
 // LabelView tells which labels a selector is matched against.

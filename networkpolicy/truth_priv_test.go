@@ -207,7 +207,7 @@ func runTable(t *testing.T, env *tableEnv, file string) {
 				defer func() { <-sem }()
 				// A timeout where none is expected may be a slow machine (the
 				// VM tier emulates its CPU): ask again, with more patience.
-				r := x.from.Probe(x.probe, x.addr, 300*time.Millisecond)
+				r := x.from.Probe(x.probe, x.addr, 150*time.Millisecond)
 				for _, wait := range []time.Duration{3 * time.Second, 10 * time.Second} {
 					if r != testpods.Timeout || x.want[0] == testpods.Timeout {
 						break

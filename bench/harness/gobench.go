@@ -34,6 +34,9 @@ func goBenchCommands(count int) [][]string {
 		{"go", "test", "./networkpolicy/datapath", "-run", "^$", "-bench", "^BenchmarkPrivDNSLookup$", "-benchtime", "30x", "-count", c},
 		// What --dns-visibility adds to a lookup.
 		{"go", "test", "./flows", "-run", "^$", "-bench", "^BenchmarkPrivDNSVisibility$", "-benchtime", "30x", "-count", c},
+		// Requests of a pod through the HTTP proxy of rules.http against
+		// direct, and on a port rules.http does not govern.
+		{"go", "test", "./networkpolicy/httpproxy", "-run", "^$", "-bench", "PrivHTTP", "-benchtime", "2000x", "-count", c},
 		// The web UI in headless Chromium: the agent's CPU while a page
 		// follows 10k flows/s, and the first paint of a large map.
 		{"go", "test", "./ui", "-run", "^$", "-bench", "^Benchmark(UIFollow|FirstPaint)$", "-benchtime", c + "x", "-count", "1"},

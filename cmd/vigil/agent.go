@@ -94,5 +94,6 @@ name as key (export-file: /var/log/vigil/events.json); flags win.`,
 	f.IntVar(&cfg.NetpolDNS.MaxIPs, "dns-max-ips-per-answer", datapath.DefaultDNSMaxIPs, "toFQDNs: the most addresses one DNS answer allows (-1: no limit)")
 	f.BoolVar(&cfg.NetpolDNS.Visibility, "dns-visibility", false, "report every DNS query and answer of local processes as an L7 flow (Hubble's l7.dns: query, types, rcode, addresses, TTL, CNAMEs, latency) with its process and pod, and give later flows to an answer's addresses its name (destination_names) for the answer's TTL, at least --dns-min-ttl; needs no DNS policy")
 	f.StringVar(&cfg.NetpolDNS.PinDir, "dns-state-dir", datapath.DefaultPinDir, "toFQDNs: bpffs directory keeping the learned addresses across restarts (\"-\": not kept)")
+	addHTTPFlags(f, &cfg.NetpolHTTP)
 	return cmd
 }

@@ -8,8 +8,14 @@
 #   xwing       org=alliance,class=xwing     198.18.10.3
 #
 # Run as root from anywhere: sh examples/deathstar/demo.sh
+# With "l7": Cilium's L7 policy (../deathstar-l7/policy.yaml) instead, which
+# also lets the tiefighter only POST /v1/request-landing:
+#   sh examples/deathstar/demo.sh l7
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+mode=${1:-l4}
+policy=$here/policy.yaml
+[ "$mode" = l7 ] && policy=$(cd "$here/../deathstar-l7" && pwd)/policy.yaml
 tag=ds$$
 work=$(mktemp -d)
 cgroot=$(awk -F' - ' '{ split($1, a, " "); split($2, b, " "); if (b[1] == "cgroup2") { print a[5]; exit } }' /proc/self/mountinfo)
@@ -59,7 +65,7 @@ for pod in deathstar:org=empire,class=deathstar tiefighter:org=empire,class=tief
 	ip -n "$ns" addr add "198.18.10.$i/24" dev eth0
 	mkdir "$cg/$name"
 	labels=$(echo "${pod#*:}" | sed 's/=/: /g; s/,/, /g')
-	printf -- '- {namespace: default, name: %s, labels: {%s}, ip: 198.18.10.%s, cgroup: %s}\n' "$name" "$labels" "$i" "$cg/$name" >>"$work/pods.yaml"
+	printf -- '- {namespace: default, name: %s, labels: {%s}, ip: 198.18.10.%s, cgroup: %s, netns: %s}\n' "$name" "$labels" "$i" "$cg/$name" "/run/netns/$ns" >>"$work/pods.yaml"
 	echo "   $name (${pod#*:}) at 198.18.10.$i"
 done
 
@@ -73,8 +79,8 @@ inpod() (
 inpod deathstar "$work/demo" serve --addr :80 &
 pids="$pids $!"
 
-echo "== applying $here/policy.yaml"
-"$work/demo" enforce --workloads "$work/pods.yaml" --policy "$here/policy.yaml" >"$work/enforce.log" 2>&1 &
+echo "== applying $policy"
+"$work/demo" enforce --workloads "$work/pods.yaml" --policy "$policy" >"$work/enforce.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 50); do grep -q enforcing "$work/enforce.log" 2>/dev/null && break; sleep 0.1; done
 cat "$work/enforce.log"
@@ -82,6 +88,11 @@ cat "$work/enforce.log"
 echo "== tiefighter requests landing"
 printf '   tiefighter: '
 inpod tiefighter "$work/demo" land --to 198.18.10.1:80 || true
+if [ "$mode" = l7 ]; then
+	echo "== tiefighter tries the exhaust port"
+	printf '   tiefighter: '
+	inpod tiefighter "$work/demo" land --to 198.18.10.1:80 --method PUT --path /v1/exhaust-port || true
+fi
 echo "== xwing requests landing"
 printf '   xwing: '
 inpod xwing "$work/demo" land --to 198.18.10.1:80 || true

@@ -9,7 +9,7 @@ import (
 
 // flowType is Hubble's Type of a flow: L7 for a DNS query or answer.
 func flowType(f *event.Flow) string {
-	if f.DNS != nil {
+	if f.DNS != nil || f.HTTP != nil {
 		return "L7"
 	}
 	return "L3_L4"

@@ -3,6 +3,7 @@ package encode
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigilsec/vigil/event"
 )
@@ -84,6 +85,9 @@ func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte
 	dst = appendKey(dst, "destination")
 	dst = appendEndpoint(dst, &f.DestEndpoint)
 	dst = appendStringField(dst, "Type", flowType(f))
+	if f.HTTP != nil {
+		dst = appendHTTP(dst, f.HTTP)
+	}
 	dst = appendStringField(dst, "node_name", nodeName)
 	dst = appendStringField(dst, "traffic_direction", f.Direction.String())
 	dst = appendBoolField(dst, "is_reply", f.IsReply)
@@ -96,6 +100,8 @@ func appendFlow(dst []byte, ev *event.Event, nodeName string, e *Encoder) []byte
 	if f.DNS != nil {
 		dst = appendDNS(dst, f.DNS)
 		dst = appendStringField(dst, "Summary", DNSSummary(f.DNS))
+	} else if f.HTTP != nil {
+		dst = appendStringField(dst, "Summary", HTTPSummary(f.HTTP))
 	} else {
 		dst = appendKey(dst, "Summary")
 		dst = append(dst, '"')
@@ -223,4 +229,54 @@ func appendPolicies(dst []byte, key string, refs []string) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')
+}
+
+// appendHTTP appends Hubble's l7 object of an HTTP flow.
+func appendHTTP(dst []byte, h *event.HTTP) []byte {
+	dst = appendKey(dst, "l7")
+	dst = append(dst, '{')
+	dst = appendStringField(dst, "type", h.L7Type())
+	if h.Latency > 0 {
+		dst = appendUintField(dst, "latency_ns", uint64(h.Latency))
+	}
+	dst = appendKey(dst, "http")
+	dst = append(dst, '{')
+	if h.Code != 0 {
+		dst = appendUintField(dst, "code", uint64(h.Code))
+	}
+	dst = appendStringField(dst, "method", h.Method)
+	dst = appendStringField(dst, "url", h.URL)
+	dst = appendStringField(dst, "protocol", h.Protocol)
+	if len(h.Headers) > 0 {
+		dst = appendKey(dst, "headers")
+		dst = append(dst, '[')
+		for i, hd := range h.Headers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '{')
+			dst = appendStringField(dst, "key", hd.Key)
+			dst = appendStringField(dst, "value", hd.Value)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, '}')
+	if h.RequestBytes >= 0 {
+		dst = appendUintField(dst, "request_bytes", uint64(h.RequestBytes))
+	}
+	if h.ResponseBytes >= 0 && h.Code != 0 {
+		dst = appendUintField(dst, "response_bytes", uint64(h.ResponseBytes))
+	}
+	return append(dst, '}')
+}
+
+// HTTPSummary is Hubble's summary of an HTTP flow: "HTTP/1.1 403 1ms (PUT
+// http://deathstar/v1/exhaust-port)", or the request alone without a
+// response.
+func HTTPSummary(h *event.HTTP) string {
+	if h.Code == 0 {
+		return h.Protocol + " " + h.Method + " " + h.URL
+	}
+	return h.Protocol + " " + strconv.FormatUint(uint64(h.Code), 10) + " " + h.Latency.Round(time.Microsecond).String() + " (" + h.Method + " " + h.URL + ")"
 }

@@ -445,6 +445,8 @@ static __always_inline int sock_addr_flow(struct bpf_sock_addr *ctx, struct np_f
 	return 1;
 }
 
+#include "lib/l7.h"
+
 static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, int v6, __u8 hook)
 {
 	struct np_flow f;
@@ -453,9 +455,12 @@ static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, int v6, __u8 
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	if (f.protocol != IPPROTO_TCP && flow_known(cookie, &f))
 		return 1; /* a reply of an exchange the peer started */
-	int ok = decide(&f, bpf_get_current_cgroup_id(), 1);
+	__u64 cgid = bpf_get_current_cgroup_id();
+	int ok = decide(&f, cgid, 1);
 	if (!ok)
 		return 0;
+	if (ok == 1 && f.protocol == IPPROTO_TCP && (hook == NP_HOOK_CONNECT4 || hook == NP_HOOK_CONNECT6))
+		return l7_redirect(ctx, &f, cgid, v6);
 	if (ok == 1 && f.protocol != IPPROTO_TCP)
 		flow_remember(cookie, &f);
 	return 1;

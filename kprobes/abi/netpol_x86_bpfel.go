@@ -81,6 +81,53 @@ const (
 	NetpolNpHookNP_HOOK_SKB_EGRESS  NetpolNpHook = 6
 )
 
+type NetpolNpL7Config struct {
+	_         structs.HostLayout
+	ProxyPort uint32
+	ProxyTgid uint32
+}
+
+type NetpolNpL7Conn struct {
+	_              structs.HostLayout
+	CgroupId       uint64
+	TimeNs         uint64
+	Pid            uint32
+	Tgid           uint32
+	LocalIdentity  uint32
+	RemoteIdentity uint32
+	DstIp4         uint32
+	DstPort        uint16
+	Flags          uint8
+	Pad            uint8
+}
+
+type NetpolNpL7Flag uint32
+
+const (
+	NetpolNpL7FlagNP_L7GOVERNED   NetpolNpL7Flag = 1
+	NetpolNpL7FlagNP_L7VISIBILITY NetpolNpL7Flag = 2
+	NetpolNpL7FlagNP_L7ENFORCE    NetpolNpL7Flag = 4
+)
+
+type NetpolNpL7Key struct {
+	_      structs.HostLayout
+	Local  uint32
+	Remote uint32
+	Port   uint16
+	Pad    uint16
+}
+
+type NetpolNpL7Stat uint32
+
+const (
+	NetpolNpL7StatNP_L7STAT_REDIRECTED NetpolNpL7Stat = 0
+	NetpolNpL7StatNP_L7STAT_NO_PROXY   NetpolNpL7Stat = 1
+	NetpolNpL7StatNP_L7STAT_IPV6       NetpolNpL7Stat = 2
+	NetpolNpL7StatNP_L7STAT_BIND       NetpolNpL7Stat = 3
+	NetpolNpL7StatNP_L7STAT_NO_SLOT    NetpolNpL7Stat = 4
+	NetpolNpL7StatNP_L7STAT_MAX        NetpolNpL7Stat = 5
+)
+
 type NetpolNpReason uint32
 
 const (
@@ -184,6 +231,10 @@ const (
 	NetpolMapNpFlows           = "np_flows"
 	NetpolMapNpFqdn            = "np_fqdn"
 	NetpolMapNpIpcache         = "np_ipcache"
+	NetpolMapNpL7Cfg           = "np_l7_cfg"
+	NetpolMapNpL7Conns         = "np_l7_conns"
+	NetpolMapNpL7Redirect      = "np_l7_redirect"
+	NetpolMapNpL7Stats         = "np_l7_stats"
 	NetpolMapNpPolicy          = "np_policy"
 	NetpolMapNpRatelimit       = "np_ratelimit"
 	NetpolMapNpRecords         = "np_records"
@@ -201,6 +252,11 @@ const (
 	NetpolVarNpDnsTestLocal    = "np_dns_test_local"
 	NetpolVarUnusedNpDirection = "unused_np_direction"
 	NetpolVarUnusedNpHook      = "unused_np_hook"
+	NetpolVarUnusedNpL7Config  = "unused_np_l7_config"
+	NetpolVarUnusedNpL7Conn    = "unused_np_l7_conn"
+	NetpolVarUnusedNpL7Flag    = "unused_np_l7_flag"
+	NetpolVarUnusedNpL7Key     = "unused_np_l7_key"
+	NetpolVarUnusedNpL7Stat    = "unused_np_l7_stat"
 	NetpolVarUnusedNpReason    = "unused_np_reason"
 	NetpolVarUnusedNpRecord    = "unused_np_record"
 	NetpolVarUnusedNpStat      = "unused_np_stat"
@@ -272,6 +328,10 @@ type NetpolMapSpecs struct {
 	NpFlows      *ebpf.MapSpec `ebpf:"np_flows"`
 	NpFqdn       *ebpf.MapSpec `ebpf:"np_fqdn"`
 	NpIpcache    *ebpf.MapSpec `ebpf:"np_ipcache"`
+	NpL7Cfg      *ebpf.MapSpec `ebpf:"np_l7_cfg"`
+	NpL7Conns    *ebpf.MapSpec `ebpf:"np_l7_conns"`
+	NpL7Redirect *ebpf.MapSpec `ebpf:"np_l7_redirect"`
+	NpL7Stats    *ebpf.MapSpec `ebpf:"np_l7_stats"`
 	NpPolicy     *ebpf.MapSpec `ebpf:"np_policy"`
 	NpRatelimit  *ebpf.MapSpec `ebpf:"np_ratelimit"`
 	NpRecords    *ebpf.MapSpec `ebpf:"np_records"`
@@ -288,6 +348,11 @@ type NetpolVariableSpecs struct {
 	NpDnsTestLocal    *ebpf.VariableSpec `ebpf:"np_dns_test_local"`
 	UnusedNpDirection *ebpf.VariableSpec `ebpf:"unused_np_direction"`
 	UnusedNpHook      *ebpf.VariableSpec `ebpf:"unused_np_hook"`
+	UnusedNpL7Config  *ebpf.VariableSpec `ebpf:"unused_np_l7_config"`
+	UnusedNpL7Conn    *ebpf.VariableSpec `ebpf:"unused_np_l7_conn"`
+	UnusedNpL7Flag    *ebpf.VariableSpec `ebpf:"unused_np_l7_flag"`
+	UnusedNpL7Key     *ebpf.VariableSpec `ebpf:"unused_np_l7_key"`
+	UnusedNpL7Stat    *ebpf.VariableSpec `ebpf:"unused_np_l7_stat"`
 	UnusedNpReason    *ebpf.VariableSpec `ebpf:"unused_np_reason"`
 	UnusedNpRecord    *ebpf.VariableSpec `ebpf:"unused_np_record"`
 	UnusedNpStat      *ebpf.VariableSpec `ebpf:"unused_np_stat"`
@@ -324,6 +389,10 @@ type NetpolMaps struct {
 	NpFlows      *ebpf.Map `ebpf:"np_flows"`
 	NpFqdn       *ebpf.Map `ebpf:"np_fqdn"`
 	NpIpcache    *ebpf.Map `ebpf:"np_ipcache"`
+	NpL7Cfg      *ebpf.Map `ebpf:"np_l7_cfg"`
+	NpL7Conns    *ebpf.Map `ebpf:"np_l7_conns"`
+	NpL7Redirect *ebpf.Map `ebpf:"np_l7_redirect"`
+	NpL7Stats    *ebpf.Map `ebpf:"np_l7_stats"`
 	NpPolicy     *ebpf.Map `ebpf:"np_policy"`
 	NpRatelimit  *ebpf.Map `ebpf:"np_ratelimit"`
 	NpRecords    *ebpf.Map `ebpf:"np_records"`
@@ -342,6 +411,10 @@ func (m *NetpolMaps) Close() error {
 		m.NpFlows,
 		m.NpFqdn,
 		m.NpIpcache,
+		m.NpL7Cfg,
+		m.NpL7Conns,
+		m.NpL7Redirect,
+		m.NpL7Stats,
 		m.NpPolicy,
 		m.NpRatelimit,
 		m.NpRecords,
@@ -359,6 +432,11 @@ type NetpolVariables struct {
 	NpDnsTestLocal    *ebpf.Variable `ebpf:"np_dns_test_local"`
 	UnusedNpDirection *ebpf.Variable `ebpf:"unused_np_direction"`
 	UnusedNpHook      *ebpf.Variable `ebpf:"unused_np_hook"`
+	UnusedNpL7Config  *ebpf.Variable `ebpf:"unused_np_l7_config"`
+	UnusedNpL7Conn    *ebpf.Variable `ebpf:"unused_np_l7_conn"`
+	UnusedNpL7Flag    *ebpf.Variable `ebpf:"unused_np_l7_flag"`
+	UnusedNpL7Key     *ebpf.Variable `ebpf:"unused_np_l7_key"`
+	UnusedNpL7Stat    *ebpf.Variable `ebpf:"unused_np_l7_stat"`
 	UnusedNpReason    *ebpf.Variable `ebpf:"unused_np_reason"`
 	UnusedNpRecord    *ebpf.Variable `ebpf:"unused_np_record"`
 	UnusedNpStat      *ebpf.Variable `ebpf:"unused_np_stat"`

@@ -111,7 +111,16 @@ func (d *Datapath) ApplyTimed(ctx context.Context, res *networkpolicy.Resources)
 		d.resync = true
 		return st, times, err
 	}
-	err = d.write(p, &st)
+	// Redirects first: a connection newly allowed with rules.http is
+	// never let through unproxied; stale redirects go last.
+	l7 := d.httpRedirects(engine)
+	err = d.writeHTTPRedirects(l7)
+	if err == nil {
+		err = d.write(p, &st)
+	}
+	if err == nil {
+		err = d.removeHTTPRedirects(l7)
+	}
 	if err == nil {
 		// After the entries of new name identities, so that a name is
 		// never classified into an identity the policy maps lack.

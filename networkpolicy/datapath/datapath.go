@@ -85,6 +85,10 @@ type Config struct {
 	// required). Off, what is adopted is unpinned once replaced, and
 	// Close detaches everything.
 	KeepOnClose bool
+	// HTTPVisibility are TCP ports whose connections from pods go through
+	// the HTTP proxy for visibility (flows of each request), whether or
+	// not rules.http governs them.
+	HTTPVisibility []uint16
 }
 
 // Validate names the field that is wrong.
@@ -164,6 +168,8 @@ type Datapath struct {
 	adopting     bool
 	adoption     *Adoption
 	flowsCarried bool
+	// l7 are the np_l7_redirect entries in the kernel.
+	l7 map[abi.NetpolNpL7Key]uint32
 }
 
 // New validates the configuration; Load then loads and attaches.
@@ -200,6 +206,7 @@ func New(cfg Config, log logrus.FieldLogger) (*Datapath, error) {
 		cgroups: map[uint64]uint32{},
 		retired: map[uint32]networkpolicy.RuleRef{},
 		podIPs:  map[uint64][]netip.Addr{},
+		l7:      map[abi.NetpolNpL7Key]uint32{},
 	}, nil
 }
 
@@ -328,6 +335,7 @@ func (d *Datapath) closeLocked() error {
 		d.legend = nil
 	}
 	d.loaded = false
+	d.l7 = map[abi.NetpolNpL7Key]uint32{}
 	return errors.Join(errs...)
 }
 
@@ -349,7 +357,8 @@ func (d *Datapath) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
 	}
 	var maps []ebpf.MapID
 	all := []*ebpf.Map{d.objs.NpCgroups, d.objs.NpFlows, d.objs.NpIpcache, d.objs.NpPolicy, d.objs.NpRatelimit, d.objs.NpRecords, d.objs.NpStats,
-		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch, d.objs.NpDnsTcpLen}
+		d.objs.NpDnsNext, d.objs.NpDnsAccept, d.objs.NpDnsGroups, d.objs.NpDnsActive, d.objs.NpFqdn, d.objs.NpDnsScratch, d.objs.NpDnsTcpLen,
+		d.objs.NpL7Redirect, d.objs.NpL7Conns, d.objs.NpL7Cfg, d.objs.NpL7Stats}
 	for _, m := range d.inners {
 		all = append(all, m)
 	}

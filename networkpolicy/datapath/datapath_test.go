@@ -117,8 +117,8 @@ func TestPrivCloseLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	progs, maps := d.ObjectIDs()
-	if len(progs) != 7 || len(maps) != 15 {
-		t.Fatalf("loaded %d programs and %d maps, want 7 (6 attached and the DNS parser's test entry) and 15 (14 and one policy map)", len(progs), len(maps))
+	if len(progs) != 7 || len(maps) != 19 {
+		t.Fatalf("loaded %d programs and %d maps, want 7 (6 attached and the DNS parser's test entry) and 19 (14, the 4 of the HTTP redirect and one policy map)", len(progs), len(maps))
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,47 @@ func TestMain(m *testing.M) {
 // lands, the xwing (org=alliance) is dropped, and the drop is reported with
 // the policy that made it.
 func TestPrivDeathStarDemo(t *testing.T) {
+	out := runDemo(t)
+	for _, want := range []string{
+		"enforcing CiliumNetworkPolicy default/rule1",
+		"tiefighter: Ship landed",
+		"xwing: landing failed: no answer (dropped)",
+		"DENIED ingress default/xwing -> default/deathstar 80/TCP by default deny ingress of CiliumNetworkPolicy default/rule1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "DENIED ingress default/tiefighter") {
+		t.Errorf("the tiefighter was dropped:\n%s", out)
+	}
+}
+
+// TestPrivDeathStarL7Demo runs the demo with Cilium's L7 policy: the
+// tiefighter lands but is refused at the exhaust port with Cilium's 403,
+// the xwing is still dropped, and the proxy prints both requests.
+func TestPrivDeathStarL7Demo(t *testing.T) {
+	out := runDemo(t, "l7")
+	for _, want := range []string{
+		"enforcing CiliumNetworkPolicy default/rule1",
+		"tiefighter: Ship landed",
+		"tiefighter: Access denied",
+		"xwing: landing failed: no answer (dropped)",
+		"FORWARDED POST http://198.18.10.1:80/v1/request-landing default/tiefighter -> default/deathstar 200 by CiliumNetworkPolicy default/rule1",
+		"DROPPED PUT http://198.18.10.1:80/v1/exhaust-port default/tiefighter -> default/deathstar 403 by CiliumNetworkPolicy default/rule1",
+		"DENIED ingress default/xwing -> default/deathstar 80/TCP by default deny ingress of CiliumNetworkPolicy default/rule1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Panic: deathstar exploded") {
+		t.Errorf("the exhaust port was reached:\n%s", out)
+	}
+}
+
+// runDemo runs demo.sh with args and returns its output.
+func runDemo(t *testing.T, args ...string) string {
 	kerneltest.Require(t)
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupConnect4)
 	kerneltest.SkipIfNotSupported(t, kprobes.FeatureCgroupSKB)
@@ -41,23 +82,11 @@ func TestPrivDeathStarDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sh", "../demo.sh")
+	cmd := exec.Command("sh", append([]string{"../demo.sh"}, args...)...)
 	cmd.Env = append(os.Environ(), envAsDemo+"=1", "DEMO_BIN="+self)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}
-	for _, want := range []string{
-		"enforcing CiliumNetworkPolicy default/rule1",
-		"tiefighter: Ship landed",
-		"xwing: landing failed: no answer (dropped)",
-		"DENIED ingress default/xwing -> default/deathstar 80/TCP by default deny ingress of CiliumNetworkPolicy default/rule1",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(string(out), "DENIED ingress default/tiefighter") {
-		t.Errorf("the tiefighter was dropped:\n%s", out)
-	}
+	return string(out)
 }

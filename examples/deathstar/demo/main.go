@@ -4,7 +4,7 @@
 //
 //	demo enforce --workloads pods.yaml --policy ../policy.yaml
 //	demo serve --addr :80
-//	demo land --to 198.18.10.1:80
+//	demo land --to 198.18.10.1:80 [--method PUT --path /v1/exhaust-port]
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 
 	"github.com/vigilsec/vigil/networkpolicy"
 	"github.com/vigilsec/vigil/networkpolicy/datapath"
+	"github.com/vigilsec/vigil/networkpolicy/httpproxy"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -63,9 +65,15 @@ type workload struct {
 	Labels    map[string]string `json:"labels"`
 	IP        string            `json:"ip"`
 	Cgroup    string            `json:"cgroup"`
+	// Netns is the pod's network namespace, where the HTTP proxy of an
+	// L7 policy listens.
+	Netns string `json:"netns,omitempty"`
 }
 
-type fileSource struct{ pods []datapath.Pod }
+type fileSource struct {
+	pods  []datapath.Pod
+	netns []string
+}
 
 func (s fileSource) Pods(context.Context) ([]datapath.Pod, error) { return s.pods, nil }
 
@@ -87,6 +95,9 @@ func readWorkloads(path string) (fileSource, error) {
 		var st unix.Stat_t
 		if err := unix.Stat(w.Cgroup, &st); err != nil {
 			return src, fmt.Errorf("%s: pod %s: cgroup: %w", path, w.Name, err)
+		}
+		if w.Netns != "" {
+			src.netns = append(src.netns, w.Netns)
 		}
 		src.pods = append(src.pods, datapath.Pod{
 			Pod:       networkpolicy.Pod{Namespace: w.Namespace, Name: w.Name, Labels: w.Labels, ServiceAccount: "default", IPs: []netip.Addr{ip}},
@@ -127,6 +138,14 @@ func enforce(args []string) error {
 	if _, err := d.Apply(context.Background(), res); err != nil {
 		return err
 	}
+	var out sync.Mutex
+	if len(networkpolicy.HTTPPorts(res.Policies)) > 0 {
+		stop, err := proxyHTTP(d, src, log, &out)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	rd, err := d.Records()
 	if err != nil {
 		return err
@@ -147,9 +166,43 @@ func enforce(args []string) error {
 			}
 			return err
 		}
+		out.Lock()
 		fmt.Printf("%s %s %s -> %s %d/%s by %s\n", r.Verdict, r.Direction, name(names, r.Source), name(names, r.Destination),
 			r.Destination.Port(), r.Protocol, r.Rule)
+		out.Unlock()
 	}
+}
+
+// proxyHTTP runs the HTTP proxy of the policy's rules.http in the pods'
+// network namespaces and prints a line per request.
+func proxyHTTP(d *datapath.Datapath, src fileSource, log logrus.FieldLogger, out *sync.Mutex) (func(), error) {
+	report := func(f *httpproxy.Flow) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf("%s %s %s %s -> %s %d by %s\n", f.Verdict, f.HTTP.Method, f.HTTP.URL, f.From, f.To, f.HTTP.Code, strings.Join(f.Policies, ", "))
+	}
+	p, err := httpproxy.New(httpproxy.Config{Conns: d, Policy: d, PodAddr: d.CgroupAddr, Report: report}, log)
+	if err != nil {
+		return nil, err
+	}
+	var nss []httpproxy.Netns
+	for _, path := range src.netns {
+		ns, err := httpproxy.NetnsOf(path)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		nss = append(nss, ns)
+	}
+	if err := p.SetNetns(nss); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := d.SetHTTPProxy(p.Port(), uint32(os.Getpid())); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return func() { p.Close() }, nil
 }
 
 func policyNames(res *networkpolicy.Resources) []string {
@@ -177,6 +230,9 @@ func serve(args []string) error {
 	mux.HandleFunc("POST /v1/request-landing", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "Ship landed")
 	})
+	mux.HandleFunc("PUT /v1/exhaust-port", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "Panic: deathstar exploded", http.StatusServiceUnavailable)
+	})
 	return http.ListenAndServe(*addr, mux)
 }
 
@@ -184,12 +240,19 @@ func serve(args []string) error {
 func land(args []string) int {
 	fs := flag.NewFlagSet("land", flag.ContinueOnError)
 	to := fs.String("to", "", "the Death Star's address:port")
+	method := fs.String("method", "POST", "request method")
+	path := fs.String("path", "/v1/request-landing", "request path")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	client := &http.Client{Timeout: *timeout}
-	resp, err := client.Post("http://"+*to+"/v1/request-landing", "text/plain", nil)
+	req, err := http.NewRequest(*method, "http://"+*to+*path, nil)
+	if err != nil {
+		fmt.Println("landing failed:", err)
+		return 2
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		var ne net.Error
 		switch {
@@ -204,6 +267,9 @@ func land(args []string) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Print(string(body))
+	fmt.Println(strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
 	return 0
 }

@@ -62,6 +62,16 @@ func helperMain(in io.Reader, out io.Writer) int {
 			}()
 		case "bench":
 			reply(id, bench(args))
+		case "httpbench":
+			reply(id, httpBench(args))
+		case "http-serve":
+			reply(id, httpServe(args))
+		case "http":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reply(id, httpDo(args))
+			}()
 		case "watch":
 			reply(id, watches.start(args))
 		case "unwatch":

@@ -23,6 +23,8 @@ type udpServer struct {
 	conn *net.UDPConn
 	mu   sync.Mutex
 	peer netip.AddrPort
+	// first is closed when the first datagram has been read.
+	first chan struct{}
 }
 
 func newUDPExchanges() *udpExchanges {
@@ -38,7 +40,7 @@ func (u *udpExchanges) serve(args []string) string {
 	if err != nil {
 		return errorTag + ": " + err.Error()
 	}
-	s := &udpServer{conn: pc}
+	s := &udpServer{conn: pc, first: make(chan struct{})}
 	u.mu.Lock()
 	u.servers[args[0]] = s
 	u.mu.Unlock()
@@ -50,6 +52,9 @@ func (u *udpExchanges) serve(args []string) string {
 				return
 			}
 			s.mu.Lock()
+			if !s.peer.IsValid() {
+				close(s.first)
+			}
 			s.peer = from
 			s.mu.Unlock()
 		}
@@ -57,7 +62,8 @@ func (u *udpExchanges) serve(args []string) string {
 	return "ok"
 }
 
-// answer: udp-answer PORT sends to the last sender of the server on PORT.
+// answer: udp-answer PORT sends to the last sender of the server on PORT,
+// waiting up to 10 s for a first one.
 func (u *udpExchanges) answer(args []string) string {
 	if len(args) != 1 {
 		return errorTag + ": udp-answer PORT"
@@ -67,6 +73,12 @@ func (u *udpExchanges) answer(args []string) string {
 	u.mu.Unlock()
 	if s == nil {
 		return errorTag + ": no udp-serve on " + args[0]
+	}
+	// A datagram sent just before may not have been read yet (a loaded
+	// machine, an emulated CPU).
+	select {
+	case <-s.first:
+	case <-time.After(10 * time.Second):
 	}
 	s.mu.Lock()
 	peer := s.peer
