@@ -16,6 +16,8 @@ const (
 	TypeAlert
 	TypeLostEvents
 	TypeRateLimitInfo
+	TypeProcessUprobe
+	TypeProcessUsdt
 	typeCount
 )
 
@@ -30,6 +32,8 @@ var typeNames = [typeCount]string{
 	TypeAlert:             "alert",
 	TypeLostEvents:        "lost_events",
 	TypeRateLimitInfo:     "rate_limit_info",
+	TypeProcessUprobe:     "process_uprobe",
+	TypeProcessUsdt:       "process_usdt",
 }
 
 // String returns the JSON key of the event type, for example "process_exec".

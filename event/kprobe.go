@@ -5,12 +5,20 @@ import (
 	"time"
 )
 
-// Kprobe is the type-specific part of process_kprobe, process_tracepoint and
-// process_lsm events: a call that matched a tracing policy's selectors.
+// Kprobe is the type-specific part of process_kprobe, process_tracepoint,
+// process_lsm, process_uprobe and process_usdt events: a call that matched a tracing
+// policy's selectors.
 type Kprobe struct {
-	// FunctionName is the hooked kernel function, syscall, LSM hook or
-	// tracepoint ("subsystem/event").
+	// FunctionName is the hooked kernel function, syscall, LSM hook,
+	// tracepoint ("subsystem/event") or, for a uprobe, the symbol (empty
+	// for a probe at a file offset).
 	FunctionName string
+	// UprobePath is a uprobe's or USDT probe's executable or library, and
+	// UprobeOffset the file offset of a uprobe placed by offset.
+	UprobePath   string
+	UprobeOffset uint64
+	// UsdtProvider is a USDT probe's provider; FunctionName is its name.
+	UsdtProvider string
 	// Mechanism is how the hook was attached: kprobe, kprobe.multi, fentry,
 	// fexit, fmod_ret, lsm, tracepoint, raw_tracepoint.
 	Mechanism string

@@ -42,7 +42,7 @@ func bypassesRateLimit(ev *event.Event) bool {
 	switch ev.Type {
 	case event.TypeAlert, event.TypeLostEvents, event.TypeRateLimitInfo:
 		return true
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		return ev.Kprobe != nil && ev.Kprobe.Action != "" && ev.Kprobe.Action != "KPROBE_ACTION_POST"
 	case event.TypeFlow:
 		return ev.Flow != nil && (ev.Flow.Verdict == event.VerdictDropped || ev.Flow.Verdict == event.VerdictAudit)

@@ -166,7 +166,7 @@ func (n *topNode) body() val {
 		return nodeVal(objKind, (*execNode)(v))
 	case event.TypeProcessExit:
 		return nodeVal(objKind, (*exitNode)(v))
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		return nodeVal(objKind, (*kprobeNode)(v))
 	case event.TypeFlow:
 		return nodeVal(objKind, (*flowNode)(v))

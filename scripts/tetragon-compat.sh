@@ -12,7 +12,8 @@
 #   2. for each KERNEL (a folder under .cache/kernels, default 6.12),
 #      TestPrivXTetragonCorpus runs in that VM: every file is parsed,
 #      validated, loaded into the tracing sensor and unloaded, and the
-#      refusals are printed grouped by cause.
+#      refusals are printed grouped by cause. The host's /bin/bash is packed
+#      into the VM, for the uprobe examples that probe it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,8 +46,11 @@ while IFS= read -r f; do
 done < <(find "$work/examples" -name '*.yaml' -o -name '*.yml' | sort)
 echo "host $(uname -r): vigil policy validate accepts $valid of $total policy files"
 
+# The uprobe examples probe /bin/bash, which the VM has only when packed.
+include=$work/examples
+[ -f /bin/bash ] && include=$include,/bin/bash
 for k in "${kernels[@]}"; do
 	VIGIL_TETRAGON_POLICIES=$work/examples CGO_ENABLED=0 go test -count=1 -v -run '^TestPrivXTetragonCorpus$' \
-		-exec "$root/bin/vmtest -kernel $CACHE/kernels/$k -include $work/examples" ./tracingsensor |
+		-exec "$root/bin/vmtest -kernel $CACHE/kernels/$k -include $include" ./tracingsensor |
 		sed -n '/tetragon corpus on/,/^--- /p' | grep -v '^--- '
 done

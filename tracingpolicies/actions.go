@@ -24,7 +24,7 @@ var unsupportedActions = map[string]string{
 	"dnslookup":                   "Vigil makes no network requests on behalf of a policy; forward events to a webhook sink instead",
 	"notifyenforcer":              "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
 	"cleanupenforcernotification": "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill",
-	"set":                         "USDT probes are not implemented",
+	"set":                         "writing a USDT probe's arguments is not implemented",
 }
 
 func (c *checker) actions(path string, h *Hook, specs []ActionSelector) []Action {
@@ -136,6 +136,8 @@ func (c *checker) action(path string, h *Hook, s *ActionSelector) (Action, bool)
 		switch {
 		case h.Kind == HookTracepoint:
 			c.errorf(path+".action", "a tracepoint cannot change the result of a call; use Sigkill here, or hook an LSM hook or the syscall to Override")
+		case h.Kind == HookUprobe || h.Kind == HookUsdt:
+			c.unsupported(path+".action", "overriding a user function's return value is not implemented; use Sigkill or Signal")
 		case s.ArgError == 0:
 			c.errorf(path+".argError", "missing: Override needs the negative errno the call returns, such as -1 (EPERM) or -13 (EACCES)")
 		case s.ArgError > 0 && h.Kind == HookKprobe:

@@ -222,8 +222,23 @@ func (c *compiler) hook(h *Hook) {
 	}
 
 	names := h.Functions
-	if h.Kind == HookTracepoint {
+	switch {
+	case h.Kind == HookTracepoint:
 		names = []string{h.Subsystem + "/" + h.Event}
+	case h.Kind == HookUsdt:
+		if len(h.Sites) == 0 {
+			c.errorf(h.Path, "USDT probe %s:%s is found in %s when the policy is validated, and it was not", h.Provider, h.Probe, h.Binary)
+			return
+		}
+		names = nil
+		for _, s := range h.Sites {
+			names = append(names, fmt.Sprintf("%s:%s@%#x", h.Provider, h.Probe, s.Offset))
+		}
+	case h.Kind == HookUprobe && len(h.Offsets) > 0:
+		names = nil
+		for _, off := range h.Offsets {
+			names = append(names, fmt.Sprintf("%#x", off))
+		}
 	}
 
 	// Arguments.
@@ -307,7 +322,7 @@ func (c *compiler) argDesc(h *Hook, path string, a Arg, fields []kprobes.Tracepo
 		return abi.GenArgDesc{}, false
 	}
 	d := abi.GenArgDesc{Type: uint8(code), Index: uint8(a.Index), SizeArg: uint8(a.SizeArgIndex)}
-	if (h.Kind == HookSyscall || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
+	if (h.Kind == HookSyscall || h.Kind == HookUprobe || h.Kind == HookUsdt || (h.Kind == HookTracepoint && !h.Raw && h.Subsystem == "syscalls")) && userPointerTypes[a.Type] {
 		d.Flags |= uint8(abi.GenericGenArgFlagsGEN_ARGF_USER)
 	}
 	if a.ReturnCopy {

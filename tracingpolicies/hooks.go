@@ -256,6 +256,16 @@ func (c *checker) args(hookPath string, kind HookKind, specs []ArgSpec) []Arg {
 			out = append(out, Arg{Index: a.Index, Label: a.Label})
 			continue
 		}
+		if need, ok := kernelOnlyTypes[t]; ok && kind == HookUprobe {
+			c.errorf(path+".type", "%s needs a %s, and a user function's arguments are integers and pointers to user memory; read it as an integer, a string or a char_buf", t, need)
+			out = append(out, Arg{Index: a.Index, Label: a.Label})
+			continue
+		}
+		if t == TypeFd && kind == HookUprobe {
+			c.errorf(path+".type", "fd resolves a descriptor of the calling process in the kernel, which a uprobe's program does not; read it as an int")
+			out = append(out, Arg{Index: a.Index, Label: a.Label})
+			continue
+		}
 		isBuf := t == TypeCharBuf || t == TypeCharIovec
 		if a.SizeArgIndex != 0 {
 			switch {
@@ -299,6 +309,8 @@ func (c *checker) rejectArgFields(path string, a *ArgSpec, kind HookKind) {
 		c.unsupported(path+".resolve", "resolve on a return value is not implemented")
 	case kind == HookSyscall:
 		c.errorf(path+".resolve", "resolve reads kernel structures through BTF, and a syscall's arguments are integers and pointers to user memory; hook a kernel function, an LSM hook or a raw tracepoint")
+	case kind == HookUprobe:
+		c.unsupported(path+".resolve", "resolve follows kernel structures through the kernel's BTF; a user function's structures are not described there")
 	case kind == HookTracepoint:
 		c.errorf(path+".resolve", "resolve reads a tracepoint's arguments through BTF: set raw: true (the arguments are then the tracepoint's own, not its format fields)")
 	default:

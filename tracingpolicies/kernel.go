@@ -29,7 +29,8 @@ type ValidateOptions struct {
 // syscall, LSM hook and tracepoint exists, that argument indexes are within
 // the parameters and that each argument type fits its parameter. kernel is
 // the kernel's BTF (btf.LoadKernelSpec); with a nil kernel and no Tracefs
-// there is nothing more to check than Parse did.
+// there is nothing more to check than Parse did, except that the binary of
+// each uprobe exists on this node and defines its symbols.
 //
 // It returns warnings, and a manifest.Errors with one located problem per
 // line.
@@ -37,10 +38,19 @@ func Validate(p *Policy, kernel *btf.Spec, opts *ValidateOptions) (warnings mani
 	if opts == nil {
 		opts = &ValidateOptions{}
 	}
-	if kernel == nil && opts.Tracefs == nil {
-		return nil, nil
-	}
 	k := &kernelChecker{checker: checker{doc: p.Doc}, spec: kernel, tracefs: opts.Tracefs, tracefsOK: opts.Tracefs != nil}
+	// A uprobe's binary is on the node, whatever the kernel.
+	for _, h := range p.Hooks {
+		switch h.Kind {
+		case HookUprobe:
+			k.uprobe(h)
+		case HookUsdt:
+			k.usdt(h)
+		}
+	}
+	if kernel == nil && opts.Tracefs == nil {
+		return k.warns, k.errs.Err()
+	}
 	if k.tracefsOK {
 		if _, err := fs.Stat(opts.Tracefs, "events"); err != nil {
 			k.tracefsOK = false

@@ -235,8 +235,6 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			c.unsupported(path, why)
 		}
 	}
-	rejectList("spec.uprobes", len(s.UProbes), "user-space probes (uprobes) are not implemented")
-	rejectList("spec.usdts", len(s.Usdts), "USDT probes are not implemented")
 	rejectList("spec.fentries", len(s.Fentries), "use spec.kprobes; Vigil chooses fentry by itself where kprobes are unavailable")
 	rejectList("spec.enforcers", len(s.Enforcers), "Vigil picks the enforcement mechanism per kernel; use Override or Sigkill actions directly")
 	rejectList("spec.selectorsMacros", len(s.SelectorsMacros), "write the selectors out in each hook")
@@ -268,14 +266,24 @@ func (c *checker) spec(p *Policy, s *Spec) {
 			p.Hooks = append(p.Hooks, h)
 		}
 	}
+	for i := range s.UProbes {
+		if h := c.uprobe(fmt.Sprintf("spec.uprobes[%d]", i), &s.UProbes[i]); h != nil {
+			p.Hooks = append(p.Hooks, h)
+		}
+	}
+	for i := range s.Usdts {
+		if h := c.usdt(fmt.Sprintf("spec.usdts[%d]", i), &s.Usdts[i]); h != nil {
+			p.Hooks = append(p.Hooks, h)
+		}
+	}
 	for i, l := range s.Lists {
 		if l.Name != "" && !used[l.Name] {
 			c.warnf(fmt.Sprintf("spec.lists[%d].name", i), "list %q is not used by any kprobe (call: \"list:%s\")", l.Name, l.Name)
 		}
 	}
-	// A policy of uprobes, USDTs or loader events only is refused for them.
+	// A policy of loader events only is refused for them.
 	if len(s.KProbes)+len(s.Tracepoints)+len(s.LSMHooks)+len(s.UProbes)+len(s.Usdts) == 0 && !s.Loader {
-		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints or spec.lsmhooks")
+		c.errorf("spec", "the policy has no hooks: add spec.kprobes, spec.tracepoints, spec.lsmhooks, spec.uprobes or spec.usdts")
 	}
 	if len(c.errs) == 0 {
 		c.safety(p)
@@ -285,7 +293,7 @@ func (c *checker) spec(p *Policy, s *Spec) {
 // tetragonOptions are the options Tetragon knows and Vigil does not.
 var tetragonOptions = map[string]string{
 	"disable-kprobe-multi":   "Vigil decides per kernel whether to use kprobe.multi (see vigil probe)",
-	"disable-uprobe-multi":   "Vigil has no uprobes",
+	"disable-uprobe-multi":   "Vigil attaches uprobes one by one (uprobe.multi is not used)",
 	"override-method":        "Vigil picks the override mechanism per kernel: BPF LSM, then fmod_ret, then bpf_override_return (see vigil probe)",
 	"sleepable-preload-size": "Vigil has no sleepable programs to size",
 }

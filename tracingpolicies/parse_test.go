@@ -41,18 +41,17 @@ func TestParseErrors(t *testing.T) {
 		{"wrong kind", "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicyNamespace\nmetadata: {name: t}\nspec: {}\n",
 			[]string{`p.yaml:2: kind: "TracingPolicyNamespace" is not a tracing policy kind (want TracingPolicy or TracingPolicyNamespaced) (did you mean "TracingPolicyNamespaced"?)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`p.yaml:5: spec: the policy has no hooks: add spec.kprobes, spec.tracepoints or spec.lsmhooks`}},
+			[]string{`p.yaml:5: spec: the policy has no hooks: add spec.kprobes, spec.tracepoints, spec.lsmhooks, spec.uprobes or spec.usdts`}},
 
 		{"metadata", "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: Bad_Name\n  namespace: default\nspec:\n  lsmhooks: [{hook: file_open}]\n",
 			[]string{
 				`p.yaml:4: metadata.name: "Bad_Name" is not a valid name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
 				`p.yaml:5: metadata.namespace: a TracingPolicy is cluster-wide and has no namespace; use kind TracingPolicyNamespaced to restrict it to namespace "default"`,
 			}},
-		{"unsupported spec fields", header + "  lsmhooks: [{hook: file_open}]\n  uprobes:\n  - path: /bin/bash\n  loader: true\n  hostSelector: {}\n",
+		{"unsupported spec fields", header + "  lsmhooks: [{hook: file_open}]\n  loader: true\n  hostSelector: {}\n",
 			[]string{
-				`p.yaml:9: spec.loader: not supported by Vigil: Vigil reports loader events only through its own sensors`,
-				`p.yaml:7: spec.uprobes: not supported by Vigil: user-space probes (uprobes) are not implemented`,
-				`p.yaml:10: spec.hostSelector: not supported by Vigil: a policy without podSelector or containerSelector applies to host processes too`,
+				`p.yaml:7: spec.loader: not supported by Vigil: Vigil reports loader events only through its own sensors`,
+				`p.yaml:8: spec.hostSelector: not supported by Vigil: a policy without podSelector or containerSelector applies to host processes too`,
 			}},
 		{"default values of unsupported fields are accepted", header + `  kprobes:
   - call: sys_openat

@@ -67,6 +67,10 @@ const (
 	HookTracepoint HookKind = "tracepoint"
 	// HookLSM is an LSM hook (spec.lsmhooks).
 	HookLSM HookKind = "lsm"
+	// HookUprobe is a function of an executable or library (spec.uprobes).
+	HookUprobe HookKind = "uprobe"
+	// HookUsdt is a USDT probe (spec.usdts).
+	HookUsdt HookKind = "usdt"
 )
 
 // Policy is one parsed and validated TracingPolicy document. Everything in
@@ -97,7 +101,7 @@ type Policy struct {
 	PodSelector       labels.Selector
 	ContainerSelector labels.Selector
 	// Hooks are the hooks the policy asks for, in document order:
-	// kprobes, then tracepoints, then LSM hooks.
+	// kprobes, then tracepoints, then LSM hooks, then uprobes.
 	Hooks []*Hook
 	// Warnings are problems that do not make the policy invalid.
 	Warnings manifest.Errors
@@ -130,6 +134,17 @@ type Hook struct {
 	// LSM hook name such as "file_open" (lsm). A "list:" call expands to
 	// several. Empty for tracepoints.
 	Functions []string
+	// Binary is the executable or library of a uprobe; Functions are its
+	// symbols, or Offsets its file offsets, one probe each.
+	// RefCtrOffsets, when set, are the probes' semaphores.
+	Binary        string
+	Offsets       []uint64
+	RefCtrOffsets []uint64
+	// Provider and Probe name a USDT probe of Binary; Validate finds its
+	// sites (one per place the probe is in the code), which the compiler
+	// needs.
+	Provider, Probe string
+	Sites           []USDTSite
 	// Subsystem and Event name a tracepoint.
 	Subsystem string
 	Event     string

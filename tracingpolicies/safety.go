@@ -2,6 +2,7 @@ package tracingpolicies
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -87,6 +88,18 @@ func critical(h *Hook) (what, fn string) {
 		name := h.Subsystem + "/" + h.Event
 		if w, ok := criticalTracepoints[name]; ok {
 			return w, name
+		}
+	case HookUprobe, HookUsdt:
+		// A shared library's functions are called by every process that
+		// loads it: libc's by nearly all.
+		if base := path.Base(h.Binary); strings.Contains(base, ".so") {
+			fn := h.Binary
+			if len(h.Functions) > 0 {
+				fn += ":" + h.Functions[0]
+			} else if h.Kind == HookUsdt {
+				fn += ":" + h.Provider + ":" + h.Probe
+			}
+			return "library", fn
 		}
 	}
 	return "", ""
@@ -290,6 +303,7 @@ var consequence = map[string]string{
 	"exec":    "every program started on the node would be denied or killed, including the ones needed to repair it",
 	"fork":    "every process that forks would be denied or killed: the node would stop working",
 	"syscall": "every process making a system call would be killed: the node would stop working",
+	"library": "every process of the node calling it through the shared library would be killed, system daemons included",
 }
 
 // safety warns about every filter that matches (nearly) everything, and

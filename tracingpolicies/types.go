@@ -35,6 +35,8 @@ type Spec struct {
 	KProbes     []KProbeSpec     `json:"kprobes,omitempty"`
 	Tracepoints []TracepointSpec `json:"tracepoints,omitempty"`
 	LSMHooks    []LSMHookSpec    `json:"lsmhooks,omitempty"`
+	UProbes     []UProbeSpec     `json:"uprobes,omitempty"`
+	Usdts       []UsdtSpec       `json:"usdts,omitempty"`
 	Lists       []ListSpec       `json:"lists,omitempty"`
 	Options     []OptionSpec     `json:"options,omitempty"`
 
@@ -45,8 +47,6 @@ type Spec struct {
 
 	// Tetragon fields that Vigil rejects when set.
 	Loader          bool                  `json:"loader,omitempty"`
-	UProbes         []any                 `json:"uprobes,omitempty"`
-	Usdts           []any                 `json:"usdts,omitempty"`
 	Fentries        []any                 `json:"fentries,omitempty"`
 	Enforcers       []any                 `json:"enforcers,omitempty"`
 	SelectorsMacros map[string]any        `json:"selectorsMacros,omitempty"`
@@ -104,6 +104,49 @@ type LSMHookSpec struct {
 	Args      []ArgSpec      `json:"args,omitempty"`
 	Selectors []SelectorSpec `json:"selectors,omitempty"`
 	Tags      []string       `json:"tags,omitempty"`
+}
+
+// UProbeSpec hooks functions of an executable or shared library: by symbol
+// (found in the file's ELF symbol tables) or by offset in the file.
+type UProbeSpec struct {
+	// Path is the absolute path of the executable or library.
+	Path    string   `json:"path"`
+	Symbols []string `json:"symbols,omitempty"`
+	// Offsets are file offsets, one probe each: a uprobe names Symbols or
+	// Offsets, not both.
+	Offsets []uint64 `json:"offsets,omitempty"`
+	// RefCtrOffsets are the file offsets of semaphores (reference
+	// counters) the kernel increments while the probe is attached, one per
+	// symbol or offset.
+	RefCtrOffsets []uint64       `json:"refCtrOffsets,omitempty"`
+	Message       string         `json:"message,omitempty"`
+	Args          []ArgSpec      `json:"args,omitempty"`
+	Selectors     []SelectorSpec `json:"selectors,omitempty"`
+	Tags          []string       `json:"tags,omitempty"`
+
+	// Tetragon fields that Vigil rejects when set.
+	BTFPath       string   `json:"btfPath,omitempty"`
+	Addrs         []uint64 `json:"addrs,omitempty"`
+	Data          []any    `json:"data,omitempty"`
+	Return        bool     `json:"return,omitempty"`
+	ReturnArg     *ArgSpec `json:"returnArg,omitempty"`
+	BinaryDigests []string `json:"binaryDigests,omitempty"`
+	Ignore        any      `json:"ignore,omitempty"`
+}
+
+// UsdtSpec hooks a USDT probe (a SystemTap SDT marker) of an executable or
+// library, named by its provider and name in the file's .note.stapsdt.
+type UsdtSpec struct {
+	Path      string         `json:"path"`
+	Provider  string         `json:"provider"`
+	Name      string         `json:"name"`
+	Message   string         `json:"message,omitempty"`
+	Args      []ArgSpec      `json:"args,omitempty"`
+	Selectors []SelectorSpec `json:"selectors,omitempty"`
+	Tags      []string       `json:"tags,omitempty"`
+
+	// Tetragon fields that Vigil rejects when set.
+	BTFPath string `json:"btfPath,omitempty"`
 }
 
 // ArgSpec describes one argument to read.

@@ -21,11 +21,13 @@ import (
 
 // hookInfo is what one hook id means, for decoding its records.
 type hookInfo struct {
-	policy    *Policy
-	hook      *tracingpolicies.Hook
-	target    string
-	function  string
-	evType    event.Type
+	policy   *Policy
+	hook     *tracingpolicies.Hook
+	target   string
+	function string
+	evType   event.Type
+	// offset is the file offset of a uprobe placed by offset.
+	offset    uint64
 	mechanism kprobes.Mechanism
 	// entryOnly is set when the hook runs before the call and cannot stop
 	// it: a signal arrives only after the call completed.
@@ -44,6 +46,22 @@ func newHookInfo(p *Policy, h *tracingpolicies.CompiledHook, t kprobes.HookTarge
 		info.evType, info.function = event.TypeProcessLSM, t.Name
 	case tracingpolicies.HookTracepoint:
 		info.evType, info.function = event.TypeProcessTracepoint, t.Name
+	case tracingpolicies.HookUsdt:
+		// Signals are delivered before the probe's instruction runs, as
+		// a uprobe's.
+		info.evType, info.function = event.TypeProcessUsdt, h.Source.Probe
+	case tracingpolicies.HookUprobe:
+		// A signal sent by a uprobe is delivered before the function's
+		// first instruction runs.
+		info.evType, info.function = event.TypeProcessUprobe, t.Name
+		if offs := h.Source.Offsets; len(offs) > 0 {
+			info.function = ""
+			for i, tt := range h.Request.Targets {
+				if tt.ID == t.ID {
+					info.offset = offs[i]
+				}
+			}
+		}
 	}
 	switch mech {
 	case kprobes.MechKprobe, kprobes.MechKprobeMulti, kprobes.MechFentry, kprobes.MechTracepoint:
@@ -90,10 +108,17 @@ func (d *decoder) handle(rec []byte) error {
 	}
 	d.kp = event.Kprobe{
 		FunctionName: info.function,
+		UprobeOffset: info.offset,
 		Mechanism:    string(info.mechanism),
 		PolicyName:   info.policy.Name,
 		Message:      info.hook.Message,
 		Tags:         info.hook.Tags,
+	}
+	switch info.hook.Kind {
+	case tracingpolicies.HookUprobe:
+		d.kp.UprobePath = info.hook.Binary
+	case tracingpolicies.HookUsdt:
+		d.kp.UprobePath, d.kp.UsdtProvider = info.hook.Binary, info.hook.Provider
 	}
 	d.decodeArgs(r, data, info)
 	d.kp.Args = d.args

@@ -386,7 +386,7 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 	}
 
 	for _, h := range c.Hooks {
-		mech, flags, err := s.gen.plan(&h.Request)
+		mech, flags, err := s.gen.planHook(h)
 		if err != nil {
 			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
 		}
@@ -412,7 +412,7 @@ func (s *Sensor) load(tp *tracingpolicies.Policy, source string) (_ *Policy, err
 			infos[t.ID] = newHookInfo(p, h, t, mech)
 			p.hookIDs = append(p.hookIDs, t.ID)
 		}
-		a, err := s.gen.attach(&h.Request)
+		a, err := s.gen.attachHook(h)
 		if err != nil {
 			return nil, tp.Doc.Errorf(h.Source.Path, "%v", err)
 		}

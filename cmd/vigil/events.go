@@ -34,7 +34,7 @@ type eventsConfig struct {
 
 // tetragonOnlyEvents are Tetragon event types Vigil does not produce.
 var tetragonOnlyEvents = map[string]bool{
-	"PROCESS_UPROBE": true, "PROCESS_USDT": true, "PROCESS_LOADER": true, "PROCESS_THROTTLE": true,
+	"PROCESS_LOADER": true, "PROCESS_THROTTLE": true,
 	"TEST": true, "UNDEF": true,
 }
 

@@ -80,7 +80,7 @@ func AppendCompact(dst []byte, ev *event.Event, opts CompactOptions) []byte {
 				dst = strconv.AppendUint(dst, uint64(x.Status), 10)
 			}
 		}
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		dst = appendCompactPolicyEvent(dst, ev, opts)
 	case event.TypeFlow:
 		dst = append(dst, ' ')
@@ -164,7 +164,7 @@ func compactVerb(ev *event.Event) (icon, verb string) {
 		return "⚠️", "lost"
 	case event.TypeRateLimitInfo:
 		return "⚠️", "ratelimit"
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		k := ev.Kprobe
 		if k == nil {
 			return "🔍", ev.Type.String()

@@ -158,7 +158,7 @@ func appendEvent(dst []byte, ev *event.Event, nodeName string, e *Encoder, depth
 		dst = append(dst, '}')
 	case event.TypeProcessExit:
 		dst = appendExit(dst, ev, e)
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		dst = appendKprobe(dst, ev, e)
 	case event.TypeFlow:
 		dst = appendFlow(dst, ev, nodeName, e)

@@ -8,8 +8,8 @@ import (
 	"github.com/vigilsec/vigil/event"
 )
 
-// appendKprobe appends the body of process_kprobe, process_tracepoint and
-// process_lsm events, in Tetragon's shape plus Vigil's enforcement fields.
+// appendKprobe appends the body of process_kprobe, process_tracepoint,
+// process_lsm and process_uprobe events, in Tetragon's shape plus Vigil's enforcement fields.
 func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 	dst = append(dst, '{')
 	dst = appendProcessPair(dst, ev.Process, ev.Parent, e)
@@ -25,6 +25,22 @@ func appendKprobe(dst []byte, ev *event.Event, e *Encoder) []byte {
 		}
 		dst = appendStringField(dst, "subsys", subsys)
 		dst = appendStringField(dst, "event", name)
+	} else if ev.Type == event.TypeProcessUsdt {
+		dst = appendStringField(dst, "path", k.UprobePath)
+		dst = appendStringField(dst, "provider", k.UsdtProvider)
+		dst = appendStringField(dst, "name", k.FunctionName)
+	} else if ev.Type == event.TypeProcessUprobe {
+		dst = appendStringField(dst, "path", k.UprobePath)
+		if k.FunctionName != "" {
+			dst = appendStringField(dst, "symbol", k.FunctionName)
+		}
+		if k.UprobeOffset != 0 {
+			// A uint64, which protobuf's JSON writes as a string.
+			dst = appendKey(dst, "offset")
+			dst = append(dst, '"')
+			dst = strconv.AppendUint(dst, k.UprobeOffset, 10)
+			dst = append(dst, '"')
+		}
 	} else {
 		dst = appendStringField(dst, "function_name", k.FunctionName)
 	}

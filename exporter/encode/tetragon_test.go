@@ -44,8 +44,8 @@ var vigilMembers = []vigilMember{
 	{"tetragon.KprobeFile", "open_flags", "the open(2) flags of the file, `O_WRONLY\\|O_CREAT` (Tetragon's `flags` are path-resolution flags)"},
 }
 
-// hookMembers are Vigil's members of process_kprobe, process_tracepoint and
-// process_lsm.
+// hookMembers are Vigil's members of process_kprobe, process_tracepoint,
+// process_lsm and process_uprobe.
 var hookMembers = []vigilMember{
 	{"", "mechanism", "how the hook was attached: kprobe, fentry, lsm, tracepoint, ..."},
 	{"", "monitor", "the policy is in monitor mode: action was not taken (the tetragon format writes KPROBE_ACTION_POST)"},
@@ -57,14 +57,14 @@ var hookMembers = []vigilMember{
 
 func allVigilMembers() []vigilMember {
 	out := append([]vigilMember(nil), vigilMembers...)
-	for _, msg := range []string{"tetragon.ProcessKprobe", "tetragon.ProcessTracepoint", "tetragon.ProcessLsm"} {
+	for _, msg := range []string{"tetragon.ProcessKprobe", "tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe", "tetragon.ProcessUsdt"} {
 		for _, m := range hookMembers {
 			m.message = msg
 			out = append(out, m)
 		}
 	}
-	// Tetragon's tracepoint and LSM events have no return value.
-	for _, msg := range []string{"tetragon.ProcessTracepoint", "tetragon.ProcessLsm"} {
+	// Tetragon's tracepoint, LSM and uprobe events have no return value.
+	for _, msg := range []string{"tetragon.ProcessTracepoint", "tetragon.ProcessLsm", "tetragon.ProcessUprobe", "tetragon.ProcessUsdt"} {
 		out = append(out, vigilMember{msg, "return", "the hook's return value"})
 	}
 	return out
@@ -88,12 +88,34 @@ func hookFixtures() map[string]*event.Event {
 		if ev.Kprobe == nil {
 			continue
 		}
-		for _, typ := range []event.Type{event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM} {
+		for _, typ := range []event.Type{event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe} {
 			if typ != ev.Type {
 				c := *ev
 				c.Type = typ
+				if typ == event.TypeProcessUprobe {
+					k := *ev.Kprobe
+					k.FunctionName, k.UprobePath = "readline", "/usr/bin/bash"
+					c.Kprobe = &k
+				}
 				out[name+"@"+typ.String()] = &c
 			}
+		}
+		if ev.Type == event.TypeProcessKprobe {
+			c := *ev
+			c.Type = event.TypeProcessUsdt
+			k := *ev.Kprobe
+			k.FunctionName, k.UprobePath, k.UsdtProvider = "query__start", "/usr/sbin/mysqld", "mysql"
+			c.Kprobe = &k
+			out[name+"@process_usdt"] = &c
+		}
+		if ev.Type == event.TypeProcessKprobe {
+			// A probe placed at a file offset has no symbol.
+			c := *ev
+			c.Type = event.TypeProcessUprobe
+			k := *ev.Kprobe
+			k.FunctionName, k.UprobePath, k.UprobeOffset = "", "/usr/lib/libssl.so.3", 0x3a2f0
+			c.Kprobe = &k
+			out[name+"@process_uprobe_offset"] = &c
 		}
 	}
 	return out

@@ -102,7 +102,7 @@ func appendWhat(dst []byte, ev *event.Event, proc *event.Process, opts TextOptio
 			}
 		}
 		reset()
-	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM:
+	case event.TypeProcessKprobe, event.TypeProcessTracepoint, event.TypeProcessLSM, event.TypeProcessUprobe, event.TypeProcessUsdt:
 		dst = appendKprobeText(dst, ev, opts)
 	case event.TypeFlow:
 		dst = appendFlowText(dst, ev.Flow, opts)
@@ -170,6 +170,18 @@ func appendKprobeText(dst []byte, ev *event.Event, opts TextOptions) []byte {
 	}
 	if ev.Type == event.TypeProcessLSM {
 		dst = append(dst, "lsm:"...)
+	}
+	if ev.Type == event.TypeProcessUsdt {
+		dst = append(dst, "usdt:"...)
+		dst = appendText(dst, k.UprobePath)
+		dst = append(dst, ':')
+		dst = appendText(dst, k.UsdtProvider)
+		dst = append(dst, ':')
+	}
+	if ev.Type == event.TypeProcessUprobe {
+		dst = append(dst, "uprobe:"...)
+		dst = appendText(dst, k.UprobePath)
+		dst = append(dst, ':')
 	}
 	dst = appendText(dst, k.FunctionName)
 	if opts.Color {

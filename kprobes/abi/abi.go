@@ -70,6 +70,16 @@ type (
 	GenEventFlags = GenericGenEventFlags
 	GenArgState   = GenericGenArgState
 	GenResolve    = GenericGenResolve
+	GenUsdt       = GenericGenUsdt
+	GenUsdtArg    = GenericGenUsdtArg
+)
+
+// Where a USDT argument is (enum gen_usdt_kind).
+const (
+	GenUsdtNone  uint8 = 0
+	GenUsdtConst uint8 = 1
+	GenUsdtReg   uint8 = 2
+	GenUsdtDeref uint8 = 3
 )
 
 // Limits of the compiled tracing-policy form (enum gen_limit).

@@ -122,6 +122,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_MAX_HOOKS);
+	__type(key, __u32);
+	__type(value, struct gen_usdt);
+} gen_usdts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, GEN_MAX_POLICIES);
 	__type(key, __u32);
 	__type(value, struct gen_policy);
@@ -1883,6 +1890,64 @@ SEC("kretprobe.multi")
 int generic_kretprobe_multi(struct pt_regs *ctx)
 {
 	return kprobe_return(ctx, bpf_get_attach_cookie(ctx));
+}
+
+/* usdt_arg reads one USDT argument where the probe's note says it is, and
+ * extends it from its size as the note's sign says. */
+static __always_inline __u64 usdt_arg(struct pt_regs *ctx, struct gen_usdt_arg *a)
+{
+	__u64 v = 0, m = 0;
+	__u32 size = a->size, shift;
+
+	switch (a->kind) {
+	case GEN_USDT_CONST:
+		v = a->val;
+		break;
+	case GEN_USDT_REG:
+		bpf_probe_read_kernel(&v, sizeof(v), (void *)ctx + (a->reg_off & 0xff));
+		break;
+	case GEN_USDT_DEREF:
+		bpf_probe_read_kernel(&v, sizeof(v), (void *)ctx + (a->reg_off & 0xff));
+		if (size == 0 || size > 8)
+			return 0;
+		bpf_probe_read_user(&m, size, (void *)(v + a->val));
+		v = m;
+		break;
+	default:
+		return 0;
+	}
+	if (size == 0 || size >= 8)
+		return v;
+	shift = 64 - size * 8;
+	if (a->is_signed)
+		return (__u64)(((__s64)(v << shift)) >> shift);
+	return (v << shift) >> shift;
+}
+
+/* A USDT probe: a uprobe at the probe's address whose arguments are read
+ * as its note describes (gen_usdts), then handled as a call's. */
+SEC("uprobe")
+int generic_usdt(struct pt_regs *ctx)
+{
+	__u32 id = hook_id;
+	struct gen_state *st = gen_state();
+	struct gen_usdt *u = bpf_map_lookup_elem(&gen_usdts, &id);
+
+	if (!st || !u || !bpf_map_lookup_elem(&gen_hooks, &id) || !gen_begin(st, id, GEN_PHASE_ALL))
+		return 0;
+	st->ret = 0;
+	for (int i = 0; i < GEN_MAX_ARGS; i++)
+		st->param[i] = usdt_arg(ctx, &u->args[i]);
+	gen_call(st, false);
+	return 0;
+}
+
+/* uprobe.multi: the probes of a uprobe hook in one link, their cookies
+ * carrying the hook ids; the arguments are read as a kprobe's. */
+SEC("uprobe.multi")
+int generic_uprobe_multi(struct pt_regs *ctx)
+{
+	return kprobe_entry(ctx, bpf_get_attach_cookie(ctx));
 }
 
 /* BTF-typed programs: parameters come from the context array, whose size

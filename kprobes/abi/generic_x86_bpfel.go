@@ -453,6 +453,21 @@ type GenericGenStrKey struct {
 	Data      [252]uint8
 }
 
+type GenericGenUsdt struct {
+	_    structs.HostLayout
+	Args [6]GenericGenUsdtArg
+}
+
+type GenericGenUsdtArg struct {
+	_        structs.HostLayout
+	Kind     uint8
+	Size     uint8
+	IsSigned uint8
+	Pad      uint8
+	RegOff   uint32
+	Val      int64
+}
+
 type GenericPathScratch struct {
 	_          structs.HostLayout
 	Off        uint32
@@ -506,6 +521,7 @@ const (
 	GenericMapGenStats               = "gen_stats"
 	GenericMapGenStrHeads            = "gen_str_heads"
 	GenericMapGenStrSets             = "gen_str_sets"
+	GenericMapGenUsdts               = "gen_usdts"
 	GenericMapPathScratchMap         = "path_scratch_map"
 	GenericMapProcs                  = "procs"
 	GenericMapProtectedBins          = "protected_bins"
@@ -522,6 +538,8 @@ const (
 	GenericProgGenericRawTracepoint  = "generic_raw_tracepoint"
 	GenericProgGenericTracepoint     = "generic_tracepoint"
 	GenericProgGenericTracepointExit = "generic_tracepoint_exit"
+	GenericProgGenericUprobeMulti    = "generic_uprobe_multi"
+	GenericProgGenericUsdt           = "generic_usdt"
 	GenericVarAgentTgid              = "agent_tgid"
 	GenericVarGeneration             = "generation"
 	GenericVarHookId                 = "hook_id"
@@ -601,6 +619,8 @@ type GenericProgramSpecs struct {
 	GenericRawTracepoint  *ebpf.ProgramSpec `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.ProgramSpec `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.ProgramSpec `ebpf:"generic_tracepoint_exit"`
+	GenericUprobeMulti    *ebpf.ProgramSpec `ebpf:"generic_uprobe_multi"`
+	GenericUsdt           *ebpf.ProgramSpec `ebpf:"generic_usdt"`
 }
 
 // GenericMapSpecs contains maps before they are loaded into the kernel.
@@ -627,6 +647,7 @@ type GenericMapSpecs struct {
 	GenStats         *ebpf.MapSpec `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.MapSpec `ebpf:"gen_str_heads"`
 	GenStrSets       *ebpf.MapSpec `ebpf:"gen_str_sets"`
+	GenUsdts         *ebpf.MapSpec `ebpf:"gen_usdts"`
 	PathScratchMap   *ebpf.MapSpec `ebpf:"path_scratch_map"`
 	Procs            *ebpf.MapSpec `ebpf:"procs"`
 	ProtectedBins    *ebpf.MapSpec `ebpf:"protected_bins"`
@@ -704,6 +725,7 @@ type GenericMaps struct {
 	GenStats         *ebpf.Map `ebpf:"gen_stats"`
 	GenStrHeads      *ebpf.Map `ebpf:"gen_str_heads"`
 	GenStrSets       *ebpf.Map `ebpf:"gen_str_sets"`
+	GenUsdts         *ebpf.Map `ebpf:"gen_usdts"`
 	PathScratchMap   *ebpf.Map `ebpf:"path_scratch_map"`
 	Procs            *ebpf.Map `ebpf:"procs"`
 	ProtectedBins    *ebpf.Map `ebpf:"protected_bins"`
@@ -733,6 +755,7 @@ func (m *GenericMaps) Close() error {
 		m.GenStats,
 		m.GenStrHeads,
 		m.GenStrSets,
+		m.GenUsdts,
 		m.PathScratchMap,
 		m.Procs,
 		m.ProtectedBins,
@@ -786,6 +809,8 @@ type GenericPrograms struct {
 	GenericRawTracepoint  *ebpf.Program `ebpf:"generic_raw_tracepoint"`
 	GenericTracepoint     *ebpf.Program `ebpf:"generic_tracepoint"`
 	GenericTracepointExit *ebpf.Program `ebpf:"generic_tracepoint_exit"`
+	GenericUprobeMulti    *ebpf.Program `ebpf:"generic_uprobe_multi"`
+	GenericUsdt           *ebpf.Program `ebpf:"generic_usdt"`
 }
 
 func (p *GenericPrograms) Close() error {
@@ -801,6 +826,8 @@ func (p *GenericPrograms) Close() error {
 		p.GenericRawTracepoint,
 		p.GenericTracepoint,
 		p.GenericTracepointExit,
+		p.GenericUprobeMulti,
+		p.GenericUsdt,
 	)
 }
 

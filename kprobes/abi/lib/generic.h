@@ -94,6 +94,29 @@ struct gen_resolve {
 	struct gen_resolve_step steps[GEN_MAX_RESOLVE];
 };
 
+/* Where a USDT probe's argument is, as its .note.stapsdt entry says: a
+ * constant, a register, or memory at a register plus a displacement. */
+enum gen_usdt_kind {
+	GEN_USDT_NONE = 0,
+	GEN_USDT_CONST = 1,
+	GEN_USDT_REG = 2,
+	GEN_USDT_DEREF = 3,
+};
+
+struct gen_usdt_arg {
+	__u8 kind;
+	__u8 size; /* 1, 2, 4 or 8 bytes */
+	__u8 is_signed;
+	__u8 pad;
+	__u32 reg_off; /* offset of the register in struct pt_regs */
+	__s64 val;     /* the constant, or the displacement */
+};
+
+/* The arguments of a USDT probe, by hook id. */
+struct gen_usdt {
+	struct gen_usdt_arg args[GEN_MAX_ARGS];
+};
+
 /* Flags of a hook. */
 enum gen_hook_flags {
 	GEN_HOOK_SYSCALL = 1 << 0,      /* arguments are syscall arguments */
