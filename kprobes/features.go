@@ -1,6 +1,7 @@
 package kprobes
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,8 @@ const (
 	FeatureSendSignal     Feature = "send_signal"
 	FeatureOverrideReturn Feature = "override_return"
 	FeatureBPFStats       Feature = "bpf_stats"
+	FeatureUprobe         Feature = "uprobe"
+	FeatureUprobeMulti    Feature = "uprobe_multi"
 )
 
 // AllFeatures lists the probed features in report order.
@@ -47,6 +50,7 @@ var AllFeatures = []Feature{
 	FeatureTracepoint, FeatureTpBTF, FeatureRawTracepoint,
 	FeatureCgroupConnect4, FeatureCgroupSendmsg4, FeatureCgroupSKB,
 	FeatureRingbuf, FeatureSendSignal, FeatureOverrideReturn, FeatureBPFStats,
+	FeatureUprobe, FeatureUprobeMulti,
 }
 
 var featureDescriptions = map[Feature]string{
@@ -68,6 +72,8 @@ var featureDescriptions = map[Feature]string{
 	FeatureSendSignal:     "bpf_send_signal helper",
 	FeatureOverrideReturn: "bpf_override_return helper",
 	FeatureBPFStats:       "BPF run-time statistics",
+	FeatureUprobe:         "uprobe on the agent's own entry point",
+	FeatureUprobeMulti:    "uprobe.multi link on the agent's own entry point",
 }
 
 // Description says how the feature is probed.
@@ -342,6 +348,25 @@ var probeFns = map[Feature]probeFn{
 			return link.KprobeMulti(p, link.KprobeMultiOptions{Symbols: []string{"vfs_read", "vfs_write"}})
 		})
 	},
+	FeatureUprobe: func(*KernelInfo) error {
+		ex, off, err := selfEntry()
+		if err != nil {
+			return err
+		}
+		return withProgram(&ebpf.ProgramSpec{Type: ebpf.Kprobe}, func(p *ebpf.Program) (link.Link, error) {
+			return ex.Uprobe("", p, &link.UprobeOptions{Address: off})
+		})
+	},
+	FeatureUprobeMulti: func(*KernelInfo) error {
+		ex, off, err := selfEntry()
+		if err != nil {
+			return err
+		}
+		spec := &ebpf.ProgramSpec{Type: ebpf.Kprobe, AttachType: ebpf.AttachTraceUprobeMulti}
+		return withProgram(spec, func(p *ebpf.Program) (link.Link, error) {
+			return ex.UprobeMulti(nil, p, &link.UprobeMultiOptions{Addresses: []uint64{off}})
+		})
+	},
 	FeatureFentry:  tracingProbe(ebpf.AttachTraceFEntry, "vfs_read"),
 	FeatureFexit:   tracingProbe(ebpf.AttachTraceFExit, "vfs_read"),
 	FeatureFmodRet: tracingProbe(ebpf.AttachModifyReturn, "security_file_open"),
@@ -391,6 +416,32 @@ var probeFns = map[Feature]probeFn{
 		}
 		return c.Close()
 	},
+}
+
+// selfEntry is this process's executable and the file offset of its entry
+// point: a place every ELF executable has, symbols or not, for probing
+// uprobes without depending on any other file.
+func selfEntry() (*link.Executable, uint64, error) {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	off, ok := uint64(0), false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && f.Entry >= p.Vaddr && f.Entry < p.Vaddr+p.Filesz {
+			off, ok = f.Entry-p.Vaddr+p.Off, true
+			break
+		}
+	}
+	if !ok {
+		return nil, 0, fmt.Errorf("/proc/self/exe: entry point %#x is in no executable segment", f.Entry)
+	}
+	ex, err := link.OpenExecutable("/proc/self/exe")
+	if err != nil {
+		return nil, 0, err
+	}
+	return ex, off, nil
 }
 
 // withProgram loads spec (with a trivial body when it has none), attaches it

@@ -73,6 +73,7 @@ var always = []kprobes.Feature{
 	kprobes.FeatureTracepoint, kprobes.FeatureTpBTF, kprobes.FeatureRawTracepoint,
 	kprobes.FeatureCgroupConnect4, kprobes.FeatureCgroupSendmsg4, kprobes.FeatureCgroupSKB,
 	kprobes.FeatureRingbuf, kprobes.FeatureSendSignal, kprobes.FeatureBPFStats,
+	kprobes.FeatureUprobe,
 }
 
 // vmFeatures work on both Debian cloud kernels. fmod_ret is limited to
@@ -113,15 +114,15 @@ const hostKernel = "host 6.18"
 func knownByRelease(rel string) (KnownKernel, bool) {
 	switch {
 	case strings.HasPrefix(rel, "6.18.") && strings.Contains(rel, "-fc-"):
-		return KnownKernel{Name: hostKernel, Features: set(nil,
+		return KnownKernel{Name: hostKernel, Features: set([]kprobes.Feature{kprobes.FeatureUprobeMulti},
 			kprobes.FeatureKprobe, kprobes.FeatureKretprobe, kprobes.FeatureKprobeMulti,
 			kprobes.FeatureFentry, kprobes.FeatureFexit, kprobes.FeatureFmodRet,
 			kprobes.FeatureFmodRetSyscall, kprobes.FeatureLSM, kprobes.FeatureOverrideReturn)}, true
 	case strings.HasPrefix(rel, "6.1.") && strings.HasSuffix(rel, "-cloud-amd64"):
 		return KnownKernel{Name: "Debian 6.1 cloud", Features: set(vmFeatures,
-			kprobes.FeatureKprobeMulti, kprobes.FeatureOverrideReturn, kprobes.FeatureFmodRetSyscall)}, true
+			kprobes.FeatureKprobeMulti, kprobes.FeatureOverrideReturn, kprobes.FeatureFmodRetSyscall, kprobes.FeatureUprobeMulti)}, true
 	case strings.HasPrefix(rel, "6.12.") && strings.HasSuffix(rel, "-cloud-amd64"):
-		return KnownKernel{Name: "Debian 6.12 cloud", Features: set(append(vmFeatures, kprobes.FeatureKprobeMulti),
+		return KnownKernel{Name: "Debian 6.12 cloud", Features: set(append(vmFeatures, kprobes.FeatureKprobeMulti, kprobes.FeatureUprobeMulti),
 			kprobes.FeatureOverrideReturn, kprobes.FeatureFmodRetSyscall)}, true
 	}
 	return KnownKernel{}, false
