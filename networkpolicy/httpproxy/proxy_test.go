@@ -141,7 +141,14 @@ func newEnv(t testing.TB, handler http.Handler, vis bool, cfg Config) *env {
 	ev.server = &http.Server{Handler: handler}
 	go ev.server.Serve(sl)
 	t.Cleanup(func() { ev.server.Close() })
-	dst := netip.MustParseAddrPort(sl.Addr().String())
+	ev.startProxy(netip.MustParseAddrPort(sl.Addr().String()), vis, cfg)
+	return ev
+}
+
+// startProxy starts the proxy in front of the server at dst.
+func (ev *env) startProxy(dst netip.AddrPort, vis bool, cfg Config) {
+	t := ev.t
+	t.Helper()
 	policy := fmt.Sprintf(l7Policy, dst.Port())
 	if vis {
 		policy = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n"
@@ -171,7 +178,6 @@ func newEnv(t testing.TB, handler http.Handler, vis bool, cfg Config) *env {
 	}
 	ev.p = p
 	ev.addr = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
-	return ev
 }
 
 // dial connects as a redirected socket does: from 127.0.A.B, the slot.
