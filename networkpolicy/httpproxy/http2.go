@@ -43,6 +43,9 @@ type h2Conn struct {
 	s       *session
 	mu      sync.Mutex
 	streams map[uint32]*h2Stream
+	// last is the highest stream the client opened: HEADERS on a
+	// lower one are trailers or belong to a stream not tracked.
+	last uint32
 }
 
 // tap hands the bytes forwarded one way to that direction's reader and
@@ -84,7 +87,10 @@ func (c *h2Conn) read(r *io.PipeReader, fromClient bool) {
 	r.CloseWithError(errParseStopped)
 }
 
-var errParseStopped = errors.New("HTTP/2 parsing stopped")
+var (
+	errParseStopped = errors.New("HTTP/2 parsing stopped")
+	errServerPush   = errors.New("HTTP/2 server push is not followed")
+)
 
 func (c *h2Conn) frames(r io.Reader, fromClient bool) error {
 	if fromClient {
@@ -118,6 +124,10 @@ func (c *h2Conn) frames(r io.Reader, fromClient bool) error {
 			c.data(f, fromClient)
 		case *http2.RSTStreamFrame:
 			c.end(f.StreamID)
+		case *http2.PushPromiseFrame:
+			// Its header block changes the HPACK table and the
+			// Framer does not decode it: the rest would misread.
+			return errServerPush
 		}
 	}
 }
@@ -127,9 +137,10 @@ func (c *h2Conn) request(f *http2.MetaHeadersFrame) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.streams[f.StreamID]; ok {
-		return // request trailers
+	if f.StreamID <= c.last {
+		return // request trailers, or a stream not tracked
 	}
+	c.last = f.StreamID
 	if len(c.streams) >= h2MaxStreams {
 		c.s.p.st.http2StreamsDropped.Add(1)
 		return

@@ -184,7 +184,7 @@ func TestHTTP2Malformed(t *testing.T) {
 }
 
 // TestHTTP2StreamCap: streams past h2MaxStreams open on one connection
-// are forwarded, counted and not reported.
+// are forwarded, counted once and not reported.
 func TestHTTP2StreamCap(t *testing.T) {
 	sl, err := net.Listen("tcp4", deathstarIP+":0")
 	if err != nil {
@@ -215,6 +215,10 @@ func TestHTTP2StreamCap(t *testing.T) {
 		}
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
 	}
+	// Trailers of an untracked stream are not a new request.
+	hb.Reset()
+	_ = enc.WriteField(hpack.HeaderField{Name: "x-trailer", Value: "1"})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*h2MaxStreams + 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
 	c := ev.dial(0x0601)
 	if _, err := c.Write(out.Bytes()); err != nil {
 		t.Fatal(err)
