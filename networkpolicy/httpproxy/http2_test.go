@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func newBareEnv(t *testing.T) *env {
+func newBareEnv(t testing.TB) *env {
 	return &env{t: t, flowCh: make(chan *Flow, 100), seen: make(chan string, 100)}
 }
 
