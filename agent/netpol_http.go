@@ -201,6 +201,7 @@ func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
 		"bad_request": s.BadRequest, "header_too_large": s.HeaderTooLarge, "smuggling": s.Smuggling,
 		"header_timeout": s.HeaderTimeout, "response_timeout": s.ResponseTimeout, "upstream_error": s.UpstreamErrors,
 		"passthrough": s.Passthrough, "http2": s.HTTP2,
+		"http2_parsed": s.HTTP2Parsed, "http2_parse_error": s.HTTP2Errors, "http2_streams_dropped": s.HTTP2StreamsDropped,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), name)
 	}

@@ -13,7 +13,7 @@ import (
 
 // addHTTPFlags adds the flags of the HTTP proxy of network policy.
 func addHTTPFlags(f *pflag.FlagSet, cfg *agent.NetpolHTTP) {
-	f.Var((*portList)(&cfg.Visibility), "http-visibility", "TCP ports whose connections from pods go through the HTTP proxy for visibility, a flow per request (repeatable or comma-separated; needs --network-policy or --kubernetes-network-policies)")
+	f.Var((*portList)(&cfg.Visibility), "http-visibility", "TCP ports whose connections from pods go through the HTTP proxy for visibility, a flow per request (HTTP/1.x) or per stream (HTTP/2 with prior knowledge, gRPC calls among them) (repeatable or comma-separated; needs --network-policy or --kubernetes-network-policies)")
 	f.Uint16Var(&cfg.ProxyPort, "http-proxy-port", httpproxy.DefaultPort, "port the HTTP proxy of rules.http and --http-visibility listens on, on 127.0.0.1 of each pod's network namespace (pods must not use it)")
 	f.BoolVar(&cfg.RedactQuery, "http-redact-query", false, "leave query strings out of the URLs of HTTP flows")
 	f.StringSliceVar(&cfg.Headers, "http-headers", nil, "request headers HTTP flows report (none by default: headers may carry secrets)")

@@ -25,7 +25,8 @@ var (
 )
 
 // http2Preface starts a connection of HTTP/2 with prior knowledge (h2c,
-// gRPC without TLS), which the proxy does not parse.
+// gRPC without TLS): refused on enforced ports, passed through and
+// reported per stream on visibility ports (http2.go).
 const http2Preface = "PRI * HTTP/2.0\r\n"
 
 // deadlineConn sets a read deadline before each read: the fixed one when
@@ -143,10 +144,14 @@ func (s *session) serve() {
 	for first := true; ; first = false {
 		req, err := s.readRequest()
 		if err != nil {
+			if first && !s.enforce && errors.Is(err, errHTTP2) {
+				s.serveHTTP2()
+				return
+			}
 			if first && !s.enforce && !errors.Is(err, io.EOF) && !isTimeout(err) {
 				// Visibility only and not HTTP: let it through.
 				s.p.st.passthrough.Add(1)
-				s.splice()
+				s.splice(nil, nil)
 				return
 			}
 			s.refuseMalformed(err)
@@ -379,7 +384,7 @@ func (s *session) exchange(req *http.Request) bool {
 		return false
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		s.splice()
+		s.splice(nil, nil)
 		return false
 	}
 	return !req.Close && !resp.Close
@@ -443,20 +448,29 @@ func (c *countingReader) Read(b []byte) (int, error) {
 func (c *countingReader) Close() error { return c.r.Close() }
 
 // splice copies both ways until either side ends (upgraded connections,
-// and what visibility cannot parse).
-func (s *session) splice() {
+// HTTP/2 and what visibility cannot parse); the taps, when set, get a copy
+// of what the client and the server sent.
+func (s *session) splice(clientTap, upstreamTap io.Writer) {
 	// Upgraded streams may idle as long as both ends like.
 	s.client.fixed, s.upstream.fixed = time.Time{}, time.Time{}
 	s.client.idle, s.upstream.idle = 0, 0
 	done := make(chan struct{}, 2)
 	go func() {
-		_, _ = io.Copy(s.upstream.TCPConn, s.cr)
+		var r io.Reader = s.cr
+		if clientTap != nil {
+			r = io.TeeReader(r, clientTap)
+		}
+		_, _ = io.Copy(s.upstream.TCPConn, r)
 		_ = s.upstream.CloseWrite()
 		done <- struct{}{}
 	}()
 	go func() {
 		_ = s.cw.Flush()
-		_, _ = io.Copy(s.client.TCPConn, s.ur)
+		var r io.Reader = s.ur
+		if upstreamTap != nil {
+			r = io.TeeReader(r, upstreamTap)
+		}
+		_, _ = io.Copy(s.client.TCPConn, r)
 		_ = s.client.CloseWrite()
 		done <- struct{}{}
 	}()

@@ -7,7 +7,9 @@
 // from the same network namespace (so the server sees the pod's address and
 // L3/L4 policy at the server applies as before), and then reads requests
 // and responses with net/http, one pair at a time, so that keep-alive and
-// pipelined requests pair in order.
+// pipelined requests pair in order. On visibility ports, HTTP/2 with prior
+// knowledge (h2c, gRPC) is passed through unchanged while a copy of its
+// frames is read with x/net/http2 to report each stream (http2.go).
 //
 // Requests rules.http refuses get 403 and a DROPPED flow naming the policy;
 // allowed ones are forwarded and reported with their response. Limits on

@@ -215,6 +215,17 @@ func TestPrivVisibility(t *testing.T) {
 	if got, want := log.next(t), "FORWARDED EGRESS default/tiefighter -> default/deathstar PUT http://198.18.20.1:8080/v1/exhaust-port 500 by "; got != want {
 		t.Errorf("flow\n%s\nwant\n%s", got, want)
 	}
+	// HTTP/2 with prior knowledge through the real redirect: the stream
+	// is reported with its path and status.
+	if got := tie.HTTP2("POST", "http://198.18.20.1:8080/v1/exhaust-port", 20*time.Second); got != "500 Panic: deathstar exploded (POST /v1/exhaust-port)" {
+		t.Errorf("h2c on the visibility port: %s", got)
+	}
+	if got, want := log.next(t), "FORWARDED EGRESS default/tiefighter -> default/deathstar POST http://198.18.20.1:8080/v1/exhaust-port 500 by "; got != want {
+		t.Errorf("HTTP/2 flow\n%s\nwant\n%s", got, want)
+	}
+	if st := p.Stats(); st.HTTP2Parsed != 1 || st.HTTP2Errors != 0 {
+		t.Errorf("proxy stats %+v", st)
+	}
 	before := p.Stats().Accepted
 	if got := tie.HTTPNew("PUT", "http://198.18.20.1/v1/exhaust-port", 20*time.Second); got != "500 Panic: deathstar exploded (PUT /v1/exhaust-port)" {
 		t.Errorf("ungoverned port: %s", got)

@@ -121,8 +121,12 @@ type Stats struct {
 	BadRequest, HeaderTooLarge, Smuggling, HeaderTimeout   uint64
 	ResponseTimeout, UpstreamErrors, Passthrough           uint64
 	// HTTP2 counts connections refused for HTTP/2 with prior knowledge
-	// on an enforced port (on a visibility port they pass through).
-	HTTP2 uint64
+	// on an enforced port. On a visibility port they pass through and
+	// their streams are reported: HTTP2Parsed counts those connections,
+	// HTTP2Errors those whose frames stopped parsing (the bytes still
+	// flow), HTTP2StreamsDropped the streams not reported because the
+	// connection had h2MaxStreams open.
+	HTTP2, HTTP2Parsed, HTTP2Errors, HTTP2StreamsDropped uint64
 }
 
 type counters struct {
@@ -130,7 +134,7 @@ type counters struct {
 	requests, forwarded, denied                            atomic.Uint64
 	badRequest, headerTooLarge, smuggling, headerTimeout   atomic.Uint64
 	responseTimeout, upstreamErrors, passthrough           atomic.Uint64
-	http2                                                  atomic.Uint64
+	http2, http2Parsed, http2Errors, http2StreamsDropped   atomic.Uint64
 }
 
 // Proxy is the HTTP proxy with its listeners.
@@ -302,6 +306,7 @@ func (p *Proxy) Stats() Stats {
 		BadRequest: s.badRequest.Load(), HeaderTooLarge: s.headerTooLarge.Load(), Smuggling: s.smuggling.Load(),
 		HeaderTimeout: s.headerTimeout.Load(), ResponseTimeout: s.responseTimeout.Load(), UpstreamErrors: s.upstreamErrors.Load(),
 		Passthrough: s.passthrough.Load(), HTTP2: s.http2.Load(),
+		HTTP2Parsed: s.http2Parsed.Load(), HTTP2Errors: s.http2Errors.Load(), HTTP2StreamsDropped: s.http2StreamsDropped.Load(),
 	}
 }
 

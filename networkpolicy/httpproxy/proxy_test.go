@@ -141,7 +141,14 @@ func newEnv(t testing.TB, handler http.Handler, vis bool, cfg Config) *env {
 	ev.server = &http.Server{Handler: handler}
 	go ev.server.Serve(sl)
 	t.Cleanup(func() { ev.server.Close() })
-	dst := netip.MustParseAddrPort(sl.Addr().String())
+	ev.startProxy(netip.MustParseAddrPort(sl.Addr().String()), vis, cfg)
+	return ev
+}
+
+// startProxy starts the proxy in front of the server at dst.
+func (ev *env) startProxy(dst netip.AddrPort, vis bool, cfg Config) {
+	t := ev.t
+	t.Helper()
 	policy := fmt.Sprintf(l7Policy, dst.Port())
 	if vis {
 		policy = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n"
@@ -171,7 +178,6 @@ func newEnv(t testing.TB, handler http.Handler, vis bool, cfg Config) *env {
 	}
 	ev.p = p
 	ev.addr = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
-	return ev
 }
 
 // dial connects as a redirected socket does: from 127.0.A.B, the slot.
@@ -419,15 +425,16 @@ func TestVisibility(t *testing.T) {
 		t.Fatalf("code %d", code)
 	}
 	f := ev.flow()
-	// HTTP/2 with prior knowledge passes through unparsed: the server
-	// (HTTP/1 only) answers what it answers, and nothing is reported.
+	// HTTP/2 with prior knowledge passes through: the server (HTTP/1
+	// only) answers what it answers, which does not parse as frames
+	// (counted), and nothing is reported.
 	h2 := ev.dial(0x010c)
 	fmt.Fprintf(h2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 	_ = h2.(*net.TCPConn).CloseWrite()
 	if out := readAll(t, h2); !strings.Contains(out, "HTTP/1.1 400") {
 		t.Errorf("h2c through visibility: %.80q, want the server's own answer", out)
 	}
-	if st := ev.p.Stats(); st.Passthrough != 1 || st.HTTP2 != 0 {
+	if st := ev.p.Stats(); st.Passthrough != 0 || st.HTTP2 != 0 || st.HTTP2Parsed != 1 || st.HTTP2Errors != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	if f.Verdict != event.VerdictForwarded || f.HTTP.Code != 500 || f.HTTP.URL != "http://deathstar/v1/exhaust-port" ||

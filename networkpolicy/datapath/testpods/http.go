@@ -1,6 +1,8 @@
 package testpods
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // httpClient keeps connections alive between requests of a helper, so
@@ -20,9 +25,9 @@ var httpClient = sync.OnceValue(func() *http.Client {
 	return &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}
 })
 
-// httpServe serves the Death Star's landing API on PORT: POST
-// /v1/request-landing lands, anything else reaches the server and says
-// what it was.
+// httpServe serves the Death Star's landing API on PORT, in HTTP/1.1 and
+// in HTTP/2 with prior knowledge (h2c): POST /v1/request-landing lands,
+// anything else reaches the server and says what it was.
 func httpServe(args []string) string {
 	if len(args) != 1 {
 		return errorTag + ": http-serve PORT"
@@ -38,20 +43,21 @@ func httpServe(args []string) string {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Panic: deathstar exploded ("+r.Method+" "+r.URL.Path+")", http.StatusInternalServerError)
 	})
-	go http.Serve(l, mux)
+	go http.Serve(l, h2c.NewHandler(mux, &http2.Server{}))
 	return "ok"
 }
 
-// httpDo makes a request: "http METHOD URL TIMEOUT [new]" replies "CODE
-// first-line-of-body", or a probe result (eperm, refused, timeout) when
-// no response came. With "new" it opens a connection of its own.
+// httpDo makes a request: "http METHOD URL TIMEOUT [new|h2]" replies
+// "CODE first-line-of-body", or a probe result (eperm, refused, timeout)
+// when no response came. With "new" it opens a connection of its own,
+// with "h2" one of HTTP/2 with prior knowledge.
 func httpDo(args []string) string {
-	fresh := len(args) == 4 && args[3] == "new"
-	if fresh {
-		args = args[:3]
+	mode := ""
+	if len(args) == 4 {
+		mode, args = args[3], args[:3]
 	}
-	if len(args) != 3 {
-		return errorTag + ": http METHOD URL TIMEOUT [new]"
+	if len(args) != 3 || (mode != "" && mode != "new" && mode != "h2") {
+		return errorTag + ": http METHOD URL TIMEOUT [new|h2]"
 	}
 	timeout, err := time.ParseDuration(args[2])
 	if err != nil {
@@ -63,8 +69,16 @@ func httpDo(args []string) string {
 	}
 	c := *httpClient()
 	c.Timeout = timeout
-	if fresh {
+	switch mode {
+	case "new":
 		c.Transport = &http.Transport{DisableKeepAlives: true}
+	case "h2":
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		defer tr.CloseIdleConnections()
+		c.Transport = tr
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -129,6 +143,11 @@ func httpBench(args []string) string {
 	total := time.Since(start)
 	slices.Sort(lat)
 	return fmt.Sprintf("%d %d", lat[n/2].Nanoseconds(), total.Nanoseconds())
+}
+
+// HTTP2 is HTTP over a new connection of HTTP/2 with prior knowledge.
+func (e *Endpoint) HTTP2(method, url string, timeout time.Duration) string {
+	return e.do(fmt.Sprintf("http %s %s %s h2", method, url, timeout))
 }
 
 // HTTPBench runs httpBench in the endpoint: the median request latency
