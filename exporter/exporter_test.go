@@ -579,3 +579,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A batch larger than a chunk but smaller than wakeBytes waits for Flush
+// (the sink is not woken for each chunk), and arrives whole and in order;
+// a batch of more than wakeBytes reaches the sink before its Flush.
+func TestBatchWakesSinkAtFlushOrWhenLarge(t *testing.T) {
+	counting := &countingMemSink{memSink: memSink{name: "mem"}}
+	cfg := DefaultConfig()
+	cfg.NodeName = "node-a"
+	cfg.LostEventsInterval = Duration(time.Hour)
+	e, err := New(cfg, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sinks, e.queues = nil, nil
+	e.addSink(counting)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	args := strings.Repeat("a", 1000)
+	e.Export(execEvent(proc(1, "/bin/true", "", nil))) // the writer is waiting after this
+	waitFor(t, "the first event", func() bool { _, l := counting.stats(); return l == 1 })
+	pid := uint32(2)
+	batch := func(want int) (n int) {
+		for size := 0; size < want; n++ {
+			before := e.queues[0].bytes.Load()
+			e.ExportBatched(execEvent(proc(pid, "/bin/true", args, nil)))
+			size += int(e.queues[0].bytes.Load() - before)
+			pid++
+		}
+		return n
+	}
+	small := batch(4 * chunkSize)
+	time.Sleep(50 * time.Millisecond)
+	if w, l := counting.stats(); w != 1 {
+		t.Fatalf("before Flush: %d writes of %d lines, want only the first event's", w, l)
+	}
+	e.Flush()
+	waitFor(t, "the batch", func() bool { _, l := counting.stats(); return l == 1+small })
+
+	large := batch(wakeBytes + chunkSize)
+	waitFor(t, "a large batch without Flush", func() bool { _, l := counting.stats(); return l > 1+small })
+	e.Flush()
+	waitFor(t, "the large batch", func() bool { _, l := counting.stats(); return l == 1+small+large })
+	for i, o := range counting.objects(t) {
+		if got := fmt.Sprint(get(o, "process_exec.process.pid")); got != fmt.Sprint(i+1) {
+			t.Fatalf("line %d: pid %v, want %d (lost or reordered)", i, got, i+1)
+		}
+	}
+}

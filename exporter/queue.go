@@ -10,6 +10,12 @@ import (
 // copied once into chunks; a sink writes a whole chunk per call.
 const chunkSize = 64 << 10
 
+// wakeBytes is how much a producer's batch may queue before the sink is
+// woken ahead of the batch's end: a sink that keeps up is woken once per
+// batch and writes its chunks one after another, never waiting for more
+// than this.
+const wakeBytes = 1 << 20
+
 type chunk struct {
 	data  []byte
 	lines int
@@ -22,8 +28,9 @@ type chunk struct {
 // under the exporter's lock; the sink's goroutine takes whole chunks, the
 // oldest first. The chunk being filled is taken once the producer has
 // finished a batch (Export, or ExportBatched then Flush), so a sink that
-// keeps up sees each batch at once in one write, and a slow one gets large
-// writes.
+// keeps up sees each batch at once, a chunk per write, and a slow one gets
+// large writes. A sink asleep is woken by the end of a batch, or when its
+// queue holds wakeBytes (or half its bound), not for each chunk filled.
 type queue struct {
 	name string
 
@@ -31,6 +38,7 @@ type queue struct {
 	ring    []*chunk // circular, len = capacity in chunks
 	head, n int
 	max     int64
+	wakeAt  int64 // queued bytes that wake a sleeping sink before a batch ends
 	free    []*chunk
 	waiting bool
 	closed  bool
@@ -41,12 +49,13 @@ type queue struct {
 
 func newQueue(name string, maxBytes int64) *queue {
 	slots := int(maxBytes/chunkSize) + 2
-	return &queue{name: name, ring: make([]*chunk, slots), max: maxBytes, wake: make(chan struct{}, 1)}
+	return &queue{name: name, ring: make([]*chunk, slots), max: maxBytes, wakeAt: min(wakeBytes, maxBytes/2),
+		wake: make(chan struct{}, 1)}
 }
 
 // push copies line into the queue. It returns false when the queue is full
 // or closed; the line is then lost for this sink. With wake false a waiting
-// sink is left asleep until wakeup, unless the line filled a chunk.
+// sink is left asleep until wakeup, unless the queue holds wakeAt bytes.
 func (q *queue) push(line []byte, wake bool) bool {
 	q.mu.Lock()
 	if q.closed || q.bytes.Load()+int64(len(line)) > q.max {
@@ -80,7 +89,7 @@ func (q *queue) push(line []byte, wake bool) bool {
 	}
 	q.bytes.Add(int64(len(line)))
 	q.lines.Add(1)
-	wake = q.waiting && (wake || len(c.data) >= chunkSize)
+	wake = q.waiting && (wake || q.bytes.Load() >= q.wakeAt)
 	if wake {
 		q.waiting = false
 	}

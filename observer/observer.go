@@ -36,9 +36,16 @@ type Stats struct {
 
 // Linger is how long the reader keeps reading after a batch before it asks
 // to be woken: records that arrive meanwhile cost the programs no wakeup,
-// and wait at most this long. An idle ring costs nothing: the reader sleeps
+// and wait at most this long (less when an eighth of the ring fills, which
+// wakes the reader at once). An idle ring costs nothing: the reader sleeps
 // until a program publishes a record.
-const Linger = 10 * time.Millisecond
+//
+// Each batch costs a fixed amount besides its records (the reader parked
+// and woken by its timer, caches refilled after the other processes ran,
+// every sink woken once): with 10 ms an exec storm made three times as
+// many batches and cost the agent 31–39 µs per exec instead of 19–24
+// (docs/benchmarks.md, "Exec storm: batches"), for 30 ms less wait.
+const Linger = 40 * time.Millisecond
 
 // Observer reads the shared ring buffer and dispatches its records by
 // opcode.
