@@ -51,7 +51,7 @@ func NewDNSSensor(proc *process.Sensor, cgroupRoot string) (_ *DNSSensor, err er
 	for name, ps := range spec.Programs {
 		attachTypes[name] = ps.AttachType
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	coll, err := kprobes.LoadCollection(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, fmt.Errorf("load DNS visibility programs: %w", kprobes.VerifierHint(err))
 	}

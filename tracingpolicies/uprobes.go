@@ -78,9 +78,10 @@ func (c *checker) uprobe(path string, u *UProbeSpec) *Hook {
 	return h
 }
 
-// uprobe checks, on the node, that a uprobe's binary exists and has its
-// symbols, or is long enough for its offsets.
-func (k *kernelChecker) uprobe(h *Hook) {
+// openELF opens the binary of a uprobe or USDT hook on the node as an ELF
+// file; on failure it reports the problem at the hook's path and returns
+// nils. The caller closes f (which closes nothing else of ef's).
+func (k *kernelChecker) openELF(h *Hook) (*os.File, *elf.File) {
 	f, err := os.OpenFile(h.Binary, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -88,20 +89,31 @@ func (k *kernelChecker) uprobe(h *Hook) {
 		} else {
 			k.errorf(h.Path+".path", "%v", err)
 		}
-		return
+		return nil, nil
 	}
-	defer f.Close()
 	// Reading a device or a pipe could block or never end.
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		k.errorf(h.Path+".path", "%s is not a regular file", h.Binary)
-		return
+		f.Close()
+		return nil, nil
 	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		k.errorf(h.Path+".path", "%s is not an ELF executable or library: %v", h.Binary, err)
+		f.Close()
+		return nil, nil
+	}
+	return f, ef
+}
+
+// uprobe checks, on the node, that a uprobe's binary exists and has its
+// symbols, or is long enough for its offsets.
+func (k *kernelChecker) uprobe(h *Hook) {
+	f, ef := k.openELF(h)
+	if ef == nil {
 		return
 	}
-	defer ef.Close()
+	defer f.Close()
 	if len(h.Offsets) > 0 {
 		fi, err := f.Stat()
 		if err != nil {

@@ -5,13 +5,10 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // USDTSite is one place of a USDT probe in the code: probes that a program
@@ -270,26 +267,11 @@ func (c *checker) usdt(path string, u *UsdtSpec) *Hook {
 // arguments against the probe's note.
 func (k *kernelChecker) usdt(h *Hook) {
 	h.Sites = nil
-	f, err := os.OpenFile(h.Binary, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			k.errorf(h.Path+".path", "%s: no such file", h.Binary)
-		} else {
-			k.errorf(h.Path+".path", "%v", err)
-		}
+	f, ef := k.openELF(h)
+	if ef == nil {
 		return
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		k.errorf(h.Path+".path", "%s is not a regular file", h.Binary)
-		return
-	}
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		k.errorf(h.Path+".path", "%s is not an ELF executable or library: %v", h.Binary, err)
-		return
-	}
-	defer ef.Close()
 	probes, err := ReadUSDTProbes(ef)
 	if err != nil {
 		k.errorf(h.Path+".path", "%s: %v", h.Binary, err)
