@@ -3,9 +3,7 @@ package tracingsensor
 import (
 	"errors"
 	"fmt"
-	"os"
 
-	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/vigilsec/vigil/kprobes"
@@ -34,17 +32,17 @@ var (
 	_ = [1]struct{}{}[uint8(tracingpolicies.USDTDeref)-abi.GenUsdtDeref]
 )
 
-// uprobePMU is where the kernel lists its uprobe event source
-// (CONFIG_UPROBE_EVENTS).
-const uprobePMU = "/sys/bus/event_source/devices/uprobe"
-
 // planHook is plan for any hook of a compiled policy.
 func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, uint32, error) {
 	if h.Source.Kind != tracingpolicies.HookUprobe && h.Source.Kind != tracingpolicies.HookUsdt {
 		return g.plan(&h.Request)
 	}
-	if _, err := os.Stat(uprobePMU); err != nil {
-		return "", 0, fmt.Errorf("%w: this kernel has no uprobes (%s: %v; it needs CONFIG_UPROBE_EVENTS)", kprobes.ErrCannotAttach, uprobePMU, err)
+	if !g.features.Has(kprobes.FeatureUprobe) {
+		why := "not probed"
+		if g.features != nil {
+			why = g.features.Results[kprobes.FeatureUprobe].Error
+		}
+		return "", 0, fmt.Errorf("%w: this kernel has no uprobes (it needs CONFIG_UPROBE_EVENTS): %s", kprobes.ErrCannotAttach, why)
 	}
 	if h.Source.Kind == tracingpolicies.HookUsdt {
 		return mechUsdt, 0, nil
@@ -54,7 +52,7 @@ func (g *generic) planHook(h *tracingpolicies.CompiledHook) (kprobes.Mechanism, 
 		return mechUprobe, 0, nil
 	case m != "" && m != mechUprobeMulti:
 		return "", 0, fmt.Errorf("%w: a uprobe is attached with uprobe or uprobe.multi, not %s", kprobes.ErrCannotAttach, m)
-	case features.HaveBPFLinkUprobeMulti() == nil:
+	case g.features.Has(kprobes.FeatureUprobeMulti):
 		return mechUprobeMulti, 0, nil
 	case m == mechUprobeMulti:
 		return "", 0, fmt.Errorf("%w: this kernel has no uprobe.multi links (Linux 6.6)", kprobes.ErrCannotAttach)

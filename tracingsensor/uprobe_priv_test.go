@@ -3,7 +3,6 @@ package tracingsensor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/features"
 
 	"github.com/vigilsec/vigil/event"
 	"github.com/vigilsec/vigil/internal/kerneltest"
@@ -92,16 +90,13 @@ func runTarget(t *testing.T, exe string, a, b int, str string) (int, error) {
 
 func isSymbolEvent(e uprobeEvent) bool { return e.symbol != "" }
 
-// A uprobe policy on a function of an executable reports its calls as
-// process_uprobe events with the arguments read from the C calling
-// convention's registers, by symbol and by file offset, and its Sigkill
-// selector kills the caller before the function runs.
-func TestPrivUprobe(t *testing.T) {
+// newUprobeRig writes the target executable as name in a temporary folder
+// and starts a sensor whose events go to the returned sink.
+func newUprobeRig(t *testing.T, name string) (string, *Sensor, *uprobeSink) {
+	t.Helper()
+	kerneltest.SkipIfNotSupported(t, kprobes.FeatureUprobe)
 	f := kerneltest.Features(t)
-	if _, err := os.Stat(uprobePMU); err != nil {
-		kerneltest.Skip(t, "this kernel has no uprobes: %v", err)
-	}
-	exe := filepath.Join(t.TempDir(), "uprobe-target")
+	exe := filepath.Join(t.TempDir(), name)
 	if err := uprobetarget.Write(exe); err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +112,20 @@ func TestPrivUprobe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	return exe, s, sink
+}
+
+// A uprobe policy on a function of an executable reports its calls as
+// process_uprobe events with the arguments read from the C calling
+// convention's registers, by symbol and by file offset, and its Sigkill
+// selector kills the caller before the function runs.
+func TestPrivUprobe(t *testing.T) {
+	exe, s, sink := newUprobeRig(t, "uprobe-target")
 
 	for _, mech := range []kprobes.Mechanism{mechUprobeMulti, mechUprobe} {
 		t.Run(string(mech), func(t *testing.T) {
 			if mech == mechUprobeMulti {
-				if err := features.HaveBPFLinkUprobeMulti(); err != nil {
-					kerneltest.Skip(t, "no uprobe.multi links: %v", err)
-				}
+				kerneltest.SkipIfNotSupported(t, kprobes.FeatureUprobeMulti)
 			}
 			testUprobe(t, s, sink, exe, mech)
 		})
@@ -235,26 +237,7 @@ spec:
 // A USDT policy on the target's probe reports the arguments from where the
 // probe's note says they are: registers, the stack and a constant.
 func TestPrivUprobeUSDT(t *testing.T) {
-	f := kerneltest.Features(t)
-	if _, err := os.Stat(uprobePMU); err != nil {
-		kerneltest.Skip(t, "this kernel has no uprobes: %v", err)
-	}
-	exe := filepath.Join(t.TempDir(), "usdt-target")
-	if err := uprobetarget.Write(exe); err != nil {
-		t.Fatal(err)
-	}
-	ps, cache, log := sensorDeps(t, f)
-	sink := &uprobeSink{}
-	s, err := New(Config{Tracefs: f.Kernel.Tracefs, ProcRoot: "/proc"}, ps, f, cache, sink, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	stop, err := newTestReader(t, ps, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	exe, s, sink := newUprobeRig(t, "usdt-target")
 	doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
