@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/vigilsec/vigil/exporter"
 	"github.com/vigilsec/vigil/flows"
 	"github.com/vigilsec/vigil/identity"
@@ -165,6 +167,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ProcessCacheSize != 0 && (c.ProcessCacheSize < 64 || c.ProcessCacheSize > 1<<22) {
 		errs = append(errs, fmt.Errorf("--process-cache-size: %d is out of range (64 to %d, or 0 for the node's size)", c.ProcessCacheSize, 1<<22))
+	}
+	for _, h := range c.NetpolHTTP.Headers {
+		if !httpguts.ValidHeaderFieldName(h) {
+			errs = append(errs, fmt.Errorf("--http-headers: %q is not an HTTP header name (a token: letters, digits and !#$%%&'*+-.^_`|~)", h))
+		}
 	}
 	if err := process.ValidateEnvNames(c.ExecEnv); err != nil {
 		errs = append(errs, fmt.Errorf("--exec-env: %w", err))

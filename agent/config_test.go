@@ -79,6 +79,28 @@ func TestValidateExecEnv(t *testing.T) {
 	}
 }
 
+func TestValidateHTTPHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"User-Agent", "x-request-id"}, ""},
+		{[]string{":authority"}, `--http-headers: ":authority" is not an HTTP header name (a token: letters, digits and !#$%&'*+-.^_` + "`" + `|~)`},
+		{[]string{"Bad Name"}, `--http-headers: "Bad Name" is not an HTTP header name (a token: letters, digits and !#$%&'*+-.^_` + "`" + `|~)`},
+	} {
+		cfg := DefaultConfig()
+		cfg.NodeName = "n"
+		cfg.NetpolHTTP.Headers = tc.names
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.names, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("%q: error %v, want %q", tc.names, err, tc.want)
+		}
+	}
+}
+
 func TestValidateHTTPVisibility(t *testing.T) {
 	c := DefaultConfig()
 	c.NetpolHTTP.Visibility = []uint16{80}
